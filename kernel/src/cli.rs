@@ -1,0 +1,88 @@
+//! The `slurmbook` command line: the kernel itself, kernelspec installation,
+//! and headless runs of notebooks.
+
+use crate::install::{self, Location};
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "slurmbook", version, about = "A Jupyter kernel for Rust whose notebook cells are assets, run in the kernel or as Slurm jobs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the kernel (Jupyter starts this from kernel.json).
+    Kernel {
+        /// The connection file written by the Jupyter client.
+        #[arg(long, short = 'f')]
+        connection_file: PathBuf,
+    },
+    /// Install the kernelspec named `slurmbook`.
+    Install {
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Remove the kernelspec named `slurmbook`.
+    Uninstall {
+        #[command(flatten)]
+        location: Location,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("slurmbook: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Kernel { connection_file } => {
+            init_logging();
+            let conn = crate::wire::ConnectionInfo::from_file(&connection_file)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(crate::server::serve(conn))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Install { location } => {
+            let dir = install::install(&location)?;
+            println!("Installed kernelspec {} in {}", install::KERNEL_NAME, dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Uninstall { location } => {
+            match install::uninstall(&location)? {
+                Some(dir) => println!("Removed {}", dir.display()),
+                None => println!("No kernelspec {} found in {}", install::KERNEL_NAME, location.kernels_dir()?.display()),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The kernel's log goes to stderr (Jupyter's server log) or to
+/// `SLURMBOOK_LOG_FILE`; the level comes from `SLURMBOOK_LOG` (default info).
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("SLURMBOOK_LOG").unwrap_or_else(|_| EnvFilter::new("warn,slurmbook_kernel=info,slurmbook_magics=info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false);
+    match std::env::var_os("SLURMBOOK_LOG_FILE").and_then(|p| {
+        std::fs::OpenOptions::new().create(true).append(true).open(p).ok()
+    }) {
+        Some(file) => builder.with_writer(std::sync::Mutex::new(file)).init(),
+        None => builder.with_writer(std::io::stderr).init(),
+    }
+}

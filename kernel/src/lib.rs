@@ -1,0 +1,11 @@
+//! slurmbook's Jupyter kernel: the wire protocol, the channels, the evcxr
+//! engine and the command line. The asset model lives in `slurmbook-magics`.
+
+pub mod channels;
+pub mod cli;
+pub mod engine;
+pub mod handlers;
+pub mod install;
+pub mod protocol;
+pub mod server;
+pub mod wire;
