@@ -1,1 +1,34 @@
+//! slurmbook's asset model, with no Jupyter types: cell and magic syntax,
+//! notebook reading, dependency inference, the asset graph and selections,
+//! code versions and staleness, the state database and the value store.
+//!
+//! The usual entry point is [`load_project`]: read + parse + infer + graph +
+//! versions in one call; then [`Project::staleness`] against a [`StateDb`].
 
+pub mod graph;
+pub mod infer;
+pub mod items;
+pub mod notebook;
+pub mod project;
+pub mod state;
+pub mod store;
+pub mod syntax;
+pub mod version;
+
+pub use graph::{AssetGraph, AssetNode, EdgeKind, GraphError, SelectionError};
+pub use infer::{analyze_body, free_identifiers, BodyAnalysis, InferError};
+pub use items::{DepLine, Item, ItemKind, ItemsError};
+pub use notebook::{
+    AssetSpec, CellRef, CheckSpec, Notebook, NotebookContents, NotebookError, SessionOverrides,
+};
+pub use project::{load_project, Project, ProjectError};
+pub use state::{
+    AssetRow, Materialization, MaterializationStatus, ResultRecord, Run, RunJob, RunStatus,
+    StartRecord, StateDb, StateError,
+};
+pub use store::{StoreError, ValueStore};
+pub use syntax::magic::{magic_names, JobGrouping, LineMagic, MagicError, MaterializeArgs, RunId};
+pub use syntax::options::{AssetOptions, Gpus, MemSize, SlurmTime, Target};
+pub use syntax::selection::{parse_selection, Layers, Selection, SelectionParseError};
+pub use syntax::{parse_cell, Cell, CellError, Segment};
+pub use version::{AssetVersion, Freshness, Reason, Versions};

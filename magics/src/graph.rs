@@ -1,0 +1,694 @@
+//! The asset graph: nodes are assets (with their checks), edges go from an
+//! upstream asset to the asset that uses it (inferred) or orders after it
+//! (`--deps`). Selections are evaluated here.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
+
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::Direction;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::notebook::{AssetSpec, CellRef, CheckSpec};
+use crate::syntax::selection::Selection;
+
+/// Why an edge exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EdgeKind {
+    /// The body uses the upstream asset's value.
+    Data,
+    /// `--deps`: run after it, without using its value.
+    Order,
+    /// Both.
+    DataAndOrder,
+}
+
+impl EdgeKind {
+    pub fn carries_data(self) -> bool {
+        matches!(self, EdgeKind::Data | EdgeKind::DataAndOrder)
+    }
+}
+
+/// One asset in the graph.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetNode {
+    pub name: String,
+    pub cell: CellRef,
+    pub group: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    /// Names of the checks attached to the asset.
+    pub checks: Vec<String>,
+}
+
+/// An invalid graph. Each error names the assets and cells involved.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum GraphError {
+    #[error("dependency cycle between assets: {} (`a -> b`: b depends on a); cells: {}",
+        .path.join(" -> "),
+        .cells.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", "))]
+    Cycle {
+        /// The cycle, first asset repeated at the end: `[a, b, c, a]`.
+        path: Vec<String>,
+        cells: Vec<CellRef>,
+    },
+    #[error("asset `{name}` is declared twice: in {first} and in {second}")]
+    Duplicate {
+        name: String,
+        first: CellRef,
+        second: CellRef,
+    },
+    #[error("asset `{asset}` ({cell}) has `--deps {dep}`, but there is no asset `{dep}`")]
+    UnknownDep {
+        asset: String,
+        dep: String,
+        cell: CellRef,
+    },
+    #[error("check `{check}` ({cell}) is on asset `{asset}`, but there is no asset `{asset}`")]
+    UnknownCheckAsset {
+        check: String,
+        asset: String,
+        cell: CellRef,
+    },
+}
+
+/// A selection that names something the graph lacks.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SelectionError {
+    #[error("no asset named `{name}` in the notebook{}", .suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
+    UnknownAsset {
+        name: String,
+        suggestion: Option<String>,
+    },
+}
+
+/// The dependency graph of a notebook's assets.
+#[derive(Debug, Clone)]
+pub struct AssetGraph {
+    graph: DiGraph<AssetNode, EdgeKind>,
+    index: HashMap<String, NodeIndex>,
+    /// Nodes in topological order (ties broken by notebook order).
+    topo: Vec<NodeIndex>,
+    /// Position of each node (by index) in `topo`.
+    position: Vec<usize>,
+}
+
+impl AssetGraph {
+    /// Build the graph. `free[i]` are the free identifiers of `assets[i]`'s
+    /// body; those that name another asset are its data dependencies.
+    pub fn build(
+        assets: &[AssetSpec],
+        free: &[BTreeSet<String>],
+        checks: &[CheckSpec],
+    ) -> Result<AssetGraph, GraphError> {
+        assert_eq!(
+            assets.len(),
+            free.len(),
+            "one set of free identifiers per asset"
+        );
+        let mut graph = DiGraph::with_capacity(assets.len(), assets.len() * 2);
+        let mut index: HashMap<String, NodeIndex> = HashMap::with_capacity(assets.len());
+        for a in assets {
+            if let Some(&first) = index.get(&a.name) {
+                let first: &AssetNode = &graph[first];
+                return Err(GraphError::Duplicate {
+                    name: a.name.clone(),
+                    first: first.cell.clone(),
+                    second: a.cell.clone(),
+                });
+            }
+            let node = graph.add_node(AssetNode {
+                name: a.name.clone(),
+                cell: a.cell.clone(),
+                group: a.options.group.clone(),
+                tags: a.options.tags.clone(),
+                checks: Vec::new(),
+            });
+            index.insert(a.name.clone(), node);
+        }
+        let mut ups: Vec<(NodeIndex, EdgeKind)> = Vec::new();
+        for (i, a) in assets.iter().enumerate() {
+            ups.clear();
+            for f in &free[i] {
+                if *f != a.name {
+                    if let Some(&u) = index.get(f) {
+                        ups.push((u, EdgeKind::Data));
+                    }
+                }
+            }
+            for d in &a.options.deps {
+                let Some(&u) = index.get(d) else {
+                    return Err(GraphError::UnknownDep {
+                        asset: a.name.clone(),
+                        dep: d.clone(),
+                        cell: a.cell.clone(),
+                    });
+                };
+                match ups.iter_mut().find(|(x, _)| *x == u) {
+                    Some(e) => e.1 = EdgeKind::DataAndOrder,
+                    None => ups.push((u, EdgeKind::Order)),
+                }
+            }
+            let me = NodeIndex::new(i);
+            for &(u, kind) in &ups {
+                graph.add_edge(u, me, kind);
+            }
+        }
+        for c in checks {
+            let Some(&node) = index.get(&c.asset) else {
+                return Err(GraphError::UnknownCheckAsset {
+                    check: c.name.clone(),
+                    asset: c.asset.clone(),
+                    cell: c.cell.clone(),
+                });
+            };
+            graph[node].checks.push(c.name.clone());
+        }
+        let topo = kahn(&graph)?;
+        let mut position = vec![0; graph.node_count()];
+        for (p, n) in topo.iter().enumerate() {
+            position[n.index()] = p;
+        }
+        Ok(AssetGraph {
+            graph,
+            index,
+            topo,
+            position,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.graph.node_count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.index.contains_key(name)
+    }
+
+    pub fn node(&self, name: &str) -> Option<&AssetNode> {
+        self.index.get(name).map(|&n| &self.graph[n])
+    }
+
+    /// Every asset in topological order (upstreams first, ties in notebook order).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.topo.iter().map(|&n| self.graph[n].name.as_str())
+    }
+
+    /// Direct upstreams of `name` with the kind of edge, in topological order.
+    pub fn dependencies(&self, name: &str) -> Vec<(&str, EdgeKind)> {
+        self.neighbors(name, Direction::Incoming)
+    }
+
+    /// Direct downstreams of `name`, in topological order.
+    pub fn dependents(&self, name: &str) -> Vec<(&str, EdgeKind)> {
+        self.neighbors(name, Direction::Outgoing)
+    }
+
+    fn neighbors(&self, name: &str, dir: Direction) -> Vec<(&str, EdgeKind)> {
+        let Some(&n) = self.index.get(name) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(NodeIndex, EdgeKind)> = self
+            .graph
+            .edges_directed(n, dir)
+            .map(|e| {
+                use petgraph::visit::EdgeRef;
+                (
+                    if dir == Direction::Incoming {
+                        e.source()
+                    } else {
+                        e.target()
+                    },
+                    *e.weight(),
+                )
+            })
+            .collect();
+        out.sort_by_key(|(n, _)| self.position[n.index()]);
+        out.into_iter()
+            .map(|(n, k)| (self.graph[n].name.as_str(), k))
+            .collect()
+    }
+
+    /// All edges as (upstream, downstream, kind), in topological order of the downstream.
+    pub fn edges(&self) -> Vec<(&str, &str, EdgeKind)> {
+        let mut out = Vec::with_capacity(self.graph.edge_count());
+        for &n in &self.topo {
+            for (u, k) in self.dependencies(&self.graph[n].name) {
+                out.push((u, self.graph[n].name.as_str(), k));
+            }
+        }
+        out
+    }
+
+    /// `names` (unknown ones dropped) in topological order.
+    pub fn topo_order<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        let mut nodes: Vec<NodeIndex> = names
+            .into_iter()
+            .filter_map(|n| self.index.get(n).copied())
+            .collect();
+        nodes.sort_by_key(|n| self.position[n.index()]);
+        nodes.dedup();
+        nodes
+            .into_iter()
+            .map(|n| self.graph[n].name.clone())
+            .collect()
+    }
+
+    fn walk(&self, start: NodeIndex, dir: Direction, depth: Option<usize>, mark: &mut [bool]) {
+        let mut queue = VecDeque::from([(start, 0usize)]);
+        while let Some((n, d)) = queue.pop_front() {
+            if depth.is_some_and(|max| d >= max) {
+                continue;
+            }
+            for m in self.graph.neighbors_directed(n, dir) {
+                if !mark[m.index()] {
+                    mark[m.index()] = true;
+                    queue.push_back((m, d + 1));
+                }
+            }
+        }
+    }
+
+    fn closure(
+        &self,
+        name: &str,
+        dir: Direction,
+        depth: Option<usize>,
+    ) -> Result<Vec<String>, SelectionError> {
+        let &n = self.index.get(name).ok_or_else(|| self.unknown(name))?;
+        let mut mark = vec![false; self.len()];
+        self.walk(n, dir, depth, &mut mark);
+        mark[n.index()] = false;
+        Ok(self.marked(&mark))
+    }
+
+    /// Everything upstream of `name` (not itself), up to `depth` layers
+    /// (`None`: all), in topological order.
+    pub fn upstream(
+        &self,
+        name: &str,
+        depth: Option<usize>,
+    ) -> Result<Vec<String>, SelectionError> {
+        self.closure(name, Direction::Incoming, depth)
+    }
+
+    /// Everything downstream of `name` (not itself), up to `depth` layers.
+    pub fn downstream(
+        &self,
+        name: &str,
+        depth: Option<usize>,
+    ) -> Result<Vec<String>, SelectionError> {
+        self.closure(name, Direction::Outgoing, depth)
+    }
+
+    fn marked(&self, mark: &[bool]) -> Vec<String> {
+        self.topo
+            .iter()
+            .filter(|n| mark[n.index()])
+            .map(|&n| self.graph[n].name.clone())
+            .collect()
+    }
+
+    fn unknown(&self, name: &str) -> SelectionError {
+        let suggestion = self
+            .index
+            .keys()
+            .map(|k| (edit_distance(name, k), k))
+            .filter(|(d, k)| *d <= 2.max(k.len() / 3))
+            .min()
+            .map(|(_, k)| k.clone());
+        SelectionError::UnknownAsset {
+            name: name.to_string(),
+            suggestion,
+        }
+    }
+
+    /// Evaluate a selection; the result is in topological order.
+    /// `is_stale` answers `stale` for one asset.
+    pub fn select(
+        &self,
+        selection: &Selection,
+        is_stale: impl Fn(&str) -> bool,
+    ) -> Result<Vec<String>, SelectionError> {
+        let mark = self.eval(selection, &is_stale)?;
+        Ok(self.marked(&mark))
+    }
+
+    /// Like [`AssetGraph::select`], as a set.
+    pub fn select_set(
+        &self,
+        selection: &Selection,
+        is_stale: impl Fn(&str) -> bool,
+    ) -> Result<BTreeSet<String>, SelectionError> {
+        Ok(self.select(selection, is_stale)?.into_iter().collect())
+    }
+
+    fn eval(
+        &self,
+        sel: &Selection,
+        is_stale: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<bool>, SelectionError> {
+        let n = self.len();
+        let nodes = self.graph.node_indices();
+        Ok(match sel {
+            Selection::All => vec![true; n],
+            Selection::Stale => nodes.map(|i| is_stale(&self.graph[i].name)).collect(),
+            Selection::Group(g) => nodes
+                .map(|i| self.graph[i].group.as_deref() == Some(g.as_str()))
+                .collect(),
+            Selection::Tag { key, value } => nodes
+                .map(|i| match (self.graph[i].tags.get(key), value) {
+                    (Some(v), Some(want)) => v == want,
+                    (Some(_), None) => true,
+                    (None, _) => false,
+                })
+                .collect(),
+            Selection::Asset {
+                name,
+                upstream,
+                downstream,
+            } => {
+                let &start = self.index.get(name).ok_or_else(|| self.unknown(name))?;
+                let mut mark = vec![false; n];
+                mark[start.index()] = true;
+                if let Some(l) = upstream {
+                    self.walk(start, Direction::Incoming, l.limit(), &mut mark);
+                }
+                if let Some(l) = downstream {
+                    self.walk(start, Direction::Outgoing, l.limit(), &mut mark);
+                }
+                mark[start.index()] = true;
+                mark
+            }
+            Selection::Union(items) => {
+                let mut acc = vec![false; n];
+                for s in items {
+                    for (a, b) in acc.iter_mut().zip(self.eval(s, is_stale)?) {
+                        *a |= b;
+                    }
+                }
+                acc
+            }
+            Selection::Or(a, b) => {
+                let (a, b) = (self.eval(a, is_stale)?, self.eval(b, is_stale)?);
+                a.into_iter().zip(b).map(|(x, y)| x || y).collect()
+            }
+            Selection::And(a, b) => {
+                let (a, b) = (self.eval(a, is_stale)?, self.eval(b, is_stale)?);
+                a.into_iter().zip(b).map(|(x, y)| x && y).collect()
+            }
+            Selection::Not(a) => self.eval(a, is_stale)?.into_iter().map(|x| !x).collect(),
+        })
+    }
+}
+
+/// Topological order by Kahn's algorithm, smallest notebook index first;
+/// on a cycle, the cycle's path.
+fn kahn(graph: &DiGraph<AssetNode, EdgeKind>) -> Result<Vec<NodeIndex>, GraphError> {
+    let n = graph.node_count();
+    let mut indegree: Vec<usize> = graph
+        .node_indices()
+        .map(|i| graph.neighbors_directed(i, Direction::Incoming).count())
+        .collect();
+    let mut ready: BinaryHeap<Reverse<usize>> =
+        (0..n).filter(|&i| indegree[i] == 0).map(Reverse).collect();
+    let mut order = Vec::with_capacity(n);
+    while let Some(Reverse(i)) = ready.pop() {
+        order.push(NodeIndex::new(i));
+        for m in graph.neighbors_directed(NodeIndex::new(i), Direction::Outgoing) {
+            indegree[m.index()] -= 1;
+            if indegree[m.index()] == 0 {
+                ready.push(Reverse(m.index()));
+            }
+        }
+    }
+    if order.len() == n {
+        return Ok(order);
+    }
+    // Every node left has a predecessor that is left: walking predecessors
+    // from any of them must come back to a node already seen.
+    let left = |i: usize| indegree[i] > 0;
+    let start = (0..n).find(|&i| left(i)).expect("some node is left");
+    let mut seen_at: HashMap<usize, usize> = HashMap::new();
+    let mut walk = vec![start];
+    let mut cur = start;
+    loop {
+        seen_at.insert(cur, walk.len() - 1);
+        let pred = graph
+            .neighbors_directed(NodeIndex::new(cur), Direction::Incoming)
+            .map(|p| p.index())
+            .filter(|&p| left(p))
+            .min()
+            .expect("a node left after Kahn has a predecessor left");
+        if let Some(&at) = seen_at.get(&pred) {
+            // walk[at..] is the cycle, in downstream-to-upstream order.
+            let mut cycle: Vec<usize> = walk[at..].to_vec();
+            cycle.reverse();
+            let first = cycle
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, &i)| i)
+                .map_or(0, |(p, _)| p);
+            cycle.rotate_left(first);
+            let mut path: Vec<String> = cycle
+                .iter()
+                .map(|&i| graph[NodeIndex::new(i)].name.clone())
+                .collect();
+            path.push(path[0].clone());
+            let cells = cycle
+                .iter()
+                .map(|&i| graph[NodeIndex::new(i)].cell.clone())
+                .collect();
+            return Err(GraphError::Cycle { path, cells });
+        }
+        walk.push(pred);
+        cur = pred;
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::syntax::options::AssetOptions;
+    use crate::syntax::selection::parse_selection;
+
+    fn spec(index: usize, name: &str, options: AssetOptions) -> AssetSpec {
+        AssetSpec {
+            name: name.into(),
+            type_annotation: None,
+            options,
+            body: String::new(),
+            cell: CellRef::saved(index, None),
+        }
+    }
+
+    /// Build from (name, uses) pairs.
+    fn graph(defs: &[(&str, &[&str])]) -> Result<AssetGraph, GraphError> {
+        let assets: Vec<AssetSpec> = defs
+            .iter()
+            .enumerate()
+            .map(|(i, (n, _))| spec(i, n, AssetOptions::default()))
+            .collect();
+        let free: Vec<BTreeSet<String>> = defs
+            .iter()
+            .map(|(_, u)| u.iter().map(|s| s.to_string()).collect())
+            .collect();
+        AssetGraph::build(&assets, &free, &[])
+    }
+
+    fn diamond() -> AssetGraph {
+        // a -> b, a -> c, b -> d, c -> d, d -> e
+        graph(&[
+            ("e", &["d"]),
+            ("d", &["b", "c", "println"]),
+            ("b", &["a"]),
+            ("c", &["a", "c"]),
+            ("a", &[]),
+        ])
+        .unwrap()
+    }
+
+    fn sel(g: &AssetGraph, s: &str) -> Vec<String> {
+        g.select(&parse_selection(s).unwrap(), |n| n == "b" || n == "e")
+            .unwrap()
+    }
+
+    #[test]
+    fn diamond_topology() {
+        let g = diamond();
+        assert_eq!(g.names().collect::<Vec<_>>(), ["a", "b", "c", "d", "e"]);
+        assert_eq!(
+            g.dependencies("d"),
+            [("b", EdgeKind::Data), ("c", EdgeKind::Data)]
+        );
+        assert_eq!(
+            g.dependents("a"),
+            [("b", EdgeKind::Data), ("c", EdgeKind::Data)]
+        );
+        assert!(
+            g.dependencies("c").iter().all(|(n, _)| *n != "c"),
+            "no self edge"
+        );
+        assert_eq!(g.upstream("d", None).unwrap(), ["a", "b", "c"]);
+        assert_eq!(g.upstream("e", Some(1)).unwrap(), ["d"]);
+        assert_eq!(g.downstream("a", Some(2)).unwrap(), ["b", "c", "d"]);
+        assert_eq!(g.downstream("a", None).unwrap(), ["b", "c", "d", "e"]);
+        assert_eq!(g.topo_order(["e", "a", "c", "nope"]), ["a", "c", "e"]);
+        assert_eq!(g.edges().len(), 5);
+    }
+
+    #[test]
+    fn selections() {
+        let g = diamond();
+        assert_eq!(sel(&g, "d"), ["d"]);
+        assert_eq!(sel(&g, "+d"), ["a", "b", "c", "d"]);
+        assert_eq!(sel(&g, "d+"), ["d", "e"]);
+        assert_eq!(sel(&g, "1+d"), ["b", "c", "d"]);
+        assert_eq!(sel(&g, "2+e"), ["b", "c", "d", "e"]);
+        assert_eq!(sel(&g, "a+1"), ["a", "b", "c"]);
+        assert_eq!(sel(&g, "1+b+1"), ["a", "b", "d"]);
+        assert_eq!(sel(&g, "+b+"), ["a", "b", "d", "e"]);
+        assert_eq!(sel(&g, "*"), ["a", "b", "c", "d", "e"]);
+        assert_eq!(sel(&g, "stale"), ["b", "e"]);
+        assert_eq!(sel(&g, "+d and not stale"), ["a", "c", "d"]);
+        assert_eq!(sel(&g, "a, e"), ["a", "e"]);
+        assert_eq!(sel(&g, "b or c and d"), ["b"]);
+        assert_eq!(sel(&g, "(b or c) and +d"), ["b", "c"]);
+        assert_eq!(sel(&g, "not *"), Vec::<String>::new());
+        let e = g
+            .select(&parse_selection("+dd").unwrap(), |_| false)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "no asset named `dd` in the notebook (did you mean `d`?)"
+        );
+    }
+
+    #[test]
+    fn groups_tags_and_checks() {
+        let o1 = AssetOptions {
+            group: Some("etl".into()),
+            tags: [("team".to_string(), "geo".to_string())].into(),
+            ..Default::default()
+        };
+        let o2 = AssetOptions {
+            tags: [("team".to_string(), "bio".to_string())].into(),
+            ..Default::default()
+        };
+        let assets = vec![
+            spec(0, "x", o1),
+            spec(1, "y", o2),
+            spec(2, "z", AssetOptions::default()),
+        ];
+        let free = vec![BTreeSet::new(); 3];
+        let checks = vec![CheckSpec {
+            asset: "y".into(),
+            name: "positive".into(),
+            body: "true".into(),
+            cell: CellRef::saved(3, None),
+        }];
+        let g = AssetGraph::build(&assets, &free, &checks).unwrap();
+        let s = |t: &str| g.select(&parse_selection(t).unwrap(), |_| false).unwrap();
+        assert_eq!(s("group:etl"), ["x"]);
+        assert_eq!(s("group:none"), Vec::<String>::new());
+        assert_eq!(s("tag:team"), ["x", "y"]);
+        assert_eq!(s("tag:team=bio"), ["y"]);
+        assert_eq!(s("not tag:team"), ["z"]);
+        assert_eq!(g.node("y").unwrap().checks, ["positive"]);
+
+        let bad = vec![CheckSpec {
+            asset: "w".into(),
+            name: "c".into(),
+            body: String::new(),
+            cell: CellRef::saved(7, None),
+        }];
+        let e = AssetGraph::build(&assets, &free, &bad).unwrap_err();
+        assert!(matches!(&e, GraphError::UnknownCheckAsset { asset, .. } if asset == "w"));
+        assert!(e.to_string().contains("cell 7"), "{e}");
+    }
+
+    #[test]
+    fn cycle_reports_its_path() {
+        let e = graph(&[("a", &["c"]), ("b", &["a"]), ("c", &["b"]), ("d", &["a"])]).unwrap_err();
+        let GraphError::Cycle { path, cells } = &e else {
+            panic!("{e}")
+        };
+        assert_eq!(path, &["a", "b", "c", "a"]);
+        assert_eq!(cells.len(), 3);
+        assert!(e.to_string().contains("a -> b -> c -> a"), "{e}");
+        // a two-cycle downstream of an acyclic part
+        let e = graph(&[("root", &[]), ("p", &["root", "q"]), ("q", &["p"])]).unwrap_err();
+        assert!(e.to_string().contains("p -> q -> p"), "{e}");
+        // self dependency through --deps
+        let o = AssetOptions {
+            deps: vec!["s".into()],
+            ..Default::default()
+        };
+        let e = AssetGraph::build(&[spec(0, "s", o)], &[BTreeSet::new()], &[]).unwrap_err();
+        assert!(e.to_string().contains("s -> s"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_names_both_cells() {
+        let assets = vec![
+            spec(2, "a", AssetOptions::default()),
+            spec(5, "a", AssetOptions::default()),
+        ];
+        let e = AssetGraph::build(&assets, &[BTreeSet::new(), BTreeSet::new()], &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "asset `a` is declared twice: in cell 2 and in cell 5"
+        );
+    }
+
+    #[test]
+    fn order_only_deps() {
+        let o = AssetOptions {
+            deps: vec!["a".into()],
+            ..Default::default()
+        };
+        let o2 = AssetOptions {
+            deps: vec!["a".into()],
+            ..Default::default()
+        };
+        let assets = vec![
+            spec(0, "a", AssetOptions::default()),
+            spec(1, "b", o),
+            spec(2, "c", o2),
+        ];
+        let free = vec![BTreeSet::new(), BTreeSet::new(), ["a".to_string()].into()];
+        let g = AssetGraph::build(&assets, &free, &[]).unwrap();
+        assert_eq!(g.dependencies("b"), [("a", EdgeKind::Order)]);
+        assert_eq!(g.dependencies("c"), [("a", EdgeKind::DataAndOrder)]);
+
+        let bad = AssetOptions {
+            deps: vec!["ghost".into()],
+            ..Default::default()
+        };
+        let e = AssetGraph::build(&[spec(4, "b", bad)], &[BTreeSet::new()], &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "asset `b` (cell 4) has `--deps ghost`, but there is no asset `ghost`"
+        );
+    }
+}

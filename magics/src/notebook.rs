@@ -1,0 +1,536 @@
+//! Reading a `.ipynb` into cells, and cells into asset specs, check specs
+//! and item code; merging the cells executed in the session over them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::items::{extract_items, DepLine, Item, ItemsError};
+use crate::syntax::options::AssetOptions;
+use crate::syntax::{self, asset, CellError, Head};
+
+/// Where a spec came from: the cell's index in the notebook (0-based) and
+/// its nbformat id. Cells only executed in the session (not in the saved
+/// notebook) have `index == CellRef::SESSION`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct CellRef {
+    pub index: usize,
+    pub id: Option<String>,
+}
+
+impl CellRef {
+    /// The index of session-only cells.
+    pub const SESSION: usize = usize::MAX;
+
+    /// A cell of the saved notebook.
+    pub fn saved(index: usize, id: Option<String>) -> CellRef {
+        CellRef { index, id }
+    }
+
+    /// A cell executed in the session that is not (yet) in the saved notebook.
+    pub fn session(id: Option<String>) -> CellRef {
+        CellRef {
+            index: Self::SESSION,
+            id,
+        }
+    }
+
+    pub fn is_session(&self) -> bool {
+        self.index == Self::SESSION
+    }
+}
+
+impl fmt::Display for CellRef {
+    /// `cell 3` (0-based index into the notebook's cells), `cell 3 (id ab12)`,
+    /// or `session cell`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_session() {
+            write!(f, "session cell")?;
+        } else {
+            write!(f, "cell {}", self.index)?;
+        }
+        match &self.id {
+            Some(id) => write!(f, " (id {id})"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// An asset declared by an `%%asset` cell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetSpec {
+    pub name: String,
+    pub type_annotation: Option<String>,
+    pub options: AssetOptions,
+    pub body: String,
+    pub cell: CellRef,
+}
+
+/// An asset check declared by a `%%check` cell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckSpec {
+    pub asset: String,
+    /// `check` when the header gives no name.
+    pub name: String,
+    pub body: String,
+    pub cell: CellRef,
+}
+
+/// nbformat cell type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CellKind {
+    Code,
+    Markdown,
+    Raw,
+}
+
+/// One cell of a notebook file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotebookCell {
+    pub cell: CellRef,
+    pub kind: CellKind,
+    pub source: String,
+}
+
+/// A notebook file's cells.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Notebook {
+    pub path: Option<PathBuf>,
+    pub cells: Vec<NotebookCell>,
+}
+
+/// A notebook that cannot be read.
+#[derive(Debug, Error)]
+pub enum NotebookError {
+    #[error("cannot read notebook {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a Jupyter notebook: {message}")]
+    Format { path: String, message: String },
+    #[error("{cell}: {source}")]
+    Cell { cell: CellRef, source: CellError },
+}
+
+#[derive(Deserialize)]
+struct RawNotebook {
+    cells: Vec<RawCell>,
+}
+
+#[derive(Deserialize)]
+struct RawCell {
+    cell_type: String,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    source: Source,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Source {
+    Lines(Vec<String>),
+    Text(String),
+}
+
+impl Default for Source {
+    fn default() -> Self {
+        Source::Text(String::new())
+    }
+}
+
+impl Notebook {
+    /// Read a `.ipynb` file.
+    pub fn from_path(path: impl AsRef<Path>) -> Result<Notebook, NotebookError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| NotebookError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut nb = Self::parse(&text, &path.display().to_string())?;
+        nb.path = Some(path.to_path_buf());
+        Ok(nb)
+    }
+
+    /// Read notebook JSON from a string.
+    #[allow(clippy::should_implement_trait)]
+    pub fn from_str(json: &str) -> Result<Notebook, NotebookError> {
+        Self::parse(json, "notebook")
+    }
+
+    fn parse(json: &str, what: &str) -> Result<Notebook, NotebookError> {
+        let raw: RawNotebook = serde_json::from_str(json).map_err(|e| NotebookError::Format {
+            path: what.to_string(),
+            message: e.to_string(),
+        })?;
+        let cells = raw
+            .cells
+            .into_iter()
+            .enumerate()
+            .map(|(index, c)| NotebookCell {
+                cell: CellRef { index, id: c.id },
+                kind: match c.cell_type.as_str() {
+                    "code" => CellKind::Code,
+                    "markdown" => CellKind::Markdown,
+                    _ => CellKind::Raw,
+                },
+                source: match c.source {
+                    Source::Text(s) => s,
+                    Source::Lines(lines) => lines.concat(),
+                },
+            })
+            .collect();
+        Ok(Notebook { path: None, cells })
+    }
+
+    /// Asset specs, check specs, items and `:dep` lines of the code cells.
+    pub fn contents(&self) -> Result<NotebookContents, NotebookError> {
+        let mut out = NotebookContents::default();
+        for c in self.cells.iter().filter(|c| c.kind == CellKind::Code) {
+            out.add_cell(&c.cell, &c.source)?;
+        }
+        Ok(out)
+    }
+}
+
+/// What the code cells of a notebook declare.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NotebookContents {
+    pub assets: Vec<AssetSpec>,
+    pub checks: Vec<CheckSpec>,
+    pub items: Vec<Item>,
+    pub deps: Vec<DepLine>,
+    /// Plain cells whose items could not be read (they are left out).
+    pub warnings: Vec<ItemsError>,
+}
+
+/// What one cell declares.
+#[allow(clippy::large_enum_variant)] // a parse result, not stored in bulk
+pub(crate) enum CellDecl {
+    Asset(AssetSpec),
+    Check(CheckSpec),
+    Plain,
+}
+
+/// Parse the header of an asset or check cell; plain cells give `Plain`.
+pub(crate) fn declare(cell: &CellRef, src: &str) -> Result<CellDecl, NotebookError> {
+    let err = |line: usize, source| NotebookError::Cell {
+        cell: cell.clone(),
+        source: CellError::Header {
+            line: line + 1,
+            source,
+        },
+    };
+    match syntax::head(src) {
+        Head::Asset { args, line } => {
+            let h = asset::parse_asset_header(args, 8).map_err(|e| err(line, e))?;
+            Ok(CellDecl::Asset(AssetSpec {
+                name: h.name,
+                type_annotation: h.type_annotation,
+                options: h.options,
+                body: body_after(src, line),
+                cell: cell.clone(),
+            }))
+        }
+        Head::Check { args, line } => {
+            let h = asset::parse_check_header(args, 8).map_err(|e| err(line, e))?;
+            Ok(CellDecl::Check(CheckSpec {
+                asset: h.asset,
+                name: h.name.unwrap_or_else(|| "check".to_string()),
+                body: body_after(src, line),
+                cell: cell.clone(),
+            }))
+        }
+        Head::UnknownCell { .. } | Head::Plain => Ok(CellDecl::Plain),
+    }
+}
+
+fn body_after(src: &str, line: usize) -> String {
+    src.split_inclusive('\n').skip(line + 1).collect()
+}
+
+/// Items and `:dep` lines of a plain cell; line magics are skipped (they
+/// are not validated here: a bad magic does not hide the cell's items).
+pub(crate) fn plain_items(
+    cell: &CellRef,
+    src: &str,
+) -> Result<crate::items::CellItems, ItemsError> {
+    let mut all = crate::items::CellItems::default();
+    for (line, piece) in syntax::split_code(src) {
+        if let syntax::Piece::Rust(code) = piece {
+            let got = extract_items(&code, cell, line)?;
+            all.items.extend(got.items);
+            all.deps.extend(got.deps);
+        }
+    }
+    Ok(all)
+}
+
+impl NotebookContents {
+    fn add_cell(&mut self, cell: &CellRef, src: &str) -> Result<(), NotebookError> {
+        match declare(cell, src)? {
+            CellDecl::Asset(a) => self.assets.push(a),
+            CellDecl::Check(c) => self.checks.push(c),
+            CellDecl::Plain => {
+                if let syntax::Head::UnknownCell { .. } = syntax::head(src) {
+                    return Ok(()); // e.g. `%%bash`: not Rust, no items
+                }
+                match plain_items(cell, src) {
+                    Ok(got) => {
+                        self.items.extend(got.items);
+                        self.deps.extend(got.deps);
+                    }
+                    Err(e) => self.warnings.push(e),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Apply the session's executed cells over the saved notebook: an
+    /// executed asset replaces the saved asset of the same name (and
+    /// whatever the same cell id declared before), executed checks replace
+    /// the same (asset, name), and an executed plain cell's items replace
+    /// the saved items of the same cell id (or are appended).
+    pub fn apply_overrides(&mut self, overrides: &SessionOverrides) {
+        let replaced_cells: Vec<&str> = overrides.cell_ids().collect();
+        let from_replaced = |c: &CellRef| {
+            c.id.as_deref()
+                .is_some_and(|id| replaced_cells.contains(&id))
+        };
+        self.assets
+            .retain(|a| !overrides.assets.contains_key(&a.name) && !from_replaced(&a.cell));
+        self.checks.retain(|c| {
+            !overrides
+                .checks
+                .contains_key(&(c.asset.clone(), c.name.clone()))
+                && !from_replaced(&c.cell)
+        });
+        let mut session_assets: Vec<&AssetSpec> = overrides.assets.values().collect();
+        session_assets.sort_by_key(|a| overrides.order[&format!("a:{}", a.name)]);
+        for a in session_assets {
+            self.assets.push(a.clone());
+        }
+        let mut session_checks: Vec<&CheckSpec> = overrides.checks.values().collect();
+        session_checks.sort_by_key(|c| overrides.order[&format!("c:{}:{}", c.asset, c.name)]);
+        self.checks.extend(session_checks.into_iter().cloned());
+        let plain_ids: Vec<&str> = overrides.plain.keys().map(String::as_str).collect();
+        let replaced = |c: &CellRef| c.id.as_deref().is_some_and(|id| plain_ids.contains(&id));
+        self.items.retain(|i| !replaced(&i.cell));
+        self.deps.retain(|d| !replaced(&d.cell));
+        let mut plain: Vec<(&String, &crate::items::CellItems)> = overrides.plain.iter().collect();
+        plain.sort_by_key(|(id, _)| overrides.order[&format!("p:{id}")]);
+        for (_, got) in plain {
+            self.items.extend(got.items.iter().cloned());
+            self.deps.extend(got.deps.iter().cloned());
+        }
+        // Saved cells keep notebook order; session-only specs follow.
+        self.assets.sort_by_key(|a| a.cell.index);
+        self.checks.sort_by_key(|c| c.cell.index);
+    }
+}
+
+/// Cells executed in the session, to be merged over the saved notebook
+/// (which may be stale: the user has not saved yet).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionOverrides {
+    /// Executed `%%asset` cells by asset name.
+    pub assets: BTreeMap<String, AssetSpec>,
+    /// Executed `%%check` cells by (asset, check name).
+    pub checks: BTreeMap<(String, String), CheckSpec>,
+    /// Items of executed plain cells, by cell id (cells without an id get a
+    /// generated key, so each execution adds).
+    pub plain: BTreeMap<String, crate::items::CellItems>,
+    order: BTreeMap<String, u64>,
+    counter: u64,
+}
+
+impl SessionOverrides {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Record a cell the kernel executed. `cell_id` is the nbformat id
+    /// JupyterLab sends (`cellId` in the request metadata), if any; `index`
+    /// the cell's index in the saved notebook if known. Returns an error for
+    /// a malformed asset/check header (and records nothing).
+    pub fn record(
+        &mut self,
+        cell_id: Option<&str>,
+        index: Option<usize>,
+        source: &str,
+    ) -> Result<(), NotebookError> {
+        let cell = CellRef {
+            index: index.unwrap_or(CellRef::SESSION),
+            id: cell_id.map(str::to_string),
+        };
+        self.counter += 1;
+        let n = self.counter;
+        let decl = declare(&cell, source)?;
+        // A cell that used to declare something else no longer does.
+        if let Some(id) = cell_id {
+            self.assets.retain(|_, a| a.cell.id.as_deref() != Some(id));
+            self.checks.retain(|_, c| c.cell.id.as_deref() != Some(id));
+            self.plain.remove(id);
+        }
+        match decl {
+            CellDecl::Asset(a) => {
+                self.order.insert(format!("a:{}", a.name), n);
+                self.assets.insert(a.name.clone(), a);
+            }
+            CellDecl::Check(c) => {
+                self.order.insert(format!("c:{}:{}", c.asset, c.name), n);
+                self.checks.insert((c.asset.clone(), c.name.clone()), c);
+            }
+            CellDecl::Plain => {
+                if let syntax::Head::UnknownCell { .. } = syntax::head(source) {
+                    return Ok(());
+                }
+                // Items that do not parse were not defined in the session either.
+                let got = plain_items(&cell, source).unwrap_or_default();
+                let key = cell_id.map_or_else(|| format!("#{n}"), str::to_string);
+                self.order.insert(format!("p:{key}"), n);
+                self.plain.insert(key, got);
+            }
+        }
+        Ok(())
+    }
+
+    fn cell_ids(&self) -> impl Iterator<Item = &str> {
+        self.assets
+            .values()
+            .filter_map(|a| a.cell.id.as_deref())
+            .chain(self.checks.values().filter_map(|c| c.cell.id.as_deref()))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.assets.is_empty() && self.checks.is_empty() && self.plain.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NB: &str = r##"{
+      "nbformat": 4, "nbformat_minor": 5, "metadata": {},
+      "cells": [
+        {"cell_type": "markdown", "id": "m0", "metadata": {}, "source": ["# Title\n", "%%asset not_code"]},
+        {"cell_type": "code", "id": "c1", "metadata": {}, "outputs": [], "execution_count": null,
+         "source": [":dep rand = \"0.8\"\n", "fn helper(x: f64) -> f64 { x * 2.0 }\n", "let tmp = 1;"]},
+        {"cell_type": "code", "id": "c2", "metadata": {}, "outputs": [], "execution_count": 1,
+         "source": "%%asset temperatures --cpus=4\n(0..10).map(|i| helper(i as f64)).collect::<Vec<f64>>()"},
+        {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": null,
+         "source": ["%%asset summary: (f64, usize)\n", "let n = temperatures.len();\n", "(temperatures.iter().sum::<f64>(), n)"]},
+        {"cell_type": "code", "id": "c4", "metadata": {}, "outputs": [], "execution_count": null,
+         "source": ["%%check summary nonneg\n", "summary.0 >= 0.0"]},
+        {"cell_type": "code", "id": "c5", "metadata": {}, "outputs": [], "execution_count": null,
+         "source": ["%materialize +summary\n", "%bogus magic"]},
+        {"cell_type": "raw", "id": "r6", "metadata": {}, "source": "fn not_rust() {}"}
+      ]
+    }"##;
+
+    #[test]
+    fn reads_cells_in_both_source_forms() {
+        let nb = Notebook::from_str(NB).unwrap();
+        assert_eq!(nb.cells.len(), 7);
+        assert_eq!(nb.cells[0].kind, CellKind::Markdown);
+        assert_eq!(
+            nb.cells[1].source,
+            ":dep rand = \"0.8\"\nfn helper(x: f64) -> f64 { x * 2.0 }\nlet tmp = 1;"
+        );
+        assert_eq!(nb.cells[3].cell, CellRef { index: 3, id: None });
+        assert_eq!(nb.cells[2].cell.id.as_deref(), Some("c2"));
+        assert_eq!(nb.cells[6].kind, CellKind::Raw);
+    }
+
+    #[test]
+    fn contents_of_code_cells() {
+        let c = Notebook::from_str(NB).unwrap().contents().unwrap();
+        let names: Vec<&str> = c.assets.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["temperatures", "summary"]);
+        assert_eq!(c.assets[0].options.cpus, Some(4));
+        assert_eq!(c.assets[1].type_annotation.as_deref(), Some("(f64, usize)"));
+        assert_eq!(
+            c.assets[1].body,
+            "let n = temperatures.len();\n(temperatures.iter().sum::<f64>(), n)"
+        );
+        assert_eq!(c.assets[1].cell.index, 3);
+        assert_eq!(c.checks.len(), 1);
+        assert_eq!(
+            (c.checks[0].asset.as_str(), c.checks[0].name.as_str()),
+            ("summary", "nonneg")
+        );
+        assert_eq!(c.items.len(), 1);
+        assert_eq!(c.items[0].names, ["helper"]);
+        assert_eq!(c.deps.len(), 1);
+        assert_eq!(c.deps[0].name, "rand");
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn bad_header_names_the_cell() {
+        let nb = r#"{"cells": [{"cell_type": "code", "id": "x9", "source": "%%asset a --cpus=lots\n1"}]}"#;
+        let e = Notebook::from_str(nb).unwrap().contents().unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with("cell 0 (id x9): line 1:"), "{msg}");
+        assert!(msg.contains("--cpus"), "{msg}");
+        assert!(Notebook::from_str("{\"cells\": 3}").is_err());
+        assert!(Notebook::from_path("/nonexistent/nb.ipynb").is_err());
+    }
+
+    #[test]
+    fn unparsable_plain_cell_is_a_warning() {
+        let nb = r#"{"cells": [{"cell_type": "code", "source": "fn ok() {}\nfn broken( {"}]}"#;
+        let c = Notebook::from_str(nb).unwrap().contents().unwrap();
+        assert!(c.items.is_empty());
+        assert_eq!(c.warnings.len(), 1);
+    }
+
+    #[test]
+    fn session_overrides_replace_saved_specs() {
+        let mut c = Notebook::from_str(NB).unwrap().contents().unwrap();
+        let mut s = SessionOverrides::new();
+        // `summary` edited in the session (the saved notebook is stale)
+        s.record(None, Some(3), "%%asset summary\ntemperatures.len()")
+            .unwrap();
+        // cell c2 now declares a differently named asset: the old name goes
+        s.record(Some("c2"), Some(2), "%%asset temps\nvec![1.0]")
+            .unwrap();
+        // a new session-only asset
+        s.record(Some("new1"), None, "%%asset extra\nsummary + 1")
+            .unwrap();
+        // plain cell c1 re-executed with a different helper
+        s.record(Some("c1"), Some(1), "fn helper2() {}").unwrap();
+        // a bad header records nothing
+        assert!(s.record(Some("zz"), None, "%%asset bad-name\n1").is_err());
+        c.apply_overrides(&s);
+        let names: Vec<&str> = c.assets.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["temps", "summary", "extra"]);
+        assert_eq!(c.assets[1].body, "temperatures.len()");
+        assert!(c.assets[2].cell.is_session());
+        assert_eq!(c.items.len(), 1);
+        assert_eq!(c.items[0].names, ["helper2"]);
+        assert!(c.deps.is_empty(), "the :dep line of c1 is gone");
+        // re-executing the same cell id replaces, not adds
+        let mut s2 = s.clone();
+        s2.record(Some("new1"), None, "%%asset extra2\n1").unwrap();
+        assert!(!s2.assets.contains_key("extra"));
+        assert!(s2.assets.contains_key("extra2"));
+    }
+
+    #[test]
+    fn cell_ref_display() {
+        assert_eq!(CellRef::saved(3, None).to_string(), "cell 3");
+        assert_eq!(
+            CellRef::saved(3, Some("ab".into())).to_string(),
+            "cell 3 (id ab)"
+        );
+        assert_eq!(CellRef::session(None).to_string(), "session cell");
+    }
+}

@@ -1,0 +1,266 @@
+//! One call from a notebook file to everything planning needs: specs,
+//! items, `:dep` lines, the graph and code versions.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::graph::{AssetGraph, GraphError, SelectionError};
+use crate::infer::{analyze_body, InferError};
+use crate::items::{DepLine, Item, ItemIndex, ItemsError};
+use crate::notebook::{
+    AssetSpec, CellRef, CheckSpec, Notebook, NotebookContents, NotebookError, SessionOverrides,
+};
+use crate::state::{AssetRow, Materialization, StateDb, StateError};
+use crate::syntax::selection::Selection;
+use crate::version::{deps_digest, freshness, item_digest, own_hash, Freshness, Versions};
+
+/// Names from Rust's prelude that are neither assets nor notebook items.
+const PRELUDE: &[&str] = &[
+    "Some",
+    "None",
+    "Ok",
+    "Err",
+    "drop",
+    "Box",
+    "Vec",
+    "String",
+    "Option",
+    "Result",
+    "Default",
+    "Iterator",
+    "IntoIterator",
+    "From",
+    "Into",
+    "ToString",
+    "ToOwned",
+    "Clone",
+    "Copy",
+    "Send",
+    "Sync",
+    "Sized",
+    "Fn",
+    "FnMut",
+    "FnOnce",
+    "std",
+    "core",
+    "alloc",
+];
+
+/// Why a project could not be loaded.
+#[derive(Debug, Error)]
+pub enum ProjectError {
+    #[error(transparent)]
+    Notebook(#[from] NotebookError),
+    #[error("asset `{asset}` ({cell}): {source}")]
+    Body {
+        asset: String,
+        cell: CellRef,
+        source: InferError,
+    },
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+}
+
+/// A notebook's assets, analysed: the input of planning.
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub notebook_path: Option<PathBuf>,
+    /// Assets in notebook order (session-only assets last).
+    pub assets: Vec<AssetSpec>,
+    pub checks: Vec<CheckSpec>,
+    /// Items of the plain cells, in notebook order.
+    pub items: Vec<Item>,
+    pub deps: Vec<DepLine>,
+    pub graph: AssetGraph,
+    pub versions: Versions,
+    /// Plain cells whose items could not be read.
+    pub warnings: Vec<ItemsError>,
+    free: Vec<BTreeSet<String>>,
+    item_refs: Vec<Vec<usize>>,
+    by_name: HashMap<String, usize>,
+    item_index: ItemIndex,
+}
+
+/// Read the notebook at `notebook_path`, merge the session's executed
+/// cells over it, and infer, build the graph and compute versions.
+pub fn load_project(
+    notebook_path: impl AsRef<Path>,
+    overrides: &SessionOverrides,
+) -> Result<Project, ProjectError> {
+    let nb = Notebook::from_path(notebook_path)?;
+    let mut project = Project::from_notebook(&nb, overrides)?;
+    project.notebook_path = nb.path;
+    Ok(project)
+}
+
+impl Project {
+    /// Analyse an already read notebook.
+    pub fn from_notebook(
+        nb: &Notebook,
+        overrides: &SessionOverrides,
+    ) -> Result<Project, ProjectError> {
+        let mut contents = nb.contents()?;
+        contents.apply_overrides(overrides);
+        let mut p = Self::from_contents(contents)?;
+        p.notebook_path = nb.path.clone();
+        Ok(p)
+    }
+
+    /// Analyse specs and items directly.
+    pub fn from_contents(contents: NotebookContents) -> Result<Project, ProjectError> {
+        let NotebookContents {
+            assets,
+            checks,
+            items,
+            deps,
+            warnings,
+        } = contents;
+        let mut free = Vec::with_capacity(assets.len());
+        let mut normalized = Vec::with_capacity(assets.len());
+        let mut mentioned = Vec::with_capacity(assets.len());
+        for a in &assets {
+            let analysis = analyze_body(&a.body).map_err(|source| ProjectError::Body {
+                asset: a.name.clone(),
+                cell: a.cell.clone(),
+                source,
+            })?;
+            free.push(analysis.free);
+            normalized.push(analysis.normalized);
+            mentioned.push(analysis.mentioned);
+        }
+        let graph = AssetGraph::build(&assets, &free, &checks)?;
+        let item_index = ItemIndex::new(&items);
+        let digests: Vec<[u8; 32]> = items.iter().map(item_digest).collect();
+        let deps_hash = deps_digest(&deps);
+        let mut own_hashes = HashMap::with_capacity(assets.len());
+        let mut item_refs = Vec::with_capacity(assets.len());
+        let mut scratch: Vec<[u8; 32]> = Vec::new();
+        for (i, a) in assets.iter().enumerate() {
+            let refs = item_index.referenced(mentioned[i].iter());
+            scratch.clear();
+            scratch.extend(refs.iter().map(|&r| digests[r]));
+            own_hashes.insert(
+                a.name.clone(),
+                own_hash(a, &normalized[i], &scratch, &deps_hash),
+            );
+            item_refs.push(refs);
+        }
+        let versions = Versions::compute(&graph, &own_hashes);
+        let by_name = assets
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.name.clone(), i))
+            .collect();
+        Ok(Project {
+            notebook_path: None,
+            assets,
+            checks,
+            items,
+            deps,
+            graph,
+            versions,
+            warnings,
+            free,
+            item_refs,
+            by_name,
+            item_index,
+        })
+    }
+
+    pub fn asset(&self, name: &str) -> Option<&AssetSpec> {
+        self.by_name.get(name).map(|&i| &self.assets[i])
+    }
+
+    /// Checks attached to `asset`.
+    pub fn checks_of<'a>(&'a self, asset: &'a str) -> impl Iterator<Item = &'a CheckSpec> + 'a {
+        self.checks.iter().filter(move |c| c.asset == asset)
+    }
+
+    /// The free identifiers of an asset's body.
+    pub fn free_identifiers(&self, asset: &str) -> Option<&BTreeSet<String>> {
+        self.by_name.get(asset).map(|&i| &self.free[i])
+    }
+
+    /// Free identifiers of an asset that are neither assets, notebook items
+    /// nor prelude names: session variables a Slurm job would not have.
+    pub fn unresolved(&self, asset: &str) -> Vec<&str> {
+        self.free_identifiers(asset)
+            .map(|free| {
+                free.iter()
+                    .map(String::as_str)
+                    .filter(|n| {
+                        !self.by_name.contains_key(*n)
+                            && !self.item_index.defines(n)
+                            && !PRELUDE.contains(n)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The notebook items an asset refers to (transitively), in notebook order.
+    pub fn items_for(&self, asset: &str) -> Vec<&Item> {
+        self.by_name
+            .get(asset)
+            .map(|&i| self.item_refs[i].iter().map(|&r| &self.items[r]).collect())
+            .unwrap_or_default()
+    }
+
+    /// Freshness of every asset against the last successful materializations.
+    pub fn freshness(
+        &self,
+        last_successes: &HashMap<String, Materialization>,
+    ) -> HashMap<String, Freshness> {
+        self.assets
+            .iter()
+            .map(|a| {
+                let current = self
+                    .versions
+                    .get(&a.name)
+                    .expect("every asset has a version");
+                let f = freshness(
+                    current,
+                    last_successes.get(&a.name).map(Materialization::recorded),
+                );
+                (a.name.clone(), f)
+            })
+            .collect()
+    }
+
+    /// Freshness of every asset, reading the state database once.
+    pub fn staleness(&self, db: &StateDb) -> Result<HashMap<String, Freshness>, StateError> {
+        Ok(self.freshness(&db.last_successes()?))
+    }
+
+    /// Evaluate a selection (`stale` = not fresh), in topological order.
+    pub fn select(
+        &self,
+        selection: &Selection,
+        freshness: &HashMap<String, Freshness>,
+    ) -> Result<Vec<String>, SelectionError> {
+        self.graph.select(selection, |n| {
+            freshness.get(n).is_none_or(|f| !f.is_fresh())
+        })
+    }
+
+    /// Rows for [`StateDb::sync_assets`].
+    pub fn asset_rows(&self) -> Vec<AssetRow> {
+        self.assets
+            .iter()
+            .map(|a| {
+                let v = self
+                    .versions
+                    .get(&a.name)
+                    .expect("every asset has a version");
+                AssetRow {
+                    name: a.name.clone(),
+                    version: v.version.clone(),
+                    own_hash: v.own_hash.clone(),
+                    cell: a.cell.clone(),
+                }
+            })
+            .collect()
+    }
+}

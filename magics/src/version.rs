@@ -1,0 +1,409 @@
+//! Code versions and staleness.
+//!
+//! `own_hash` = sha256 of the asset's normalized body, its type annotation,
+//! the options that change its result (only `--env`: target, Slurm
+//! resources, group and tags do not), the normalized source of the notebook
+//! items the body refers to (transitively) and the `:dep` lines.
+//! `version` = sha256 of `own_hash` and the sorted (upstream, version) pairs,
+//! so a change upstream changes every version downstream.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::graph::AssetGraph;
+use crate::items::{DepLine, Item};
+use crate::notebook::AssetSpec;
+
+/// The normalized form of Rust source: its token stream re-printed, so
+/// whitespace and comments do not count. Source that does not lex falls
+/// back to stripping comments and collapsing whitespace.
+pub fn normalize_source(src: &str) -> String {
+    match src.parse::<proc_macro2::TokenStream>() {
+        Ok(tokens) => tokens.to_string(),
+        Err(_) => normalize_text(src),
+    }
+}
+
+/// Strip `//` and (nested) `/* */` comments outside string literals and
+/// collapse whitespace.
+pub fn normalize_text(src: &str) -> String {
+    let chars: Vec<char> = src.chars().collect();
+    let mut out = String::with_capacity(src.len());
+    let mut i = 0;
+    let mut pending_space = false;
+    let push = |out: &mut String, c: char, pending: &mut bool| {
+        if *pending && !out.is_empty() {
+            out.push(' ');
+        }
+        *pending = false;
+        out.push(c);
+    };
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '/' && chars.get(i + 1) == Some(&'/') {
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+            pending_space = true;
+        } else if c == '/' && chars.get(i + 1) == Some(&'*') {
+            let mut depth = 0;
+            while i < chars.len() {
+                if chars[i] == '/' && chars.get(i + 1) == Some(&'*') {
+                    depth += 1;
+                    i += 2;
+                } else if chars[i] == '*' && chars.get(i + 1) == Some(&'/') {
+                    depth -= 1;
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+            pending_space = true;
+        } else if c == '"' {
+            push(&mut out, c, &mut pending_space);
+            i += 1;
+            while i < chars.len() {
+                out.push(chars[i]);
+                if chars[i] == '\\' && i + 1 < chars.len() {
+                    out.push(chars[i + 1]);
+                    i += 2;
+                    continue;
+                }
+                i += 1;
+                if chars[i - 1] == '"' {
+                    break;
+                }
+            }
+        } else if c.is_whitespace() {
+            pending_space = true;
+            i += 1;
+        } else {
+            push(&mut out, c, &mut pending_space);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// sha256 digest of one item's normalized source.
+pub fn item_digest(item: &Item) -> [u8; 32] {
+    Sha256::digest(item.normalized.as_bytes()).into()
+}
+
+/// sha256 digest of all `:dep` lines, in order.
+pub fn deps_digest(deps: &[DepLine]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for d in deps {
+        h.update(d.normalized.as_bytes());
+        h.update(b"\n");
+    }
+    h.finalize().into()
+}
+
+fn field(h: &mut Sha256, tag: &str, value: &[u8]) {
+    h.update(tag.as_bytes());
+    h.update((value.len() as u64).to_le_bytes());
+    h.update(value);
+}
+
+/// The hash of everything about an asset itself (not its upstreams).
+/// `normalized_body` comes from [`normalize_source`] (or the body analysis);
+/// `item_digests` are the digests of the items it refers to, in notebook order.
+pub fn own_hash(
+    spec: &AssetSpec,
+    normalized_body: &str,
+    item_digests: &[[u8; 32]],
+    deps_digest: &[u8; 32],
+) -> String {
+    let mut h = Sha256::new();
+    field(&mut h, "slurmbook-own-v1", b"");
+    field(&mut h, "body", normalized_body.as_bytes());
+    let ty = spec
+        .type_annotation
+        .as_deref()
+        .map(normalize_source)
+        .unwrap_or_default();
+    field(&mut h, "type", ty.as_bytes());
+    field(
+        &mut h,
+        "env",
+        spec.options.env.as_deref().unwrap_or("").as_bytes(),
+    );
+    for d in item_digests {
+        field(&mut h, "item", d);
+    }
+    field(&mut h, "deps", deps_digest);
+    hex::encode(h.finalize())
+}
+
+/// The version from the own hash and the upstreams' versions.
+pub fn version_of(own_hash: &str, upstreams: &BTreeMap<String, String>) -> String {
+    let mut h = Sha256::new();
+    field(&mut h, "slurmbook-version-v1", own_hash.as_bytes());
+    for (name, version) in upstreams {
+        field(&mut h, "up", name.as_bytes());
+        field(&mut h, "v", version.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+/// The current code version of one asset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetVersion {
+    pub own_hash: String,
+    pub version: String,
+    /// Current versions of the direct upstreams (data and `--deps`).
+    pub upstreams: BTreeMap<String, String>,
+}
+
+/// Versions of every asset of a graph.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Versions {
+    map: HashMap<String, AssetVersion>,
+}
+
+impl Versions {
+    /// Compute versions in topological order from each asset's own hash.
+    pub fn compute(graph: &AssetGraph, own_hashes: &HashMap<String, String>) -> Versions {
+        let mut map: HashMap<String, AssetVersion> = HashMap::with_capacity(graph.len());
+        for name in graph.names() {
+            let upstreams: BTreeMap<String, String> = graph
+                .dependencies(name)
+                .into_iter()
+                .map(|(u, _)| (u.to_string(), map[u].version.clone()))
+                .collect();
+            let own = own_hashes.get(name).cloned().unwrap_or_default();
+            let version = version_of(&own, &upstreams);
+            map.insert(
+                name.to_string(),
+                AssetVersion {
+                    own_hash: own,
+                    version,
+                    upstreams,
+                },
+            );
+        }
+        Versions { map }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&AssetVersion> {
+        self.map.get(name)
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &AssetVersion)> {
+        self.map.iter()
+    }
+}
+
+/// Why an asset is stale. Renders as `code changed`, `upstream X changed`,
+/// `never materialized`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    CodeChanged,
+    UpstreamChanged(String),
+    NeverMaterialized,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::CodeChanged => write!(f, "code changed"),
+            Reason::UpstreamChanged(name) => write!(f, "upstream {name} changed"),
+            Reason::NeverMaterialized => write!(f, "never materialized"),
+        }
+    }
+}
+
+/// An asset's state relative to its last successful materialization.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Freshness {
+    Fresh,
+    Stale(Vec<Reason>),
+    Missing,
+}
+
+impl Freshness {
+    pub fn is_fresh(&self) -> bool {
+        matches!(self, Freshness::Fresh)
+    }
+
+    /// `fresh`, `stale` or `missing`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Freshness::Fresh => "fresh",
+            Freshness::Stale(_) => "stale",
+            Freshness::Missing => "missing",
+        }
+    }
+
+    /// The reasons (`never materialized` for a missing asset).
+    pub fn reasons(&self) -> Vec<Reason> {
+        match self {
+            Freshness::Fresh => vec![],
+            Freshness::Stale(r) => r.clone(),
+            Freshness::Missing => vec![Reason::NeverMaterialized],
+        }
+    }
+}
+
+impl fmt::Display for Freshness {
+    /// `fresh`, `missing (never materialized)`, `stale (code changed, upstream a changed)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Freshness::Fresh => write!(f, "fresh"),
+            _ => {
+                let reasons: Vec<String> = self.reasons().iter().map(Reason::to_string).collect();
+                write!(f, "{} ({})", self.label(), reasons.join(", "))
+            }
+        }
+    }
+}
+
+/// What was recorded at an asset's last successful materialization.
+#[derive(Debug, Clone, Copy)]
+pub struct Recorded<'a> {
+    pub own_hash: &'a str,
+    pub upstream_versions: &'a BTreeMap<String, String>,
+}
+
+/// Compare the current version with the last success.
+pub fn freshness(current: &AssetVersion, last: Option<Recorded<'_>>) -> Freshness {
+    let Some(last) = last else {
+        return Freshness::Missing;
+    };
+    let mut reasons = Vec::new();
+    if last.own_hash != current.own_hash {
+        reasons.push(Reason::CodeChanged);
+    }
+    let mut changed: Vec<&String> = current
+        .upstreams
+        .iter()
+        .filter(|(name, v)| last.upstream_versions.get(*name) != Some(*v))
+        .map(|(name, _)| name)
+        .collect();
+    changed.extend(
+        last.upstream_versions
+            .keys()
+            .filter(|name| !current.upstreams.contains_key(*name)),
+    );
+    changed.sort();
+    reasons.extend(
+        changed
+            .into_iter()
+            .map(|n| Reason::UpstreamChanged(n.clone())),
+    );
+    if reasons.is_empty() {
+        Freshness::Fresh
+    } else {
+        Freshness::Stale(reasons)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalization() {
+        assert_eq!(
+            normalize_source("let  x =\n 1; // c\n x"),
+            normalize_source("let x = 1;\n/* other */x")
+        );
+        assert_ne!(normalize_source("x + 1"), normalize_source("x + 2"));
+        // unlexable source falls back to text normalization
+        assert_eq!(
+            normalize_text("a  /* c /* nested */ */ b // x\n c \"s  // kept\""),
+            "a b c \"s  // kept\""
+        );
+        assert_eq!(normalize_source("( a  // c\n"), "( a");
+    }
+
+    #[test]
+    fn reasons_render_exactly() {
+        assert_eq!(Reason::CodeChanged.to_string(), "code changed");
+        assert_eq!(
+            Reason::UpstreamChanged("temperatures".into()).to_string(),
+            "upstream temperatures changed"
+        );
+        assert_eq!(Reason::NeverMaterialized.to_string(), "never materialized");
+        assert_eq!(
+            Freshness::Missing.to_string(),
+            "missing (never materialized)"
+        );
+        assert_eq!(
+            Freshness::Stale(vec![
+                Reason::CodeChanged,
+                Reason::UpstreamChanged("a".into())
+            ])
+            .to_string(),
+            "stale (code changed, upstream a changed)"
+        );
+    }
+
+    #[test]
+    fn freshness_compares_own_hash_and_upstreams() {
+        let ups: BTreeMap<String, String> = [("a".to_string(), "v1".to_string())].into();
+        let cur = AssetVersion {
+            own_hash: "h".into(),
+            version: version_of("h", &ups),
+            upstreams: ups.clone(),
+        };
+        assert_eq!(freshness(&cur, None), Freshness::Missing);
+        assert_eq!(
+            freshness(
+                &cur,
+                Some(Recorded {
+                    own_hash: "h",
+                    upstream_versions: &ups
+                })
+            ),
+            Freshness::Fresh
+        );
+        assert_eq!(
+            freshness(
+                &cur,
+                Some(Recorded {
+                    own_hash: "old",
+                    upstream_versions: &ups
+                })
+            ),
+            Freshness::Stale(vec![Reason::CodeChanged])
+        );
+        let old_ups: BTreeMap<String, String> = [
+            ("a".to_string(), "v0".to_string()),
+            ("gone".to_string(), "x".to_string()),
+        ]
+        .into();
+        assert_eq!(
+            freshness(
+                &cur,
+                Some(Recorded {
+                    own_hash: "h",
+                    upstream_versions: &old_ups
+                })
+            ),
+            Freshness::Stale(vec![
+                Reason::UpstreamChanged("a".into()),
+                Reason::UpstreamChanged("gone".into())
+            ])
+        );
+        assert_ne!(version_of("h", &ups), version_of("h", &old_ups));
+        assert_ne!(version_of("h", &ups), version_of("h2", &ups));
+    }
+}
