@@ -147,9 +147,18 @@ impl Forwarder {
         } else if line == lines::EVCXR_COMPLETE {
             // Everything user code wrote to stderr is in the pipe before this.
             let _ = writeln!(std::io::stderr(), "{}", lines::STDERR_SYNC);
-            // The last displays right before the end are the cell's value: give
-            // them back to evcxr unchanged.
-            for (mime, content) in std::mem::take(&mut self.group) {
+            // The displays right before the end are the cell's value: give them
+            // back to evcxr unchanged. evcxr shows a value without a display
+            // of its own as one text/plain block, so displays before such a
+            // block are the cell's own.
+            let mut value = std::mem::take(&mut self.group);
+            if value.len() > 1 && value.last().is_some_and(|(mime, _)| mime == "text/plain") {
+                let last = value.pop().expect("non-empty");
+                self.group = value;
+                self.flush_group_as_display();
+                value = vec![last];
+            }
+            for (mime, content) in value {
                 self.emit(&format!("{}{mime}\n{content}\n{}", lines::EVCXR_BEGIN, lines::EVCXR_END));
             }
             self.emit(&line);

@@ -95,13 +95,13 @@ pub fn glob(pattern: &str, text: &str) -> bool {
     let (mut pi, mut ti) = (0, 0);
     let (mut star, mut mark) = (None, 0);
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        if pi < p.len() && p[pi] == '*' {
             star = Some(pi);
             mark = ti;
             pi += 1;
+        } else if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
         } else if let Some(s) = star {
             pi = s + 1;
             mark += 1;
@@ -154,5 +154,6 @@ mod tests {
         assert!(glob("a?c", "abc"));
         assert!(!glob("a?c", "abbc"));
         assert!(!glob("x", "let x"));
+        assert!(glob("a *", "a * 10"), "a literal * in the text still matches the wildcard");
     }
 }
