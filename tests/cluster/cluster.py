@@ -390,7 +390,7 @@ def client_env(layout: Layout) -> dict[str, str]:
     return env
 
 
-def start_daemon(name: str, cmd: list[str], layout: Layout, *, wait_pidfile=True) -> int:
+def start_daemon(name: str, cmd: list[str], layout: Layout) -> int:
     """Run a self-daemonizing program; return the pid from its pid file."""
     pid_file = layout.pid_file(name)
     offsets = {f: (f.stat().st_size if f.exists() else 0) for f in (layout.log_file(name), layout.out_file(name))}
