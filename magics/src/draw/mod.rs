@@ -1,0 +1,491 @@
+//! Pure rendering, with no Jupyter types: the asset graph as Mermaid, SVG or
+//! plain text ([`graph`]), and tables as HTML or aligned text ([`table`]).
+//!
+//! Everything here is a function from plain data to a `String`; the kernel
+//! decides which MIME type each string goes out as.
+
+pub mod graph;
+pub mod table;
+
+/// Escapes text for XML/HTML content and attribute values, and drops the
+/// characters XML 1.0 does not allow (C0 controls other than tab/newline/CR).
+pub(crate) fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// One line of display text: newlines and tabs become spaces, other control
+/// characters are dropped.
+pub(crate) fn one_line(s: &str) -> String {
+    s.chars()
+        .filter_map(|c| match c {
+            '\n' | '\r' | '\t' => Some(' '),
+            c if c.is_control() => None,
+            c => Some(c),
+        })
+        .collect()
+}
+
+/// Keeps at most `max` characters, replacing the tail with `…` when cut.
+pub(crate) fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// Width of one character in terminal columns: 0 for combining marks and
+/// zero-width characters, 2 for East Asian wide/fullwidth characters and
+/// emoji, 1 otherwise. An approximation of `wcwidth` that is exact for ASCII.
+pub(crate) fn char_columns(c: char) -> usize {
+    let u = c as u32;
+    if u < 0x20 || (0x7f..0xa0).contains(&u) {
+        return 0;
+    }
+    if u < 0x300 {
+        return 1;
+    }
+    let zero = matches!(u,
+        0x0300..=0x036F | 0x0483..=0x0489 | 0x0591..=0x05BD | 0x0610..=0x061A
+        | 0x064B..=0x065F | 0x1AB0..=0x1AFF | 0x1DC0..=0x1DFF | 0x200B..=0x200F
+        | 0x2028..=0x202E | 0x2060..=0x2064 | 0x20D0..=0x20FF | 0xFE00..=0xFE0F
+        | 0xFE20..=0xFE2F | 0xFEFF);
+    if zero {
+        return 0;
+    }
+    let wide = matches!(u,
+        0x1100..=0x115F | 0x2E80..=0x303E | 0x3041..=0x33FF | 0x3400..=0x4DBF
+        | 0x4E00..=0x9FFF | 0xA000..=0xA4CF | 0xAC00..=0xD7A3 | 0xF900..=0xFAFF
+        | 0xFE30..=0xFE4F | 0xFF00..=0xFF60 | 0xFFE0..=0xFFE6 | 0x1F300..=0x1F64F
+        | 0x1F900..=0x1F9FF | 0x1FA70..=0x1FAFF | 0x20000..=0x2FFFD | 0x30000..=0x3FFFD);
+    if wide {
+        2
+    } else {
+        1
+    }
+}
+
+/// Width of a string in terminal columns (see [`char_columns`]).
+pub(crate) fn display_width(s: &str) -> usize {
+    s.chars().map(char_columns).sum()
+}
+
+/// Advance widths (in thousandths of an em) of the printable ASCII characters, 0x20..=0x7E, in
+/// DejaVu Sans, the widest of the common `sans-serif` fonts (Arial,
+/// Helvetica, Liberation Sans, Segoe UI and San Francisco are all narrower),
+/// so text measured with it fits wherever the SVG is shown.
+#[rustfmt::skip]
+const ASCII_MILLI_EM: [u16; 95] = [
+     318,  401,  460,  838,  636,  950,  780,  275,  390,  390, // ' '..')'
+     500,  838,  318,  361,  318,  337,  636,  636,  636,  636, // '*'..'3'
+     636,  636,  636,  636,  636,  636,  337,  337,  838,  838, // '4'..'='
+     838,  531, 1000,  684,  686,  698,  770,  632,  575,  775, // '>'..'G'
+     752,  295,  295,  656,  557,  863,  748,  787,  603,  787, // 'H'..'Q'
+     695,  635,  611,  732,  684,  989,  685,  611,  685,  390, // 'R'..'['
+     337,  390,  838,  500,  500,  613,  635,  550,  635,  615, // '\\'..'e'
+     352,  635,  634,  278,  278,  579,  278,  974,  634,  612, // 'f'..'o'
+     635,  635,  411,  521,  392,  634,  592,  818,  592,  592, // 'p'..'y'
+     525,  636,  337,  636,  838,                               // 'z'..'~'
+];
+
+/// Estimated rendered width in pixels of `s` in a sans-serif font of
+/// `font_px` pixels; errs on the wide side.
+pub(crate) fn text_px(s: &str, font_px: f64) -> f64 {
+    let em: f64 = s
+        .chars()
+        .map(|c| {
+            let u = c as u32;
+            if (0x20..0x7f).contains(&u) {
+                f64::from(ASCII_MILLI_EM[(u - 0x20) as usize]) / 1000.0
+            } else {
+                match char_columns(c) {
+                    0 => 0.0,
+                    2 => 1.05,
+                    _ => 0.8,
+                }
+            }
+        })
+        .sum();
+    em * font_px * 1.04
+}
+
+/// Parses `#rrggbb`.
+fn rgb(hex: &str) -> Option<(u8, u8, u8)> {
+    let h = hex.strip_prefix('#')?;
+    if h.len() != 6 {
+        return None;
+    }
+    let p = |i: usize| u8::from_str_radix(&h[i..i + 2], 16).ok();
+    Some((p(0)?, p(2)?, p(4)?))
+}
+
+/// The text color (near-black or white) with the better contrast on `fill`.
+pub(crate) fn text_on(fill: &str) -> &'static str {
+    let Some((r, g, b)) = rgb(fill) else {
+        return "#1f2328";
+    };
+    let lin = |v: u8| {
+        let c = f64::from(v) / 255.0;
+        if c <= 0.04045 {
+            c / 12.92
+        } else {
+            ((c + 0.055) / 1.055).powf(2.4)
+        }
+    };
+    let l = 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
+    // Above ~0.18, black text has the higher WCAG contrast ratio.
+    if l > 0.18 {
+        "#1f2328"
+    } else {
+        "#ffffff"
+    }
+}
+
+/// A darker shade of `fill`, for borders.
+pub(crate) fn darker(fill: &str) -> String {
+    let (r, g, b) = rgb(fill).unwrap_or((0x90, 0x90, 0x90));
+    let d = |v: u8| (f64::from(v) * 0.7).round() as u8;
+    format!("#{:02x}{:02x}{:02x}", d(r), d(g), d(b))
+}
+
+#[cfg(test)]
+pub(crate) mod xml {
+    //! A small, strict XML well-formedness checker for the tests: elements,
+    //! attributes (quoted, unique), character and entity references,
+    //! comments, one root. Returns the element tree with decoded text.
+
+    #[derive(Debug, Clone)]
+    pub struct Element {
+        pub name: String,
+        pub attrs: Vec<(String, String)>,
+        pub children: Vec<Node>,
+    }
+
+    #[derive(Debug, Clone)]
+    pub enum Node {
+        Element(Element),
+        Text(String),
+    }
+
+    impl Element {
+        pub fn attr(&self, name: &str) -> Option<&str> {
+            self.attrs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        }
+        pub fn num(&self, name: &str) -> f64 {
+            self.attr(name)
+                .unwrap_or_else(|| panic!("<{}> has no {name}", self.name))
+                .parse()
+                .unwrap_or_else(|_| panic!("<{}> {name} is not a number", self.name))
+        }
+        pub fn has_class(&self, class: &str) -> bool {
+            self.attr("class")
+                .is_some_and(|c| c.split_whitespace().any(|x| x == class))
+        }
+        /// All text below this element, concatenated.
+        pub fn text(&self) -> String {
+            let mut s = String::new();
+            for c in &self.children {
+                match c {
+                    Node::Text(t) => s.push_str(t),
+                    Node::Element(e) => s.push_str(&e.text()),
+                }
+            }
+            s
+        }
+        /// Every element below (and including) this one, depth first.
+        pub fn descendants(&self) -> Vec<&Element> {
+            let mut out = vec![self];
+            for c in &self.children {
+                if let Node::Element(e) = c {
+                    out.extend(e.descendants());
+                }
+            }
+            out
+        }
+        pub fn find_all(&self, name: &str) -> Vec<&Element> {
+            self.descendants()
+                .into_iter()
+                .filter(|e| e.name == name)
+                .collect()
+        }
+    }
+
+    struct P<'a> {
+        s: &'a str,
+        i: usize,
+    }
+
+    fn is_name_char(c: char) -> bool {
+        c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ':')
+    }
+
+    impl P<'_> {
+        fn rest(&self) -> &str {
+            &self.s[self.i..]
+        }
+        fn err<T>(&self, what: &str) -> Result<T, String> {
+            let end = (self.i + 40).min(self.s.len());
+            let end = (end..=self.s.len())
+                .find(|&e| self.s.is_char_boundary(e))
+                .unwrap_or(self.s.len());
+            Err(format!(
+                "{what} at byte {}: {:?}",
+                self.i,
+                &self.s[self.i..end]
+            ))
+        }
+        fn skip_ws(&mut self) {
+            while let Some(c) = self.rest().chars().next() {
+                if c.is_whitespace() {
+                    self.i += c.len_utf8();
+                } else {
+                    break;
+                }
+            }
+        }
+        fn name(&mut self) -> Result<String, String> {
+            let start = self.i;
+            while let Some(c) = self.rest().chars().next() {
+                if is_name_char(c) {
+                    self.i += c.len_utf8();
+                } else {
+                    break;
+                }
+            }
+            if self.i == start {
+                return self.err("expected a name");
+            }
+            Ok(self.s[start..self.i].to_string())
+        }
+        /// Decodes text up to (not including) one of `stop`, rejecting raw
+        /// `<` and malformed `&`.
+        fn chars_until(&mut self, stop: char) -> Result<String, String> {
+            let mut out = String::new();
+            while let Some(c) = self.rest().chars().next() {
+                if c == stop {
+                    return Ok(out);
+                }
+                match c {
+                    '<' => return self.err("raw '<'"),
+                    '&' => {
+                        let end = match self.rest().find(';') {
+                            Some(e) if e <= 12 => e,
+                            _ => return self.err("unterminated entity"),
+                        };
+                        let ent = &self.rest()[1..end];
+                        let decoded = match ent {
+                            "amp" => '&',
+                            "lt" => '<',
+                            "gt" => '>',
+                            "quot" => '"',
+                            "apos" => '\'',
+                            _ => {
+                                let n = if let Some(h) = ent.strip_prefix("#x") {
+                                    u32::from_str_radix(h, 16).ok()
+                                } else if let Some(d) = ent.strip_prefix('#') {
+                                    d.parse().ok()
+                                } else {
+                                    None
+                                };
+                                match n.and_then(char::from_u32) {
+                                    Some(c) => c,
+                                    None => return self.err("bad entity"),
+                                }
+                            }
+                        };
+                        out.push(decoded);
+                        self.i += end + 1;
+                    }
+                    c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {
+                        return self.err("control character")
+                    }
+                    c => {
+                        out.push(c);
+                        self.i += c.len_utf8();
+                    }
+                }
+            }
+            if stop == '<' {
+                Ok(out)
+            } else {
+                self.err("unexpected end")
+            }
+        }
+        fn element(&mut self) -> Result<Element, String> {
+            if !self.rest().starts_with('<') {
+                return self.err("expected '<'");
+            }
+            self.i += 1;
+            let name = self.name()?;
+            let mut attrs: Vec<(String, String)> = Vec::new();
+            loop {
+                let before = self.i;
+                self.skip_ws();
+                if self.rest().starts_with("/>") {
+                    self.i += 2;
+                    return Ok(Element {
+                        name,
+                        attrs,
+                        children: vec![],
+                    });
+                }
+                if self.rest().starts_with('>') {
+                    self.i += 1;
+                    break;
+                }
+                if self.i == before {
+                    return self.err("expected whitespace before attribute");
+                }
+                let k = self.name()?;
+                if !self.rest().starts_with('=') {
+                    return self.err("expected '='");
+                }
+                self.i += 1;
+                let q = match self.rest().chars().next() {
+                    Some(q @ ('"' | '\'')) => q,
+                    _ => return self.err("unquoted attribute"),
+                };
+                self.i += 1;
+                let v = self.chars_until(q)?;
+                self.i += 1;
+                if attrs.iter().any(|(a, _)| *a == k) {
+                    return self.err("duplicate attribute");
+                }
+                attrs.push((k, v));
+            }
+            let mut children = Vec::new();
+            loop {
+                if self.rest().starts_with("</") {
+                    self.i += 2;
+                    let close = self.name()?;
+                    if close != name {
+                        return self.err(&format!("</{close}> closes <{name}>"));
+                    }
+                    self.skip_ws();
+                    if !self.rest().starts_with('>') {
+                        return self.err("expected '>'");
+                    }
+                    self.i += 1;
+                    return Ok(Element {
+                        name,
+                        attrs,
+                        children,
+                    });
+                } else if self.rest().starts_with("<!--") {
+                    match self.rest().find("-->") {
+                        Some(e) => self.i += e + 3,
+                        None => return self.err("unterminated comment"),
+                    }
+                } else if self.rest().starts_with('<') {
+                    children.push(Node::Element(self.element()?));
+                } else if self.rest().is_empty() {
+                    return self.err(&format!("<{name}> never closed"));
+                } else {
+                    let t = self.chars_until('<')?;
+                    children.push(Node::Text(t));
+                }
+            }
+        }
+    }
+
+    /// Parses a whole document (optional XML declaration, one root).
+    pub fn parse(s: &str) -> Result<Element, String> {
+        let mut p = P { s, i: 0 };
+        p.skip_ws();
+        if p.rest().starts_with("<?xml") {
+            match p.rest().find("?>") {
+                Some(e) => p.i += e + 2,
+                None => return p.err("unterminated declaration"),
+            }
+        }
+        p.skip_ws();
+        let root = p.element()?;
+        p.skip_ws();
+        if !p.rest().is_empty() {
+            return p.err("content after the root element");
+        }
+        Ok(root)
+    }
+
+    #[test]
+    fn checker_rejects_malformed_documents() {
+        assert!(parse("<a><b/></a>").is_ok());
+        assert!(parse("<a x=\"1\">t &amp; &#x41;</a>").is_ok());
+        assert!(parse("<a><b></a>").is_err());
+        assert!(parse("<a>x < y</a>").is_err());
+        assert!(parse("<a>fish & chips</a>").is_err());
+        assert!(parse("<a x=1/>").is_err());
+        assert!(parse("<a x=\"1\" x=\"2\"/>").is_err());
+        assert!(parse("<a/><b/>").is_err());
+        let e = parse("<a><b c=\"&lt;\">x</b>y</a>").unwrap();
+        assert_eq!(e.text(), "xy");
+        assert_eq!(e.find_all("b")[0].attr("c"), Some("<"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xml_escape_escapes_markup_and_drops_invalid_controls() {
+        assert_eq!(
+            xml_escape("a<b>&\"c'\u{1}\u{7}d"),
+            "a&lt;b&gt;&amp;&quot;c&#39;d"
+        );
+        assert!(xml::parse(&format!("<t a=\"{0}\">{0}</t>", xml_escape("<&>\"'\u{0}"))).is_ok());
+    }
+
+    #[test]
+    fn truncate_adds_an_ellipsis_only_when_cutting() {
+        assert_eq!(truncate("short", 28), "short");
+        let long = "a".repeat(40);
+        let t = truncate(&long, 28);
+        assert_eq!(t.chars().count(), 28);
+        assert!(t.ends_with('…'));
+        assert_eq!(truncate("ééééé", 3), "éé…");
+    }
+
+    #[test]
+    fn display_width_counts_wide_and_zero_width_characters() {
+        assert_eq!(display_width("abc"), 3);
+        assert_eq!(display_width("日本"), 4);
+        assert_eq!(display_width("e\u{301}"), 1);
+        assert_eq!(display_width("✓2"), 2);
+    }
+
+    #[test]
+    fn text_px_is_monotone_and_wider_for_wide_glyphs() {
+        assert!(text_px("mmmm", 13.0) > text_px("iiii", 13.0));
+        assert!(text_px("abcd", 13.0) > text_px("abc", 13.0));
+        assert!(text_px("日本", 13.0) > text_px("ab", 13.0));
+        // DejaVu Sans 'a' at 13 px is ~8 px wide; the estimate must not be less.
+        assert!(text_px("a", 13.0) >= 0.613 * 13.0);
+    }
+
+    #[test]
+    fn text_color_contrasts_with_fill() {
+        assert_eq!(text_on("#ffffff"), "#1f2328");
+        assert_eq!(text_on("#000000"), "#ffffff");
+        assert_eq!(text_on("#c62828"), "#ffffff");
+        assert_eq!(text_on("#f9a825"), "#1f2328");
+        assert_eq!(darker("#ffffff"), "#b3b3b3");
+    }
+}
