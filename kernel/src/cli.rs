@@ -32,6 +32,40 @@ enum Command {
         #[command(flatten)]
         location: Location,
     },
+    /// Materialize a notebook's assets without Jupyter (like `%materialize`).
+    Run {
+        /// The notebook (.ipynb).
+        notebook: PathBuf,
+        /// Which assets (selection syntax: `+name`, `name+`, `group:G`, `stale`, ...); all by default.
+        #[arg(long, short = 's')]
+        select: Option<String>,
+        /// Also run assets that are fresh.
+        #[arg(long)]
+        force: bool,
+        /// Profile from slurmbook.toml.
+        #[arg(long)]
+        profile: Option<String>,
+        /// Where to run, overriding profiles and assets.
+        #[arg(long, value_enum)]
+        target: Option<TargetArg>,
+        /// Show the plan only.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print a notebook's asset graph.
+    Graph {
+        notebook: PathBuf,
+        #[arg(long, short = 's')]
+        select: Option<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: crate::headless::GraphFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum TargetArg {
+    Local,
+    Slurm,
 }
 
 pub fn main() -> ExitCode {
@@ -63,6 +97,31 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("Installed kernelspec {} in {}", install::KERNEL_NAME, dir.display());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Run {
+            notebook,
+            select,
+            force,
+            profile,
+            target,
+            dry_run,
+        } => {
+            init_cli_logging();
+            crate::headless::run(crate::headless::RunOptions {
+                notebook,
+                select,
+                force,
+                profile,
+                target: target.map(|t| match t {
+                    TargetArg::Local => slurmbook_magics::Target::Local,
+                    TargetArg::Slurm => slurmbook_magics::Target::Slurm,
+                }),
+                dry_run,
+            })
+        }
+        Command::Graph { notebook, select, format } => {
+            init_cli_logging();
+            crate::headless::graph(notebook, select, format)
+        }
         Command::Uninstall { location } => {
             match install::uninstall(&location)? {
                 Some(dir) => println!("Removed {}", dir.display()),
@@ -71,6 +130,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Headless commands log warnings only, unless `SLURMBOOK_LOG` says otherwise.
+fn init_cli_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("SLURMBOOK_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// The kernel's log goes to stderr (Jupyter's server log) or to

@@ -1,11 +1,14 @@
 //! slurmbook's Jupyter kernel: the wire protocol, the channels, the evcxr
 //! engine and the command line. The asset model lives in `slurmbook-magics`.
 
+pub mod assets;
 pub mod channels;
 pub mod cli;
 pub mod engine;
 pub mod handlers;
+pub mod headless;
 pub mod install;
 pub mod protocol;
+pub mod render;
 pub mod server;
 pub mod wire;

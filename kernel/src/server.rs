@@ -1,5 +1,6 @@
 //! Binds the five sockets of a connection file and runs the channels.
 
+use crate::assets::AssetWorkspace;
 use crate::channels::{control, heartbeat, iopub, shell, stdin, Io, Replier};
 use crate::engine::Engine;
 use crate::handlers::{KernelControl, RustKernel};
@@ -38,7 +39,11 @@ pub async fn serve(conn: ConnectionInfo) -> Result<()> {
         iopub,
         stdin: stdin::Stdin::new(Replier::new(stdin_send, signer.clone()), stdin_recv, signer.clone(), &session),
     };
-    let control_handler = Arc::new(KernelControl { engine: engine.clone() });
+    let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let control_handler = Arc::new(KernelControl {
+        engine: engine.clone(),
+        cancel: cancel.clone(),
+    });
     let (control_send, control_recv) = control_socket.split();
     tokio::spawn(control::run(
         control_recv,
@@ -52,7 +57,7 @@ pub async fn serve(conn: ConnectionInfo) -> Result<()> {
         shell_recv,
         Replier::new(shell_send, signer),
         io,
-        RustKernel::new(engine),
+        RustKernel::new(engine, AssetWorkspace::from_env(), cancel),
         control_handler,
     )
     .await;

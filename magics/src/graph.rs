@@ -2,8 +2,11 @@
 //! upstream asset to the asset that uses it (inferred) or orders after it
 //! (`--deps`). Selections are evaluated here.
 
+use std::borrow::Borrow;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
+
+use rustc_hash::FxHashMap;
 
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::Direction;
@@ -87,7 +90,7 @@ pub enum SelectionError {
 #[derive(Debug, Clone)]
 pub struct AssetGraph {
     graph: DiGraph<AssetNode, EdgeKind>,
-    index: HashMap<String, NodeIndex>,
+    index: FxHashMap<String, NodeIndex>,
     /// Nodes in topological order (ties broken by notebook order).
     topo: Vec<NodeIndex>,
     /// Position of each node (by index) in `topo`.
@@ -97,9 +100,9 @@ pub struct AssetGraph {
 impl AssetGraph {
     /// Build the graph. `free[i]` are the free identifiers of `assets[i]`'s
     /// body; those that name another asset are its data dependencies.
-    pub fn build(
+    pub fn build<F: Borrow<BTreeSet<String>>>(
         assets: &[AssetSpec],
-        free: &[BTreeSet<String>],
+        free: &[F],
         checks: &[CheckSpec],
     ) -> Result<AssetGraph, GraphError> {
         assert_eq!(
@@ -108,7 +111,8 @@ impl AssetGraph {
             "one set of free identifiers per asset"
         );
         let mut graph = DiGraph::with_capacity(assets.len(), assets.len() * 2);
-        let mut index: HashMap<String, NodeIndex> = HashMap::with_capacity(assets.len());
+        let mut index: FxHashMap<String, NodeIndex> =
+            FxHashMap::with_capacity_and_hasher(assets.len(), Default::default());
         for a in assets {
             if let Some(&first) = index.get(&a.name) {
                 let first: &AssetNode = &graph[first];
@@ -130,7 +134,7 @@ impl AssetGraph {
         let mut ups: Vec<(NodeIndex, EdgeKind)> = Vec::new();
         for (i, a) in assets.iter().enumerate() {
             ups.clear();
-            for f in &free[i] {
+            for f in free[i].borrow() {
                 if *f != a.name {
                     if let Some(&u) = index.get(f) {
                         ups.push((u, EdgeKind::Data));
@@ -192,6 +196,29 @@ impl AssetGraph {
 
     pub fn node(&self, name: &str) -> Option<&AssetNode> {
         self.index.get(name).map(|&n| &self.graph[n])
+    }
+
+    /// Asset indices (positions in the `assets` given to `build`) in
+    /// topological order.
+    pub fn topo_indices(&self) -> impl Iterator<Item = usize> + '_ {
+        self.topo.iter().map(|n| n.index())
+    }
+
+    /// Indices of the direct upstreams of the asset at `index`.
+    pub fn upstream_indices(&self, index: usize) -> impl Iterator<Item = usize> + '_ {
+        self.graph
+            .neighbors_directed(NodeIndex::new(index), Direction::Incoming)
+            .map(|n| n.index())
+    }
+
+    /// The name of the asset at `index`.
+    pub fn name_at(&self, index: usize) -> &str {
+        &self.graph[NodeIndex::new(index)].name
+    }
+
+    /// The index of an asset.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.index.get(name).map(|n| n.index())
     }
 
     /// Every asset in topological order (upstreams first, ties in notebook order).

@@ -16,7 +16,7 @@
 //! Only single-segment expression paths are candidates: `a::b` is not the
 //! variable `a`, `x.field` and `x.method()` use `x` only.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 
 use proc_macro2::{Delimiter, Spacing, TokenStream, TokenTree};
 use syn::ext::IdentExt;
@@ -44,11 +44,21 @@ pub struct InferError {
 pub struct BodyAnalysis {
     /// Free identifiers (used but not bound in the body).
     pub free: BTreeSet<String>,
-    /// Every identifier token in the body (types, paths, macros included):
-    /// what it may refer to among the notebook's items.
-    pub mentioned: HashSet<String>,
+    /// Every identifier token in the body (types, paths, macros included),
+    /// sorted, deduplicated and joined by spaces (one contiguous buffer):
+    /// what it may refer to among the notebook's items. See [`BodyAnalysis::mentioned`].
+    pub mentioned_joined: String,
     /// The body's token stream re-printed: whitespace and comments removed.
     pub normalized: String,
+    /// sha256 of `normalized` (what code versions hash).
+    pub digest: [u8; 32],
+}
+
+impl BodyAnalysis {
+    /// Every identifier in the body, sorted and deduplicated.
+    pub fn mentioned(&self) -> impl Iterator<Item = &str> {
+        self.mentioned_joined.split(' ').filter(|s| !s.is_empty())
+    }
 }
 
 /// The free identifiers of an asset body.
@@ -63,8 +73,11 @@ pub fn analyze_body(body: &str) -> Result<BodyAnalysis, InferError> {
         .parse()
         .map_err(|e: proc_macro2::LexError| position_error(body, e.span(), &e.to_string()))?;
     let normalized = tokens.to_string();
-    let mut mentioned = HashSet::new();
+    let mut mentioned = Vec::new();
     collect_idents(&tokens, &mut mentioned);
+    mentioned.sort_unstable();
+    mentioned.dedup();
+    let mentioned_joined = mentioned.join(" ");
     let stmts = Block::parse_within
         .parse2(tokens)
         .map_err(|e| position_error(body, e.span(), &e.to_string()))?;
@@ -72,21 +85,17 @@ pub fn analyze_body(body: &str) -> Result<BodyAnalysis, InferError> {
     walker.stmts(&stmts);
     Ok(BodyAnalysis {
         free: walker.free,
-        mentioned,
+        mentioned_joined,
+        digest: crate::version::digest_of(&normalized),
         normalized,
     })
 }
 
-/// Every identifier token in a token stream (recursively).
-pub(crate) fn collect_idents(tokens: &TokenStream, out: &mut HashSet<String>) {
+/// Every identifier token in a token stream (recursively; may repeat).
+pub(crate) fn collect_idents(tokens: &TokenStream, out: &mut Vec<String>) {
     for tt in tokens.clone() {
         match tt {
-            TokenTree::Ident(id) => {
-                let s = id.unraw().to_string();
-                if !out.contains(&s) {
-                    out.insert(s);
-                }
-            }
+            TokenTree::Ident(id) => out.push(id.unraw().to_string()),
             TokenTree::Group(g) => collect_idents(&g.stream(), out),
             _ => {}
         }
@@ -707,6 +716,6 @@ mod tests {
         assert_eq!(a.normalized, b.normalized);
         let c = analyze_body("let x = 1; x + 3").unwrap();
         assert_ne!(a.normalized, c.normalized);
-        assert!(a.mentioned.contains("x"));
+        assert!(a.mentioned().any(|m| m == "x"));
     }
 }

@@ -2,7 +2,9 @@
 //! `mod`, `type`, `const`, `static` and `macro_rules!` items of plain cells,
 //! kept as their original source text, and evcxr `:dep` lines.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
+
+use rustc_hash::FxHashMap;
 
 use proc_macro2::TokenStream;
 use quote::ToTokens;
@@ -290,7 +292,7 @@ pub fn extract_items(
             .map(str::to_string)
             .unwrap_or_else(|| item.to_token_stream().to_string());
         let tokens = item.to_token_stream();
-        let mut mentions = HashSet::new();
+        let mut mentions = Vec::new();
         collect_idents(&tokens, &mut mentions);
         out.items.push(Item {
             kind,
@@ -310,8 +312,8 @@ pub fn extract_items(
 /// body refers to (transitively through the items' own identifiers).
 #[derive(Debug, Clone, Default)]
 pub struct ItemIndex {
-    by_name: HashMap<String, Vec<usize>>,
-    impls_of: HashMap<String, Vec<usize>>,
+    by_name: FxHashMap<String, Vec<usize>>,
+    impls_of: FxHashMap<String, Vec<usize>>,
     always: Vec<usize>,
     /// Per item: itself and every item it reaches, sorted.
     closures: Vec<Vec<usize>>,
@@ -373,14 +375,16 @@ impl ItemIndex {
 
     /// The items (indices, sorted) a body mentioning `names` refers to,
     /// transitively, plus glob `use`s.
-    pub fn referenced<'a>(&self, names: impl IntoIterator<Item = &'a String>) -> Vec<usize> {
-        let mut out: BTreeSet<usize> = self.always.iter().copied().collect();
+    pub fn referenced<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Vec<usize> {
+        let mut out: Vec<usize> = self.always.clone();
         for name in names {
             for &i in self.direct(name) {
-                out.extend(self.closures[i].iter().copied());
+                out.extend_from_slice(&self.closures[i]);
             }
         }
-        out.into_iter().collect()
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 }
 
@@ -484,14 +488,14 @@ mod tests {
                 .collect()
         };
         assert_eq!(
-            names(index.referenced(&["a".to_string()])),
+            names(index.referenced(["a"])),
             ["a", "b", "Use"]
         );
         assert_eq!(
-            names(index.referenced(&["S".to_string()])),
+            names(index.referenced(["S"])),
             ["a", "b", "S", "Impl", "Use"]
         );
-        assert_eq!(names(index.referenced(&["zzz".to_string()])), ["Use"]);
+        assert_eq!(names(index.referenced(["zzz"])), ["Use"]);
         assert!(index.defines("c") && !index.defines("g"));
     }
 }

@@ -5,23 +5,29 @@
 //! The usual entry point is [`load_project`]: read + parse + infer + graph +
 //! versions in one call; then [`Project::staleness`] against a [`StateDb`].
 
+pub mod cache;
+pub mod draw;
+pub mod events;
+pub mod exec;
 pub mod graph;
 pub mod infer;
 pub mod items;
 pub mod notebook;
+pub mod plan;
 pub mod project;
 pub mod state;
 pub mod store;
 pub mod syntax;
 pub mod version;
 
+pub use cache::PlanCache;
 pub use graph::{AssetGraph, AssetNode, EdgeKind, GraphError, SelectionError};
 pub use infer::{analyze_body, free_identifiers, BodyAnalysis, InferError};
 pub use items::{DepLine, Item, ItemKind, ItemsError};
 pub use notebook::{
     AssetSpec, CellRef, CheckSpec, Notebook, NotebookContents, NotebookError, SessionOverrides,
 };
-pub use project::{load_project, Project, ProjectError};
+pub use project::{load_project, load_project_cached, Project, ProjectError};
 pub use state::{
     AssetRow, Materialization, MaterializationStatus, ResultRecord, Run, RunJob, RunStatus,
     StartRecord, StateDb, StateError,

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::cache::{par_map, PlanCache};
 use crate::items::{extract_items, DepLine, Item, ItemsError};
 use crate::syntax::options::AssetOptions;
 use crate::syntax::{self, asset, CellError, Head};
@@ -131,16 +132,56 @@ struct RawCell {
     source: Source,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Source {
-    Lines(Vec<String>),
-    Text(String),
+/// nbformat's `source`: a string or a list of strings, joined on reading.
+#[derive(Default)]
+struct Source(String);
+
+impl<'de> Deserialize<'de> for Source {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Source;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Source, E> {
+                Ok(Source(v.to_string()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Source, E> {
+                Ok(Source(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Source, A::Error> {
+                let mut out = String::new();
+                while seq.next_element_seed(AppendTo(&mut out))?.is_some() {}
+                Ok(Source(out))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
-impl Default for Source {
-    fn default() -> Self {
-        Source::Text(String::new())
+/// Appends one string of a `source` list to the joined source, without an
+/// allocation per line.
+struct AppendTo<'a>(&'a mut String);
+
+impl<'de> serde::de::DeserializeSeed<'de> for AppendTo<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for AppendTo<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a line of source")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        self.0.push_str(v);
+        Ok(())
     }
 }
 
@@ -179,10 +220,7 @@ impl Notebook {
                     "markdown" => CellKind::Markdown,
                     _ => CellKind::Raw,
                 },
-                source: match c.source {
-                    Source::Text(s) => s,
-                    Source::Lines(lines) => lines.concat(),
-                },
+                source: c.source.0,
             })
             .collect();
         Ok(Notebook { path: None, cells })
@@ -190,9 +228,36 @@ impl Notebook {
 
     /// Asset specs, check specs, items and `:dep` lines of the code cells.
     pub fn contents(&self) -> Result<NotebookContents, NotebookError> {
+        self.contents_with(&PlanCache::new())
+    }
+
+    /// Like [`Notebook::contents`], reusing (and updating) a cache of the
+    /// plain cells' items.
+    pub fn contents_with(&self, cache: &PlanCache) -> Result<NotebookContents, NotebookError> {
         let mut out = NotebookContents::default();
-        for c in self.cells.iter().filter(|c| c.kind == CellKind::Code) {
-            out.add_cell(&c.cell, &c.source)?;
+        let mut plain: Vec<(&CellRef, &str)> = Vec::new();
+        let code: Vec<(&CellRef, &str)> = self
+            .cells
+            .iter()
+            .filter(|c| c.kind == CellKind::Code)
+            .map(|c| (&c.cell, c.source.as_str()))
+            .collect();
+        for (decl, (cell, src)) in cache.declare_all(&code).into_iter().zip(&code) {
+            match decl? {
+                CellDecl::Asset(a) => out.assets.push(a),
+                CellDecl::Check(k) => out.checks.push(k),
+                CellDecl::Plain => plain.push((cell, src)),
+                CellDecl::Foreign => {}
+            }
+        }
+        for result in cache.cell_items(&plain) {
+            match result {
+                Ok(got) => {
+                    out.items.extend(got.items);
+                    out.deps.extend(got.deps);
+                }
+                Err(e) => out.warnings.push(e),
+            }
         }
         Ok(out)
     }
@@ -211,10 +276,27 @@ pub struct NotebookContents {
 
 /// What one cell declares.
 #[allow(clippy::large_enum_variant)] // a parse result, not stored in bulk
+#[derive(Debug, Clone)]
 pub(crate) enum CellDecl {
     Asset(AssetSpec),
     Check(CheckSpec),
+    /// Rust code (items, statements) and line magics.
     Plain,
+    /// Another cell magic (`%%bash`...): not Rust, nothing declared.
+    Foreign,
+}
+
+impl CellDecl {
+    /// The same declaration made by another cell.
+    pub(crate) fn relabel(&self, cell: &CellRef) -> CellDecl {
+        let mut out = self.clone();
+        match &mut out {
+            CellDecl::Asset(a) => a.cell = cell.clone(),
+            CellDecl::Check(c) => c.cell = cell.clone(),
+            CellDecl::Plain | CellDecl::Foreign => {}
+        }
+        out
+    }
 }
 
 /// Parse the header of an asset or check cell; plain cells give `Plain`.
@@ -246,7 +328,8 @@ pub(crate) fn declare(cell: &CellRef, src: &str) -> Result<CellDecl, NotebookErr
                 cell: cell.clone(),
             }))
         }
-        Head::UnknownCell { .. } | Head::Plain => Ok(CellDecl::Plain),
+        Head::UnknownCell { .. } => Ok(CellDecl::Foreign),
+        Head::Plain => Ok(CellDecl::Plain),
     }
 }
 
@@ -272,26 +355,6 @@ pub(crate) fn plain_items(
 }
 
 impl NotebookContents {
-    fn add_cell(&mut self, cell: &CellRef, src: &str) -> Result<(), NotebookError> {
-        match declare(cell, src)? {
-            CellDecl::Asset(a) => self.assets.push(a),
-            CellDecl::Check(c) => self.checks.push(c),
-            CellDecl::Plain => {
-                if let syntax::Head::UnknownCell { .. } = syntax::head(src) {
-                    return Ok(()); // e.g. `%%bash`: not Rust, no items
-                }
-                match plain_items(cell, src) {
-                    Ok(got) => {
-                        self.items.extend(got.items);
-                        self.deps.extend(got.deps);
-                    }
-                    Err(e) => self.warnings.push(e),
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Apply the session's executed cells over the saved notebook: an
     /// executed asset replaces the saved asset of the same name (and
     /// whatever the same cell id declared before), executed checks replace
@@ -387,12 +450,13 @@ impl SessionOverrides {
                 self.order.insert(format!("c:{}:{}", c.asset, c.name), n);
                 self.checks.insert((c.asset.clone(), c.name.clone()), c);
             }
+            CellDecl::Foreign => {}
             CellDecl::Plain => {
-                if let syntax::Head::UnknownCell { .. } = syntax::head(source) {
-                    return Ok(());
-                }
                 // Items that do not parse were not defined in the session either.
-                let got = plain_items(&cell, source).unwrap_or_default();
+                let got = par_map(&[(&cell, source)], |(c, s)| plain_items(c, s))
+                    .pop()
+                    .and_then(Result::ok)
+                    .unwrap_or_default();
                 let key = cell_id.map_or_else(|| format!("#{n}"), str::to_string);
                 self.order.insert(format!("p:{key}"), n);
                 self.plain.insert(key, got);

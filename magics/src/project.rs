@@ -3,18 +3,22 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 
 use thiserror::Error;
 
+use crate::cache::PlanCache;
 use crate::graph::{AssetGraph, GraphError, SelectionError};
-use crate::infer::{analyze_body, InferError};
+use crate::infer::{BodyAnalysis, InferError};
 use crate::items::{DepLine, Item, ItemIndex, ItemsError};
 use crate::notebook::{
     AssetSpec, CellRef, CheckSpec, Notebook, NotebookContents, NotebookError, SessionOverrides,
 };
 use crate::state::{AssetRow, Materialization, StateDb, StateError};
 use crate::syntax::selection::Selection;
-use crate::version::{deps_digest, freshness, item_digest, own_hash, Freshness, Versions};
+use crate::version::{deps_digest, freshness, item_digest, own_hash_of_digest, Freshness, Versions};
 
 /// Names from Rust's prelude that are neither assets nor notebook items.
 const PRELUDE: &[&str] = &[
@@ -77,9 +81,9 @@ pub struct Project {
     pub versions: Versions,
     /// Plain cells whose items could not be read.
     pub warnings: Vec<ItemsError>,
-    free: Vec<BTreeSet<String>>,
+    analyses: Vec<Arc<BodyAnalysis>>,
     item_refs: Vec<Vec<usize>>,
-    by_name: HashMap<String, usize>,
+    by_name: FxHashMap<String, usize>,
     item_index: ItemIndex,
 }
 
@@ -89,10 +93,18 @@ pub fn load_project(
     notebook_path: impl AsRef<Path>,
     overrides: &SessionOverrides,
 ) -> Result<Project, ProjectError> {
+    load_project_cached(notebook_path, overrides, &PlanCache::new())
+}
+
+/// [`load_project`] reusing a cache of parsed bodies and items from earlier
+/// calls: only cells that changed are parsed again. Keep one per session.
+pub fn load_project_cached(
+    notebook_path: impl AsRef<Path>,
+    overrides: &SessionOverrides,
+    cache: &PlanCache,
+) -> Result<Project, ProjectError> {
     let nb = Notebook::from_path(notebook_path)?;
-    let mut project = Project::from_notebook(&nb, overrides)?;
-    project.notebook_path = nb.path;
-    Ok(project)
+    Project::from_notebook_cached(&nb, overrides, cache)
 }
 
 impl Project {
@@ -101,15 +113,32 @@ impl Project {
         nb: &Notebook,
         overrides: &SessionOverrides,
     ) -> Result<Project, ProjectError> {
-        let mut contents = nb.contents()?;
+        Self::from_notebook_cached(nb, overrides, &PlanCache::new())
+    }
+
+    /// Analyse an already read notebook, reusing a cache.
+    pub fn from_notebook_cached(
+        nb: &Notebook,
+        overrides: &SessionOverrides,
+        cache: &PlanCache,
+    ) -> Result<Project, ProjectError> {
+        let mut contents = nb.contents_with(cache)?;
         contents.apply_overrides(overrides);
-        let mut p = Self::from_contents(contents)?;
+        let mut p = Self::from_contents_cached(contents, cache)?;
         p.notebook_path = nb.path.clone();
         Ok(p)
     }
 
     /// Analyse specs and items directly.
     pub fn from_contents(contents: NotebookContents) -> Result<Project, ProjectError> {
+        Self::from_contents_cached(contents, &PlanCache::new())
+    }
+
+    /// Analyse specs and items, reusing a cache of parsed bodies.
+    pub fn from_contents_cached(
+        contents: NotebookContents,
+        cache: &PlanCache,
+    ) -> Result<Project, ProjectError> {
         let NotebookContents {
             assets,
             checks,
@@ -117,37 +146,32 @@ impl Project {
             deps,
             warnings,
         } = contents;
-        let mut free = Vec::with_capacity(assets.len());
-        let mut normalized = Vec::with_capacity(assets.len());
-        let mut mentioned = Vec::with_capacity(assets.len());
-        for a in &assets {
-            let analysis = analyze_body(&a.body).map_err(|source| ProjectError::Body {
+        let mut analyses: Vec<Arc<BodyAnalysis>> = Vec::with_capacity(assets.len());
+        let bodies: Vec<&str> = assets.iter().map(|a| a.body.as_str()).collect();
+        for (a, result) in assets.iter().zip(cache.analyze_bodies(&bodies)) {
+            let analysis = result.map_err(|source| ProjectError::Body {
                 asset: a.name.clone(),
                 cell: a.cell.clone(),
                 source,
             })?;
-            free.push(analysis.free);
-            normalized.push(analysis.normalized);
-            mentioned.push(analysis.mentioned);
+            analyses.push(analysis);
         }
+        let free: Vec<&BTreeSet<String>> = analyses.iter().map(|a| &a.free).collect();
         let graph = AssetGraph::build(&assets, &free, &checks)?;
         let item_index = ItemIndex::new(&items);
         let digests: Vec<[u8; 32]> = items.iter().map(item_digest).collect();
         let deps_hash = deps_digest(&deps);
-        let mut own_hashes = HashMap::with_capacity(assets.len());
+        let mut own_hashes = Vec::with_capacity(assets.len());
         let mut item_refs = Vec::with_capacity(assets.len());
         let mut scratch: Vec<[u8; 32]> = Vec::new();
-        for (i, a) in assets.iter().enumerate() {
-            let refs = item_index.referenced(mentioned[i].iter());
+        for (a, analysis) in assets.iter().zip(&analyses) {
+            let refs = item_index.referenced(analysis.mentioned());
             scratch.clear();
             scratch.extend(refs.iter().map(|&r| digests[r]));
-            own_hashes.insert(
-                a.name.clone(),
-                own_hash(a, &normalized[i], &scratch, &deps_hash),
-            );
+            own_hashes.push(own_hash_of_digest(a, &analysis.digest, &scratch, &deps_hash));
             item_refs.push(refs);
         }
-        let versions = Versions::compute(&graph, &own_hashes);
+        let versions = Versions::compute_indexed(&graph, own_hashes);
         let by_name = assets
             .iter()
             .enumerate()
@@ -162,7 +186,7 @@ impl Project {
             graph,
             versions,
             warnings,
-            free,
+            analyses,
             item_refs,
             by_name,
             item_index,
@@ -180,7 +204,7 @@ impl Project {
 
     /// The free identifiers of an asset's body.
     pub fn free_identifiers(&self, asset: &str) -> Option<&BTreeSet<String>> {
-        self.by_name.get(asset).map(|&i| &self.free[i])
+        self.by_name.get(asset).map(|&i| &self.analyses[i].free)
     }
 
     /// Free identifiers of an asset that are neither assets, notebook items

@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -91,6 +92,28 @@ pub fn normalize_text(src: &str) -> String {
     out
 }
 
+/// A type annotation without comments and without whitespace except where
+/// it separates two words (`Vec< u8 >` and `Vec<u8>` are the same type).
+/// Cheap, unlike lexing: it runs for every typed asset on every plan.
+pub fn normalize_type(ty: &str) -> String {
+    let text = normalize_text(ty);
+    let word = |c: char| c.is_alphanumeric() || c == '_' || c == '\'';
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    for (i, &c) in chars.iter().enumerate() {
+        if c == ' ' {
+            let prev = out.chars().last();
+            let next = chars.get(i + 1).copied();
+            if prev.is_some_and(word) && next.is_some_and(word) {
+                out.push(' ');
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// sha256 digest of one item's normalized source.
 pub fn item_digest(item: &Item) -> [u8; 32] {
     Sha256::digest(item.normalized.as_bytes()).into()
@@ -112,6 +135,11 @@ fn field(h: &mut Sha256, tag: &str, value: &[u8]) {
     h.update(value);
 }
 
+/// sha256 of a normalized source.
+pub fn digest_of(normalized: &str) -> [u8; 32] {
+    Sha256::digest(normalized.as_bytes()).into()
+}
+
 /// The hash of everything about an asset itself (not its upstreams).
 /// `normalized_body` comes from [`normalize_source`] (or the body analysis);
 /// `item_digests` are the digests of the items it refers to, in notebook order.
@@ -121,13 +149,23 @@ pub fn own_hash(
     item_digests: &[[u8; 32]],
     deps_digest: &[u8; 32],
 ) -> String {
+    own_hash_of_digest(spec, &digest_of(normalized_body), item_digests, deps_digest)
+}
+
+/// [`own_hash`] with the normalized body already hashed ([`digest_of`]).
+pub fn own_hash_of_digest(
+    spec: &AssetSpec,
+    body_digest: &[u8; 32],
+    item_digests: &[[u8; 32]],
+    deps_digest: &[u8; 32],
+) -> String {
     let mut h = Sha256::new();
     field(&mut h, "slurmbook-own-v1", b"");
-    field(&mut h, "body", normalized_body.as_bytes());
+    field(&mut h, "body", body_digest);
     let ty = spec
         .type_annotation
         .as_deref()
-        .map(normalize_source)
+        .map(normalize_type)
         .unwrap_or_default();
     field(&mut h, "type", ty.as_bytes());
     field(
@@ -165,47 +203,74 @@ pub struct AssetVersion {
 /// Versions of every asset of a graph.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Versions {
-    map: HashMap<String, AssetVersion>,
+    by_name: FxHashMap<String, usize>,
+    list: Vec<AssetVersion>,
 }
 
 impl Versions {
     /// Compute versions in topological order from each asset's own hash.
     pub fn compute(graph: &AssetGraph, own_hashes: &HashMap<String, String>) -> Versions {
-        let mut map: HashMap<String, AssetVersion> = HashMap::with_capacity(graph.len());
-        for name in graph.names() {
+        let own = (0..graph.len())
+            .map(|i| {
+                own_hashes
+                    .get(graph.name_at(i))
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .collect();
+        Self::compute_indexed(graph, own)
+    }
+
+    /// Like [`Versions::compute`] with the own hashes by asset index.
+    pub fn compute_indexed(graph: &AssetGraph, own_hashes: Vec<String>) -> Versions {
+        assert_eq!(own_hashes.len(), graph.len(), "one own hash per asset");
+        let mut list: Vec<Option<AssetVersion>> = vec![None; graph.len()];
+        let mut own_hashes = own_hashes;
+        for i in graph.topo_indices() {
             let upstreams: BTreeMap<String, String> = graph
-                .dependencies(name)
-                .into_iter()
-                .map(|(u, _)| (u.to_string(), map[u].version.clone()))
+                .upstream_indices(i)
+                .map(|u| {
+                    let v = list[u]
+                        .as_ref()
+                        .expect("upstreams come first in topological order");
+                    (graph.name_at(u).to_string(), v.version.clone())
+                })
                 .collect();
-            let own = own_hashes.get(name).cloned().unwrap_or_default();
+            let own = std::mem::take(&mut own_hashes[i]);
             let version = version_of(&own, &upstreams);
-            map.insert(
-                name.to_string(),
-                AssetVersion {
-                    own_hash: own,
-                    version,
-                    upstreams,
-                },
-            );
+            list[i] = Some(AssetVersion {
+                own_hash: own,
+                version,
+                upstreams,
+            });
         }
-        Versions { map }
+        let by_name = (0..graph.len())
+            .map(|i| (graph.name_at(i).to_string(), i))
+            .collect();
+        Versions {
+            by_name,
+            list: list
+                .into_iter()
+                .map(|v| v.expect("every asset visited"))
+                .collect(),
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<&AssetVersion> {
-        self.map.get(name)
+        self.by_name.get(name).map(|&i| &self.list[i])
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.list.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.list.is_empty()
     }
 
+    /// (name, version) pairs, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&String, &AssetVersion)> {
-        self.map.iter()
+        self.by_name.iter().map(|(n, &i)| (n, &self.list[i]))
     }
 }
 
@@ -332,6 +397,14 @@ mod tests {
             "a b c \"s  // kept\""
         );
         assert_eq!(normalize_source("( a  // c\n"), "( a");
+    }
+
+    #[test]
+    fn type_normalization() {
+        assert_eq!(normalize_type("Vec< u8 >"), normalize_type("Vec<u8>"));
+        assert_eq!(normalize_type("( f64 , usize )"), "(f64,usize)");
+        assert_eq!(normalize_type("&'a  dyn Fn(u8) -> u8"), "&'a dyn Fn(u8)->u8");
+        assert_ne!(normalize_type("(f64, usize)"), normalize_type("(f64, u64)"));
     }
 
     #[test]

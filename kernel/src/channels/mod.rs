@@ -26,7 +26,8 @@ pub struct Io {
 }
 
 /// The language side of the shell channel.
-pub trait ShellHandler: Send + 'static {
+/// Its futures need not be `Send`: the shell worker runs on the kernel's main task.
+pub trait ShellHandler: 'static {
     /// Runs a cell; returns the execute_reply content (status ok/error) and
     /// whether it failed.
     fn execute(
@@ -34,9 +35,9 @@ pub trait ShellHandler: Send + 'static {
         request: &Message,
         content: ExecuteRequest,
         io: &Io,
-    ) -> impl Future<Output = Value> + Send;
-    fn complete(&mut self, content: CodeAtCursor) -> impl Future<Output = Value> + Send;
-    fn inspect(&mut self, content: CodeAtCursor) -> impl Future<Output = Value> + Send;
+    ) -> impl Future<Output = Value>;
+    fn complete(&mut self, content: CodeAtCursor) -> impl Future<Output = Value>;
+    fn inspect(&mut self, content: CodeAtCursor) -> impl Future<Output = Value>;
     fn is_complete(&mut self, code: &str) -> Value;
     fn history(&mut self, request: HistoryRequest) -> Value;
     /// The execution count an aborted request reports.

@@ -103,6 +103,8 @@ struct Shared {
     /// Set by an interrupt, read by the execution it ended.
     interrupted: AtomicBool,
     busy: AtomicBool,
+    /// Counts restarts of evcxr's child process (each loses the session's state).
+    epoch: std::sync::atomic::AtomicU64,
 }
 
 impl Engine {
@@ -176,6 +178,11 @@ impl Engine {
         self.shared.interrupted.store(true, Ordering::SeqCst);
         self.kill_child();
         true
+    }
+
+    /// Changes whenever evcxr's process was restarted and the session lost its state.
+    pub fn epoch(&self) -> u64 {
+        self.shared.epoch.load(Ordering::SeqCst)
     }
 
     /// Kills evcxr's child process (used at shutdown too).

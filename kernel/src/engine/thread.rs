@@ -117,6 +117,7 @@ impl Evcxr {
                 tracing::warn!("stderr of the cell did not end in time");
             }
         } else if matches!(&result, Err(evcxr::Error::SubprocessTerminated(_))) {
+            self.shared.epoch.fetch_add(1, Ordering::SeqCst);
             std::thread::sleep(Duration::from_millis(50));
         }
         self.syncs_expected = self.syncs_expected.max(self.pumps.stderr.lock().unwrap().syncs);

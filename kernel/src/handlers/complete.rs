@@ -12,7 +12,21 @@ impl RustKernel {
         let cursor = char_to_byte(code, req.cursor_pos.unwrap_or_else(|| code.chars().count()));
         let line_start = code[..cursor].rfind('\n').map(|i| i + 1).unwrap_or(0);
         let line = &code[line_start..cursor];
-        let (matches, start) = if let Some(prefix) = line.strip_prefix("%%") {
+        let takes_assets = ["%materialize ", "%load ", "%graph "].iter().any(|m| line.starts_with(m));
+        let (matches, start) = if takes_assets {
+            let word_start = ident_start(code, cursor);
+            let prefix = &code[word_start..cursor];
+            let names = match self.project() {
+                Ok(p) => p
+                    .assets
+                    .iter()
+                    .map(|a| a.name.clone())
+                    .filter(|n| n.starts_with(prefix))
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+            (names, word_start)
+        } else if let Some(prefix) = line.strip_prefix("%%") {
             let names = magic::cell_magic_names()
                 .into_iter()
                 .filter(|n| n.starts_with(prefix) && !line.contains(' '))
@@ -51,8 +65,11 @@ impl RustKernel {
         let end = ident_end(code, cursor);
         let word = &code[start..end];
         let is_magic = start > 0 && code[..start].ends_with('%');
+        let asset = if is_magic { None } else { self.describe_asset(word) };
         let data = if is_magic {
             magic::help_text(word).map(|t| text_bundle(&t))
+        } else if let Some(text) = asset {
+            Some(text_bundle(&text))
         } else {
             match self.engine.inspect(code, end).await {
                 Some(data) => Some(data),

@@ -36,11 +36,9 @@ impl RustKernel {
             io,
             silent: req.silent,
         };
-        let outcome = if req.code.trim_start().starts_with('%') {
-            self.run_magics(&req.code, &out).await
-        } else {
-            self.run_rust(&req.code, &out, req.allow_stdin).await
-        };
+        // JupyterLab sends the cell's nbformat id in the request metadata.
+        let cell_id = request.metadata.get("cellId").and_then(Value::as_str);
+        let outcome = self.run_cell(&req.code, cell_id, &out, req.allow_stdin).await;
         let text_of = |r: &CellResult| {
             r.value
                 .as_ref()

@@ -10,38 +10,40 @@ use serde_json::{json, Value};
 use slurmbook_magics::syntax::{self, magic, Cell, LineMagic, Segment};
 
 impl RustKernel {
-    pub(super) async fn run_magics(&mut self, code: &str, out: &CellOutput<'_>) -> Result<CellResult, ErrorInfo> {
+    pub(super) async fn run_cell(
+        &mut self,
+        code: &str,
+        cell_id: Option<&str>,
+        out: &CellOutput<'_>,
+        allow_stdin: bool,
+    ) -> Result<CellResult, ErrorInfo> {
         let cell = syntax::parse_cell(code).map_err(|e| ErrorInfo::new("MagicError", e.to_string()))?;
-        let segments = match cell {
-            Cell::Code(segments) => segments,
-            Cell::Asset(_) | Cell::Check(_) => {
-                return Err(ErrorInfo::new(
-                    "MagicError",
-                    "%%asset and %%check cells are not supported by this build yet",
-                ))
-            }
-        };
-        let mut result = CellResult {
-            value: None,
-            payload: Vec::new(),
-        };
-        for segment in segments {
-            match segment {
-                Segment::Rust { code, .. } => {
-                    let r = self.run_rust(&code, out, false).await?;
-                    result.value = r.value;
-                }
-                Segment::Magic { magic, .. } => {
-                    let r = self.run_line_magic(magic, out).await?;
+        match cell {
+            Cell::Asset(asset) => self.run_asset_cell(code, cell_id, asset, out).await,
+            Cell::Check(check) => self.run_check_cell(code, cell_id, check, out).await,
+            Cell::Code(segments) => {
+                let has_rust = segments.iter().any(|s| matches!(s, Segment::Rust { .. }));
+                let mut result = CellResult { value: None, payload: Vec::new() };
+                for segment in segments {
+                    let r = match segment {
+                        Segment::Rust { code, .. } => self.run_rust(&code, out, allow_stdin).await?,
+                        Segment::Magic { magic, .. } => self.run_line_magic(magic, out).await?,
+                    };
                     result.payload.extend(r.payload);
                     result.value = r.value;
                 }
+                if has_rust {
+                    // The session now has this cell's items: they override the saved notebook's.
+                    if let Err(error) = self.workspace.overrides.record(cell_id, None, code) {
+                        tracing::debug!(%error, "cell not recorded");
+                    }
+                }
+                Ok(result)
             }
         }
-        Ok(result)
     }
 
-    async fn run_line_magic(&mut self, magic: LineMagic, _out: &CellOutput<'_>) -> Result<CellResult, ErrorInfo> {
+    async fn run_line_magic(&mut self, magic: LineMagic, out: &CellOutput<'_>) -> Result<CellResult, ErrorInfo> {
         match magic {
             LineMagic::LsMagic => Ok(page(&magic::lsmagic_text())),
             LineMagic::Help { topic: None } => Ok(page(&format!(
@@ -52,16 +54,26 @@ impl RustKernel {
                 Some(text) => Ok(page(&text)),
                 None => Err(ErrorInfo::new(
                     "MagicError",
-                    format!(
-                        "%help: no help on `{topic}`; topics: {}",
-                        magic::help_topics().join(", ")
-                    ),
+                    format!("%help: no help on `{topic}`; topics: {}", magic::help_topics().join(", ")),
                 )),
             },
-            other => Err(ErrorInfo::new(
+            LineMagic::Assets => self.assets_magic(out),
+            LineMagic::Graph { selection } => self.graph_magic(selection, out),
+            LineMagic::Materialize(args) => self.materialize(args, out).await,
+            LineMagic::Load { name } => self.load_magic(&name, out).await,
+            LineMagic::Runs => self.runs_magic(out),
+            LineMagic::Config { settings } => self.config_magic(settings, out),
+            LineMagic::Attach { run } => Err(ErrorInfo::new(
                 "MagicError",
-                format!("{other:?} is not supported by this build yet"),
+                format!(
+                    "%attach{}: there is no Slurm run to attach to (runs in the kernel finish with their cell)",
+                    run.map(|r| format!(" {r}")).unwrap_or_default()
+                ),
             )),
+            LineMagic::Cancel { .. } => {
+                out.stream("stdout", "no run is in progress (interrupt the cell to stop a run in the kernel)\n");
+                Ok(CellResult { value: None, payload: Vec::new() })
+            }
         }
     }
 }

@@ -2,31 +2,40 @@
 //! (cells, completion, inspection, history) and [`KernelControl`] the control
 //! channel (interrupt, shutdown).
 
+mod assets;
 mod complete;
 mod execute;
 pub mod history;
 mod magic;
 pub mod render;
 
+use crate::assets::AssetWorkspace;
 use crate::channels::{ControlHandler, Io, ShellHandler};
 use crate::engine::{is_complete, Engine};
 use crate::protocol::{CodeAtCursor, ExecuteRequest, HistoryRequest};
 use crate::wire::Message;
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 pub struct RustKernel {
     engine: Engine,
     /// Counts cells run with `store_history`; the first is 1.
     execution_count: u32,
     history: history::History,
+    workspace: AssetWorkspace,
+    /// Set by an interrupt: the running materialization stops.
+    cancel: Arc<AtomicBool>,
 }
 
 impl RustKernel {
-    pub fn new(engine: Engine) -> RustKernel {
+    pub fn new(engine: Engine, workspace: AssetWorkspace, cancel: Arc<AtomicBool>) -> RustKernel {
         RustKernel {
             engine,
             execution_count: 0,
             history: history::History::default(),
+            workspace,
+            cancel,
         }
     }
 }
@@ -63,10 +72,12 @@ impl ShellHandler for RustKernel {
 
 pub struct KernelControl {
     pub engine: Engine,
+    pub cancel: Arc<AtomicBool>,
 }
 
 impl ControlHandler for KernelControl {
     fn interrupt(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
         let was_running = self.engine.interrupt();
         tracing::info!(was_running, "interrupt");
     }

@@ -1,0 +1,251 @@
+//! What `%assets`, `%graph`, `%runs` and the live status table show, built
+//! from the project, the state database and a run's events.
+
+use slurmbook_magics::draw::graph::{GraphEdge, GraphNode};
+use slurmbook_magics::draw::table::Table;
+use slurmbook_magics::events::{format_duration, AssetState};
+use slurmbook_magics::version::Freshness;
+use slurmbook_magics::{EdgeKind, Materialization, MaterializationStatus, Project, Run};
+use std::collections::HashMap;
+
+/// An asset's state as `%assets` and `%graph` show it.
+pub struct AssetStatus {
+    pub state: &'static str,
+    pub why: String,
+}
+
+pub fn asset_status(
+    freshness: Option<&Freshness>,
+    latest: Option<&Materialization>,
+    last_success: Option<&Materialization>,
+) -> AssetStatus {
+    let newer_than_success = |m: &Materialization| last_success.is_none_or(|s| m.id > s.id);
+    match latest {
+        Some(m) if m.status == MaterializationStatus::Running && newer_than_success(m) => AssetStatus {
+            state: "running",
+            why: match &m.job_id {
+                Some(j) => format!("job {j}"),
+                None => "in the kernel".into(),
+            },
+        },
+        Some(m) if m.status == MaterializationStatus::Failed && newer_than_success(m) => AssetStatus {
+            state: "failed",
+            why: strip_ansi(
+                m.error
+                    .as_deref()
+                    .and_then(|e| e.lines().find(|l| !l.trim().is_empty()))
+                    .unwrap_or("failed"),
+            )
+            .chars()
+            .take(120)
+            .collect(),
+        },
+        _ => match freshness {
+            Some(f) => AssetStatus {
+                state: f.label(),
+                why: f.reasons().iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", "),
+            },
+            None => AssetStatus {
+                state: "missing",
+                why: "never materialized".into(),
+            },
+        },
+    }
+}
+
+pub fn location(m: &Materialization) -> String {
+    match (&m.job_id, &m.node) {
+        (Some(job), Some(node)) => format!("slurm job {job} on {node}"),
+        (Some(job), None) => format!("slurm job {job}"),
+        _ => "kernel".into(),
+    }
+}
+
+fn when(m: &Materialization) -> String {
+    let at = m.finished_at.unwrap_or(m.started_at).with_timezone(&chrono::Local);
+    let took = m
+        .duration_ms
+        .map(|d| format!(" ({})", format_duration(d.max(0) as u64)))
+        .unwrap_or_default();
+    format!("{}{took}", at.format("%Y-%m-%d %H:%M:%S"))
+}
+
+pub struct Snapshot {
+    pub freshness: HashMap<String, Freshness>,
+    pub latest: HashMap<String, Materialization>,
+    pub successes: HashMap<String, Materialization>,
+}
+
+impl Snapshot {
+    pub fn status(&self, asset: &str) -> AssetStatus {
+        asset_status(
+            self.freshness.get(asset),
+            self.latest.get(asset),
+            self.successes.get(asset),
+        )
+    }
+}
+
+/// The `%assets` table.
+pub fn assets_table(project: &Project, snap: &Snapshot) -> Table {
+    let mut table = Table {
+        columns: ["asset", "deps", "state", "why", "last materialized", "where"]
+            .map(String::from)
+            .to_vec(),
+        caption: project
+            .notebook_path
+            .as_ref()
+            .map(|p| format!("{} assets in {}", project.assets.len(), p.display())),
+        ..Table::default()
+    };
+    for asset in &project.assets {
+        let deps: Vec<String> = project
+            .graph
+            .dependencies(&asset.name)
+            .into_iter()
+            .map(|(d, kind)| match kind {
+                EdgeKind::Data => d.to_owned(),
+                _ => format!("{d} (order)"),
+            })
+            .collect();
+        let status = snap.status(&asset.name);
+        let success = snap.successes.get(&asset.name);
+        table.rows.push(vec![
+            asset.name.clone(),
+            deps.join(", "),
+            status.state.to_owned(),
+            status.why,
+            success.map(when).unwrap_or_else(|| "never".into()),
+            success.map(location).unwrap_or_default(),
+        ]);
+        table.row_states.push(Some(status.state.to_owned()));
+    }
+    table
+}
+
+/// Nodes and edges of the graph (of `names`, or of every asset).
+pub fn graph_parts(project: &Project, names: Option<&[String]>, snap: &Snapshot) -> (Vec<GraphNode>, Vec<GraphEdge>) {
+    let names: Vec<String> = match names {
+        Some(n) => n.to_vec(),
+        None => project.assets.iter().map(|a| a.name.clone()).collect(),
+    };
+    let chosen: std::collections::HashSet<&str> = names.iter().map(String::as_str).collect();
+    let nodes = names
+        .iter()
+        .map(|name| {
+            let status = snap.status(name);
+            let spec = project.asset(name);
+            GraphNode {
+                name: name.clone(),
+                state: status.state.to_owned(),
+                detail: (!status.why.is_empty()).then_some(status.why),
+                group: spec.and_then(|s| s.options.group.clone()),
+                checks: project.checks_of(name).count(),
+            }
+        })
+        .collect();
+    let edges = project
+        .graph
+        .edges()
+        .into_iter()
+        .filter(|(from, to, _)| chosen.contains(from) && chosen.contains(to))
+        .map(|(from, to, kind)| GraphEdge {
+            from: from.to_owned(),
+            to: to.to_owned(),
+            order_only: kind != EdgeKind::Data,
+        })
+        .collect();
+    (nodes, edges)
+}
+
+/// The `%runs` table.
+pub fn runs_table(runs: &[Run], assets_of: impl Fn(i64) -> Vec<Materialization>) -> Table {
+    let mut table = Table {
+        columns: ["run", "started", "selection", "target", "status", "assets"]
+            .map(String::from)
+            .to_vec(),
+        ..Table::default()
+    };
+    for run in runs {
+        let mats = assets_of(run.id);
+        let count = |s: MaterializationStatus| mats.iter().filter(|m| m.status == s).count();
+        let assets = format!(
+            "{} ok, {} failed, {} skipped, {} running",
+            count(MaterializationStatus::Ok),
+            count(MaterializationStatus::Failed),
+            count(MaterializationStatus::Skipped),
+            count(MaterializationStatus::Running),
+        );
+        table.rows.push(vec![
+            run.id.to_string(),
+            run.started_at.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string(),
+            run.selection.clone(),
+            run.target.as_str().to_owned(),
+            run.status.as_str().to_owned(),
+            assets,
+        ]);
+        table.row_states.push(Some(
+            match run.status.as_str() {
+                "ok" => "done",
+                "running" => "running",
+                "cancelled" => "cancelled",
+                _ => "failed",
+            }
+            .to_owned(),
+        ));
+    }
+    table
+}
+
+/// The live status table of a run.
+pub fn status_table(rows: &[(String, AssetState)]) -> Table {
+    let mut table = Table {
+        columns: ["asset", "state", "detail"].map(String::from).to_vec(),
+        ..Table::default()
+    };
+    for (asset, state) in rows {
+        table.rows.push(vec![asset.clone(), state.label().to_owned(), state.describe()]);
+        table.row_states.push(Some(
+            match state {
+                AssetState::Fresh => "fresh",
+                AssetState::Queued { .. } => "queued",
+                AssetState::Running { .. } => "running",
+                AssetState::Done { .. } => "done",
+                AssetState::Failed { .. } => "failed",
+                AssetState::Skipped { .. } => "skipped",
+                AssetState::Cancelled { .. } => "cancelled",
+            }
+            .to_owned(),
+        ));
+    }
+    table
+}
+
+/// Text without ANSI colour sequences (tables are not terminals).
+pub fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_ansi_sequences() {
+        assert_eq!(strip_ansi("\u{1b}[0;31merror\u{1b}[0m: x"), "error: x");
+        assert_eq!(strip_ansi("plain"), "plain");
+    }
+}

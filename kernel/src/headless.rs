@@ -1,0 +1,245 @@
+//! `slurmbook run` and `slurmbook graph`: the same planning and executors as
+//! `%materialize`, without Jupyter; events rendered in a terminal with a
+//! progress bar.
+
+use crate::assets::session::EngineSession;
+use crate::assets::views::{self, Snapshot};
+use crate::assets::AssetWorkspace;
+use crate::engine::Engine;
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use slurmbook_magics::draw::graph;
+use slurmbook_magics::events::{AssetState, Emit, Event, Stream};
+use slurmbook_magics::exec::local::{self, LocalRun, Prepared};
+use slurmbook_magics::plan;
+use slurmbook_magics::{parse_selection, MaterializeArgs, RunStatus, Target};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+pub struct RunOptions {
+    pub notebook: PathBuf,
+    pub select: Option<String>,
+    pub force: bool,
+    pub profile: Option<String>,
+    pub target: Option<Target>,
+    pub dry_run: bool,
+}
+
+/// Renders events on a terminal: asset output as prefixed lines above a progress bar.
+struct TerminalEvents {
+    bar: ProgressBar,
+    /// Without a terminal there is no bar: lines go straight to stdout.
+    tty: bool,
+    line_start: Mutex<HashMap<(String, bool), bool>>,
+}
+
+impl TerminalEvents {
+    fn say(&self, line: impl AsRef<str>) {
+        if self.tty {
+            self.bar.println(line.as_ref());
+        } else {
+            println!("{}", line.as_ref());
+        }
+    }
+}
+
+impl Emit for TerminalEvents {
+    fn emit(&self, event: Event) {
+        match event {
+            Event::Planned { plan } => {
+                self.say(plan.text().trim_end());
+                self.bar.set_length(plan.runs().count() as u64);
+            }
+            Event::State { asset, state } => match &state {
+                AssetState::Running { .. } => self.bar.set_message(asset),
+                AssetState::Queued { .. } | AssetState::Fresh => {}
+                _ => {
+                    self.say(format!("{asset:>20}  {}", state.describe()));
+                    self.bar.inc(1);
+                }
+            },
+            Event::Output { asset, stream, text } => {
+                let mut starts = self.line_start.lock().unwrap();
+                let start = starts.entry((asset.clone(), stream == Stream::Stderr)).or_insert(true);
+                let text = crate::render::prefix_lines(&asset, &text, start);
+                for line in text.lines() {
+                    self.say(line);
+                }
+            }
+            Event::Display { asset, data } => {
+                let text = data
+                    .get("text/plain")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| format!("(display: {})", data.keys().cloned().collect::<Vec<_>>().join(", ")));
+                self.say(format!("[{asset}] {text}"));
+            }
+            Event::Metadata { .. } => {}
+            Event::Check {
+                asset,
+                check,
+                passed,
+                message,
+            } => self.say(match passed {
+                true => format!("{asset:>20}  check {check} passed"),
+                false => format!("{asset:>20}  check {check} FAILED: {}", message.unwrap_or_default()),
+            }),
+            Event::Finished { summary } => {
+                self.bar.finish_and_clear();
+                println!("{}", summary.line());
+            }
+        }
+    }
+}
+
+pub fn run(options: RunOptions) -> Result<ExitCode> {
+    let path = std::path::absolute(&options.notebook)?;
+    let mut workspace = AssetWorkspace::for_notebook(path.clone());
+    let project = workspace
+        .project()
+        .with_context(|| format!("reading {}", path.display()))?;
+    let selection = match &options.select {
+        Some(text) => Some(parse_selection(text).map_err(|e| anyhow::anyhow!("--select: {e}"))?),
+        None => None,
+    };
+    if options.profile.as_deref().is_some_and(|p| p != "local") {
+        bail!("profile {:?}: only the built-in `local` profile exists so far", options.profile.unwrap());
+    }
+    let args = MaterializeArgs {
+        selection,
+        target: options.target,
+        profile: options.profile.clone(),
+        force: options.force,
+        dry_run: options.dry_run,
+        jobs: None,
+    };
+    let db = workspace.db()?;
+    db.sync_assets(&project.asset_rows())?;
+    let freshness = project.staleness(db)?;
+    let plan = plan::plan(&project, &args, &freshness, Target::Local)?;
+    if let Some(step) = plan.runs().find(|s| s.target == Target::Slurm) {
+        bail!("{} targets Slurm, but no cluster is configured; use --target local", step.asset);
+    }
+    let bar = ProgressBar::new(plan.runs().count() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {wide_msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let tty = console_is_tty();
+    if !tty {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let events = TerminalEvents {
+        bar,
+        tty,
+        line_start: Mutex::new(HashMap::new()),
+    };
+    events.emit(Event::Planned { plan: plan.clone() });
+    if options.dry_run {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if plan.runs().next().is_none() {
+        println!("nothing to do: every selected asset is fresh (use --force to run them anyway)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let engine = Engine::start();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    {
+        let cancel = cancel.clone();
+        let engine = engine.clone();
+        runtime.spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\ninterrupted: cancelling the run");
+                cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+                engine.interrupt();
+            }
+        });
+    }
+    let store = workspace.store();
+    let db = workspace.db()?;
+    let run_id = db.begin_run(&plan.selection, Target::Local, options.profile.as_deref())?;
+    let mut session = EngineSession { engine: engine.clone() };
+    let mut prepared = Prepared::default();
+    let result = runtime.block_on(local::materialize(LocalRun {
+        project: &project,
+        plan: &plan,
+        db,
+        store: &store,
+        run_id,
+        session: &mut session,
+        prepared: &mut prepared,
+        emit: &events,
+        cancel: &cancel,
+    }));
+    engine.kill_child();
+    let summary = result?;
+    let status = if !summary.cancelled.is_empty() {
+        RunStatus::Cancelled
+    } else if summary.ok() {
+        RunStatus::Ok
+    } else {
+        RunStatus::Failed
+    };
+    db.finish_run(run_id, status)?;
+    for name in &summary.failed {
+        if let Some(m) = db.latest(name)? {
+            eprintln!("\n{name} failed:");
+            for line in m.error.unwrap_or_default().lines() {
+                eprintln!("  {line}");
+            }
+        }
+    }
+    Ok(if summary.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn console_is_tty() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal()
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum GraphFormat {
+    Text,
+    Mermaid,
+    Svg,
+}
+
+pub fn graph(notebook: PathBuf, select: Option<String>, format: GraphFormat) -> Result<ExitCode> {
+    let path = std::path::absolute(&notebook)?;
+    let mut workspace = AssetWorkspace::for_notebook(path.clone());
+    let project = workspace
+        .project()
+        .with_context(|| format!("reading {}", path.display()))?;
+    let db = workspace.db()?;
+    let snap = Snapshot {
+        freshness: project.staleness(db)?,
+        latest: db.latest_all()?,
+        successes: db.last_successes()?,
+    };
+    let names = match select {
+        Some(text) => {
+            let sel = parse_selection(&text).map_err(|e| anyhow::anyhow!("--select: {e}"))?;
+            Some(project.select(&sel, &snap.freshness)?)
+        }
+        None => None,
+    };
+    let (nodes, edges) = views::graph_parts(&project, names.as_deref(), &snap);
+    let text = match format {
+        GraphFormat::Text => graph::text(&nodes, &edges),
+        GraphFormat::Mermaid => graph::mermaid(&nodes, &edges),
+        GraphFormat::Svg => graph::svg(&nodes, &edges),
+    };
+    print!("{text}");
+    if !text.ends_with('\n') {
+        println!();
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,172 @@
+//! The one event stream executors report progress with. `kernel/` renders
+//! events as Jupyter messages; the headless CLI renders them in a terminal.
+
+use crate::plan::Plan;
+use crate::syntax::magic::RunId;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Which output stream a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Where an asset is in a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum AssetState {
+    /// Fresh: not run again (`--force` would).
+    Fresh,
+    /// Waiting for upstreams or a slot (a Slurm job: pending in the queue).
+    Queued {
+        job_id: Option<String>,
+    },
+    /// Computing (`location`: "kernel", or the node of a Slurm job).
+    Running {
+        location: String,
+    },
+    Done {
+        duration_ms: u64,
+        location: String,
+    },
+    Failed {
+        error: String,
+    },
+    /// Not run because an upstream (or a check of one) failed or was cancelled.
+    Skipped {
+        because: String,
+    },
+    Cancelled {
+        because: Option<String>,
+    },
+}
+
+impl AssetState {
+    /// Short label for tables: queued, running, done, failed, ...
+    pub fn label(&self) -> &'static str {
+        match self {
+            AssetState::Fresh => "fresh",
+            AssetState::Queued { .. } => "queued",
+            AssetState::Running { .. } => "running",
+            AssetState::Done { .. } => "done",
+            AssetState::Failed { .. } => "failed",
+            AssetState::Skipped { .. } => "skipped",
+            AssetState::Cancelled { .. } => "cancelled",
+        }
+    }
+
+    /// Human text: "running in kernel", "done in 1.2 s", "skipped because upstream x failed".
+    pub fn describe(&self) -> String {
+        match self {
+            AssetState::Fresh => "fresh (skipped)".into(),
+            AssetState::Queued { job_id: Some(j) } => format!("queued (job {j})"),
+            AssetState::Queued { job_id: None } => "queued".into(),
+            AssetState::Running { location } => format!("running on {location}"),
+            AssetState::Done {
+                duration_ms,
+                location,
+            } => {
+                format!("done in {} on {location}", format_duration(*duration_ms))
+            }
+            AssetState::Failed { error } => {
+                let first = error.lines().next().unwrap_or("");
+                format!("failed: {first}")
+            }
+            AssetState::Skipped { because } => format!("skipped: {because}"),
+            AssetState::Cancelled { because: Some(b) } => format!("cancelled: {b}"),
+            AssetState::Cancelled { because: None } => "cancelled".into(),
+        }
+    }
+
+    pub fn is_terminal(&self) -> bool {
+        !matches!(self, AssetState::Queued { .. } | AssetState::Running { .. })
+    }
+}
+
+pub fn format_duration(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else {
+        format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub run_id: Option<RunId>,
+    pub done: Vec<String>,
+    pub fresh: Vec<String>,
+    pub failed: Vec<String>,
+    pub skipped: Vec<String>,
+    pub cancelled: Vec<String>,
+    pub duration_ms: u64,
+}
+
+impl RunSummary {
+    pub fn ok(&self) -> bool {
+        self.failed.is_empty() && self.skipped.is_empty() && self.cancelled.is_empty()
+    }
+
+    pub fn line(&self) -> String {
+        format!(
+            "{} done, {} fresh, {} failed, {} skipped, {} cancelled in {}",
+            self.done.len(),
+            self.fresh.len(),
+            self.failed.len(),
+            self.skipped.len(),
+            self.cancelled.len(),
+            format_duration(self.duration_ms)
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "event")]
+pub enum Event {
+    /// What will run, before anything does.
+    Planned { plan: Plan },
+    /// An asset changed state.
+    State { asset: String, state: AssetState },
+    /// A piece of an asset's output (whole lines, or a partial line at the end).
+    Output {
+        asset: String,
+        stream: Stream,
+        text: String,
+    },
+    /// A rich display from an asset (mime type -> content).
+    Display {
+        asset: String,
+        data: BTreeMap<String, serde_json::Value>,
+    },
+    /// User metadata an asset reported.
+    Metadata {
+        asset: String,
+        metadata: serde_json::Value,
+    },
+    /// A check ran.
+    Check {
+        asset: String,
+        check: String,
+        passed: bool,
+        message: Option<String>,
+    },
+    /// The run ended.
+    Finished { summary: RunSummary },
+}
+
+/// Where executors send events.
+pub trait Emit: Send + Sync {
+    fn emit(&self, event: Event);
+}
+
+impl<F: Fn(Event) + Send + Sync> Emit for F {
+    fn emit(&self, event: Event) {
+        self(event)
+    }
+}

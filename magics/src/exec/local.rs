@@ -1,0 +1,460 @@
+//! The in-kernel executor (laptop mode): each selected asset is evaluated in
+//! the kernel's own Rust session as a variable of its name, in topological
+//! order. A failing asset (or check) stops its dependents, which are reported
+//! as skipped because of it, while independent branches still run.
+
+use crate::events::{format_duration, AssetState, Emit, Event, RunSummary};
+use crate::plan::{Action, Plan};
+use crate::project::Project;
+use crate::state::{MaterializationStatus, ResultRecord, StartRecord, StateDb, StateError};
+use crate::store::ValueStore;
+use crate::syntax::magic::RunId;
+use crate::syntax::options::Target;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// An error evaluating code in the session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionError {
+    /// One line: "Panic: index out of bounds".
+    pub message: String,
+    /// The full traceback, for the asset's error.
+    pub detail: Vec<String>,
+}
+
+/// The kernel's Rust session as executors see it (`kernel/` implements it on
+/// top of evcxr; tests can implement it on anything that evaluates code).
+pub trait Session {
+    /// Evaluates `code`; output is reported as events of `asset`. Returns the
+    /// final value's text, if the code ends in an expression.
+    fn run(
+        &mut self,
+        code: &str,
+        asset: &str,
+        emit: &dyn Emit,
+    ) -> impl Future<Output = Result<Option<String>, SessionError>>;
+    /// The session's variables and their types.
+    fn variables(&mut self) -> impl Future<Output = Vec<(String, String)>>;
+    /// Changes whenever the session lost its state (evcxr restarted).
+    fn epoch(&self) -> u64;
+}
+
+/// What the executor already set up in the session, kept across runs.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    epoch: Option<u64>,
+    deps: Option<String>,
+    items: Option<String>,
+}
+
+impl Prepared {
+    fn valid(&self, epoch: u64) -> bool {
+        self.epoch == Some(epoch)
+    }
+}
+
+/// Everything a local run needs.
+pub struct LocalRun<'a, S: Session> {
+    pub project: &'a Project,
+    pub plan: &'a Plan,
+    pub db: &'a StateDb,
+    pub store: &'a ValueStore,
+    pub run_id: RunId,
+    pub session: &'a mut S,
+    pub prepared: &'a mut Prepared,
+    pub emit: &'a dyn Emit,
+    pub cancel: &'a AtomicBool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("state database: {0}")]
+    State(#[from] StateError),
+    #[error("setting up the notebook's dependencies and items failed: {0}")]
+    Prepare(String),
+}
+
+/// The code binding asset `name` in the session.
+pub fn asset_code(name: &str, type_annotation: Option<&str>, body: &str) -> String {
+    match type_annotation {
+        Some(ty) => format!("let {name}: {ty} = {{\n{body}\n}};"),
+        None => format!("let {name} = {{\n{body}\n}};"),
+    }
+}
+
+/// The code evaluating a check body (bool or Result) to `None` (passed) or
+/// `Some(message)`.
+pub fn check_code(body: &str) -> String {
+    format!(
+        "{{\n\
+         trait SlurmbookCheck {{ fn slurmbook_outcome(&self) -> Option<String>; }}\n\
+         impl SlurmbookCheck for bool {{ fn slurmbook_outcome(&self) -> Option<String> {{ if *self {{ None }} else {{ Some(\"returned false\".to_string()) }} }} }}\n\
+         impl<T, E: std::fmt::Debug> SlurmbookCheck for Result<T, E> {{ fn slurmbook_outcome(&self) -> Option<String> {{ self.as_ref().err().map(|e| format!(\"{{e:?}}\")) }} }}\n\
+         let slurmbook_check_value = {{\n{body}\n}};\n\
+         SlurmbookCheck::slurmbook_outcome(&slurmbook_check_value)\n\
+         }}"
+    )
+}
+
+/// Whether the session can serialize values (serde_json is a dependency).
+pub fn has_serde_json(project: &Project) -> bool {
+    project.deps.iter().any(|d| d.name == "serde_json")
+}
+
+/// Code that serializes `name` to `staging` (the kernel then stores it).
+pub fn store_code(name: &str, staging: &std::path::Path) -> String {
+    format!(
+        "std::fs::write({path:?}, serde_json::to_vec(&{name}).expect(\"serializing {name}\")).expect(\"writing {name}\");",
+        path = staging.display().to_string()
+    )
+}
+
+/// Code that binds `name` from a stored JSON value.
+pub fn load_code(name: &str, type_name: &str, path: &std::path::Path) -> String {
+    format!(
+        "let {name}: {type_name} = serde_json::from_slice(&std::fs::read({path:?}).expect(\"reading the stored value of {name}\")).expect(\"decoding the stored value of {name}\");",
+        path = path.display().to_string()
+    )
+}
+
+/// Evaluates the notebook's `:dep` lines and item cells, when they changed or
+/// the session lost its state.
+pub async fn prepare<S: Session>(
+    session: &mut S,
+    project: &Project,
+    prepared: &mut Prepared,
+    emit: &dyn Emit,
+) -> Result<(), LocalError> {
+    let epoch = session.epoch();
+    if !prepared.valid(epoch) {
+        *prepared = Prepared {
+            epoch: Some(epoch),
+            ..Prepared::default()
+        };
+    }
+    let deps: String = project
+        .deps
+        .iter()
+        .map(|d| format!(":dep {} = {}\n", d.name, d.spec))
+        .collect();
+    if !deps.is_empty() && prepared.deps.as_deref() != Some(deps.as_str()) {
+        session
+            .run(&deps, "notebook", emit)
+            .await
+            .map_err(|e| LocalError::Prepare(e.message))?;
+        prepared.deps = Some(deps);
+    }
+    let items: String = project
+        .items
+        .iter()
+        .map(|i| format!("{}\n", i.source))
+        .collect();
+    if !items.trim().is_empty() && prepared.items.as_deref() != Some(items.as_str()) {
+        session
+            .run(&items, "notebook", emit)
+            .await
+            .map_err(|e| LocalError::Prepare(e.message))?;
+        prepared.items = Some(items);
+    }
+    prepared.epoch = Some(session.epoch());
+    Ok(())
+}
+
+/// Runs the plan in the session. Returns the summary (also emitted as
+/// [`Event::Finished`]).
+pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary, LocalError> {
+    let LocalRun {
+        project,
+        plan,
+        db,
+        store,
+        run_id,
+        session,
+        prepared,
+        emit,
+        cancel,
+    } = run;
+    let started = Instant::now();
+    let mut summary = RunSummary {
+        run_id: Some(run_id),
+        ..RunSummary::default()
+    };
+    for step in plan.runs() {
+        emit.emit(Event::State {
+            asset: step.asset.clone(),
+            state: AssetState::Queued { job_id: None },
+        });
+    }
+    if plan.runs().next().is_some() {
+        prepare(session, project, prepared, emit).await?;
+    }
+    let in_session: HashSet<String> = session
+        .variables()
+        .await
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    // Why an asset cannot run: the first upstream that failed or was skipped.
+    let mut blocked: HashMap<String, String> = HashMap::new();
+    let serde = has_serde_json(project);
+    for step in &plan.steps {
+        let name = step.asset.as_str();
+        let version = project
+            .versions
+            .get(name)
+            .expect("planned assets have versions");
+        let start = StartRecord {
+            run_id: Some(run_id),
+            asset: name,
+            version: &version.version,
+            own_hash: &version.own_hash,
+            upstream_versions: &version.upstreams,
+            target: Target::Local,
+            job_id: None,
+            node: None,
+        };
+        if step.action == Action::Skip {
+            // A fresh asset a later step needs must be in the session.
+            let needed = plan.runs().any(|s| {
+                project
+                    .graph
+                    .dependencies(&s.asset)
+                    .iter()
+                    .any(|(d, k)| *d == name && k.carries_data())
+            });
+            if needed && !in_session.contains(name) {
+                if let Some(error) = load_fresh(session, db, name, emit).await {
+                    blocked.insert(
+                        name.to_owned(),
+                        format!("fresh asset {name} could not be loaded: {error}"),
+                    );
+                }
+            }
+            db.record_skipped(std::slice::from_ref(&start))?;
+            emit.emit(Event::State {
+                asset: name.to_owned(),
+                state: AssetState::Fresh,
+            });
+            summary.fresh.push(name.to_owned());
+            continue;
+        }
+        if cancel.load(Ordering::SeqCst) {
+            emit.emit(Event::State {
+                asset: name.to_owned(),
+                state: AssetState::Cancelled {
+                    because: Some("the run was interrupted".into()),
+                },
+            });
+            summary.cancelled.push(name.to_owned());
+            continue;
+        }
+        if let Some(because) = step.after.iter().find_map(|u| blocked.get(u).map(|_| u)) {
+            let reason = blocked[because].clone();
+            let text = format!("upstream {because} {}", short_reason(&reason));
+            blocked.insert(name.to_owned(), text.clone());
+            let id = db.record_start(&start)?;
+            db.record_result(
+                id,
+                &ResultRecord {
+                    status: Some(MaterializationStatus::Skipped),
+                    error: Some(text.clone()),
+                    ..ResultRecord::default()
+                },
+            )?;
+            emit.emit(Event::State {
+                asset: name.to_owned(),
+                state: AssetState::Skipped { because: text },
+            });
+            summary.skipped.push(name.to_owned());
+            continue;
+        }
+        let spec = project.asset(name).expect("planned assets exist");
+        let id = db.record_start(&start)?;
+        emit.emit(Event::State {
+            asset: name.to_owned(),
+            state: AssetState::Running {
+                location: "kernel".into(),
+            },
+        });
+        let t = Instant::now();
+        let outcome = session
+            .run(
+                &asset_code(name, spec.type_annotation.as_deref(), &spec.body),
+                name,
+                emit,
+            )
+            .await;
+        let ms = t.elapsed().as_millis() as u64;
+        match outcome {
+            Err(error) => {
+                let cancelled = cancel.load(Ordering::SeqCst);
+                db.record_result(
+                    id,
+                    &ResultRecord {
+                        status: Some(if cancelled {
+                            MaterializationStatus::Cancelled
+                        } else {
+                            MaterializationStatus::Failed
+                        }),
+                        error: Some(error.detail.join("\n")),
+                        ..ResultRecord::default()
+                    },
+                )?;
+                blocked.insert(name.to_owned(), "failed".into());
+                if cancelled {
+                    emit.emit(Event::State {
+                        asset: name.to_owned(),
+                        state: AssetState::Cancelled {
+                            because: Some("interrupted".into()),
+                        },
+                    });
+                    summary.cancelled.push(name.to_owned());
+                } else {
+                    emit.emit(Event::State {
+                        asset: name.to_owned(),
+                        state: AssetState::Failed {
+                            error: error.message.clone(),
+                        },
+                    });
+                    summary.failed.push(name.to_owned());
+                }
+            }
+            Ok(_) => {
+                let type_name = session
+                    .variables()
+                    .await
+                    .into_iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, t)| t);
+                let value_path = if serde {
+                    store_value(session, store, name, &version.version).await
+                } else {
+                    None
+                };
+                let metadata =
+                    serde_json::json!({ "type": type_name, "duration": format_duration(ms) });
+                db.record_result(
+                    id,
+                    &ResultRecord {
+                        metadata: metadata.clone(),
+                        value_path: value_path.clone(),
+                        ..ResultRecord::default()
+                    },
+                )?;
+                emit.emit(Event::Metadata {
+                    asset: name.to_owned(),
+                    metadata,
+                });
+                // Checks run after their asset; a failing one blocks dependents.
+                let mut failed_check = None;
+                for check in project.checks_of(name) {
+                    let result = session.run(&check_code(&check.body), name, emit).await;
+                    let message = match result {
+                        Ok(Some(text)) if text.trim() == "None" => None,
+                        Ok(Some(text)) => Some(
+                            text.trim()
+                                .trim_start_matches("Some(")
+                                .trim_end_matches(')')
+                                .to_string(),
+                        ),
+                        Ok(None) => {
+                            Some("the check did not evaluate to bool or Result".to_string())
+                        }
+                        Err(e) => Some(e.message),
+                    };
+                    emit.emit(Event::Check {
+                        asset: name.to_owned(),
+                        check: check.name.clone(),
+                        passed: message.is_none(),
+                        message: message.clone(),
+                    });
+                    if message.is_some() && failed_check.is_none() {
+                        failed_check = Some(check.name.clone());
+                    }
+                }
+                if let Some(check) = failed_check {
+                    blocked.insert(name.to_owned(), format!("failed check {check}"));
+                }
+                emit.emit(Event::State {
+                    asset: name.to_owned(),
+                    state: AssetState::Done {
+                        duration_ms: ms,
+                        location: "kernel".into(),
+                    },
+                });
+                summary.done.push(name.to_owned());
+            }
+        }
+    }
+    summary.duration_ms = started.elapsed().as_millis() as u64;
+    emit.emit(Event::Finished {
+        summary: summary.clone(),
+    });
+    Ok(summary)
+}
+
+fn short_reason(reason: &str) -> &str {
+    if reason == "failed" {
+        "failed"
+    } else {
+        reason
+    }
+}
+
+/// Serializes a value in the session and stores it atomically.
+async fn store_value<S: Session>(
+    session: &mut S,
+    store: &ValueStore,
+    name: &str,
+    version: &str,
+) -> Option<String> {
+    let dir = store.dir();
+    std::fs::create_dir_all(dir).ok()?;
+    let staging = dir.join(format!(".{name}-{version}.staging"));
+    let quiet = |_: Event| {};
+    let result = session.run(&store_code(name, &staging), name, &quiet).await;
+    if let Err(e) = result {
+        tracing::info!(asset = name, error = %e.message, "value not stored (not serde-serializable?)");
+        let _ = std::fs::remove_file(&staging);
+        return None;
+    }
+    let bytes = std::fs::read(&staging).ok()?;
+    let _ = std::fs::remove_file(&staging);
+    store
+        .write_bytes(name, version, "json", &bytes)
+        .ok()
+        .map(|p| p.display().to_string())
+}
+
+/// Brings a fresh asset's stored value into the session; the error if it cannot.
+async fn load_fresh<S: Session>(
+    session: &mut S,
+    db: &StateDb,
+    name: &str,
+    emit: &dyn Emit,
+) -> Option<String> {
+    let last = match db.last_success(name) {
+        Ok(Some(m)) => m,
+        Ok(None) => return Some("no successful materialization".into()),
+        Err(e) => return Some(e.to_string()),
+    };
+    let (Some(path), Some(type_name)) = (
+        last.value_path.as_deref(),
+        last.metadata.get("type").and_then(|t| t.as_str()),
+    ) else {
+        return Some("its value was not stored (not serde-serializable); run with --force".into());
+    };
+    match session
+        .run(
+            &load_code(name, type_name, std::path::Path::new(path)),
+            name,
+            emit,
+        )
+        .await
+    {
+        Ok(_) => None,
+        Err(e) => Some(e.message),
+    }
+}

@@ -1,0 +1,4 @@
+//! Executors: run a [`crate::plan::Plan`] and report [`crate::events::Event`]s.
+//! They know nothing of Jupyter.
+
+pub mod local;
