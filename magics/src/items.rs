@@ -487,10 +487,7 @@ mod tests {
                 })
                 .collect()
         };
-        assert_eq!(
-            names(index.referenced(["a"])),
-            ["a", "b", "Use"]
-        );
+        assert_eq!(names(index.referenced(["a"])), ["a", "b", "Use"]);
         assert_eq!(
             names(index.referenced(["S"])),
             ["a", "b", "S", "Impl", "Use"]

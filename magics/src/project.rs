@@ -18,7 +18,9 @@ use crate::notebook::{
 };
 use crate::state::{AssetRow, Materialization, StateDb, StateError};
 use crate::syntax::selection::Selection;
-use crate::version::{deps_digest, freshness, item_digest, own_hash_of_digest, Freshness, Versions};
+use crate::version::{
+    deps_digest, freshness, item_digest, own_hash_of_digest, Freshness, Versions,
+};
 
 /// Names from Rust's prelude that are neither assets nor notebook items.
 const PRELUDE: &[&str] = &[
@@ -168,7 +170,12 @@ impl Project {
             let refs = item_index.referenced(analysis.mentioned());
             scratch.clear();
             scratch.extend(refs.iter().map(|&r| digests[r]));
-            own_hashes.push(own_hash_of_digest(a, &analysis.digest, &scratch, &deps_hash));
+            own_hashes.push(own_hash_of_digest(
+                a,
+                &analysis.digest,
+                &scratch,
+                &deps_hash,
+            ));
             item_refs.push(refs);
         }
         let versions = Versions::compute_indexed(&graph, own_hashes);

@@ -403,7 +403,10 @@ mod tests {
     fn type_normalization() {
         assert_eq!(normalize_type("Vec< u8 >"), normalize_type("Vec<u8>"));
         assert_eq!(normalize_type("( f64 , usize )"), "(f64,usize)");
-        assert_eq!(normalize_type("&'a  dyn Fn(u8) -> u8"), "&'a dyn Fn(u8)->u8");
+        assert_eq!(
+            normalize_type("&'a  dyn Fn(u8) -> u8"),
+            "&'a dyn Fn(u8)->u8"
+        );
         assert_ne!(normalize_type("(f64, usize)"), normalize_type("(f64, u64)"));
     }
 
