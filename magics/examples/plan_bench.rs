@@ -1,6 +1,15 @@
 //! Planning benchmark: read + parse + infer + graph + versions + staleness
 //! (against an empty state database) for notebooks of 100, 1,000 and
-//! 10,000 assets. Run with `cargo run --release -p slurmbook-magics --example plan_bench`.
+//! 10,000 assets, each asset using 1-3 earlier ones, with an item cell
+//! (fn, struct, impl) every 50 assets.
+//!
+//! `cold`: a fresh `PlanCache`, so every body and item cell is parsed with
+//! syn (the first plan after a kernel start). `warm`: re-planning after the
+//! user edited one asset cell, with the session's `PlanCache` (every later
+//! `%assets` / `%materialize`).
+//!
+//! Run: `cargo run --release -p slurmbook-magics --example plan_bench`
+//! (`PLAN_BENCH_RUNS=N` runs per row, best kept; `PLAN_BENCH_SIZES=100,1000`).
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -375,19 +375,19 @@ impl NotebookContents {
                 && !from_replaced(&c.cell)
         });
         let mut session_assets: Vec<&AssetSpec> = overrides.assets.values().collect();
-        session_assets.sort_by_key(|a| overrides.order[&format!("a:{}", a.name)]);
+        session_assets.sort_by_key(|a| overrides.rank(&format!("a:{}", a.name)));
         for a in session_assets {
             self.assets.push(a.clone());
         }
         let mut session_checks: Vec<&CheckSpec> = overrides.checks.values().collect();
-        session_checks.sort_by_key(|c| overrides.order[&format!("c:{}:{}", c.asset, c.name)]);
+        session_checks.sort_by_key(|c| overrides.rank(&format!("c:{}:{}", c.asset, c.name)));
         self.checks.extend(session_checks.into_iter().cloned());
         let plain_ids: Vec<&str> = overrides.plain.keys().map(String::as_str).collect();
         let replaced = |c: &CellRef| c.id.as_deref().is_some_and(|id| plain_ids.contains(&id));
         self.items.retain(|i| !replaced(&i.cell));
         self.deps.retain(|d| !replaced(&d.cell));
         let mut plain: Vec<(&String, &crate::items::CellItems)> = overrides.plain.iter().collect();
-        plain.sort_by_key(|(id, _)| overrides.order[&format!("p:{id}")]);
+        plain.sort_by_key(|(id, _)| overrides.rank(&format!("p:{id}")));
         for (_, got) in plain {
             self.items.extend(got.items.iter().cloned());
             self.deps.extend(got.deps.iter().cloned());
@@ -463,6 +463,11 @@ impl SessionOverrides {
             }
         }
         Ok(())
+    }
+
+    /// When a key was recorded (entries added by hand sort last).
+    fn rank(&self, key: &str) -> u64 {
+        self.order.get(key).copied().unwrap_or(u64::MAX)
     }
 
     fn cell_ids(&self) -> impl Iterator<Item = &str> {

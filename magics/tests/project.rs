@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use slurmbook_magics::state::{ResultRecord, StartRecord};
 use slurmbook_magics::{
-    load_project, parse_selection, EdgeKind, Freshness, Project, ProjectError, Reason,
-    SessionOverrides, StateDb, Target,
+    load_project, load_project_cached, parse_selection, EdgeKind, Freshness, PlanCache, Project,
+    ProjectError, Reason, SessionOverrides, StateDb, Target,
 };
 
 fn fixture() -> PathBuf {
@@ -365,4 +365,41 @@ fn selection_helpers_on_the_fixture() {
     assert_eq!(sel("1+report"), ["summary", "by_bucket", "report"]);
     // with no state, everything counts as stale
     assert_eq!(sel("stale").len(), 5);
+}
+
+#[test]
+fn cached_planning_matches_uncached_after_an_edit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = edited(dir.path(), &[]);
+    let cache = PlanCache::new();
+    let first = load_project_cached(&path, &SessionOverrides::new(), &cache).unwrap();
+    assert_eq!(cache.len(), (5, 2), "5 bodies and 2 plain cells cached");
+    assert_eq!(cache.cells(), 8);
+    // Edit one asset and the item cell, then re-plan with the cache.
+    edited(
+        dir.path(),
+        &[
+            (4, &cell_source(4).replace("(mean, n)", "(mean, n + 1)")),
+            (1, &cell_source(1).replace("x * 0.1", "x * 0.3")),
+        ],
+    );
+    let cached = load_project_cached(&path, &SessionOverrides::new(), &cache).unwrap();
+    let fresh = load_project(&path, &SessionOverrides::new()).unwrap();
+    for a in &fresh.assets {
+        assert_eq!(
+            cached.versions.get(&a.name),
+            fresh.versions.get(&a.name),
+            "{}",
+            a.name
+        );
+    }
+    assert_eq!(cached.items, fresh.items);
+    assert_eq!(cached.assets, fresh.assets);
+    assert_ne!(version(&first, "summary"), version(&cached, "summary"));
+    assert_ne!(
+        version(&first, "temperatures"),
+        version(&cached, "temperatures")
+    );
+    assert_eq!(version(&first, "readings"), version(&cached, "readings"));
+    assert_eq!(cache.len(), (5, 2), "old entries were dropped");
 }
