@@ -8,7 +8,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "slurmbook", version, about = "A Jupyter kernel for Rust whose notebook cells are assets, run in the kernel or as Slurm jobs")]
+#[command(
+    name = "slurmbook",
+    version,
+    about = "A Jupyter kernel for Rust whose notebook cells are assets, run in the kernel or as Slurm jobs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -94,7 +98,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Install { location } => {
             let dir = install::install(&location)?;
-            println!("Installed kernelspec {} in {}", install::KERNEL_NAME, dir.display());
+            println!(
+                "Installed kernelspec {} in {}",
+                install::KERNEL_NAME,
+                dir.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Run {
@@ -118,14 +126,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 dry_run,
             })
         }
-        Command::Graph { notebook, select, format } => {
+        Command::Graph {
+            notebook,
+            select,
+            format,
+        } => {
             init_cli_logging();
             crate::headless::graph(notebook, select, format)
         }
         Command::Uninstall { location } => {
             match install::uninstall(&location)? {
                 Some(dir) => println!("Removed {}", dir.display()),
-                None => println!("No kernelspec {} found in {}", install::KERNEL_NAME, location.kernels_dir()?.display()),
+                None => println!(
+                    "No kernelspec {} found in {}",
+                    install::KERNEL_NAME,
+                    location.kernels_dir()?.display()
+                ),
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -135,7 +151,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
 /// Headless commands log warnings only, unless `SLURMBOOK_LOG` says otherwise.
 fn init_cli_logging() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("SLURMBOOK_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter =
+        EnvFilter::try_from_env("SLURMBOOK_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -146,10 +163,17 @@ fn init_cli_logging() {
 /// `SLURMBOOK_LOG_FILE`; the level comes from `SLURMBOOK_LOG` (default info).
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("SLURMBOOK_LOG").unwrap_or_else(|_| EnvFilter::new("warn,slurmbook_kernel=info,slurmbook_magics=info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false);
+    let filter = EnvFilter::try_from_env("SLURMBOOK_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("warn,slurmbook_kernel=info,slurmbook_magics=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false);
     match std::env::var_os("SLURMBOOK_LOG_FILE").and_then(|p| {
-        std::fs::OpenOptions::new().create(true).append(true).open(p).ok()
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .ok()
     }) {
         Some(file) => builder.with_writer(std::sync::Mutex::new(file)).init(),
         None => builder.with_writer(std::io::stderr).init(),

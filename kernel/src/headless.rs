@@ -61,9 +61,15 @@ impl Emit for TerminalEvents {
                     self.bar.inc(1);
                 }
             },
-            Event::Output { asset, stream, text } => {
+            Event::Output {
+                asset,
+                stream,
+                text,
+            } => {
                 let mut starts = self.line_start.lock().unwrap();
-                let start = starts.entry((asset.clone(), stream == Stream::Stderr)).or_insert(true);
+                let start = starts
+                    .entry((asset.clone(), stream == Stream::Stderr))
+                    .or_insert(true);
                 let text = crate::render::prefix_lines(&asset, &text, start);
                 for line in text.lines() {
                     self.say(line);
@@ -74,7 +80,12 @@ impl Emit for TerminalEvents {
                     .get("text/plain")
                     .and_then(|v| v.as_str())
                     .map(str::to_owned)
-                    .unwrap_or_else(|| format!("(display: {})", data.keys().cloned().collect::<Vec<_>>().join(", ")));
+                    .unwrap_or_else(|| {
+                        format!(
+                            "(display: {})",
+                            data.keys().cloned().collect::<Vec<_>>().join(", ")
+                        )
+                    });
                 self.say(format!("[{asset}] {text}"));
             }
             Event::Metadata { .. } => {}
@@ -85,7 +96,10 @@ impl Emit for TerminalEvents {
                 message,
             } => self.say(match passed {
                 true => format!("{asset:>20}  check {check} passed"),
-                false => format!("{asset:>20}  check {check} FAILED: {}", message.unwrap_or_default()),
+                false => format!(
+                    "{asset:>20}  check {check} FAILED: {}",
+                    message.unwrap_or_default()
+                ),
             }),
             Event::Finished { summary } => {
                 self.bar.finish_and_clear();
@@ -106,7 +120,10 @@ pub fn run(options: RunOptions) -> Result<ExitCode> {
         None => None,
     };
     if options.profile.as_deref().is_some_and(|p| p != "local") {
-        bail!("profile {:?}: only the built-in `local` profile exists so far", options.profile.unwrap());
+        bail!(
+            "profile {:?}: only the built-in `local` profile exists so far",
+            options.profile.unwrap()
+        );
     }
     let args = MaterializeArgs {
         selection,
@@ -121,7 +138,10 @@ pub fn run(options: RunOptions) -> Result<ExitCode> {
     let freshness = project.staleness(db)?;
     let plan = plan::plan(&project, &args, &freshness, Target::Local)?;
     if let Some(step) = plan.runs().find(|s| s.target == Target::Slurm) {
-        bail!("{} targets Slurm, but no cluster is configured; use --target local", step.asset);
+        bail!(
+            "{} targets Slurm, but no cluster is configured; use --target local",
+            step.asset
+        );
     }
     let bar = ProgressBar::new(plan.runs().count() as u64);
     bar.set_style(
@@ -166,7 +186,9 @@ pub fn run(options: RunOptions) -> Result<ExitCode> {
     let store = workspace.store();
     let db = workspace.db()?;
     let run_id = db.begin_run(&plan.selection, Target::Local, options.profile.as_deref())?;
-    let mut session = EngineSession { engine: engine.clone() };
+    let mut session = EngineSession {
+        engine: engine.clone(),
+    };
     let mut prepared = Prepared::default();
     let result = runtime.block_on(local::materialize(LocalRun {
         project: &project,
@@ -197,7 +219,11 @@ pub fn run(options: RunOptions) -> Result<ExitCode> {
             }
         }
     }
-    Ok(if summary.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if summary.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn console_is_tty() -> bool {

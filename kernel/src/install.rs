@@ -8,9 +8,18 @@ pub const KERNEL_NAME: &str = "slurmbook";
 
 const KERNEL_JSON: &str = include_str!("../../kernelspec/kernel.json");
 const FILES: &[(&str, &[u8])] = &[
-    ("logo-32x32.png", include_bytes!("../../kernelspec/logo-32x32.png")),
-    ("logo-64x64.png", include_bytes!("../../kernelspec/logo-64x64.png")),
-    ("logo-svg.svg", include_bytes!("../../kernelspec/logo-svg.svg")),
+    (
+        "logo-32x32.png",
+        include_bytes!("../../kernelspec/logo-32x32.png"),
+    ),
+    (
+        "logo-64x64.png",
+        include_bytes!("../../kernelspec/logo-64x64.png"),
+    ),
+    (
+        "logo-svg.svg",
+        include_bytes!("../../kernelspec/logo-svg.svg"),
+    ),
 ];
 
 /// Where to install: mirrors `jupyter kernelspec install` flags.
@@ -49,7 +58,9 @@ fn user_kernels_dir() -> Result<PathBuf> {
     } else {
         dirs::data_dir().map(|d| d.join("jupyter"))
     };
-    Ok(base.context("cannot find the user's data directory")?.join("kernels"))
+    Ok(base
+        .context("cannot find the user's data directory")?
+        .join("kernels"))
 }
 
 fn sys_prefix() -> Result<PathBuf> {
@@ -65,12 +76,15 @@ fn sys_prefix() -> Result<PathBuf> {
     if !output.status.success() {
         bail!("python3 could not tell its sys.prefix");
     }
-    Ok(PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()))
+    Ok(PathBuf::from(
+        String::from_utf8_lossy(&output.stdout).trim(),
+    ))
 }
 
 /// The kernel.json for this binary.
 pub fn kernel_json(executable: &Path) -> Result<String> {
-    let mut spec: serde_json::Value = serde_json::from_str(KERNEL_JSON).context("kernelspec/kernel.json")?;
+    let mut spec: serde_json::Value =
+        serde_json::from_str(KERNEL_JSON).context("kernelspec/kernel.json")?;
     spec["argv"][0] = serde_json::Value::String(executable.display().to_string());
     Ok(serde_json::to_string_pretty(&spec)?)
 }
@@ -112,10 +126,15 @@ mod tests {
         let dir = install(&loc).unwrap();
         assert_eq!(dir, prefix.join("share/jupyter/kernels/slurmbook"));
         let spec: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("kernel.json")).unwrap()).unwrap();
+            serde_json::from_str(&std::fs::read_to_string(dir.join("kernel.json")).unwrap())
+                .unwrap();
         assert_eq!(spec["display_name"], "Rust (slurmbook)");
         assert_eq!(spec["interrupt_mode"], "message");
-        assert!(spec["argv"].as_array().unwrap().iter().any(|a| a == "{connection_file}"));
+        assert!(spec["argv"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "{connection_file}"));
         assert!(dir.join("logo-64x64.png").exists());
         assert_eq!(uninstall(&loc).unwrap(), Some(dir.clone()));
         assert!(!dir.exists());

@@ -202,8 +202,7 @@ mod tests {
         let req: ExecuteRequest = serde_json::from_value(json!({"code": "1"})).unwrap();
         assert!(req.store_history && req.stop_on_error && !req.silent);
         let hist: HistoryRequest =
-            serde_json::from_value(json!({"hist_access_type": "search", "pattern": "a*"}))
-                .unwrap();
+            serde_json::from_value(json!({"hist_access_type": "search", "pattern": "a*"})).unwrap();
         assert_eq!(hist.n, None);
         assert!(!hist.unique);
     }

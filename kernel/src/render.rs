@@ -81,13 +81,16 @@ impl Emit for JupyterEvents<'_> {
                     .map(|step| {
                         let state = match step.action {
                             slurmbook_magics::plan::Action::Skip => AssetState::Fresh,
-                            slurmbook_magics::plan::Action::Run => AssetState::Queued { job_id: None },
+                            slurmbook_magics::plan::Action::Run => {
+                                AssetState::Queued { job_id: None }
+                            }
                         };
                         (step.asset.clone(), state)
                     })
                     .collect();
                 self.out.stream("stdout", &plan.text());
-                self.out.display(table_bundle(&status_table(&s.rows)), Some(&s.display_id));
+                self.out
+                    .display(table_bundle(&status_table(&s.rows)), Some(&s.display_id));
             }
             Event::State { asset, state } => {
                 if let AssetState::Failed { error } = &state {
@@ -97,13 +100,22 @@ impl Emit for JupyterEvents<'_> {
                     Some(row) => row.1 = state,
                     None => s.rows.push((asset, state)),
                 }
-                self.out.update_display(table_bundle(&status_table(&s.rows)), &s.display_id);
+                self.out
+                    .update_display(table_bundle(&status_table(&s.rows)), &s.display_id);
             }
-            Event::Output { asset, stream, text } => {
+            Event::Output {
+                asset,
+                stream,
+                text,
+            } => {
                 let stderr = stream == Stream::Stderr;
-                let start = s.at_line_start.entry((asset.clone(), stderr)).or_insert(true);
+                let start = s
+                    .at_line_start
+                    .entry((asset.clone(), stderr))
+                    .or_insert(true);
                 let text = prefix_lines(&asset, &text, start);
-                self.out.stream(if stderr { "stderr" } else { "stdout" }, &text);
+                self.out
+                    .stream(if stderr { "stderr" } else { "stdout" }, &text);
             }
             Event::Display { data, .. } => self.out.display(data.into_iter().collect(), None),
             Event::Metadata { .. } => {}
@@ -115,15 +127,20 @@ impl Emit for JupyterEvents<'_> {
             } => {
                 let line = match (passed, message) {
                     (true, _) => format!("[{asset}] check {check} passed\n"),
-                    (false, m) => format!("[{asset}] check {check} FAILED: {}\n", m.unwrap_or_default()),
+                    (false, m) => format!(
+                        "[{asset}] check {check} FAILED: {}\n",
+                        m.unwrap_or_default()
+                    ),
                 };
-                self.out.stream(if passed { "stdout" } else { "stderr" }, &line);
+                self.out
+                    .stream(if passed { "stdout" } else { "stderr" }, &line);
                 if !passed {
                     s.failures.push((asset, format!("check {check} failed")));
                 }
             }
             Event::Finished { summary } => {
-                self.out.update_display(table_bundle(&status_table(&s.rows)), &s.display_id);
+                self.out
+                    .update_display(table_bundle(&status_table(&s.rows)), &s.display_id);
                 self.out.stream("stdout", &format!("{}\n", summary.line()));
                 s.summary = Some(summary);
             }

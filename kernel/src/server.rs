@@ -25,7 +25,12 @@ pub async fn serve(conn: ConnectionInfo) -> Result<()> {
     bind(&mut hb_socket, &conn, conn.hb_port, "heartbeat").await?;
 
     let (iopub, iopub_rx) = iopub::Iopub::new(&session);
-    tokio::spawn(iopub::run(iopub_socket, iopub_rx, signer.clone(), session.clone()));
+    tokio::spawn(iopub::run(
+        iopub_socket,
+        iopub_rx,
+        signer.clone(),
+        session.clone(),
+    ));
     tokio::spawn(heartbeat::run(hb_socket));
     iopub.status(None, "starting");
 
@@ -37,7 +42,12 @@ pub async fn serve(conn: ConnectionInfo) -> Result<()> {
         session: session.clone(),
         signer: signer.clone(),
         iopub,
-        stdin: stdin::Stdin::new(Replier::new(stdin_send, signer.clone()), stdin_recv, signer.clone(), &session),
+        stdin: stdin::Stdin::new(
+            Replier::new(stdin_send, signer.clone()),
+            stdin_recv,
+            signer.clone(),
+            &session,
+        ),
     };
     let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let control_handler = Arc::new(KernelControl {
@@ -64,7 +74,12 @@ pub async fn serve(conn: ConnectionInfo) -> Result<()> {
     Ok(())
 }
 
-async fn bind<S: Socket>(socket: &mut S, conn: &ConnectionInfo, port: u16, name: &str) -> Result<()> {
+async fn bind<S: Socket>(
+    socket: &mut S,
+    conn: &ConnectionInfo,
+    port: u16,
+    name: &str,
+) -> Result<()> {
     let endpoint = conn.endpoint(port);
     socket
         .bind(&endpoint)

@@ -81,7 +81,10 @@ impl Kernel {
     }
 
     async fn send_shell(&mut self, frames: Vec<Bytes>) {
-        self.shell.send(ZmqMessage::try_from(frames).unwrap()).await.unwrap();
+        self.shell
+            .send(ZmqMessage::try_from(frames).unwrap())
+            .await
+            .unwrap();
     }
 
     async fn request(&mut self, msg_type: &str, content: Value) -> String {
@@ -92,13 +95,22 @@ impl Kernel {
 
     async fn control_request(&mut self, msg_type: &str, content: Value) -> String {
         let (id, frames) = self.frames(msg_type, content);
-        self.control.send(ZmqMessage::try_from(frames).unwrap()).await.unwrap();
+        self.control
+            .send(ZmqMessage::try_from(frames).unwrap())
+            .await
+            .unwrap();
         id
     }
 
-    async fn recv_on(socket: &mut DealerSocket, signer: &Signer, timeout: Duration) -> Option<Message> {
+    async fn recv_on(
+        socket: &mut DealerSocket,
+        signer: &Signer,
+        timeout: Duration,
+    ) -> Option<Message> {
         match tokio::time::timeout(timeout, socket.recv()).await {
-            Ok(Ok(msg)) => Some(Message::from_frames(msg.into_vec(), signer).expect("kernel's reply verifies")),
+            Ok(Ok(msg)) => {
+                Some(Message::from_frames(msg.into_vec(), signer).expect("kernel's reply verifies"))
+            }
             _ => None,
         }
     }
@@ -128,8 +140,11 @@ impl Kernel {
     }
 
     async fn execute(&mut self, code: &str) -> Message {
-        self.request("execute_request", json!({ "code": code, "silent": false })).await;
-        self.shell_reply(Duration::from_secs(180)).await.expect("execute_reply")
+        self.request("execute_request", json!({ "code": code, "silent": false }))
+            .await;
+        self.shell_reply(Duration::from_secs(180))
+            .await
+            .expect("execute_reply")
     }
 }
 
@@ -147,9 +162,14 @@ async fn bad_signature_and_malformed_json_are_dropped_and_the_kernel_keeps_servi
     let (_, mut frames) = k.frames("kernel_info_request", json!({}));
     frames[1] = Bytes::from("0".repeat(64));
     k.send_shell(frames).await;
-    assert!(k.shell_reply(Duration::from_secs(2)).await.is_none(), "a forged message was answered");
+    assert!(
+        k.shell_reply(Duration::from_secs(2)).await.is_none(),
+        "a forged message was answered"
+    );
     // Correctly signed but unparsable content.
-    let header = serde_json::to_vec(&Message::new("kernel_info_request", "s", None, json!({})).header).unwrap();
+    let header =
+        serde_json::to_vec(&Message::new("kernel_info_request", "s", None, json!({})).header)
+            .unwrap();
     let parts: [&[u8]; 4] = [&header, b"{}", b"{}", b"{not json"];
     let sig = k.signer.sign(&parts);
     let frames = vec![
@@ -162,11 +182,21 @@ async fn bad_signature_and_malformed_json_are_dropped_and_the_kernel_keeps_servi
     ];
     k.send_shell(frames).await;
     // Too few frames.
-    k.send_shell(vec![Bytes::from_static(b"<IDS|MSG>"), Bytes::from_static(b"x")]).await;
-    assert!(k.shell_reply(Duration::from_secs(2)).await.is_none(), "a malformed message was answered");
+    k.send_shell(vec![
+        Bytes::from_static(b"<IDS|MSG>"),
+        Bytes::from_static(b"x"),
+    ])
+    .await;
+    assert!(
+        k.shell_reply(Duration::from_secs(2)).await.is_none(),
+        "a malformed message was answered"
+    );
     // The same connection (same routing identity) still gets answers.
     let id = k.request("kernel_info_request", json!({})).await;
-    let reply = k.shell_reply(Duration::from_secs(10)).await.expect("kernel_info_reply");
+    let reply = k
+        .shell_reply(Duration::from_secs(10))
+        .await
+        .expect("kernel_info_reply");
     assert_eq!(reply.parent_header["msg_id"], id.as_str());
     assert_eq!(reply.content["implementation"], "slurmbook");
     assert!(k.child.try_wait().unwrap().is_none(), "kernel died");
@@ -184,17 +214,32 @@ async fn interrupt_stops_a_running_cell_within_two_seconds() {
         )
         .await;
     let started = k.iopub_until(&id, "stream", Duration::from_secs(120)).await;
-    assert!(started.content["text"].as_str().unwrap().contains("looping"));
+    assert!(started.content["text"]
+        .as_str()
+        .unwrap()
+        .contains("looping"));
     let sent = Instant::now();
     k.control_request("interrupt_request", json!({})).await;
-    let interrupt_reply = k.control_reply(Duration::from_secs(5)).await.expect("interrupt_reply");
+    let interrupt_reply = k
+        .control_reply(Duration::from_secs(5))
+        .await
+        .expect("interrupt_reply");
     assert_eq!(interrupt_reply.content["status"], "ok");
-    let reply = k.shell_reply(Duration::from_secs(10)).await.expect("execute_reply");
+    let reply = k
+        .shell_reply(Duration::from_secs(10))
+        .await
+        .expect("execute_reply");
     let took = sent.elapsed();
-    assert!(took < Duration::from_secs(2), "control came back after {took:?}");
+    assert!(
+        took < Duration::from_secs(2),
+        "control came back after {took:?}"
+    );
     assert_eq!(reply.content["status"], "error");
     assert_eq!(reply.content["ename"], "KeyboardInterrupt");
-    assert!(reply.content["evalue"].as_str().unwrap().contains("variables were lost"));
+    assert!(reply.content["evalue"]
+        .as_str()
+        .unwrap()
+        .contains("variables were lost"));
     // The session works again afterwards.
     let after = k.execute("40 + 2").await;
     assert_eq!(after.content["status"], "ok");
@@ -203,8 +248,13 @@ async fn interrupt_stops_a_running_cell_within_two_seconds() {
 #[tokio::test]
 async fn shutdown_replies_and_exits() {
     let mut k = Kernel::start().await;
-    let id = k.control_request("shutdown_request", json!({ "restart": false })).await;
-    let reply = k.control_reply(Duration::from_secs(10)).await.expect("shutdown_reply");
+    let id = k
+        .control_request("shutdown_request", json!({ "restart": false }))
+        .await;
+    let reply = k
+        .control_reply(Duration::from_secs(10))
+        .await
+        .expect("shutdown_reply");
     assert_eq!(reply.parent_header["msg_id"], id.as_str());
     assert_eq!(reply.content["status"], "ok");
     assert_eq!(reply.content["restart"], false);
@@ -214,7 +264,10 @@ async fn shutdown_replies_and_exits() {
             assert!(status.success());
             break;
         }
-        assert!(Instant::now() < deadline, "kernel still running after shutdown");
+        assert!(
+            Instant::now() < deadline,
+            "kernel still running after shutdown"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -225,16 +278,29 @@ async fn history_after_three_cells() {
     for code in ["let a = 1;", "a + 1", "a * 10"] {
         assert_eq!(k.execute(code).await.content["status"], "ok");
     }
-    k.request("history_request", json!({ "hist_access_type": "tail", "n": 3, "output": true, "raw": true }))
-        .await;
+    k.request(
+        "history_request",
+        json!({ "hist_access_type": "tail", "n": 3, "output": true, "raw": true }),
+    )
+    .await;
     let reply = k.shell_reply(Duration::from_secs(10)).await.unwrap();
     assert_eq!(
         reply.content["history"],
-        json!([[1, 1, ["let a = 1;", null]], [1, 2, ["a + 1", "2"]], [1, 3, ["a * 10", "10"]]])
+        json!([
+            [1, 1, ["let a = 1;", null]],
+            [1, 2, ["a + 1", "2"]],
+            [1, 3, ["a * 10", "10"]]
+        ])
     );
     // Search without `unique` or `n` (both optional).
-    k.request("history_request", json!({ "hist_access_type": "search", "pattern": "a *", "output": false, "raw": true }))
-        .await;
+    k.request(
+        "history_request",
+        json!({ "hist_access_type": "search", "pattern": "a *", "output": false, "raw": true }),
+    )
+    .await;
     let reply = k.shell_reply(Duration::from_secs(10)).await.unwrap();
-    assert_eq!(reply.content["history"], json!([[1, 2, "a + 1"], [1, 3, "a * 10"]]));
+    assert_eq!(
+        reply.content["history"],
+        json!([[1, 2, "a + 1"], [1, 3, "a * 10"]])
+    );
 }

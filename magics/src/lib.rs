@@ -6,6 +6,7 @@
 //! versions in one call; then [`Project::staleness`] against a [`StateDb`].
 
 pub mod cache;
+pub mod config;
 pub mod draw;
 pub mod events;
 pub mod exec;

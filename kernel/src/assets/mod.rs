@@ -62,8 +62,10 @@ impl AssetWorkspace {
 
     /// Attaches to another notebook (`%config notebook=PATH`); it must exist.
     pub fn set_notebook(&mut self, path: &Path) -> Result<PathBuf> {
-        let path = std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))?;
-        Notebook::from_path(&path).with_context(|| format!("reading notebook {}", path.display()))?;
+        let path =
+            std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))?;
+        Notebook::from_path(&path)
+            .with_context(|| format!("reading notebook {}", path.display()))?;
         self.notebook = Some((path.clone(), NotebookSource::Config));
         self.db = None;
         Ok(path)
@@ -83,7 +85,10 @@ impl AssetWorkspace {
         self.project_with(&self.overrides)
     }
 
-    pub fn project_with(&self, overrides: &SessionOverrides) -> Result<Project, slurmbook_magics::ProjectError> {
+    pub fn project_with(
+        &self,
+        overrides: &SessionOverrides,
+    ) -> Result<Project, slurmbook_magics::ProjectError> {
         match &self.notebook {
             Some((path, _)) => slurmbook_magics::load_project(path, overrides),
             None => Project::from_notebook(
@@ -100,7 +105,8 @@ impl AssetWorkspace {
     pub fn db(&mut self) -> Result<&StateDb> {
         let dir = self.dir();
         if self.db.as_ref().map(|(d, _)| d != &dir).unwrap_or(true) {
-            let db = StateDb::open(&dir).with_context(|| format!("opening the state database in {}", dir.display()))?;
+            let db = StateDb::open(&dir)
+                .with_context(|| format!("opening the state database in {}", dir.display()))?;
             self.db = Some((dir, db));
         }
         Ok(&self.db.as_ref().expect("just opened").1)

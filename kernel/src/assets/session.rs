@@ -11,7 +11,12 @@ pub struct EngineSession {
 }
 
 impl Session for EngineSession {
-    async fn run(&mut self, code: &str, asset: &str, emit: &dyn Emit) -> Result<Option<String>, SessionError> {
+    async fn run(
+        &mut self,
+        code: &str,
+        asset: &str,
+        emit: &dyn Emit,
+    ) -> Result<Option<String>, SessionError> {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let run = self.engine.execute(code, tx, false);
         tokio::pin!(run);

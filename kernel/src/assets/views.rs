@@ -21,29 +21,38 @@ pub fn asset_status(
 ) -> AssetStatus {
     let newer_than_success = |m: &Materialization| last_success.is_none_or(|s| m.id > s.id);
     match latest {
-        Some(m) if m.status == MaterializationStatus::Running && newer_than_success(m) => AssetStatus {
-            state: "running",
-            why: match &m.job_id {
-                Some(j) => format!("job {j}"),
-                None => "in the kernel".into(),
-            },
-        },
-        Some(m) if m.status == MaterializationStatus::Failed && newer_than_success(m) => AssetStatus {
-            state: "failed",
-            why: strip_ansi(
-                m.error
-                    .as_deref()
-                    .and_then(|e| e.lines().find(|l| !l.trim().is_empty()))
-                    .unwrap_or("failed"),
-            )
-            .chars()
-            .take(120)
-            .collect(),
-        },
+        Some(m) if m.status == MaterializationStatus::Running && newer_than_success(m) => {
+            AssetStatus {
+                state: "running",
+                why: match &m.job_id {
+                    Some(j) => format!("job {j}"),
+                    None => "in the kernel".into(),
+                },
+            }
+        }
+        Some(m) if m.status == MaterializationStatus::Failed && newer_than_success(m) => {
+            AssetStatus {
+                state: "failed",
+                why: strip_ansi(
+                    m.error
+                        .as_deref()
+                        .and_then(|e| e.lines().find(|l| !l.trim().is_empty()))
+                        .unwrap_or("failed"),
+                )
+                .chars()
+                .take(120)
+                .collect(),
+            }
+        }
         _ => match freshness {
             Some(f) => AssetStatus {
                 state: f.label(),
-                why: f.reasons().iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", "),
+                why: f
+                    .reasons()
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             },
             None => AssetStatus {
                 state: "missing",
@@ -62,7 +71,10 @@ pub fn location(m: &Materialization) -> String {
 }
 
 fn when(m: &Materialization) -> String {
-    let at = m.finished_at.unwrap_or(m.started_at).with_timezone(&chrono::Local);
+    let at = m
+        .finished_at
+        .unwrap_or(m.started_at)
+        .with_timezone(&chrono::Local);
     let took = m
         .duration_ms
         .map(|d| format!(" ({})", format_duration(d.max(0) as u64)))
@@ -89,9 +101,16 @@ impl Snapshot {
 /// The `%assets` table.
 pub fn assets_table(project: &Project, snap: &Snapshot) -> Table {
     let mut table = Table {
-        columns: ["asset", "deps", "state", "why", "last materialized", "where"]
-            .map(String::from)
-            .to_vec(),
+        columns: [
+            "asset",
+            "deps",
+            "state",
+            "why",
+            "last materialized",
+            "where",
+        ]
+        .map(String::from)
+        .to_vec(),
         caption: project
             .notebook_path
             .as_ref()
@@ -124,7 +143,11 @@ pub fn assets_table(project: &Project, snap: &Snapshot) -> Table {
 }
 
 /// Nodes and edges of the graph (of `names`, or of every asset).
-pub fn graph_parts(project: &Project, names: Option<&[String]>, snap: &Snapshot) -> (Vec<GraphNode>, Vec<GraphEdge>) {
+pub fn graph_parts(
+    project: &Project,
+    names: Option<&[String]>,
+    snap: &Snapshot,
+) -> (Vec<GraphNode>, Vec<GraphEdge>) {
     let names: Vec<String> = match names {
         Some(n) => n.to_vec(),
         None => project.assets.iter().map(|a| a.name.clone()).collect(),
@@ -178,7 +201,10 @@ pub fn runs_table(runs: &[Run], assets_of: impl Fn(i64) -> Vec<Materialization>)
         );
         table.rows.push(vec![
             run.id.to_string(),
-            run.started_at.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string(),
+            run.started_at
+                .with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string(),
             run.selection.clone(),
             run.target.as_str().to_owned(),
             run.status.as_str().to_owned(),
@@ -204,7 +230,11 @@ pub fn status_table(rows: &[(String, AssetState)]) -> Table {
         ..Table::default()
     };
     for (asset, state) in rows {
-        table.rows.push(vec![asset.clone(), state.label().to_owned(), state.describe()]);
+        table.rows.push(vec![
+            asset.clone(),
+            state.label().to_owned(),
+            state.describe(),
+        ]);
         table.row_states.push(Some(
             match state {
                 AssetState::Fresh => "fresh",

@@ -8,7 +8,12 @@ use serde_json::json;
 use std::sync::Arc;
 use zeromq::{RouterRecvHalf, SocketRecv};
 
-pub async fn run<C: ControlHandler>(mut recv: RouterRecvHalf, mut replier: Replier, io: Io, handler: Arc<C>) {
+pub async fn run<C: ControlHandler>(
+    mut recv: RouterRecvHalf,
+    mut replier: Replier,
+    io: Io,
+    handler: Arc<C>,
+) {
     loop {
         let frames = match recv.recv().await {
             Ok(msg) => zmq_to_frames(msg),
@@ -27,12 +32,17 @@ pub async fn run<C: ControlHandler>(mut recv: RouterRecvHalf, mut replier: Repli
         io.iopub.status(Some(&request), "busy");
         match request.msg_type() {
             "kernel_info_request" => {
-                let reply = request.reply("kernel_info_reply", &io.session, protocol::kernel_info_reply());
+                let reply = request.reply(
+                    "kernel_info_reply",
+                    &io.session,
+                    protocol::kernel_info_reply(),
+                );
                 replier.send(&reply).await;
             }
             "interrupt_request" => {
                 handler.interrupt();
-                let reply = request.reply("interrupt_reply", &io.session, json!({ "status": "ok" }));
+                let reply =
+                    request.reply("interrupt_reply", &io.session, json!({ "status": "ok" }));
                 replier.send(&reply).await;
             }
             "shutdown_request" => {

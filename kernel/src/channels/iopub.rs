@@ -42,7 +42,12 @@ impl Iopub {
     }
 }
 
-pub async fn run(mut socket: XPubSocket, mut rx: mpsc::UnboundedReceiver<Message>, signer: Signer, session: String) {
+pub async fn run(
+    mut socket: XPubSocket,
+    mut rx: mpsc::UnboundedReceiver<Message>,
+    signer: Signer,
+    session: String,
+) {
     loop {
         tokio::select! {
             msg = rx.recv() => {

@@ -3,7 +3,9 @@
 //! `stop_on_error`, execute requests already queued are aborted.
 
 use super::{control, zmq_to_frames, ControlHandler, Io, Replier, ShellHandler};
-use crate::protocol::{CodeAtCursor, CommInfoRequest, CommOpen, ExecuteRequest, HistoryRequest, IsCompleteRequest};
+use crate::protocol::{
+    CodeAtCursor, CommInfoRequest, CommOpen, ExecuteRequest, HistoryRequest, IsCompleteRequest,
+};
 use crate::wire::Message;
 use serde_json::{json, Value};
 use std::collections::VecDeque;
@@ -30,14 +32,26 @@ pub async fn run<H: ShellHandler, C: ControlHandler>(
             },
         };
         io.iopub.status(Some(&request), "busy");
-        let failed = serve(&request, abort, &mut handler, &mut replier, &io, control.as_ref()).await;
-        io.iopub.status(Some(&request), "idle");
-        if failed {
-            // Abort what was already queued behind the failed cell.
-            while let Ok(queued) = rx.try_recv() {
-                aborting.push_back(queued);
+        if let Some((reply, failed)) = serve(
+            &request,
+            abort,
+            &mut handler,
+            &mut replier,
+            &io,
+            control.as_ref(),
+        )
+        .await
+        {
+            if failed {
+                // Abort what was queued behind the failed cell, before the
+                // client learns of the failure and sends anything new.
+                while let Ok(queued) = rx.try_recv() {
+                    aborting.push_back(queued);
+                }
             }
+            replier.send(&reply).await;
         }
+        io.iopub.status(Some(&request), "idle");
     }
 }
 
@@ -61,7 +75,8 @@ async fn read(mut recv: RouterRecvHalf, io: Io, tx: mpsc::UnboundedSender<Messag
     }
 }
 
-/// Serves one request; returns true when it was a failed cell with stop_on_error.
+/// Serves one request; returns its reply and whether it was a failed cell
+/// with stop_on_error (None when there is nothing to reply).
 async fn serve<H: ShellHandler, C: ControlHandler>(
     request: &Message,
     abort: bool,
@@ -69,7 +84,7 @@ async fn serve<H: ShellHandler, C: ControlHandler>(
     replier: &mut Replier,
     io: &Io,
     control: &C,
-) -> bool {
+) -> Option<(Message, bool)> {
     let msg_type = request.msg_type().to_owned();
     let parsed = |r: &Message| r.content.clone();
     let (reply_type, content, failed) = match msg_type.as_str() {
@@ -95,7 +110,8 @@ async fn serve<H: ShellHandler, C: ControlHandler>(
             Ok(req) => ("inspect_reply", handler.inspect(req).await, false),
             Err(e) => ("inspect_reply", bad_request(&e), false),
         },
-        "is_complete_request" => match serde_json::from_value::<IsCompleteRequest>(parsed(request)) {
+        "is_complete_request" => match serde_json::from_value::<IsCompleteRequest>(parsed(request))
+        {
             Ok(req) => ("is_complete_reply", handler.is_complete(&req.code), false),
             Err(e) => ("is_complete_reply", bad_request(&e), false),
         },
@@ -103,31 +119,46 @@ async fn serve<H: ShellHandler, C: ControlHandler>(
             Ok(req) => ("history_reply", handler.history(req), false),
             Err(e) => ("history_reply", bad_request(&e), false),
         },
-        "kernel_info_request" => ("kernel_info_reply", crate::protocol::kernel_info_reply(), false),
+        "kernel_info_request" => (
+            "kernel_info_reply",
+            crate::protocol::kernel_info_reply(),
+            false,
+        ),
         "comm_info_request" => {
             let _ = serde_json::from_value::<CommInfoRequest>(parsed(request));
-            ("comm_info_reply", json!({ "status": "ok", "comms": {} }), false)
+            (
+                "comm_info_reply",
+                json!({ "status": "ok", "comms": {} }),
+                false,
+            )
         }
         "comm_open" => {
             if let Ok(open) = serde_json::from_value::<CommOpen>(parsed(request)) {
                 tracing::info!(target_name = %open.target_name, "comm_open for an unknown target; closing it");
-                io.iopub.send(Some(request), "comm_close", json!({ "comm_id": open.comm_id, "data": {} }));
+                io.iopub.send(
+                    Some(request),
+                    "comm_close",
+                    json!({ "comm_id": open.comm_id, "data": {} }),
+                );
             }
-            return false;
+            return None;
         }
-        "comm_msg" | "comm_close" => return false,
+        "comm_msg" | "comm_close" => return None,
         "shutdown_request" => {
-            let restart = request.content.get("restart").and_then(Value::as_bool).unwrap_or(false);
+            let restart = request
+                .content
+                .get("restart")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
             control::shutdown(request, restart, replier, io, control).await;
-            return false;
+            return None;
         }
         other => {
             tracing::warn!(msg_type = other, "unknown shell request ignored");
-            return false;
+            return None;
         }
     };
-    replier.send(&request.reply(reply_type, &io.session, content)).await;
-    failed
+    Some((request.reply(reply_type, &io.session, content), failed))
 }
 
 fn bad_request(error: &serde_json::Error) -> Value {

@@ -159,7 +159,11 @@ impl Forwarder {
                 value = vec![last];
             }
             for (mime, content) in value {
-                self.emit(&format!("{}{mime}\n{content}\n{}", lines::EVCXR_BEGIN, lines::EVCXR_END));
+                self.emit(&format!(
+                    "{}{mime}\n{content}\n{}",
+                    lines::EVCXR_BEGIN,
+                    lines::EVCXR_END
+                ));
             }
             self.emit(&line);
         } else if line == lines::EVCXR_PANIC {

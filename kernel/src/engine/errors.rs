@@ -37,7 +37,10 @@ fn compilation(errors: &[CompilationError], code: &str) -> ErrorInfo {
             Some(c) => format!("{}[{c}]", error.level()),
             None => error.level().to_owned(),
         };
-        traceback.push(format!("{RED}{BOLD}{head}{RESET}{BOLD}: {}{RESET}", error.message()));
+        traceback.push(format!(
+            "{RED}{BOLD}{head}{RESET}{BOLD}: {}{RESET}",
+            error.message()
+        ));
         for spanned in error.spanned_messages() {
             if let Some(span) = spanned.span {
                 let number = span.start_line;

@@ -113,7 +113,8 @@ pub fn check(code: &str) -> Completeness {
             }
             c if c.is_alphanumeric() || c == '_' => {
                 // Skip the rest of an identifier so `br` inside `abr"` is not a prefix.
-                while i + 1 < chars.len() && (chars[i + 1].is_alphanumeric() || chars[i + 1] == '_') {
+                while i + 1 < chars.len() && (chars[i + 1].is_alphanumeric() || chars[i + 1] == '_')
+                {
                     i += 1;
                 }
             }
@@ -196,9 +197,11 @@ fn ends_expecting_more(code: &str) -> bool {
         .map(str::trim_end)
         .rfind(|l| !l.trim().is_empty())
         .unwrap_or("");
-    ["=", "+", "-", "*", "/", "&&", "||", "->", "=>", ".", ",", "|"]
-        .iter()
-        .any(|op| last.ends_with(op))
+    [
+        "=", "+", "-", "*", "/", "&&", "||", "->", "=>", ".", ",", "|",
+    ]
+    .iter()
+    .any(|op| last.ends_with(op))
         && !last.ends_with("..")
 }
 

@@ -55,7 +55,9 @@ impl ErrorInfo {
 #[derive(Debug)]
 pub enum ExecOutcome {
     /// The cell ran; `result` is the final expression's bundle, if any.
-    Ok { result: Option<MimeBundle> },
+    Ok {
+        result: Option<MimeBundle>,
+    },
     Error(ErrorInfo),
 }
 
@@ -135,7 +137,10 @@ impl Engine {
             reply,
         };
         if self.tx.send(request).is_err() {
-            return ExecOutcome::Error(ErrorInfo::new("EngineError", "the Rust engine has stopped"));
+            return ExecOutcome::Error(ErrorInfo::new(
+                "EngineError",
+                "the Rust engine has stopped",
+            ));
         }
         rx.await.unwrap_or_else(|_| {
             ExecOutcome::Error(ErrorInfo::new("EngineError", "the Rust engine has stopped"))

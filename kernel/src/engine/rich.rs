@@ -52,8 +52,14 @@ mod tests {
         let b = bundle([("application/json".to_string(), "{\"a\":1}".to_string())]);
         assert_eq!(b["application/json"]["a"], 1);
         let mut raw = serde_json::Map::new();
-        raw.insert(CLEAR_OUTPUT_MIME.into(), Value::String("{\"wait\":true}".into()));
-        assert!(matches!(display_output(raw), Output::ClearOutput { wait: true }));
+        raw.insert(
+            CLEAR_OUTPUT_MIME.into(),
+            Value::String("{\"wait\":true}".into()),
+        );
+        assert!(matches!(
+            display_output(raw),
+            Output::ClearOutput { wait: true }
+        ));
         let mut raw = serde_json::Map::new();
         raw.insert("text/html".into(), Value::String("<b>x</b>".into()));
         assert!(matches!(display_output(raw), Output::Display(_)));

@@ -35,11 +35,22 @@ pub(super) fn run(rx: Receiver<Request>, shared: Arc<Shared>) {
     };
     for request in rx {
         match (&mut engine, request) {
-            (Ok(e), Request::Execute { code, sink, allow_stdin, reply }) => {
+            (
+                Ok(e),
+                Request::Execute {
+                    code,
+                    sink,
+                    allow_stdin,
+                    reply,
+                },
+            ) => {
                 let _ = reply.send(e.execute(&code, sink, allow_stdin));
             }
             (Err(message), Request::Execute { reply, .. }) => {
-                let _ = reply.send(ExecOutcome::Error(ErrorInfo::new("EngineError", message.clone())));
+                let _ = reply.send(ExecOutcome::Error(ErrorInfo::new(
+                    "EngineError",
+                    message.clone(),
+                )));
             }
             (Ok(e), Request::Complete { code, pos, reply }) => {
                 let _ = reply.send(e.complete(&code, pos));
@@ -86,7 +97,12 @@ fn forbidden_command(code: &str) -> Option<&'static str> {
 }
 
 impl Evcxr {
-    fn execute(&mut self, code: &str, sink: UnboundedSender<Output>, allow_stdin: bool) -> ExecOutcome {
+    fn execute(
+        &mut self,
+        code: &str,
+        sink: UnboundedSender<Output>,
+        allow_stdin: bool,
+    ) -> ExecOutcome {
         if let Some(message) = forbidden_command(code) {
             return ExecOutcome::Error(ErrorInfo::new("UnsupportedCommand", message));
         }
@@ -102,7 +118,12 @@ impl Evcxr {
         let input_sink = sink.clone();
         let mut callbacks = EvalCallbacks {
             input_reader: &|request| {
-                read_input(&input_sink, allow_stdin, request.prompt.clone(), request.is_password)
+                read_input(
+                    &input_sink,
+                    allow_stdin,
+                    request.prompt.clone(),
+                    request.is_password,
+                )
             },
         };
         let result = self.ctx.execute_with_callbacks(code, &mut callbacks);
@@ -120,7 +141,9 @@ impl Evcxr {
             self.shared.epoch.fetch_add(1, Ordering::SeqCst);
             std::thread::sleep(Duration::from_millis(50));
         }
-        self.syncs_expected = self.syncs_expected.max(self.pumps.stderr.lock().unwrap().syncs);
+        self.syncs_expected = self
+            .syncs_expected
+            .max(self.pumps.stderr.lock().unwrap().syncs);
         *self.pumps.sink.lock().unwrap() = None;
 
         if self.shared.interrupted.swap(false, Ordering::SeqCst) {
@@ -222,12 +245,24 @@ fn word_end(code: &str, pos: usize) -> usize {
 }
 
 /// Asks the frontend for a line of input on behalf of user code.
-fn read_input(sink: &UnboundedSender<Output>, allow_stdin: bool, prompt: String, password: bool) -> String {
+fn read_input(
+    sink: &UnboundedSender<Output>,
+    allow_stdin: bool,
+    prompt: String,
+    password: bool,
+) -> String {
     if !allow_stdin {
         return String::new();
     }
     let (reply, answer) = std::sync::mpsc::channel();
-    if sink.send(Output::Input { prompt, password, reply }).is_err() {
+    if sink
+        .send(Output::Input {
+            prompt,
+            password,
+            reply,
+        })
+        .is_err()
+    {
         return String::new();
     }
     answer.recv().unwrap_or_default()

@@ -32,16 +32,27 @@ struct CellEvents<'a> {
 impl Emit for CellEvents<'_> {
     fn emit(&self, event: Event) {
         match event {
-            Event::Output { stream, text, .. } => {
-                self.out.stream(if stream == Stream::Stderr { "stderr" } else { "stdout" }, &text)
-            }
+            Event::Output { stream, text, .. } => self.out.stream(
+                if stream == Stream::Stderr {
+                    "stderr"
+                } else {
+                    "stdout"
+                },
+                &text,
+            ),
             Event::Display { data, .. } => self.out.display(data.into_iter().collect(), None),
-            Event::Check { check, passed, message, .. } => {
+            Event::Check {
+                check,
+                passed,
+                message,
+                ..
+            } => {
                 let line = match passed {
                     true => format!("check {check} passed\n"),
                     false => format!("check {check} FAILED: {}\n", message.unwrap_or_default()),
                 };
-                self.out.stream(if passed { "stdout" } else { "stderr" }, &line);
+                self.out
+                    .stream(if passed { "stdout" } else { "stderr" }, &line);
             }
             _ => {}
         }
@@ -71,8 +82,18 @@ impl RustKernel {
         let spec = project.asset(name)?.clone();
         let snap = self.snapshot(&project).ok()?;
         let status = snap.status(name);
-        let deps: Vec<&str> = project.graph.dependencies(name).into_iter().map(|(d, _)| d).collect();
-        let dependents: Vec<&str> = project.graph.dependents(name).into_iter().map(|(d, _)| d).collect();
+        let deps: Vec<&str> = project
+            .graph
+            .dependencies(name)
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect();
+        let dependents: Vec<&str> = project
+            .graph
+            .dependents(name)
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect();
         let mut text = format!("asset {name}");
         if let Some(ty) = &spec.type_annotation {
             text.push_str(&format!(": {ty}"));
@@ -83,21 +104,42 @@ impl RustKernel {
   dependents: {}
   state:      {}{}
 ",
-            if deps.is_empty() { "none".to_string() } else { deps.join(", ") },
-            if dependents.is_empty() { "none".to_string() } else { dependents.join(", ") },
+            if deps.is_empty() {
+                "none".to_string()
+            } else {
+                deps.join(", ")
+            },
+            if dependents.is_empty() {
+                "none".to_string()
+            } else {
+                dependents.join(", ")
+            },
             status.state,
-            if status.why.is_empty() { String::new() } else { format!(" ({})", status.why) },
+            if status.why.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", status.why)
+            },
         ));
         match snap.successes.get(name) {
             Some(m) => text.push_str(&format!(
                 "  last:       {} on {}{}
 ",
-                m.finished_at.unwrap_or(m.started_at).with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S"),
+                m.finished_at
+                    .unwrap_or(m.started_at)
+                    .with_timezone(&chrono::Local)
+                    .format("%Y-%m-%d %H:%M:%S"),
                 views::location(m),
-                m.metadata.get("type").and_then(Value::as_str).map(|t| format!(", type {t}")).unwrap_or_default(),
+                m.metadata
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .map(|t| format!(", type {t}"))
+                    .unwrap_or_default(),
             )),
-            None => text.push_str("  last:       never materialized
-"),
+            None => text.push_str(
+                "  last:       never materialized
+",
+            ),
         }
         Some(text)
     }
@@ -121,7 +163,13 @@ impl RustKernel {
             .map_err(|e| ErrorInfo::new("AssetError", e.to_string()))?;
         self.workspace.overrides = overrides;
         let name = cell.header.name.clone();
-        let variables: Vec<String> = self.engine.variables().await.into_iter().map(|(n, _)| n).collect();
+        let variables: Vec<String> = self
+            .engine
+            .variables()
+            .await
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
         let missing: Vec<&str> = project
             .graph
             .dependencies(&name)
@@ -138,7 +186,11 @@ impl RustKernel {
                 ),
             ));
         }
-        let version = project.versions.get(&name).map(|v| v.version.clone()).unwrap_or_default();
+        let version = project
+            .versions
+            .get(&name)
+            .map(|v| v.version.clone())
+            .unwrap_or_default();
         let plan = Plan {
             selection: name.clone(),
             force: true,
@@ -152,7 +204,9 @@ impl RustKernel {
                 checks: project.checks_of(&name).map(|c| c.name.clone()).collect(),
             }],
         };
-        let summary = self.run_local(&project, &plan, &CellEvents { out }, None).await?;
+        let summary = self
+            .run_local(&project, &plan, &CellEvents { out }, None)
+            .await?;
         if !summary.failed.is_empty() || !summary.cancelled.is_empty() {
             return Err(self.asset_error(&name, summary.cancelled.contains(&name)));
         }
@@ -162,7 +216,10 @@ impl RustKernel {
             ExecOutcome::Ok { result } => result,
             ExecOutcome::Error(_) => None,
         };
-        Ok(CellResult { value, payload: Vec::new() })
+        Ok(CellResult {
+            value,
+            payload: Vec::new(),
+        })
     }
 
     /// The error of an asset that failed in a run, with its full traceback.
@@ -189,7 +246,11 @@ impl RustKernel {
         ErrorInfo {
             ename: "AssetFailed".into(),
             evalue: format!("{name}: {first}"),
-            traceback: if lines.is_empty() { vec![format!("{name} failed")] } else { lines },
+            traceback: if lines.is_empty() {
+                vec![format!("{name} failed")]
+            } else {
+                lines
+            },
         }
     }
 
@@ -210,7 +271,12 @@ impl RustKernel {
             .map_err(|e| ErrorInfo::new("AssetError", e.to_string()))?;
         self.workspace.overrides = overrides;
         let asset = &cell.header.asset;
-        let in_session = self.engine.variables().await.iter().any(|(n, _)| n == asset);
+        let in_session = self
+            .engine
+            .variables()
+            .await
+            .iter()
+            .any(|(n, _)| n == asset);
         if !in_session {
             return Err(ErrorInfo::new(
                 "MissingUpstream",
@@ -229,9 +295,15 @@ impl RustKernel {
             .to_owned();
         if text == "None" {
             out.stream("stdout", &format!("check {check_name} on {asset} passed\n"));
-            Ok(CellResult { value: None, payload: Vec::new() })
+            Ok(CellResult {
+                value: None,
+                payload: Vec::new(),
+            })
         } else {
-            Err(ErrorInfo::new("CheckFailed", format!("check {check_name} on {asset} failed: {text}")))
+            Err(ErrorInfo::new(
+                "CheckFailed",
+                format!("check {check_name} on {asset} failed: {text}"),
+            ))
         }
     }
 
@@ -245,11 +317,15 @@ impl RustKernel {
     ) -> Result<slurmbook_magics::events::RunSummary, ErrorInfo> {
         let store = self.workspace.store();
         self.cancel.store(false, Ordering::SeqCst);
-        let mut session = EngineSession { engine: self.engine.clone() };
+        let mut session = EngineSession {
+            engine: self.engine.clone(),
+        };
         let ws = &mut self.workspace;
         let db = ws.db().map_err(state_error)?;
         db.sync_assets(&project.asset_rows()).map_err(state_error)?;
-        let run_id = db.begin_run(&plan.selection, Target::Local, profile).map_err(state_error)?;
+        let run_id = db
+            .begin_run(&plan.selection, Target::Local, profile)
+            .map_err(state_error)?;
         // `db` borrows the workspace; take `prepared` out for the run.
         let mut prepared = std::mem::take(&mut ws.prepared);
         let db = ws.db().map_err(state_error)?;
@@ -276,7 +352,11 @@ impl RustKernel {
         result.map_err(|e| ErrorInfo::new("MaterializeError", e.to_string()))
     }
 
-    pub(super) async fn materialize(&mut self, args: MaterializeArgs, out: &CellOutput<'_>) -> Result<CellResult, ErrorInfo> {
+    pub(super) async fn materialize(
+        &mut self,
+        args: MaterializeArgs,
+        out: &CellOutput<'_>,
+    ) -> Result<CellResult, ErrorInfo> {
         let project = self.project()?;
         let snap = self.snapshot(&project)?;
         let plan = plan::plan(&project, &args, &snap.freshness, Target::Local)
@@ -290,9 +370,14 @@ impl RustKernel {
         let events = JupyterEvents::new(out);
         events.emit(Event::Planned { plan: plan.clone() });
         if args.dry_run {
-            return Ok(CellResult { value: None, payload: Vec::new() });
+            return Ok(CellResult {
+                value: None,
+                payload: Vec::new(),
+            });
         }
-        let summary = self.run_local(&project, &plan, &events, args.profile.as_deref()).await?;
+        let summary = self
+            .run_local(&project, &plan, &events, args.profile.as_deref())
+            .await?;
         if !summary.cancelled.is_empty() {
             return Err(ErrorInfo::new(
                 "KeyboardInterrupt",
@@ -304,9 +389,13 @@ impl RustKernel {
         }
         let failures = events.failures();
         if !failures.is_empty() || !summary.skipped.is_empty() {
-            let mut traceback: Vec<String> = failures.iter().map(|(a, m)| format!("{a}: {m}")).collect();
+            let mut traceback: Vec<String> =
+                failures.iter().map(|(a, m)| format!("{a}: {m}")).collect();
             if !summary.skipped.is_empty() {
-                traceback.push(format!("skipped because of them: {}", summary.skipped.join(", ")));
+                traceback.push(format!(
+                    "skipped because of them: {}",
+                    summary.skipped.join(", ")
+                ));
             }
             let names: Vec<&str> = failures.iter().map(|(a, _)| a.as_str()).collect();
             return Err(ErrorInfo {
@@ -315,17 +404,27 @@ impl RustKernel {
                 traceback,
             });
         }
-        Ok(CellResult { value: None, payload: Vec::new() })
+        Ok(CellResult {
+            value: None,
+            payload: Vec::new(),
+        })
     }
 
     pub(super) fn assets_magic(&mut self, out: &CellOutput<'_>) -> Result<CellResult, ErrorInfo> {
         let project = self.project()?;
         let snap = self.snapshot(&project)?;
         out.display(table_bundle(&views::assets_table(&project, &snap)), None);
-        Ok(CellResult { value: None, payload: Vec::new() })
+        Ok(CellResult {
+            value: None,
+            payload: Vec::new(),
+        })
     }
 
-    pub(super) fn graph_magic(&mut self, selection: Option<Selection>, out: &CellOutput<'_>) -> Result<CellResult, ErrorInfo> {
+    pub(super) fn graph_magic(
+        &mut self,
+        selection: Option<Selection>,
+        out: &CellOutput<'_>,
+    ) -> Result<CellResult, ErrorInfo> {
         let project = self.project()?;
         let snap = self.snapshot(&project)?;
         let names = match &selection {
@@ -338,11 +437,23 @@ impl RustKernel {
         };
         let (nodes, edges) = views::graph_parts(&project, names.as_deref(), &snap);
         let mut data = MimeBundle::new();
-        data.insert("text/vnd.mermaid".into(), Value::String(graph::mermaid(&nodes, &edges)));
-        data.insert("image/svg+xml".into(), Value::String(graph::svg(&nodes, &edges)));
-        data.insert("text/plain".into(), Value::String(graph::text(&nodes, &edges)));
+        data.insert(
+            "text/vnd.mermaid".into(),
+            Value::String(graph::mermaid(&nodes, &edges)),
+        );
+        data.insert(
+            "image/svg+xml".into(),
+            Value::String(graph::svg(&nodes, &edges)),
+        );
+        data.insert(
+            "text/plain".into(),
+            Value::String(graph::text(&nodes, &edges)),
+        );
         out.display(data, None);
-        Ok(CellResult { value: None, payload: Vec::new() })
+        Ok(CellResult {
+            value: None,
+            payload: Vec::new(),
+        })
     }
 
     pub(super) fn runs_magic(&mut self, out: &CellOutput<'_>) -> Result<CellResult, ErrorInfo> {
@@ -350,11 +461,18 @@ impl RustKernel {
         let runs = db.runs().map_err(state_error)?;
         let table = views::runs_table(&runs, |id| db.run_assets(id).unwrap_or_default());
         out.display(table_bundle(&table), None);
-        Ok(CellResult { value: None, payload: Vec::new() })
+        Ok(CellResult {
+            value: None,
+            payload: Vec::new(),
+        })
     }
 
     /// `%load NAME`: binds a stored value in the session with its type.
-    pub(super) async fn load_magic(&mut self, name: &str, out: &CellOutput<'_>) -> Result<CellResult, ErrorInfo> {
+    pub(super) async fn load_magic(
+        &mut self,
+        name: &str,
+        out: &CellOutput<'_>,
+    ) -> Result<CellResult, ErrorInfo> {
         let db = self.workspace.db().map_err(state_error)?;
         let last = db
             .last_success(name)
@@ -362,27 +480,49 @@ impl RustKernel {
             .ok_or_else(|| magic_error(format!("%load: `{name}` was never materialized")))?;
         let (Some(path), Some(type_name)) = (
             last.value_path.clone(),
-            last.metadata.get("type").and_then(Value::as_str).map(str::to_owned),
+            last.metadata
+                .get("type")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
         ) else {
             return Err(magic_error(format!(
                 "%load: the value of `{name}` was not stored (its type must implement serde's Serialize, and the notebook needs `:dep serde_json`)"
             )));
         };
         let (tx, _rx) = mpsc::unbounded_channel();
-        if let ExecOutcome::Error(e) = self.engine.execute(":dep serde_json = \"1\"", tx, false).await {
+        if let ExecOutcome::Error(e) = self
+            .engine
+            .execute(":dep serde_json = \"1\"", tx, false)
+            .await
+        {
             return Err(e);
         }
         let code = local::load_code(name, &type_name, std::path::Path::new(&path));
         self.run_rust(&code, out, false).await?;
-        out.stream("stdout", &format!("loaded {name}: {type_name} (materialized {})\n", views::location(&last)));
-        Ok(CellResult { value: None, payload: Vec::new() })
+        out.stream(
+            "stdout",
+            &format!(
+                "loaded {name}: {type_name} (materialized {})\n",
+                views::location(&last)
+            ),
+        );
+        Ok(CellResult {
+            value: None,
+            payload: Vec::new(),
+        })
     }
 
-    pub(super) fn config_magic(&mut self, settings: Vec<(String, String)>, out: &CellOutput<'_>) -> Result<CellResult, ErrorInfo> {
+    pub(super) fn config_magic(
+        &mut self,
+        settings: Vec<(String, String)>,
+        out: &CellOutput<'_>,
+    ) -> Result<CellResult, ErrorInfo> {
         // Validate everything before applying anything.
         for (key, _) in &settings {
             if key != "notebook" {
-                return Err(magic_error(format!("%config: unknown setting `{key}`; valid settings: notebook")));
+                return Err(magic_error(format!(
+                    "%config: unknown setting `{key}`; valid settings: notebook"
+                )));
             }
         }
         for (key, value) in settings.iter() {
@@ -399,9 +539,18 @@ impl RustKernel {
                 Some((path, source)) => format!("notebook = {}    (from {source:?})\n", path.display()),
                 None => "notebook = (none: set JPY_SESSION_NAME or %config notebook=PATH; only cells run in this session are known)\n".into(),
             };
-            out.stream("stdout", &format!("{text}state    = {}\n", self.workspace.dir().join(".slurmbook/state.db").display()));
+            out.stream(
+                "stdout",
+                &format!(
+                    "{text}state    = {}\n",
+                    self.workspace.dir().join(".slurmbook/state.db").display()
+                ),
+            );
         }
-        Ok(CellResult { value: None, payload: Vec::new() })
+        Ok(CellResult {
+            value: None,
+            payload: Vec::new(),
+        })
     }
 }
 

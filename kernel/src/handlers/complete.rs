@@ -12,7 +12,9 @@ impl RustKernel {
         let cursor = char_to_byte(code, req.cursor_pos.unwrap_or_else(|| code.chars().count()));
         let line_start = code[..cursor].rfind('\n').map(|i| i + 1).unwrap_or(0);
         let line = &code[line_start..cursor];
-        let takes_assets = ["%materialize ", "%load ", "%graph "].iter().any(|m| line.starts_with(m));
+        let takes_assets = ["%materialize ", "%load ", "%graph "]
+            .iter()
+            .any(|m| line.starts_with(m));
         let (matches, start) = if takes_assets {
             let word_start = ident_start(code, cursor);
             let prefix = &code[word_start..cursor];
@@ -65,7 +67,11 @@ impl RustKernel {
         let end = ident_end(code, cursor);
         let word = &code[start..end];
         let is_magic = start > 0 && code[..start].ends_with('%');
-        let asset = if is_magic { None } else { self.describe_asset(word) };
+        let asset = if is_magic {
+            None
+        } else {
+            self.describe_asset(word)
+        };
         let data = if is_magic {
             magic::help_text(word).map(|t| text_bundle(&t))
         } else if let Some(text) = asset {

@@ -18,7 +18,12 @@ pub(super) struct CellResult {
 }
 
 impl RustKernel {
-    pub(super) async fn execute_cell(&mut self, request: &Message, req: ExecuteRequest, io: &Io) -> Value {
+    pub(super) async fn execute_cell(
+        &mut self,
+        request: &Message,
+        req: ExecuteRequest,
+        io: &Io,
+    ) -> Value {
         let store = req.store_history && !req.silent;
         if store {
             self.execution_count += 1;
@@ -38,7 +43,9 @@ impl RustKernel {
         };
         // JupyterLab sends the cell's nbformat id in the request metadata.
         let cell_id = request.metadata.get("cellId").and_then(Value::as_str);
-        let outcome = self.run_cell(&req.code, cell_id, &out, req.allow_stdin).await;
+        let outcome = self
+            .run_cell(&req.code, cell_id, &out, req.allow_stdin)
+            .await;
         let text_of = |r: &CellResult| {
             r.value
                 .as_ref()
@@ -54,8 +61,11 @@ impl RustKernel {
             Ok(result) => {
                 if let Some(value) = result.value {
                     if !req.silent {
-                        io.iopub
-                            .send(Some(request), "execute_result", protocol::execute_result(count, value));
+                        io.iopub.send(
+                            Some(request),
+                            "execute_result",
+                            protocol::execute_result(count, value),
+                        );
                     }
                 }
                 let user_expressions = match &req.user_expressions {

@@ -49,7 +49,10 @@ impl History {
                 let matching = self.entries.iter().filter(|e| glob(pattern, &e.input));
                 last_n(dedupe(matching.collect(), req.unique), req.n)
             }
-            _ => last_n(dedupe(self.entries.iter().collect(), req.unique), Some(req.n.unwrap_or(10))),
+            _ => last_n(
+                dedupe(self.entries.iter().collect(), req.unique),
+                Some(req.n.unwrap_or(10)),
+            ),
         };
         let history: Vec<Value> = selected
             .into_iter()
@@ -135,11 +138,15 @@ mod tests {
     #[test]
     fn tail_range_and_search() {
         let h = sample();
-        let r = h.reply(&req(json!({"hist_access_type": "tail", "n": 2, "output": false, "raw": true})));
+        let r = h.reply(&req(
+            json!({"hist_access_type": "tail", "n": 2, "output": false, "raw": true}),
+        ));
         assert_eq!(r["history"], json!([[1, 2, "let x = 1;"], [1, 3, "1 + 2"]]));
         let r = h.reply(&req(json!({"hist_access_type": "range", "session": 1, "start": 2, "stop": 3, "output": true, "raw": true})));
         assert_eq!(r["history"], json!([[1, 2, ["let x = 1;", null]]]));
-        let r = h.reply(&req(json!({"hist_access_type": "search", "pattern": "1 *", "output": false, "raw": true})));
+        let r = h.reply(&req(
+            json!({"hist_access_type": "search", "pattern": "1 *", "output": false, "raw": true}),
+        ));
         assert_eq!(r["history"].as_array().unwrap().len(), 2);
         let r = h.reply(&req(json!({"hist_access_type": "search", "pattern": "1 *", "unique": true, "output": false, "raw": true})));
         assert_eq!(r["history"], json!([[1, 3, "1 + 2"]]));
@@ -154,6 +161,9 @@ mod tests {
         assert!(glob("a?c", "abc"));
         assert!(!glob("a?c", "abbc"));
         assert!(!glob("x", "let x"));
-        assert!(glob("a *", "a * 10"), "a literal * in the text still matches the wildcard");
+        assert!(
+            glob("a *", "a * 10"),
+            "a literal * in the text still matches the wildcard"
+        );
     }
 }

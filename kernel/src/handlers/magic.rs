@@ -17,16 +17,22 @@ impl RustKernel {
         out: &CellOutput<'_>,
         allow_stdin: bool,
     ) -> Result<CellResult, ErrorInfo> {
-        let cell = syntax::parse_cell(code).map_err(|e| ErrorInfo::new("MagicError", e.to_string()))?;
+        let cell =
+            syntax::parse_cell(code).map_err(|e| ErrorInfo::new("MagicError", e.to_string()))?;
         match cell {
             Cell::Asset(asset) => self.run_asset_cell(code, cell_id, asset, out).await,
             Cell::Check(check) => self.run_check_cell(code, cell_id, check, out).await,
             Cell::Code(segments) => {
                 let has_rust = segments.iter().any(|s| matches!(s, Segment::Rust { .. }));
-                let mut result = CellResult { value: None, payload: Vec::new() };
+                let mut result = CellResult {
+                    value: None,
+                    payload: Vec::new(),
+                };
                 for segment in segments {
                     let r = match segment {
-                        Segment::Rust { code, .. } => self.run_rust(&code, out, allow_stdin).await?,
+                        Segment::Rust { code, .. } => {
+                            self.run_rust(&code, out, allow_stdin).await?
+                        }
                         Segment::Magic { magic, .. } => self.run_line_magic(magic, out).await?,
                     };
                     result.payload.extend(r.payload);
@@ -43,7 +49,11 @@ impl RustKernel {
         }
     }
 
-    async fn run_line_magic(&mut self, magic: LineMagic, out: &CellOutput<'_>) -> Result<CellResult, ErrorInfo> {
+    async fn run_line_magic(
+        &mut self,
+        magic: LineMagic,
+        out: &CellOutput<'_>,
+    ) -> Result<CellResult, ErrorInfo> {
         match magic {
             LineMagic::LsMagic => Ok(page(&magic::lsmagic_text())),
             LineMagic::Help { topic: None } => Ok(page(&format!(

@@ -56,7 +56,9 @@ impl ShellHandler for RustKernel {
     fn is_complete(&mut self, code: &str) -> Value {
         match is_complete::check(code) {
             is_complete::Completeness::Complete => json!({ "status": "complete" }),
-            is_complete::Completeness::Incomplete(indent) => json!({ "status": "incomplete", "indent": indent }),
+            is_complete::Completeness::Incomplete(indent) => {
+                json!({ "status": "incomplete", "indent": indent })
+            }
             is_complete::Completeness::Invalid => json!({ "status": "invalid" }),
         }
     }

@@ -17,15 +17,19 @@ pub struct CellOutput<'a> {
 impl CellOutput<'_> {
     pub fn stream(&self, name: &str, text: &str) {
         if !self.silent && !text.is_empty() {
-            self.io.iopub.send(Some(self.parent), "stream", protocol::stream(name, text));
+            self.io
+                .iopub
+                .send(Some(self.parent), "stream", protocol::stream(name, text));
         }
     }
 
     pub fn display(&self, data: protocol::MimeBundle, display_id: Option<&str>) {
         if !self.silent {
-            self.io
-                .iopub
-                .send(Some(self.parent), "display_data", protocol::display_data(data, display_id));
+            self.io.iopub.send(
+                Some(self.parent),
+                "display_data",
+                protocol::display_data(data, display_id),
+            );
         }
     }
 
@@ -49,12 +53,18 @@ impl CellOutput<'_> {
                 Output::Display(data) => self.display(data, None),
                 Output::ClearOutput { wait } => {
                     if !self.silent {
-                        self.io
-                            .iopub
-                            .send(Some(self.parent), "clear_output", json!({ "wait": wait }));
+                        self.io.iopub.send(
+                            Some(self.parent),
+                            "clear_output",
+                            json!({ "wait": wait }),
+                        );
                     }
                 }
-                Output::Input { prompt, password, reply } => {
+                Output::Input {
+                    prompt,
+                    password,
+                    reply,
+                } => {
                     let value = self.io.stdin.request(self.parent, &prompt, password).await;
                     let _ = reply.send(value.unwrap_or_default());
                 }
@@ -66,11 +76,18 @@ impl CellOutput<'_> {
     }
 
     /// Joins text of the same stream already queued; returns the first other output.
-    fn coalesce(&self, name: &str, mut text: String, rx: &mut UnboundedReceiver<Output>) -> Option<Output> {
+    fn coalesce(
+        &self,
+        name: &str,
+        mut text: String,
+        rx: &mut UnboundedReceiver<Output>,
+    ) -> Option<Output> {
         let mut other = None;
         while let Ok(output) = rx.try_recv() {
             match (name, output) {
-                ("stdout", Output::Stdout(more)) | ("stderr", Output::Stderr(more)) => text.push_str(&more),
+                ("stdout", Output::Stdout(more)) | ("stderr", Output::Stderr(more)) => {
+                    text.push_str(&more)
+                }
                 (_, output) => {
                     other = Some(output);
                     break;

@@ -38,7 +38,10 @@ impl ConnectionInfo {
         let info: ConnectionInfo = serde_json::from_str(&text)
             .with_context(|| format!("parsing connection file {}", path.display()))?;
         if info.transport != "tcp" {
-            bail!("unsupported transport {:?}: only tcp is supported", info.transport);
+            bail!(
+                "unsupported transport {:?}: only tcp is supported",
+                info.transport
+            );
         }
         if !info.key.is_empty() && info.signature_scheme != "hmac-sha256" {
             bail!(

@@ -86,12 +86,11 @@ impl Message {
         let parse = |part: &'static str, bytes: &Bytes| -> Result<Value, WireError> {
             serde_json::from_slice(bytes).map_err(|source| WireError::BadJson { part, source })
         };
-        let header: Header = serde_json::from_slice(&rest[1]).map_err(|source| {
-            WireError::BadJson {
+        let header: Header =
+            serde_json::from_slice(&rest[1]).map_err(|source| WireError::BadJson {
                 part: "header",
                 source,
-            }
-        })?;
+            })?;
         Ok(Message {
             identities,
             header,

@@ -13,8 +13,9 @@ pub struct Signer {
 
 impl Signer {
     pub fn new(key: &str) -> Self {
-        let mac = (!key.is_empty())
-            .then(|| HmacSha256::new_from_slice(key.as_bytes()).expect("HMAC takes any key length"));
+        let mac = (!key.is_empty()).then(|| {
+            HmacSha256::new_from_slice(key.as_bytes()).expect("HMAC takes any key length")
+        });
         Signer { mac }
     }
 

@@ -269,7 +269,7 @@ impl AssetOptions {
         push("time", self.time.map(|t| t.to_string()));
         push("cpus-per-task", self.cpus.map(|c| c.to_string()));
         push("mem", self.mem.map(|m| m.to_string()));
-        push("gpus", self.gpus.as_ref().map(|g| g.to_string()));
+        push("gres", self.gpus.as_ref().map(|g| format!("gpu:{g}")));
         push("nodes", self.nodes.map(|n| n.to_string()));
         push("ntasks", self.ntasks.map(|n| n.to_string()));
         push("account", self.account.clone());
