@@ -7,6 +7,7 @@ pub mod session;
 pub mod views;
 
 use anyhow::{Context, Result};
+use slurmbook_magics::cache::PlanCache;
 use slurmbook_magics::exec::local::Prepared;
 use slurmbook_magics::notebook::Notebook;
 use slurmbook_magics::{Project, SessionOverrides, StateDb, ValueStore};
@@ -28,6 +29,8 @@ pub struct AssetWorkspace {
     pub overrides: SessionOverrides,
     pub prepared: Prepared,
     db: Option<(PathBuf, StateDb)>,
+    /// Parsed cells, so re-planning re-parses only what changed.
+    cache: PlanCache,
 }
 
 impl AssetWorkspace {
@@ -44,6 +47,7 @@ impl AssetWorkspace {
             overrides: SessionOverrides::new(),
             prepared: Prepared::default(),
             db: None,
+            cache: PlanCache::default(),
         }
     }
 
@@ -53,6 +57,7 @@ impl AssetWorkspace {
             overrides: SessionOverrides::new(),
             prepared: Prepared::default(),
             db: None,
+            cache: PlanCache::default(),
         }
     }
 
@@ -90,7 +95,7 @@ impl AssetWorkspace {
         overrides: &SessionOverrides,
     ) -> Result<Project, slurmbook_magics::ProjectError> {
         match &self.notebook {
-            Some((path, _)) => slurmbook_magics::load_project(path, overrides),
+            Some((path, _)) => slurmbook_magics::load_project_cached(path, overrides, &self.cache),
             None => Project::from_notebook(
                 &Notebook {
                     path: None,

@@ -1,0 +1,134 @@
+//! Builds real job bundles with cargo and runs them as a Slurm job would.
+
+use slurmbook_magics::bundle::{self, BundleError, EVENT_PREFIX};
+use slurmbook_magics::notebook::Notebook;
+use slurmbook_magics::{Project, SessionOverrides};
+use std::collections::HashMap;
+use std::process::Command;
+
+fn project(cells: &[&str]) -> Project {
+    let cells: Vec<serde_json::Value> = cells
+        .iter()
+        .map(|c| serde_json::json!({"cell_type": "code", "source": c, "metadata": {}, "outputs": [], "execution_count": null}))
+        .collect();
+    let nb =
+        serde_json::json!({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5});
+    Project::from_notebook(
+        &Notebook::from_str(&nb.to_string()).unwrap(),
+        &SessionOverrides::new(),
+    )
+    .unwrap()
+}
+
+fn types(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+fn build_root() -> std::path::PathBuf {
+    // Shared across test runs so dependencies build once.
+    std::env::temp_dir().join("slurmbook-test-bundles")
+}
+
+#[test]
+fn a_bundle_computes_assets_from_stored_upstreams() {
+    let p = project(&[
+        "fn scale(x: f64) -> f64 { x / 10.0 }",
+        "%%asset readings\n(0..5).map(|i| i * 100).collect::<Vec<i64>>()",
+        "%%asset celsius\nprintln!(\"converting {} readings\", readings.len());\nreport_metadata(serde_json::json!({\"n\": readings.len()}));\nreadings.iter().map(|&r| scale(r as f64)).collect::<Vec<f64>>()",
+        "%%asset broken\nlet v: Vec<i64> = readings.clone();\nv[99]",
+    ]);
+    let t = types(&[
+        ("readings", "Vec<i64>"),
+        ("celsius", "Vec<f64>"),
+        ("broken", "i64"),
+    ]);
+    let names: Vec<String> = ["readings", "celsius", "broken"].map(String::from).to_vec();
+    let sources = bundle::generate(&p, &names, &t).unwrap();
+    let exe = bundle::build(&sources, &build_root(), &t).expect("the bundle builds");
+    // A second build of the same sources is the cached binary.
+    let again = bundle::build(
+        &bundle::generate(&p, &names, &t).unwrap(),
+        &build_root(),
+        &t,
+    )
+    .unwrap();
+    assert_eq!(exe, again);
+
+    let dir = tempfile::tempdir().unwrap();
+    let readings = dir.path().join("readings.json");
+    let out = Command::new(&exe)
+        .args(["readings", "--output"])
+        .arg(&readings)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&readings).unwrap(),
+        "[0,100,200,300,400]"
+    );
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix(EVENT_PREFIX))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.last().unwrap()["event"], "materialized");
+
+    let celsius = dir.path().join("celsius.json");
+    let out = Command::new(&exe)
+        .args(["celsius", "--output"])
+        .arg(&celsius)
+        .arg("--input")
+        .arg(format!("readings={}", readings.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("converting 5 readings\n"), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "{EVENT_PREFIX}{{\"event\":\"metadata\",\"metadata\":{{\"n\":5}}}}"
+        )),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&celsius).unwrap(),
+        "[0.0,10.0,20.0,30.0,40.0]"
+    );
+
+    // A panic: non-zero exit, a `failed` event with the message, no value written.
+    let broken = dir.path().join("broken.json");
+    let out = Command::new(&exe)
+        .args(["broken", "--output"])
+        .arg(&broken)
+        .arg("--input")
+        .arg(format!("readings={}", readings.display()))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"event\":\"failed\""));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("index out of bounds"));
+    assert!(!broken.exists());
+}
+
+#[test]
+fn a_value_that_is_not_serializable_is_reported_before_submitting() {
+    let p = project(&["struct Opaque { n: u32 }", "%%asset thing\nOpaque { n: 1 }"]);
+    let t = types(&[("thing", "Opaque")]);
+    let sources = bundle::generate(&p, &["thing".to_string()], &t).unwrap();
+    match bundle::build(&sources, &build_root(), &t) {
+        Err(BundleError::NotSerializable {
+            asset, type_name, ..
+        }) => {
+            assert_eq!(asset, "thing");
+            assert_eq!(type_name, "Opaque");
+        }
+        other => panic!("expected NotSerializable, got {other:?}"),
+    }
+}
