@@ -374,3 +374,188 @@ mod tests {
         ));
     }
 }
+
+/// Infers the value types of `assets` (and their data upstreams) that are not
+/// in `known`, by compiling probes: each asset body as a function returning
+/// `()`, whose "mismatched types" error names the body's type. Layer by layer,
+/// since a body's type may depend on its upstreams' types.
+pub fn probe_types(
+    project: &Project,
+    assets: &[String],
+    known: &HashMap<String, String>,
+    root: &Path,
+) -> Result<HashMap<String, String>, BundleError> {
+    let mut types = known.clone();
+    let mut wanted: Vec<String> = Vec::new();
+    for a in assets {
+        for up in project.graph.upstream(a, None).unwrap_or_default() {
+            if !wanted.contains(&up) {
+                wanted.push(up);
+            }
+        }
+        if !wanted.contains(a) {
+            wanted.push(a.clone());
+        }
+    }
+    for a in &wanted {
+        if let Some(ty) = project.asset(a).and_then(|s| s.type_annotation.clone()) {
+            types.insert(a.clone(), ty);
+        }
+    }
+    loop {
+        let layer: Vec<&String> = wanted
+            .iter()
+            .filter(|a| !types.contains_key(*a))
+            .filter(|a| {
+                project
+                    .graph
+                    .dependencies(a)
+                    .iter()
+                    .filter(|(_, k)| k.carries_data())
+                    .all(|(d, _)| types.contains_key(*d))
+            })
+            .collect();
+        if layer.is_empty() {
+            return match wanted.iter().find(|a| !types.contains_key(*a)) {
+                Some(a) => Err(BundleError::UnknownType { asset: a.clone() }),
+                None => Ok(types),
+            };
+        }
+        let found = probe_layer(project, &layer, &types, root)?;
+        types.extend(found);
+    }
+}
+
+fn probe_layer(
+    project: &Project,
+    layer: &[&String],
+    types: &HashMap<String, String>,
+    root: &Path,
+) -> Result<HashMap<String, String>, BundleError> {
+    let mut main = String::from("#![allow(unused, clippy::all)]\n");
+    for item in &project.items {
+        main.push_str(&item.source);
+        main.push('\n');
+    }
+    // line ranges of each probe function
+    let mut ranges: Vec<(String, usize, usize)> = Vec::new();
+    for asset in layer {
+        let spec = project
+            .asset(asset)
+            .ok_or_else(|| BundleError::UnknownType {
+                asset: asset.to_string(),
+            })?;
+        let params: Vec<String> = project
+            .graph
+            .dependencies(asset)
+            .into_iter()
+            .filter(|(_, k)| k.carries_data())
+            .map(|(d, _)| format!("{d}: {}", types[d]))
+            .collect();
+        let start = main.lines().count() + 1;
+        main.push_str(&format!(
+            "fn probe_{asset}({}) -> () {{\n{}\n}}\n",
+            params.join(", "),
+            spec.body.trim_end()
+        ));
+        ranges.push((asset.to_string(), start, main.lines().count()));
+    }
+    main.push_str("fn main() {}\n");
+    let mut deps = String::new();
+    deps.push_str("serde_json = \"1\"\nserde = { version = \"1\", features = [\"derive\"] }\n");
+    for d in &project.deps {
+        if d.name != "serde" && d.name != "serde_json" {
+            deps.push_str(&format!("{} = {}\n", d.name, d.spec.trim()));
+        }
+    }
+    let cargo_toml = format!(
+        "[package]\nname = \"slurmbook_probe\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n[dependencies]\n{deps}\n[workspace]\n"
+    );
+    let dir = root.join("probe");
+    std::fs::create_dir_all(dir.join("src")).map_err(io("creating the type probe"))?;
+    std::fs::write(dir.join("Cargo.toml"), cargo_toml).map_err(io("writing the type probe"))?;
+    std::fs::write(dir.join("src/main.rs"), &main).map_err(io("writing the type probe"))?;
+    let out = Command::new("cargo")
+        .args(["check", "--quiet", "--message-format=json"])
+        .arg("--manifest-path")
+        .arg(dir.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", root.join("target"))
+        .output()
+        .map_err(io("running cargo check"))?;
+    let mut found: HashMap<String, String> = HashMap::new();
+    let mut other_errors: Vec<String> = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let message = &msg["message"];
+        if msg["reason"] != "compiler-message" || message["level"] != "error" {
+            continue;
+        }
+        let primary = message["spans"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["is_primary"] == true));
+        let Some(span) = primary else {
+            continue;
+        };
+        let line_no = span["line_start"].as_u64().unwrap_or(0) as usize;
+        let asset = ranges
+            .iter()
+            .find(|(_, a, b)| line_no >= *a && line_no <= *b)
+            .map(|(n, _, _)| n.clone());
+        let label = span["label"].as_str().unwrap_or("");
+        match (asset, found_type(label)) {
+            (Some(asset), Some(ty)) if message["code"]["code"] == "E0308" => {
+                found.entry(asset).or_insert(ty);
+            }
+            _ => other_errors.push(message["rendered"].as_str().unwrap_or("").to_string()),
+        }
+    }
+    for (asset, _, _) in &ranges {
+        if !found.contains_key(asset) {
+            if other_errors.is_empty() {
+                // No mismatch: the body's value is `()`.
+                found.insert(asset.clone(), "()".into());
+            } else {
+                return Err(BundleError::Compile(other_errors.join("\n")));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The type in a "expected `()`, found `T`" label (integer and float literals
+/// take Rust's defaults).
+fn found_type(label: &str) -> Option<String> {
+    let rest = label.split("found ").nth(1)?.trim();
+    if let Some(ty) = rest.strip_prefix('`').and_then(|r| r.strip_suffix('`')) {
+        return Some(ty.to_string());
+    }
+    match rest {
+        "integer" => Some("i32".into()),
+        "floating-point number" => Some("f64".into()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod probe_tests {
+    use super::found_type;
+
+    #[test]
+    fn reads_rustc_labels() {
+        assert_eq!(
+            found_type("expected `()`, found `Vec<f64>`").as_deref(),
+            Some("Vec<f64>")
+        );
+        assert_eq!(
+            found_type("expected `()`, found integer").as_deref(),
+            Some("i32")
+        );
+        assert_eq!(
+            found_type("expected `()`, found floating-point number").as_deref(),
+            Some("f64")
+        );
+        assert_eq!(found_type("something else"), None);
+    }
+}

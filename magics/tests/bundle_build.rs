@@ -132,3 +132,23 @@ fn a_value_that_is_not_serializable_is_reported_before_submitting() {
         other => panic!("expected NotSerializable, got {other:?}"),
     }
 }
+
+#[test]
+fn types_are_inferred_by_a_compile_probe_layer_by_layer() {
+    let p = project(&[
+        "fn halve(x: f64) -> f64 { x / 2.0 }",
+        "%%asset readings\n(0..5).map(|i| i * 100).collect::<Vec<i64>>()",
+        "%%asset celsius\nreadings.iter().map(|&r| halve(r as f64)).collect::<Vec<f64>>()",
+        "%%asset count\ncelsius.len()",
+        "%%asset label: String\nformat!(\"{count}\")",
+        "%%asset answer\n40 + 2",
+    ]);
+    let names: Vec<String> = ["count", "label", "answer"].map(String::from).to_vec();
+    let known = HashMap::new();
+    let types = bundle::probe_types(&p, &names, &known, &build_root()).unwrap();
+    assert_eq!(types["readings"], "Vec<i64>");
+    assert_eq!(types["celsius"], "Vec<f64>");
+    assert_eq!(types["count"], "usize");
+    assert_eq!(types["label"], "String");
+    assert_eq!(types["answer"], "i32");
+}
