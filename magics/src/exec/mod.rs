@@ -2,3 +2,4 @@
 //! They know nothing of Jupyter.
 
 pub mod local;
+pub mod slurm;

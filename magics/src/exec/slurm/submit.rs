@@ -1,0 +1,460 @@
+//! Submitting a whole subgraph of assets as Slurm jobs in one SSH round trip.
+//!
+//! [`submit_script`] generates one POSIX sh script (sent to `sh -s` on
+//! stdin) that creates the run directory, writes every job's batch script
+//! (a heredoc with a quoted delimiter, so nothing in it is expanded) and
+//! runs `sbatch --parsable` for each job in topological order, each
+//! dependent with `--dependency=afterok:<ids of its upstreams>` and
+//! `--kill-on-invalid-dep=yes`. Job ids are kept in shell variables
+//! (`J_<asset>`) and printed as `SBJOB <asset> <id>` lines. If an `sbatch`
+//! fails, the jobs already submitted by the script are `scancel`ed and the
+//! failing asset and sbatch's stderr are reported.
+//!
+//! Everything put into the script is validated first: asset names are Rust
+//! identifiers, the run tag is `[A-Za-z0-9_-]`, the run directory an
+//! absolute path of `[A-Za-z0-9_./-]`, sbatch options come from a
+//! whitelist of long options with values of a restricted alphabet, and
+//! every value is also shell-quoted.
+
+use std::collections::{HashMap, HashSet};
+
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use super::ssh::{check_abs_path, quote, Remote, SshError};
+use crate::syntax::is_identifier;
+
+/// One asset to run as a Slurm job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSpec {
+    pub asset: String,
+    /// sbatch long options without `--` (from `AssetOptions::sbatch_args`
+    /// plus profile defaults), e.g. `("partition", "debug")`.
+    pub sbatch: Vec<(&'static str, String)>,
+    /// The job's argv, e.g. `[binary, asset, "--output", path, ...]`.
+    pub command: Vec<String>,
+    /// Upstream assets in this submission the job waits for (afterok).
+    pub after: Vec<String>,
+}
+
+#[derive(Debug, Error)]
+pub enum SubmitError {
+    #[error("cannot submit: {0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Ssh(#[from] SshError),
+    #[error("sbatch failed for asset `{asset}`: {stderr}{}", cancelled_text(.cancelled))]
+    Sbatch {
+        asset: String,
+        stderr: String,
+        /// Jobs of this submission that had been submitted and were cancelled again.
+        cancelled: Vec<String>,
+    },
+    #[error("submission script failed: {0}")]
+    Script(String),
+}
+
+fn cancelled_text(ids: &[String]) -> String {
+    if ids.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (the {} job(s) already submitted were cancelled: {})",
+            ids.len(),
+            ids.join(", ")
+        )
+    }
+}
+
+/// sbatch long options a [`JobSpec`] may carry. Options slurmbook sets itself
+/// (`job-name`, `output`, `error`, `dependency`, `parsable`, ...) and ones
+/// that run code or change paths (`wrap`, `chdir`, `export`, ...) are not here.
+pub const SBATCH_OPTIONS: &[&str] = &[
+    "partition",
+    "time",
+    "time-min",
+    "cpus-per-task",
+    "cpus-per-gpu",
+    "mem",
+    "mem-per-cpu",
+    "mem-per-gpu",
+    "gpus",
+    "gpus-per-node",
+    "gpus-per-task",
+    "gres",
+    "nodes",
+    "ntasks",
+    "ntasks-per-node",
+    "account",
+    "qos",
+    "constraint",
+    "reservation",
+    "exclusive",
+    "nice",
+    "tmp",
+    "licenses",
+    "signal",
+    "hint",
+    "distribution",
+    "threads-per-core",
+    "mail-type",
+];
+
+/// Validate one sbatch option.
+pub fn check_sbatch_option(name: &str, value: &str) -> Result<(), String> {
+    if !SBATCH_OPTIONS.contains(&name) {
+        return Err(format!(
+            "sbatch option `--{name}` is not allowed (allowed: {})",
+            SBATCH_OPTIONS.join(", ")
+        ));
+    }
+    let extra: &[u8] = match name {
+        "constraint" => b"|&[]*!()",
+        "signal" | "licenses" | "gres" => b"@",
+        _ => b"",
+    };
+    let ok = !value.is_empty()
+        && value.len() <= 256
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.:,=+/-".contains(&b) || extra.contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "value `{value}` of sbatch option `--{name}` is not allowed: use letters, digits and `_ . : , = + / -`"
+        ))
+    }
+}
+
+fn check_job_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 20 && id.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Validate and order the jobs: topological by `after`, stable otherwise.
+fn order_jobs<'a>(jobs: &'a [JobSpec]) -> Result<Vec<&'a JobSpec>, SubmitError> {
+    let inv = |s: String| SubmitError::Invalid(s);
+    let mut index = HashMap::new();
+    for (i, j) in jobs.iter().enumerate() {
+        if !is_identifier(&j.asset) {
+            return Err(inv(format!("`{}` is not a valid asset name", j.asset)));
+        }
+        if index.insert(j.asset.as_str(), i).is_some() {
+            return Err(inv(format!("asset `{}` is listed twice", j.asset)));
+        }
+    }
+    for j in jobs {
+        if j.command.is_empty() {
+            return Err(inv(format!("asset `{}` has an empty command", j.asset)));
+        }
+        if let Some(a) = j.command.iter().find(|a| a.contains('\0')) {
+            return Err(inv(format!(
+                "asset `{}`: command argument {a:?} contains a NUL byte",
+                j.asset
+            )));
+        }
+        for (name, value) in &j.sbatch {
+            check_sbatch_option(name, value)
+                .map_err(|e| inv(format!("asset `{}`: {e}", j.asset)))?;
+        }
+        for u in &j.after {
+            if !index.contains_key(u.as_str()) {
+                return Err(inv(format!(
+                    "asset `{}` waits for `{u}`, which is not in this submission",
+                    j.asset
+                )));
+            }
+            if *u == j.asset {
+                return Err(inv(format!("asset `{}` waits for itself", j.asset)));
+            }
+        }
+    }
+    // Kahn, taking the earliest ready job each time.
+    let mut done: HashSet<&str> = HashSet::new();
+    let mut order = Vec::with_capacity(jobs.len());
+    while order.len() < jobs.len() {
+        let next = jobs.iter().find(|j| {
+            !done.contains(j.asset.as_str()) && j.after.iter().all(|u| done.contains(u.as_str()))
+        });
+        match next {
+            Some(j) => {
+                done.insert(&j.asset);
+                order.push(j);
+            }
+            None => {
+                let stuck: Vec<&str> = jobs
+                    .iter()
+                    .filter(|j| !done.contains(j.asset.as_str()))
+                    .map(|j| j.asset.as_str())
+                    .collect();
+                return Err(inv(format!("dependency cycle among {}", stuck.join(", "))));
+            }
+        }
+    }
+    Ok(order)
+}
+
+/// The batch script of one job: `set -e`, `cd` into the run directory,
+/// `exec` the quoted argv.
+pub fn job_script(run_dir: &str, command: &[String]) -> String {
+    let mut s = String::from("#!/bin/sh\n# Generated by slurmbook.\nset -e\ncd ");
+    s.push_str(&quote(run_dir));
+    s.push_str("\nexec");
+    for a in command {
+        s.push(' ');
+        s.push_str(&quote(a));
+    }
+    s.push('\n');
+    s
+}
+
+/// A heredoc delimiter that no line of `content` equals.
+fn heredoc_delimiter(content: &str) -> String {
+    let hash = hex::encode(Sha256::digest(content.as_bytes()));
+    let mut delim = format!("SLURMBOOK_EOF_{}", &hash[..16]);
+    while content.lines().any(|l| l == delim) {
+        delim.push('X');
+    }
+    delim
+}
+
+/// The submission script for `jobs` (see the module docs). Validates
+/// everything; nothing is sent.
+pub fn submit_script(
+    run_dir: &str,
+    run_tag: &str,
+    jobs: &[JobSpec],
+) -> Result<String, SubmitError> {
+    check_abs_path(run_dir)?;
+    if run_tag.is_empty()
+        || run_tag.len() > 40
+        || !run_tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(SubmitError::Invalid(format!(
+            "run tag `{run_tag}`: use 1-40 letters, digits, `_` or `-`"
+        )));
+    }
+    if jobs.is_empty() {
+        return Err(SubmitError::Invalid("no jobs".into()));
+    }
+    let order = order_jobs(jobs)?;
+    let d = quote(run_dir);
+    let mut s = String::new();
+    s.push_str("# slurmbook submission\nset -u\n");
+    s.push_str(&format!("d={d}\nids=''\n"));
+    s.push_str(
+        r#"fail() {
+  printf 'SBFAIL %s\n' "$1"
+  if [ -n "$2" ] && [ -s "$2" ]; then cat "$2" >&2; fi
+  if [ -n "$ids" ]; then
+    scancel $ids >/dev/null 2>&1
+    printf 'SBCANCELLED%s\n' "$ids"
+  fi
+  exit 3
+}
+mkdir -p "$d" || fail - ''
+"#,
+    );
+    // All batch scripts first: a failing write submits nothing.
+    for j in &order {
+        let script = job_script(run_dir, &j.command);
+        let delim = heredoc_delimiter(&script);
+        s.push_str(&format!(
+            "cat > \"$d/{a}.sh\" <<'{delim}' || fail {a} ''\n{script}{delim}\n",
+            a = j.asset
+        ));
+    }
+    for j in &order {
+        let a = &j.asset;
+        let mut argv: Vec<String> = vec![
+            "sbatch".into(),
+            "--parsable".into(),
+            quote(&format!("--job-name=sb-{run_tag}-{a}")).into_owned(),
+            format!("\"--output=$d/{a}.out\""),
+            format!("\"--error=$d/{a}.err\""),
+            "--open-mode=append".into(),
+            "--kill-on-invalid-dep=yes".into(),
+        ];
+        if !j.after.is_empty() {
+            let deps: Vec<String> = j.after.iter().map(|u| format!("${{J_{u}}}")).collect();
+            argv.push(format!("\"--dependency=afterok:{}\"", deps.join(":")));
+        }
+        for (name, value) in &j.sbatch {
+            argv.push(quote(&format!("--{name}={value}")).into_owned());
+        }
+        argv.push(format!("\"$d/{a}.sh\""));
+        s.push_str(&format!(
+            "J_{a}=$({} 2>\"$d/{a}.sbatch.err\") || fail {a} \"$d/{a}.sbatch.err\"\n\
+             J_{a}=${{J_{a}%%;*}}\n\
+             case $J_{a} in ''|*[!0-9]*) fail {a} \"$d/{a}.sbatch.err\";; esac\n\
+             ids=\"$ids $J_{a}\"\n\
+             printf 'SBJOB %s %s\\n' {a} \"$J_{a}\"\n",
+            argv.join(" ")
+        ));
+    }
+    s.push_str("printf 'SBDONE\\n'\n");
+    Ok(s)
+}
+
+/// Submit every job in ONE ssh round trip (see the module docs). Returns
+/// `(asset, job id)` in submission (topological) order.
+pub async fn submit_all(
+    remote: &Remote,
+    run_dir: &str,
+    run_tag: &str,
+    jobs: &[JobSpec],
+) -> Result<Vec<(String, String)>, SubmitError> {
+    let script = submit_script(run_dir, run_tag, jobs)?;
+    let out = remote.run_script(&script).await?;
+    parse_submit_output(&out.stdout_text(), &out.stderr_text(), out.code, jobs.len())
+}
+
+fn parse_submit_output(
+    stdout: &str,
+    stderr: &str,
+    code: Option<i32>,
+    n_jobs: usize,
+) -> Result<Vec<(String, String)>, SubmitError> {
+    let mut ids = Vec::new();
+    let mut failed = None;
+    let mut cancelled = Vec::new();
+    let mut done = false;
+    for line in stdout.lines() {
+        let mut w = line.split_whitespace();
+        match w.next() {
+            Some("SBJOB") => {
+                if let (Some(a), Some(id)) = (w.next(), w.next()) {
+                    if check_job_id(id) {
+                        ids.push((a.to_string(), id.to_string()));
+                    }
+                }
+            }
+            Some("SBFAIL") => failed = w.next().map(str::to_string),
+            Some("SBCANCELLED") => cancelled = w.map(str::to_string).collect(),
+            Some("SBDONE") => done = true,
+            _ => {}
+        }
+    }
+    if let Some(asset) = failed {
+        let stderr = stderr.trim().to_string();
+        if asset == "-" {
+            return Err(SubmitError::Script(format!(
+                "could not create the run directory: {stderr}"
+            )));
+        }
+        return Err(SubmitError::Sbatch {
+            asset,
+            stderr: if stderr.is_empty() {
+                "(no output)".into()
+            } else {
+                stderr
+            },
+            cancelled,
+        });
+    }
+    if !done || code != Some(0) || ids.len() != n_jobs {
+        return Err(SubmitError::Script(format!(
+            "unexpected end (exit status {code:?}, {} of {n_jobs} jobs submitted): {}{}",
+            ids.len(),
+            stderr.trim(),
+            if ids.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; submitted job ids: {}",
+                    ids.iter()
+                        .map(|(_, i)| i.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )
+            }
+        )));
+    }
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(asset: &str, after: &[&str]) -> JobSpec {
+        JobSpec {
+            asset: asset.into(),
+            sbatch: vec![("partition", "debug".into()), ("time", "00:05:00".into())],
+            command: vec!["sh".into(), "-c".into(), "echo 'hi'; echo $(id)".into()],
+            after: after.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn script_orders_and_quotes() {
+        let jobs = vec![job("c", &["b"]), job("a", &[]), job("b", &["a"])];
+        let s = submit_script("/scratch/run1", "r1", &jobs).unwrap();
+        let pa = s.find("J_a=$(sbatch").unwrap();
+        let pb = s.find("J_b=$(sbatch").unwrap();
+        let pc = s.find("J_c=$(sbatch").unwrap();
+        assert!(pa < pb && pb < pc, "{s}");
+        assert!(s.contains("\"--dependency=afterok:${J_a}\""), "{s}");
+        assert!(
+            s.contains("exec sh -c 'echo '\\''hi'\\''; echo $(id)'"),
+            "{s}"
+        );
+        assert!(s.contains("<<'SLURMBOOK_EOF_"), "{s}");
+        assert!(s.contains("--partition=debug --time=00:05:00"), "{s}");
+    }
+
+    #[test]
+    fn rejects_injection_and_bad_input() {
+        let mut j = job("a", &[]);
+        j.sbatch = vec![("partition", "cpu; touch /tmp/pwned".into())];
+        let e = submit_script("/r", "t", &[j]).unwrap_err();
+        assert!(e.to_string().contains("not allowed"), "{e}");
+        let mut j = job("a", &[]);
+        j.sbatch = vec![("wrap", "id".into())];
+        assert!(submit_script("/r", "t", &[j]).is_err());
+        for bad_name in ["a-b", "fn", "a b", "1a", "$(x)"] {
+            assert!(
+                submit_script("/r", "t", &[job(bad_name, &[])]).is_err(),
+                "{bad_name}"
+            );
+        }
+        assert!(submit_script("/r x", "t", &[job("a", &[])]).is_err());
+        assert!(submit_script("$SCRATCH/r", "t", &[job("a", &[])]).is_err());
+        assert!(submit_script("/r", "t;x", &[job("a", &[])]).is_err());
+        assert!(submit_script("/r", "t", &[job("a", &["zz"])]).is_err());
+        assert!(submit_script("/r", "t", &[job("a", &["b"]), job("b", &["a"])]).is_err());
+        assert!(submit_script("/r", "t", &[job("a", &[]), job("a", &[])]).is_err());
+    }
+
+    #[test]
+    fn delimiter_is_not_in_content() {
+        let c = "x\nSLURMBOOK_EOF_0000\n";
+        let d = heredoc_delimiter(c);
+        assert!(!c.lines().any(|l| l == d));
+    }
+
+    #[test]
+    fn parses_failure_output() {
+        let e = parse_submit_output(
+            "SBJOB a 5\nSBFAIL b\nSBCANCELLED 5\n",
+            "sbatch: error: invalid partition\n",
+            Some(3),
+            2,
+        )
+        .unwrap_err();
+        match e {
+            SubmitError::Sbatch {
+                asset,
+                stderr,
+                cancelled,
+            } => {
+                assert_eq!(asset, "b");
+                assert!(stderr.contains("invalid partition"));
+                assert_eq!(cancelled, ["5"]);
+            }
+            e => panic!("{e}"),
+        }
+    }
+}
