@@ -8,6 +8,7 @@ pub mod views;
 
 use anyhow::{Context, Result};
 use slurmbook_magics::cache::PlanCache;
+use slurmbook_magics::config::{ConfigError, ConfigFile, Settings};
 use slurmbook_magics::exec::local::Prepared;
 use slurmbook_magics::notebook::Notebook;
 use slurmbook_magics::{Project, SessionOverrides, StateDb, ValueStore};
@@ -31,6 +32,8 @@ pub struct AssetWorkspace {
     db: Option<(PathBuf, StateDb)>,
     /// Parsed cells, so re-planning re-parses only what changed.
     cache: PlanCache,
+    /// `%config KEY=VALUE` settings of this session (validated).
+    pub config: std::collections::BTreeMap<String, String>,
 }
 
 impl AssetWorkspace {
@@ -48,6 +51,7 @@ impl AssetWorkspace {
             prepared: Prepared::default(),
             db: None,
             cache: PlanCache::default(),
+            config: Default::default(),
         }
     }
 
@@ -58,6 +62,7 @@ impl AssetWorkspace {
             prepared: Prepared::default(),
             db: None,
             cache: PlanCache::default(),
+            config: Default::default(),
         }
     }
 
@@ -115,6 +120,12 @@ impl AssetWorkspace {
             self.db = Some((dir, db));
         }
         Ok(&self.db.as_ref().expect("just opened").1)
+    }
+
+    /// The effective configuration: slurmbook.toml < SLURMBOOK_* < %config.
+    pub fn settings(&self, profile: Option<&str>) -> Result<Settings, ConfigError> {
+        let file = ConfigFile::find(&self.dir())?;
+        Settings::resolve(&file, profile, &|k| std::env::var(k).ok(), &self.config)
     }
 
     pub fn store(&self) -> ValueStore {

@@ -359,11 +359,15 @@ impl RustKernel {
     ) -> Result<CellResult, ErrorInfo> {
         let project = self.project()?;
         let snap = self.snapshot(&project)?;
-        let plan = plan::plan(&project, &args, &snap.freshness, Target::Local)
+        let settings = self
+            .workspace
+            .settings(args.profile.as_deref())
+            .map_err(|e| magic_error(format!("%materialize: {e}")))?;
+        let plan = plan::plan(&project, &args, &snap.freshness, settings.target())
             .map_err(|e| magic_error(format!("%materialize: {e}")))?;
         if let Some(step) = plan.runs().find(|s| s.target == Target::Slurm) {
             return Err(magic_error(format!(
-                "%materialize: {} targets Slurm, but no cluster is configured in this kernel; use --target local",
+                "%materialize: {} targets Slurm, which this version of slurmbook cannot run yet; use --target local",
                 step.asset
             )));
         }
@@ -518,32 +522,67 @@ impl RustKernel {
         out: &CellOutput<'_>,
     ) -> Result<CellResult, ErrorInfo> {
         // Validate everything before applying anything.
-        for (key, _) in &settings {
+        for (key, value) in &settings {
+            if key == "notebook" {
+                if !std::path::Path::new(value).is_file() {
+                    return Err(magic_error(format!(
+                        "%config notebook: no notebook at {value}"
+                    )));
+                }
+                continue;
+            }
+            slurmbook_magics::config::validate(key, value).map_err(|e| {
+                let also = match e {
+                    slurmbook_magics::config::ConfigError::UnknownKey(_) => ", notebook",
+                    _ => "",
+                };
+                magic_error(format!("%config: {e}{also}"))
+            })?;
+        }
+        let mut candidate = self.workspace.config.clone();
+        for (key, value) in &settings {
             if key != "notebook" {
-                return Err(magic_error(format!(
-                    "%config: unknown setting `{key}`; valid settings: notebook"
-                )));
+                candidate.insert(key.clone(), value.clone());
             }
         }
-        for (key, value) in settings.iter() {
+        let before = std::mem::replace(&mut self.workspace.config, candidate);
+        if let Err(e) = self.workspace.settings(None) {
+            self.workspace.config = before;
+            return Err(magic_error(format!("%config: {e}")));
+        }
+        for (key, value) in &settings {
             if key == "notebook" {
                 let path = self
                     .workspace
                     .set_notebook(std::path::Path::new(value))
                     .map_err(|e| magic_error(format!("%config notebook: {e:#}")))?;
                 out.stream("stdout", &format!("notebook = {}\n", path.display()));
+            } else {
+                out.stream("stdout", &format!("{key} = {value}\n"));
             }
         }
         if settings.is_empty() {
-            let text = match self.workspace.notebook() {
-                Some((path, source)) => format!("notebook = {}    (from {source:?})\n", path.display()),
-                None => "notebook = (none: set JPY_SESSION_NAME or %config notebook=PATH; only cells run in this session are known)\n".into(),
+            let notebook = match self.workspace.notebook() {
+                Some((path, source)) => {
+                    let from = match source {
+                        crate::assets::NotebookSource::Environment => "JPY_SESSION_NAME",
+                        crate::assets::NotebookSource::Config => "%config",
+                        crate::assets::NotebookSource::CommandLine => "command line",
+                    };
+                    format!("notebook   = {}    ({from})\n", path.display())
+                }
+                None => "notebook   = (none: JupyterLab sets JPY_SESSION_NAME, or use %config notebook=PATH)\n".into(),
             };
+            let settings = self
+                .workspace
+                .settings(None)
+                .map_err(|e| magic_error(format!("%config: {e}")))?;
             out.stream(
                 "stdout",
                 &format!(
-                    "{text}state    = {}\n",
-                    self.workspace.dir().join(".slurmbook/state.db").display()
+                    "{notebook}state      = {}\n{}",
+                    self.workspace.dir().join(".slurmbook/state.db").display(),
+                    settings.render()
                 ),
             );
         }
