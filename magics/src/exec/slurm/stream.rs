@@ -212,7 +212,8 @@ impl FileTrack {
 #[derive(Debug)]
 pub struct Demux {
     files: Vec<FileTrack>,
-    by_path: HashMap<String, usize>,
+    /// Paths tail prints headers for; `None`: followed but ignored.
+    by_path: HashMap<String, Option<usize>>,
     current: Option<usize>,
     seen_header: bool,
     /// Bytes at the start of a stream line that may still be a header.
@@ -233,7 +234,7 @@ impl Demux {
         let by_path = files
             .iter()
             .enumerate()
-            .map(|(i, f)| (f.path.clone(), i))
+            .map(|(i, f)| (f.path.clone(), Some(i)))
             .collect();
         Demux {
             files,
@@ -245,6 +246,13 @@ impl Demux {
             held_nl: false,
             idle_nl: false,
         }
+    }
+
+    /// Also accept headers of `path`, whose content is ignored (the
+    /// watcher's anchor file, see `watch.rs`).
+    pub fn ignore(mut self, path: impl Into<String>) -> Demux {
+        self.by_path.insert(path.into(), None);
+        self
     }
 
     pub fn files(&self) -> &[FileTrack] {
@@ -314,7 +322,7 @@ impl Demux {
 
     fn full_line(&mut self, line: &[u8], out: &mut Vec<Piece>) {
         if let Some(path) = self.header_path(line) {
-            if let Some(&idx) = self.by_path.get(path) {
+            if let Some(&target) = self.by_path.get(path) {
                 if self.seen_header {
                     if self.held_nl {
                         self.held_nl = false;
@@ -326,7 +334,7 @@ impl Demux {
                 }
                 self.idle_nl = false;
                 self.seen_header = true;
-                self.current = Some(idx);
+                self.current = target;
                 return;
             }
         }
@@ -352,23 +360,44 @@ impl Demux {
         }
     }
 
-    /// Nothing arrived for a while: a held newline is data, partial lines
-    /// are shown. With `end_of_stream` false (the stream broke off), a held
-    /// newline stays unaccounted (it may have been a separator).
-    pub fn idle(&mut self, end_of_stream: bool, out: &mut Vec<Piece>) {
-        if !self.buf.is_empty() && end_of_stream {
+    /// Whether a stream line's `\n` is held back (see the module docs).
+    pub fn holds_newline(&self) -> bool {
+        self.held_nl && self.buf.is_empty()
+    }
+
+    /// Nothing followed a held `\n` for a moment: it was data (tail writes
+    /// separator and header at once). Should a header still come, the byte
+    /// is taken back from the file's offset.
+    pub fn release_newline(&mut self, out: &mut Vec<Piece>) {
+        if self.holds_newline() {
+            self.deliver_held(out);
+            self.idle_nl = true;
+        }
+    }
+
+    /// Nothing arrived for a while: show partial lines (progress bars).
+    pub fn flush_partials(&mut self, out: &mut Vec<Piece>) {
+        for f in &mut self.files {
+            f.flush_partial(out, false);
+        }
+    }
+
+    /// tail exited normally: everything held is data.
+    pub fn finish(&mut self, out: &mut Vec<Piece>) {
+        if !self.buf.is_empty() {
             let b = std::mem::take(&mut self.buf);
             self.deliver_held(out);
             self.deliver(&b, out);
             self.at_line_start = false;
         }
-        if self.held_nl && (end_of_stream || self.buf.is_empty()) {
-            self.deliver_held(out);
-            self.idle_nl = true;
-        }
-        for f in &mut self.files {
-            f.flush_partial(out, false);
-        }
+        self.deliver_held(out);
+        self.flush_partials(out);
+    }
+
+    /// The stream broke off: show partial lines, but keep a held `\n`
+    /// unaccounted (it may have been a separator); then [`Demux::restart`].
+    pub fn broken(&mut self, out: &mut Vec<Piece>) {
+        self.flush_partials(out);
     }
 
     /// Forget the current tail session (it ended); the next one starts every
@@ -425,7 +454,7 @@ mod tests {
             for c in STREAM.chunks(chunk) {
                 d.feed(c, &mut out);
             }
-            d.idle(true, &mut out);
+            d.finish(&mut out);
             assert_eq!(text(&out, 0, Stream::Stdout), "a1\na2x\n", "chunk {chunk}");
             assert_eq!(text(&out, 1, Stream::Stdout), "b1\nmore\n", "chunk {chunk}");
             assert_eq!(d.offsets(0), (7, 0));
@@ -434,19 +463,31 @@ mod tests {
     }
 
     #[test]
+    fn ignored_files_are_dropped() {
+        let mut d = demux([0; 4]).ignore("/r/.anchor");
+        let mut out = Vec::new();
+        d.feed(b"==> /r/.anchor <==\n\n==> /r/a.out <==\nx\n\n==> /r/.anchor <==\nnoise\n\n==> /r/a.out <==\ny\n", &mut out);
+        d.finish(&mut out);
+        assert_eq!(text(&out, 0, Stream::Stdout), "x\ny\n");
+        assert_eq!(out.len(), 2);
+        assert_eq!(d.offsets(0).0, 4);
+    }
+
+    #[test]
     fn idle_newline_is_taken_back_when_a_header_follows() {
         let mut d = demux([0; 4]);
         let mut out = Vec::new();
         d.feed(b"==> /r/a.out <==\nabc\n", &mut out);
         assert_eq!(d.offsets(0).0, 0, "held newline not counted yet");
-        d.idle(false, &mut out);
+        d.release_newline(&mut out);
+        d.flush_partials(&mut out);
         assert_eq!(text(&out, 0, Stream::Stdout), "abc\n");
         assert_eq!(d.offsets(0).0, 4);
         // It was the separator after all: a.out is "abc" so far.
         d.feed(b"==> /r/b.out <==\nb\n", &mut out);
         assert_eq!(d.offsets(0).0, 3);
         d.feed(b"\n==> /r/a.out <==\ndef\n", &mut out);
-        d.idle(true, &mut out);
+        d.finish(&mut out);
         assert_eq!(d.offsets(0).0, 7, "abcdef\\n");
         assert_eq!(d.offsets(1).0, 2);
     }
@@ -457,7 +498,8 @@ mod tests {
         let mut d = demux([0; 4]);
         let mut out = Vec::new();
         d.feed(b"==> /r/a.out <==\nl1\npart", &mut out);
-        d.idle(false, &mut out);
+        d.release_newline(&mut out);
+        d.flush_partials(&mut out);
         assert_eq!(text(&out, 0, Stream::Stdout), "l1\npart");
         let saved = d.offsets(0);
         assert_eq!(saved, (7, 0));
@@ -468,7 +510,7 @@ mod tests {
             b"==> /r/a.out <==\nl1\npartial\nl3\n\n==> /r/b.out <==\nb\n",
             &mut out,
         );
-        d.idle(true, &mut out);
+        d.finish(&mut out);
         assert_eq!(text(&out, 0, Stream::Stdout), "ial\nl3\n");
         assert_eq!(text(&out, 1, Stream::Stdout), "b\n");
         assert_eq!(d.offsets(0).0, 14);
@@ -478,13 +520,21 @@ mod tests {
     fn restart_within_a_watch_repeats_nothing() {
         let mut d = demux([0; 4]);
         let mut out = Vec::new();
-        d.feed(b"==> /r/a.out <==\n1\n2\n3", &mut out);
-        // The connection breaks: "3" unshown, "\n" after 2 held.
-        d.idle(false, &mut out);
+        d.feed(b"==> /r/a.out <==\n1\n2\n", &mut out);
+        // The connection breaks with the "\n" after 2 held: it stays
+        // unaccounted (it might have been tail's separator).
+        d.broken(&mut out);
+        assert_eq!(text(&out, 0, Stream::Stdout), "1\n2");
+        assert_eq!(d.offsets(0).0, 3);
         d.restart();
-        d.feed(b"==> /r/a.out <==\n1\n2\n3\n4\n", &mut out);
-        d.idle(true, &mut out);
-        assert_eq!(text(&out, 0, Stream::Stdout), "1\n2\n3\n4\n");
+        d.feed(b"==> /r/a.out <==\n1\n2\n3", &mut out);
+        d.broken(&mut out);
+        assert_eq!(d.offsets(0).0, 5, "partial 3 shown and accounted");
+        d.restart();
+        d.feed(b"==> /r/a.out <==\n1\n2\n34\n", &mut out);
+        d.finish(&mut out);
+        assert_eq!(text(&out, 0, Stream::Stdout), "1\n2\n34\n");
+        assert_eq!(d.offsets(0).0, 7);
     }
 
     #[test]
@@ -498,7 +548,7 @@ mod tests {
         s.extend_from_slice(PROTOCOL_PREFIX);
         s.extend_from_slice(b"not protocol on stderr\n");
         d.feed(&s, &mut out);
-        d.idle(true, &mut out);
+        d.finish(&mut out);
         assert_eq!(text(&out, 0, Stream::Stdout), "hello\nbye\n");
         assert!(text(&out, 0, Stream::Stderr).contains("not protocol"));
         assert!(out.contains(&Piece::Protocol {
@@ -510,7 +560,8 @@ mod tests {
         let mut d = demux([0; 4]);
         let mut out = Vec::new();
         d.feed(b"==> /r/a.out <==\n\x1eSLURM", &mut out);
-        d.idle(false, &mut out);
+        d.release_newline(&mut out);
+        d.flush_partials(&mut out);
         assert!(out.is_empty(), "{out:?}");
         assert_eq!(d.offsets(0).0, 0);
     }
@@ -522,9 +573,10 @@ mod tests {
         let s = "==> /r/b.err <==\n\n\nünï\n\n\n==> /r/a.out <==\nx\n".as_bytes();
         for c in s.chunks(1) {
             d.feed(c, &mut out);
-            d.idle(false, &mut out);
+            d.release_newline(&mut out);
+            d.flush_partials(&mut out);
         }
-        d.idle(true, &mut out);
+        d.finish(&mut out);
         // Idle after every byte: the separator was shown before its header
         // arrived (one extra newline on screen), but the offset is exact.
         assert_eq!(text(&out, 1, Stream::Stderr), "\n\nünï\n\n\n");
@@ -534,7 +586,7 @@ mod tests {
         let mut d = demux([0; 4]);
         let mut out = Vec::new();
         d.feed(s, &mut out);
-        d.idle(true, &mut out);
+        d.finish(&mut out);
         assert_eq!(text(&out, 1, Stream::Stderr), "\n\nünï\n\n");
     }
 }

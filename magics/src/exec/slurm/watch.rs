@@ -46,6 +46,9 @@ pub const POLL_MIN: Duration = Duration::from_millis(500);
 pub const POLL_MAX: Duration = Duration::from_secs(5);
 /// Quiet time after which partial lines are shown.
 const IDLE: Duration = Duration::from_millis(200);
+/// Quiet time after which a held line end counts as data (tail writes a
+/// separator together with its header, so this only needs to cover one write).
+const NEWLINE_HOLD: Duration = Duration::from_millis(20);
 /// Offsets are written at most this often while streaming.
 const SAVE_EVERY: Duration = Duration::from_millis(300);
 /// Lines of a failed job's `.err` put in its error.
@@ -316,13 +319,19 @@ pub async fn watch_run(w: WatchRun<'_>) -> Result<SlurmJobsResult, WatchError> {
             offsets[i].1,
         ));
     }
-    let mut tail_argv: Vec<String> =
-        vec!["sh".into(), "-c".into(), TAIL_SCRIPT.into(), "sh".into()];
+    let anchor = format!("{run_dir}/{TAIL_ANCHOR}");
+    let mut tail_argv: Vec<String> = vec![
+        "sh".into(),
+        "-c".into(),
+        TAIL_SCRIPT.into(),
+        "sh".into(),
+        anchor.clone(),
+    ];
     tail_argv.extend(files.iter().map(|f| f.2.clone()));
     let tail_line = command_line(&tail_argv)?;
 
     let shared = Mutex::new(Shared {
-        demux: Demux::new(files),
+        demux: Demux::new(files).ignore(anchor),
         proto: vec![Proto::default(); w.jobs.len()],
         saved: offsets,
         last_save: Instant::now(),
@@ -378,11 +387,18 @@ pub async fn watch_run(w: WatchRun<'_>) -> Result<SlurmJobsResult, WatchError> {
     })
 }
 
-/// The remote side of the tail: `$@` are the files. tail runs in the
-/// background bound to this shell (`--pid=$$`); the shell waits for a line
-/// or EOF on stdin and exits, after which tail does a last read and exits.
-const TAIL_SCRIPT: &str =
-    "tail -F -v -c +1 -s 0.5 --pid=$$ -- \"$@\" </dev/null 2>/dev/null & read -r _ || :";
+/// The remote side of the tail: `$1` is the anchor, the rest are the jobs'
+/// files. GNU tail gives up inotify (and polls every `-s`) when none of its
+/// files exists at startup, as happens before any job started; the empty
+/// anchor file, created here, keeps inotify on (and is ignored). tail runs
+/// in the background bound to this shell (`--pid=$$`); the shell waits for
+/// a line or EOF on stdin and exits, after which tail reads once more and
+/// exits.
+const TAIL_SCRIPT: &str = "touch -- \"$1\" 2>/dev/null; \
+tail -F -v -c +1 -s 0.5 --pid=$$ -- \"$@\" </dev/null 2>/dev/null & read -r _ || :";
+
+/// Empty file in the run directory that the tail also follows (see [`TAIL_SCRIPT`]).
+pub const TAIL_ANCHOR: &str = ".slurmbook-tail";
 
 struct SaveOnDrop<'a, 'w> {
     w: &'a WatchRun<'w>,
@@ -542,11 +558,20 @@ async fn tail_loop(
                     None => std::future::pending::<()>().await,
                 }
             };
+            let holds = shared.lock().expect("poisoned").demux.holds_newline();
+            let quiet = if holds { NEWLINE_HOLD } else { IDLE };
             tokio::select! {
-                r = tokio::time::timeout(IDLE, stdout.read(&mut buf)) => {
+                r = tokio::time::timeout(quiet, stdout.read(&mut buf)) => {
                     let mut pieces = Vec::new();
                     match r {
-                        Err(_) => shared.lock().expect("poisoned").demux.idle(false, &mut pieces),
+                        Err(_) => {
+                            let mut sh = shared.lock().expect("poisoned");
+                            if holds {
+                                sh.demux.release_newline(&mut pieces);
+                            } else {
+                                sh.demux.flush_partials(&mut pieces);
+                            }
+                        }
                         Ok(Ok(0)) => { clean_eof = true; break }
                         Ok(Ok(n)) => shared.lock().expect("poisoned").demux.feed(&buf[..n], &mut pieces),
                         Ok(Err(e)) => { tracing::debug!("tail read: {e}"); break }
@@ -569,7 +594,11 @@ async fn tail_loop(
         let mut pieces = Vec::new();
         {
             let mut sh = shared.lock().expect("poisoned");
-            sh.demux.idle(stopping && clean_eof, &mut pieces);
+            if stopping && clean_eof {
+                sh.demux.finish(&mut pieces);
+            } else {
+                sh.demux.broken(&mut pieces);
+            }
         }
         handle_pieces(w, shared, pieces);
         save_offsets(w, shared, true);
