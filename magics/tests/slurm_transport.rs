@@ -966,3 +966,70 @@ async fn twenty_job_chain_costs_one_connection_and_one_submit_command() {
         t0.elapsed()
     );
 }
+
+fn master_pid(ctl: &Path) -> u32 {
+    let out = Command::new("ssh")
+        .arg("-S")
+        .arg(ctl)
+        .args(["-O", "check", "slurmbook-test"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    let pid = text
+        .split("pid=")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .and_then(|p| p.parse().ok());
+    pid.unwrap_or_else(|| panic!("no master pid in {text:?}"))
+}
+
+#[tokio::test]
+async fn dead_master_is_replaced_for_commands_scripts_and_uploads() {
+    let _g = SERIAL.lock().await;
+    let c = cluster();
+    let remote = Remote::new(target(&c));
+    remote.connect().await.unwrap();
+    let cache = remote
+        .expand_dir("$SCRATCH/slurmbook-tests/cache")
+        .await
+        .unwrap();
+
+    // SIGKILL: the control socket stays behind, connecting to it is refused.
+    let ctl = remote.control_socket().await.unwrap();
+    let pid = master_pid(&ctl);
+    assert!(Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let out = remote.run(&["echo", "after kill"]).await.unwrap();
+    assert_eq!(out.stdout_text(), "after kill\n");
+    assert_eq!(remote.stats().reconnects, 1);
+
+    // `ssh -O exit`: the master goes away cleanly; a script (not assumed
+    // idempotent) is still run, since it had certainly not started.
+    let ctl = remote.control_socket().await.unwrap();
+    let st = Command::new("ssh")
+        .arg("-S")
+        .arg(&ctl)
+        .args(["-O", "exit", "slurmbook-test"])
+        .output()
+        .unwrap();
+    assert!(st.status.success());
+    let out = remote.run_script("echo script ran\n").await.unwrap();
+    assert_eq!(out.stdout_text(), "script ran\n");
+    assert_eq!(remote.stats().reconnects, 2);
+
+    let ctl = remote.control_socket().await.unwrap();
+    let pid = master_pid(&ctl);
+    assert!(Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let bytes = unique("after-kill").into_bytes();
+    let (_, sent) = remote.upload_cas(&cache, &bytes, false).await.unwrap();
+    assert_eq!(sent, bytes.len() as u64);
+    let st = remote.stats();
+    assert_eq!((st.connections, st.reconnects), (4, 3), "{st:?}");
+}

@@ -132,7 +132,7 @@ fn check_job_id(id: &str) -> bool {
 }
 
 /// Validate and order the jobs: topological by `after`, stable otherwise.
-fn order_jobs<'a>(jobs: &'a [JobSpec]) -> Result<Vec<&'a JobSpec>, SubmitError> {
+fn order_jobs(jobs: &[JobSpec]) -> Result<Vec<&JobSpec>, SubmitError> {
     let inv = |s: String| SubmitError::Invalid(s);
     let mut index = HashMap::new();
     for (i, j) in jobs.iter().enumerate() {
@@ -426,6 +426,34 @@ mod tests {
         assert!(submit_script("/r", "t", &[job("a", &["zz"])]).is_err());
         assert!(submit_script("/r", "t", &[job("a", &["b"]), job("b", &["a"])]).is_err());
         assert!(submit_script("/r", "t", &[job("a", &[]), job("a", &[])]).is_err());
+    }
+
+    #[test]
+    fn every_asset_option_passes_the_whitelist() {
+        use crate::syntax::options::AssetOptions;
+        let o = AssetOptions {
+            partition: Some("gpu-a100.x".into()),
+            time: Some("1-00:00:00".parse().unwrap()),
+            cpus: Some(8),
+            mem: Some("16G".parse().unwrap()),
+            gpus: Some("a100:2".parse().unwrap()),
+            nodes: Some(2),
+            ntasks: Some(16),
+            account: Some("proj_1".into()),
+            qos: Some("high,normal".into()),
+            constraint: Some("[rack1*2&rack2*4]|skylake".into()),
+            ..AssetOptions::default()
+        };
+        let args = o.sbatch_args();
+        assert_eq!(args.len(), 10);
+        for (name, value) in &args {
+            check_sbatch_option(name, value).unwrap();
+        }
+        let j = JobSpec {
+            sbatch: args,
+            ..job("a", &[])
+        };
+        submit_script("/r", "t", &[j]).unwrap();
     }
 
     #[test]
