@@ -174,7 +174,7 @@ async fn slurm_states(remote: &Remote, ids: &[&str]) -> BTreeMap<String, String>
 }
 
 #[tokio::test]
-async fn run_passes_arguments_verbatim_and_executes_nothing() {
+async fn slurm_run_passes_arguments_verbatim_and_executes_nothing() {
     let _g = SERIAL.lock().await;
     let c = cluster();
     let remote = Remote::new(target(&c));
@@ -211,6 +211,11 @@ async fn run_passes_arguments_verbatim_and_executes_nothing() {
     assert_eq!(out.stderr_text(), "err\n");
     let out = remote.run(&["slurmbook-no-such-command"]).await.unwrap();
     assert_eq!(out.code, Some(127));
+    let out = remote
+        .run(&["sh", "-c", "echo before; kill -9 $$"])
+        .await
+        .unwrap();
+    assert_eq!((out.code, out.stdout_text().as_str()), (None, "before\n"));
     // A script is data on stdin.
     let out = remote
         .run_script("x='a b'\nprintf '%s|' \"$x\" \"$SCRATCH\"\n")
@@ -223,11 +228,11 @@ async fn run_passes_arguments_verbatim_and_executes_nothing() {
     ));
     let st = remote.stats();
     assert_eq!(st.connections, 1, "{st:?}");
-    assert_eq!(st.commands, 4, "{st:?}");
+    assert_eq!(st.commands, 5, "{st:?}");
 }
 
 #[tokio::test]
-async fn expand_dir_uses_remote_variables_and_validates() {
+async fn slurm_expand_dir_uses_remote_variables_and_validates() {
     let _g = SERIAL.lock().await;
     let c = cluster();
     let remote = Remote::new(target(&c));
@@ -266,7 +271,7 @@ async fn expand_dir_uses_remote_variables_and_validates() {
 }
 
 #[tokio::test]
-async fn upload_cas_sends_once() {
+async fn slurm_upload_cas_sends_once() {
     let _g = SERIAL.lock().await;
     let c = cluster();
     let remote = Remote::new(target(&c));
@@ -339,7 +344,7 @@ fn config_with(c: &Cluster, dir: &Path, replace: &[(&str, String)]) -> PathBuf {
 }
 
 #[tokio::test]
-async fn connection_errors_say_what_to_check() {
+async fn slurm_connection_errors_say_what_to_check() {
     let _g = SERIAL.lock().await;
     let c = cluster();
     let tmp = tempfile::tempdir().unwrap();
@@ -418,7 +423,7 @@ async fn connection_errors_say_what_to_check() {
 }
 
 #[tokio::test]
-async fn chain_runs_in_order_streams_live_and_uses_one_connection() {
+async fn slurm_chain_runs_in_order_streams_live_and_uses_one_connection() {
     let _g = SERIAL.lock().await;
     let c = cluster();
     let remote = Remote::new(target(&c));
@@ -552,7 +557,7 @@ async fn chain_runs_in_order_streams_live_and_uses_one_connection() {
 }
 
 #[tokio::test]
-async fn failing_job_cancels_dependents_naming_the_upstream() {
+async fn slurm_failing_job_cancels_dependents_naming_the_upstream() {
     let _g = SERIAL.lock().await;
     let c = cluster();
     let remote = Remote::new(target(&c));
@@ -613,7 +618,7 @@ async fn failing_job_cancels_dependents_naming_the_upstream() {
 }
 
 #[tokio::test]
-async fn cancel_flag_scancels_the_run() {
+async fn slurm_cancel_flag_scancels_the_run() {
     let _g = SERIAL.lock().await;
     let c = cluster();
     let remote = Remote::new(target(&c));
@@ -660,7 +665,7 @@ async fn cancel_flag_scancels_the_run() {
 }
 
 #[tokio::test]
-async fn resume_from_saved_offsets_loses_and_repeats_nothing() {
+async fn slurm_resume_from_saved_offsets_loses_and_repeats_nothing() {
     let _g = SERIAL.lock().await;
     let c = cluster();
     let remote = Remote::new(target(&c));
@@ -756,7 +761,7 @@ async fn resume_from_saved_offsets_loses_and_repeats_nothing() {
 }
 
 #[tokio::test]
-async fn injection_is_rejected_before_anything_is_sent() {
+async fn slurm_injection_is_rejected_before_anything_is_sent() {
     let _g = SERIAL.lock().await;
     let c = cluster();
     let remote = Remote::new(target(&c));
@@ -830,7 +835,7 @@ async fn injection_is_rejected_before_anything_is_sent() {
 }
 
 #[tokio::test]
-async fn sbatch_failure_halfway_cancels_what_was_submitted() {
+async fn slurm_sbatch_failure_halfway_cancels_what_was_submitted() {
     let _g = SERIAL.lock().await;
     let c = cluster();
     let remote = Remote::new(target(&c));
@@ -864,7 +869,7 @@ async fn sbatch_failure_halfway_cancels_what_was_submitted() {
 }
 
 #[tokio::test]
-async fn killed_master_is_reestablished_mid_watch() {
+async fn slurm_killed_master_is_reestablished_mid_watch() {
     let _g = SERIAL.lock().await;
     let c = cluster();
     let remote = Remote::new(target(&c));
@@ -917,7 +922,7 @@ async fn killed_master_is_reestablished_mid_watch() {
 }
 
 #[tokio::test]
-async fn twenty_job_chain_costs_one_connection_and_one_submit_command() {
+async fn slurm_twenty_job_chain_costs_one_connection_and_one_submit_command() {
     let _g = SERIAL.lock().await;
     let c = cluster();
     let remote = Remote::new(target(&c));
@@ -984,7 +989,7 @@ fn master_pid(ctl: &Path) -> u32 {
 }
 
 #[tokio::test]
-async fn dead_master_is_replaced_for_commands_scripts_and_uploads() {
+async fn slurm_dead_master_is_replaced_for_commands_scripts_and_uploads() {
     let _g = SERIAL.lock().await;
     let c = cluster();
     let remote = Remote::new(target(&c));

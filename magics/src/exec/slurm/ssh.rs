@@ -502,6 +502,14 @@ impl Remote {
                     stderr,
                 })
             }
+            // Killed by a signal (the master is fine): no exit code.
+            Err(openssh::Error::RemoteProcessTerminated) if session.check().await.is_ok() => {
+                Ok(RemoteOutput {
+                    code: None,
+                    stdout,
+                    stderr,
+                })
+            }
             Err(e) => Err(self.attempt_error(session, line, e, true).await),
         }
     }
@@ -740,26 +748,27 @@ impl Remote {
 /// `sh -c` script of [`Remote::upload_cas`]: `$1` dir, `$2` sha256, `$3` `x`
 /// for executable, `$4` size. Prints `present` or `absent` first; when
 /// absent reads the content on stdin and prints `ok` once it is in place.
-const UPLOAD_SCRIPT: &str = r#"f="$1/$2"
-if [ -f "$f" ]; then
-  if [ "$3" = x ] && [ ! -x "$f" ]; then chmod 755 "$f" || exit 1; fi
-  echo present; exit 0
-fi
-echo absent
-mkdir -p "$1" || exit 1
-t="$f.tmp.$$"
-trap 'rm -f "$t"' EXIT
-cat > "$t" || exit 1
-n=$(wc -c < "$t" | tr -d ' ')
-if [ "$n" != "$4" ]; then echo "received $n of $4 bytes" >&2; exit 1; fi
-if command -v sha256sum >/dev/null 2>&1; then
-  h=$(sha256sum < "$t"); h=${h%% *}
-  if [ "$h" != "$2" ]; then echo "checksum mismatch: $h" >&2; exit 1; fi
-fi
-if [ "$3" = x ]; then chmod 755 "$t"; else chmod 644 "$t"; fi || exit 1
-mv -f "$t" "$f" || exit 1
-trap - EXIT
-echo ok"#;
+/// One line, so that it also passes through a csh login shell.
+const UPLOAD_SCRIPT: &str = concat!(
+    r#"f="$1/$2"; "#,
+    r#"if [ -f "$f" ]; then "#,
+    r#"if [ "$3" = x ] && [ ! -x "$f" ]; then chmod 755 "$f" || exit 1; fi; "#,
+    r#"echo present; exit 0; fi; "#,
+    r#"echo absent; "#,
+    r#"mkdir -p "$1" || exit 1; "#,
+    r#"t="$f.tmp.$$"; "#,
+    r#"trap 'rm -f "$t"' EXIT; "#,
+    r#"cat > "$t" || exit 1; "#,
+    r#"n=$(wc -c < "$t" | tr -d ' '); "#,
+    r#"if [ "$n" != "$4" ]; then echo "received $n of $4 bytes" >&2; exit 1; fi; "#,
+    r#"if command -v sha256sum >/dev/null 2>&1; then "#,
+    r#"h=$(sha256sum < "$t"); h=${h%% *}; "#,
+    r#"if [ "$h" != "$2" ]; then echo "checksum mismatch: $h" >&2; exit 1; fi; fi; "#,
+    r#"if [ "$3" = x ]; then chmod 755 "$t"; else chmod 644 "$t"; fi || exit 1; "#,
+    r#"mv -f "$t" "$f" || exit 1; "#,
+    r#"trap - EXIT; "#,
+    r#"echo ok"#,
+);
 
 /// Split a leading `$HOME`/`${HOME}`/`$SCRATCH`/`${SCRATCH}`/`~` off `dir`.
 /// A relative path is relative to `$HOME`. The remainder is validated.
@@ -929,6 +938,21 @@ mod tests {
         expect.push(String::new()); // after the last NUL
         assert_eq!(got, expect);
         assert!(!std::path::Path::new("/tmp/slurmbook-quote-test").exists());
+    }
+
+    #[test]
+    fn argv_scripts_are_one_line() {
+        assert!(!UPLOAD_SCRIPT.contains('\n'));
+        assert!(!super::super::watch::TAIL_SCRIPT.contains('\n'));
+        let out = std::process::Command::new("sh")
+            .args(["-n", "-c", UPLOAD_SCRIPT])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     #[test]

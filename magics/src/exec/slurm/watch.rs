@@ -394,7 +394,7 @@ pub async fn watch_run(w: WatchRun<'_>) -> Result<SlurmJobsResult, WatchError> {
 /// in the background bound to this shell (`--pid=$$`); the shell waits for
 /// a line or EOF on stdin and exits, after which tail reads once more and
 /// exits.
-const TAIL_SCRIPT: &str = "touch -- \"$1\" 2>/dev/null; \
+pub(crate) const TAIL_SCRIPT: &str = "touch -- \"$1\" 2>/dev/null; \
 tail -F -v -c +1 -s 0.5 --pid=$$ -- \"$@\" </dev/null 2>/dev/null & read -r _ || :";
 
 /// Empty file in the run directory that the tail also follows (see [`TAIL_SCRIPT`]).
