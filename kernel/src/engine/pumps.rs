@@ -17,6 +17,8 @@ pub struct PumpState {
     /// Held by the stdout pump while it moves a line: taking it proves every
     /// line evcxr already handed over has been forwarded.
     pub stdout_busy: Mutex<()>,
+    /// Set while the engine waits for `stdout_busy`, so the pump lets go.
+    pub engine_waiting: std::sync::atomic::AtomicBool,
     pub stderr: Mutex<StderrState>,
     pub stderr_synced: Condvar,
 }
@@ -37,6 +39,14 @@ impl PumpState {
                 tracing::debug!("output after its cell finished was dropped");
             }
         }
+    }
+
+    /// Waits until every stdout line evcxr handed over has been forwarded.
+    pub fn wait_stdout(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.engine_waiting.store(true, SeqCst);
+        drop(self.stdout_busy.lock().unwrap());
+        self.engine_waiting.store(false, SeqCst);
     }
 
     /// Waits until the stderr pump has seen `syncs` sync lines (or gives up).
@@ -76,6 +86,13 @@ fn stdout_pump(state: Arc<PumpState>, rx: Receiver<String>) {
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
         }
         drop(busy);
+        // std's mutex is not fair: give the waiting engine thread its turn.
+        while state
+            .engine_waiting
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            std::thread::yield_now();
+        }
     }
 }
 

@@ -126,12 +126,14 @@ impl Evcxr {
                 )
             },
         };
+        let eval_started = std::time::Instant::now();
         let result = self.ctx.execute_with_callbacks(code, &mut callbacks);
+        let eval_took = eval_started.elapsed();
         self.shared.busy.store(false, Ordering::SeqCst);
 
         // evcxr returned once its stdout channel was empty; taking the pump's
         // lock proves the last line it took has been forwarded too.
-        drop(self.pumps.stdout_busy.lock().unwrap());
+        self.pumps.wait_stdout();
         if matches!(&result, Ok(outputs) if ran(outputs)) {
             self.syncs_expected += 1;
             if !self.pumps.wait_stderr(self.syncs_expected, STDERR_GRACE) {
@@ -145,6 +147,11 @@ impl Evcxr {
             .syncs_expected
             .max(self.pumps.stderr.lock().unwrap().syncs);
         *self.pumps.sink.lock().unwrap() = None;
+        tracing::debug!(
+            eval = ?eval_took,
+            after = ?eval_started.elapsed().saturating_sub(eval_took),
+            "cell evaluated"
+        );
 
         if self.shared.interrupted.swap(false, Ordering::SeqCst) {
             return ExecOutcome::Error(ErrorInfo::new(
