@@ -3,6 +3,20 @@
 //!
 //! Free of Jupyter types: progress is reported as [`crate::events::Event`]s.
 //!
+//! * [`ssh`]: [`Remote`], one lazily opened, multiplexed OpenSSH master per
+//!   host (strict host key checking), quoted argv commands, scripts on
+//!   stdin, content-addressed uploads, `$SCRATCH`/`$HOME`/`~` expansion,
+//!   reconnect-once after the master died, counters ([`Remote::stats`]).
+//! * [`submit`]: [`submit_all`], the whole subgraph in one round trip.
+//! * [`watch`]: [`watch_run`], one `tail -F` for all output plus one batched
+//!   `squeue` per poll; [`cancel`], one `scancel`.
+//! * [`stream`]: splitting tail's output per file with exact byte offsets
+//!   (how offsets map to `tail -c +N` is documented there).
+//!
+//! The futures need a tokio runtime (the `openssh` crate uses it). With a
+//! state db, `watch_run`'s future borrows a `StateDb` (not `Sync`), so it
+//! is not `Send`: run it with `block_on` or on a local set.
+//!
 //! ```text
 //! let remote = Remote::new(SshTarget::new("login.hpc.example").with_env());
 //! let run_dir = remote.expand_dir("$SCRATCH/slurmbook/runs/42").await?;

@@ -338,9 +338,15 @@ impl Remote {
                 t.host
             )));
         }
-        let session = b
-            .connect_mux(&t.host)
+        // ConnectTimeout covers TCP and the banner; this also bounds
+        // authentication and ProxyJump hops.
+        let session = tokio::time::timeout(CONNECT_TIMEOUT * 3, b.connect_mux(&t.host))
             .await
+            .map_err(|_| SshError::Unreachable {
+                host: t.host.clone(),
+                config: t.config_text(),
+                detail: format!("no connection after {} s", (CONNECT_TIMEOUT * 3).as_secs()),
+            })?
             .map_err(|e| self.classify_connect(e))?;
         self.connections.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(host = %t.host, "ssh master opened");
