@@ -29,7 +29,9 @@ use crate::syntax::is_identifier;
 pub struct JobSpec {
     pub asset: String,
     /// sbatch long options without `--` (from `AssetOptions::sbatch_args`
-    /// plus profile defaults), e.g. `("partition", "debug")`.
+    /// plus profile defaults), e.g. `("partition", "debug")`. If a name
+    /// repeats, the FIRST occurrence is used: put the asset's own options
+    /// before the profile's defaults.
     pub sbatch: Vec<(&'static str, String)>,
     /// The job's argv, e.g. `[binary, asset, "--output", path, ...]`.
     pub command: Vec<String>,
@@ -281,8 +283,11 @@ mkdir -p "$d" || fail - ''
             let deps: Vec<String> = j.after.iter().map(|u| format!("${{J_{u}}}")).collect();
             argv.push(format!("\"--dependency=afterok:{}\"", deps.join(":")));
         }
+        let mut seen = HashSet::new();
         for (name, value) in &j.sbatch {
-            argv.push(quote(&format!("--{name}={value}")).into_owned());
+            if seen.insert(*name) {
+                argv.push(quote(&format!("--{name}={value}")).into_owned());
+            }
         }
         argv.push(format!("\"$d/{a}.sh\""));
         s.push_str(&format!(
@@ -403,6 +408,13 @@ mod tests {
         );
         assert!(s.contains("<<'SLURMBOOK_EOF_"), "{s}");
         assert!(s.contains("--partition=debug --time=00:05:00"), "{s}");
+        let mut j = job("a", &[]);
+        j.sbatch.push(("partition", "long".into()));
+        let s = submit_script("/r", "t", &[j]).unwrap();
+        assert!(
+            !s.contains("--partition=long"),
+            "the first occurrence wins: {s}"
+        );
     }
 
     #[test]
