@@ -180,6 +180,9 @@ fn slurmbook_load<T: serde::de::DeserializeOwned>(inputs: &[(String, String)], n
 
 fn slurmbook_store<T: serde::Serialize>(output: &str, value: &T) -> u64 {
     let bytes = serde_json::to_vec(value).expect("serializing the value");
+    if let Some(dir) = std::path::Path::new(output).parent() {
+        std::fs::create_dir_all(dir).expect("creating the value store");
+    }
     let tmp = format!("{output}.tmp.{}", std::process::id());
     std::fs::write(&tmp, &bytes).expect("writing the value");
     std::fs::File::open(&tmp).and_then(|f| f.sync_all()).expect("syncing the value");

@@ -13,6 +13,7 @@ use crate::render::{table_bundle, JupyterEvents};
 use serde_json::Value;
 use slurmbook_magics::draw::graph;
 use slurmbook_magics::events::{Emit, Event, Stream};
+use slurmbook_magics::exec::cluster;
 use slurmbook_magics::exec::local::{self, check_code, LocalRun};
 use slurmbook_magics::plan::{self, Action, Plan, Step};
 use slurmbook_magics::syntax::{AssetCell, CheckCell};
@@ -352,6 +353,99 @@ impl RustKernel {
         result.map_err(|e| ErrorInfo::new("MaterializeError", e.to_string()))
     }
 
+    /// The cluster connection of `settings` (reused while the target is the same).
+    fn remote_for(
+        &mut self,
+        settings: &slurmbook_magics::config::Settings,
+    ) -> Result<std::sync::Arc<slurmbook_magics::exec::slurm::Remote>, ErrorInfo> {
+        let target = cluster::ssh_target(settings).map_err(|e| magic_error(e.to_string()))?;
+        if let Some((t, remote)) = &self.remote {
+            if *t == target {
+                return Ok(remote.clone());
+            }
+        }
+        let remote =
+            std::sync::Arc::new(slurmbook_magics::exec::slurm::Remote::new(target.clone()));
+        self.remote = Some((target, remote.clone()));
+        Ok(remote)
+    }
+
+    /// Fetches a value from the cluster into the local store (only when asked, by `%load`).
+    async fn download_value(
+        &mut self,
+        name: &str,
+        version: &str,
+        remote_path: &str,
+    ) -> Result<String, ErrorInfo> {
+        let store = self.workspace.store();
+        if let Ok(local) = store.path_for(name, version, "json") {
+            if local.exists() {
+                return Ok(local.display().to_string());
+            }
+        }
+        let settings = self
+            .workspace
+            .settings(None)
+            .map_err(|e| magic_error(format!("%load: {e}")))?;
+        let remote = self.remote_for(&settings)?;
+        let out = remote
+            .run(&["cat", remote_path])
+            .await
+            .map_err(|e| ErrorInfo::new("SlurmError", format!("%load {name}: {e}")))?;
+        if !out.success() {
+            return Err(ErrorInfo::new(
+                "SlurmError",
+                format!(
+                    "%load {name}: reading {remote_path} on the cluster failed: {}",
+                    out.stderr_text().trim()
+                ),
+            ));
+        }
+        let local = store
+            .write_bytes(name, version, "json", &out.stdout)
+            .map_err(|e| ErrorInfo::new("StateError", e.to_string()))?;
+        Ok(local.display().to_string())
+    }
+
+    /// Runs a plan as Slurm jobs, recording the run.
+    async fn run_cluster(
+        &mut self,
+        project: &Project,
+        plan: &Plan,
+        settings: &slurmbook_magics::config::Settings,
+        emit: &dyn Emit,
+        profile: Option<&str>,
+    ) -> Result<slurmbook_magics::events::RunSummary, ErrorInfo> {
+        let remote = self.remote_for(settings)?;
+        let session_types: std::collections::HashMap<String, String> =
+            self.engine.variables().await.into_iter().collect();
+        self.cancel.store(false, Ordering::SeqCst);
+        let db = self.workspace.db().map_err(state_error)?;
+        db.sync_assets(&project.asset_rows()).map_err(state_error)?;
+        let run_id = db
+            .begin_run(&plan.selection, Target::Slurm, profile)
+            .map_err(state_error)?;
+        let result = cluster::materialize(cluster::ClusterRun {
+            project,
+            plan,
+            db,
+            run_id,
+            settings,
+            remote: &remote,
+            session_types: &session_types,
+            emit,
+            cancel: &self.cancel,
+        })
+        .await;
+        let status = match &result {
+            Ok(s) if !s.cancelled.is_empty() && s.failed.is_empty() => RunStatus::Cancelled,
+            Ok(s) if s.failed.is_empty() && s.cancelled.is_empty() => RunStatus::Ok,
+            _ => RunStatus::Failed,
+        };
+        db.finish_run(run_id, status).map_err(state_error)?;
+        result.map_err(|e| ErrorInfo::new("SlurmError", e.to_string()))
+    }
+
     pub(super) async fn materialize(
         &mut self,
         args: MaterializeArgs,
@@ -365,10 +459,16 @@ impl RustKernel {
             .map_err(|e| magic_error(format!("%materialize: {e}")))?;
         let plan = plan::plan(&project, &args, &snap.freshness, settings.target())
             .map_err(|e| magic_error(format!("%materialize: {e}")))?;
-        if let Some(step) = plan.runs().find(|s| s.target == Target::Slurm) {
+        let slurm_steps = plan.runs().filter(|s| s.target == Target::Slurm).count();
+        if slurm_steps > 0 && slurm_steps < plan.runs().count() {
+            let local: Vec<&str> = plan
+                .runs()
+                .filter(|s| s.target == Target::Local)
+                .map(|s| s.asset.as_str())
+                .collect();
             return Err(magic_error(format!(
-                "%materialize: {} targets Slurm, which this version of slurmbook cannot run yet; use --target local",
-                step.asset
+                "%materialize: this selection mixes targets ({} in the kernel, the rest on Slurm); give --target, or materialize them separately",
+                local.join(", ")
             )));
         }
         let events = JupyterEvents::new(out);
@@ -379,10 +479,23 @@ impl RustKernel {
                 payload: Vec::new(),
             });
         }
-        let summary = self
-            .run_local(&project, &plan, &events, args.profile.as_deref())
-            .await?;
-        if !summary.cancelled.is_empty() {
+        let summary = if slurm_steps > 0 {
+            self.run_cluster(&project, &plan, &settings, &events, args.profile.as_deref())
+                .await?
+        } else {
+            self.run_local(&project, &plan, &events, args.profile.as_deref())
+                .await?
+        };
+        if slurm_steps > 0 && !summary.cancelled.is_empty() && events.failures().is_empty() {
+            return Err(ErrorInfo::new(
+                "KeyboardInterrupt",
+                format!(
+                    "the run was interrupted: its Slurm jobs were cancelled ({})",
+                    summary.cancelled.join(", ")
+                ),
+            ));
+        }
+        if slurm_steps == 0 && !summary.cancelled.is_empty() {
             return Err(ErrorInfo::new(
                 "KeyboardInterrupt",
                 format!(
@@ -399,6 +512,12 @@ impl RustKernel {
                 traceback.push(format!(
                     "skipped because of them: {}",
                     summary.skipped.join(", ")
+                ));
+            }
+            if !summary.cancelled.is_empty() {
+                traceback.push(format!(
+                    "cancelled because of them: {}",
+                    summary.cancelled.join(", ")
                 ));
             }
             let names: Vec<&str> = failures.iter().map(|(a, _)| a.as_str()).collect();
@@ -492,6 +611,11 @@ impl RustKernel {
             return Err(magic_error(format!(
                 "%load: the value of `{name}` was not stored (its type must implement serde's Serialize, and the notebook needs `:dep serde_json`)"
             )));
+        };
+        let path = if last.target == Target::Slurm {
+            self.download_value(name, &last.version, &path).await?
+        } else {
+            path
         };
         let (tx, _rx) = mpsc::unbounded_channel();
         if let ExecOutcome::Error(e) = self

@@ -26,6 +26,11 @@ pub struct RustKernel {
     workspace: AssetWorkspace,
     /// Set by an interrupt: the running materialization stops.
     cancel: Arc<AtomicBool>,
+    /// The cluster connection (one multiplexed SSH master), opened lazily.
+    remote: Option<(
+        slurmbook_magics::exec::slurm::SshTarget,
+        Arc<slurmbook_magics::exec::slurm::Remote>,
+    )>,
 }
 
 impl RustKernel {
@@ -36,6 +41,7 @@ impl RustKernel {
             history: history::History::default(),
             workspace,
             cancel,
+            remote: None,
         }
     }
 }

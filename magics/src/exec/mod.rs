@@ -1,5 +1,6 @@
 //! Executors: run a [`crate::plan::Plan`] and report [`crate::events::Event`]s.
 //! They know nothing of Jupyter.
 
+pub mod cluster;
 pub mod local;
 pub mod slurm;

@@ -1,0 +1,77 @@
+"""notebooks/slurm.ipynb against the loopback Slurm cluster (tests/cluster),
+through the real kernel with nbclient: a diamond of assets as jobs, output
+streamed into the cell, values loadable, a failure cancelling dependents,
+and a second run with no change skipping everything."""
+import json
+import os
+import pathlib
+import re
+
+import nbformat
+import pytest
+
+from nbrun import copy_notebook, db_rows, errors_of, execute, text_of
+
+CLUSTER_DIR = pathlib.Path(os.environ.get("SLURMBOOK_CLUSTER_DIR", "/tmp/slurmbook-cluster"))
+
+
+@pytest.fixture(scope="module")
+def facts():
+    path = CLUSTER_DIR / "cluster.json"
+    assert path.exists(), f"the loopback cluster is not up ({path} missing): run python3 tests/cluster/cluster.py up"
+    return json.loads(path.read_text())
+
+
+def project_dir(tmp_path, facts):
+    (tmp_path / "slurmbook.toml").write_text(
+        'profile = "cluster"\n[profiles.cluster]\ntarget = "slurm"\n'
+        f'host = "{facts["host"]}"\nssh_config = "{facts["ssh_config"]}"\n'
+        'remote_dir = "$SCRATCH/slurmbook"\npartition = "debug"\ntime = "00:10:00"\n'
+    )
+    return tmp_path
+
+
+def test_diamond_runs_as_jobs_and_streams(tmp_path, facts):
+    path = copy_notebook("slurm.ipynb", project_dir(tmp_path, facts))
+    nb = execute(path, cells=["%materialize +total --target slurm", "%load total", "total", "%assets",
+                              "%materialize +total --target slurm"])
+    out = nb.cells[0].outputs
+    assert not errors_of(out), errors_of(out)
+    status = [o for o in out if o["output_type"] == "display_data"][0]["data"]["text/plain"]
+    for name in ["numbers", "evens", "odds", "total"]:
+        assert re.search(rf"{name}\s+done\s+done in .* on \S+", status), status
+    streamed = text_of(out)
+    for i in range(5):
+        assert f"[total] tick {i}" in streamed
+    assert "4 done, 0 fresh, 0 failed" in streamed
+    assert "loaded total: u64" in text_of(nb.cells[1].outputs)
+    assert nb.cells[2].outputs[0]["data"]["text/plain"] == "5050"
+    table = nb.cells[3].outputs[0]["data"]["text/plain"]
+    assert re.search(r"total\s.*fresh.*slurm job \d+ on \S+", table), table
+    # jobs were chained in Slurm and recorded
+    jobs = db_rows(path, "SELECT asset, job_id, node FROM materializations WHERE status='ok'")
+    assert len(jobs) == 4 and all(j and n for _, j, n in jobs)
+    # a second run with no change skips everything
+    assert "plan for +total: 0 to run, 4 fresh" in text_of(nb.cells[4].outputs)
+
+
+def test_failure_cancels_dependents_and_shows_stderr(tmp_path, facts):
+    project_dir(tmp_path, facts)
+    path = tmp_path / "fail.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in [
+        "%%asset good\n21u64",
+        "%%asset bad\neprintln!(\"about to fail\");\nlet v: Vec<u64> = vec![];\nif v.is_empty() { panic!(\"bad asset failed on purpose\") }\ngood + v[0]",
+        "%%asset downstream\nbad * 2",
+        "%%asset sibling\ngood * 2",
+    ]]), path)
+    nb = execute(path, cells=["%materialize --target slurm"], allow_errors=True)
+    out = nb.cells[0].outputs
+    err = errors_of(out)[0]
+    assert err["ename"] == "MaterializeError" and "bad" in err["evalue"]
+    joined = "\n".join(err["traceback"])
+    assert "bad asset failed on purpose" in joined and "about to fail" in joined
+    assert "downstream" in joined
+    status = [o for o in out if o["output_type"] == "display_data"][0]["data"]["text/plain"]
+    assert re.search(r"bad\s+failed", status), status
+    assert re.search(r"downstream\s+cancelled.*bad", status), status
+    assert re.search(r"sibling\s+done", status), status
