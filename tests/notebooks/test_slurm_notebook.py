@@ -75,3 +75,45 @@ def test_failure_cancels_dependents_and_shows_stderr(tmp_path, facts):
     assert re.search(r"bad\s+failed", status), status
     assert re.search(r"downstream\s+cancelled.*bad", status), status
     assert re.search(r"sibling\s+done", status), status
+
+
+def test_interrupt_cancels_the_runs_jobs(tmp_path, facts, monkeypatch):
+    import subprocess
+    import time
+    from jupyter_client.manager import start_new_kernel
+
+    project_dir(tmp_path, facts)
+    path = tmp_path / "slow.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in [
+        "%%asset slow\nprintln!(\"slow started\");\nstd::thread::sleep(std::time::Duration::from_secs(120));\n1u8",
+        "%%asset after_slow\nslow + 1",
+    ]]), path)
+    monkeypatch.setenv("JPY_SESSION_NAME", str(path))
+    km, kc = start_new_kernel(kernel_name="slurmbook", cwd=str(tmp_path), startup_timeout=120)
+    try:
+        msg_id = kc.execute("%materialize --target slurm")
+        deadline = time.time() + 240
+        while True:
+            assert time.time() < deadline, "the job never started"
+            msg = kc.get_iopub_msg(timeout=240)
+            if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream" \
+                    and "[slow] slow started" in msg["content"]["text"]:
+                break
+        km.interrupt_kernel()
+        while True:
+            reply = kc.get_shell_msg(timeout=60)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
+        assert reply["content"]["status"] == "error"
+        assert reply["content"]["ename"] == "KeyboardInterrupt"
+        assert "cancelled" in reply["content"]["evalue"]
+        jobs = db_rows(path, "SELECT job_id FROM materializations WHERE job_id IS NOT NULL")
+        assert len(jobs) == 2
+        ssh = ["ssh", "-F", facts["ssh_config"], facts["host"]]
+        for (job,) in jobs:
+            state = subprocess.run(ssh + [f"scontrol show job -o {job}"], capture_output=True, text=True).stdout
+            assert "JobState=CANCELLED" in state, state
+        assert db_rows(path, "SELECT status FROM runs") == [("cancelled",)]
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
