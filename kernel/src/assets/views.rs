@@ -235,18 +235,7 @@ pub fn status_table(rows: &[(String, AssetState)]) -> Table {
             state.label().to_owned(),
             state.describe(),
         ]);
-        table.row_states.push(Some(
-            match state {
-                AssetState::Fresh => "fresh",
-                AssetState::Queued { .. } => "queued",
-                AssetState::Running { .. } => "running",
-                AssetState::Done { .. } => "done",
-                AssetState::Failed { .. } => "failed",
-                AssetState::Skipped { .. } => "skipped",
-                AssetState::Cancelled { .. } => "cancelled",
-            }
-            .to_owned(),
-        ));
+        table.row_states.push(Some(state.label().to_owned()));
     }
     table
 }

@@ -137,12 +137,25 @@ impl RustKernel {
                     .map(|t| format!(", type {t}"))
                     .unwrap_or_default(),
             )),
-            None => text.push_str(
-                "  last:       never materialized
-",
-            ),
+            None => text.push_str("  last:       never materialized\n"),
         }
         Some(text)
+    }
+
+    /// Records an executed asset or check cell over the saved notebook, only
+    /// if the project still analyses (no cycle, no duplicate): nothing is
+    /// half-applied.
+    fn record_cell(&mut self, code: &str, cell_id: Option<&str>) -> Result<Project, ErrorInfo> {
+        let mut overrides = self.workspace.overrides.clone();
+        overrides
+            .record(cell_id, None, code)
+            .map_err(|e| magic_error(e.to_string()))?;
+        let project = self
+            .workspace
+            .project_with(&overrides)
+            .map_err(|e| ErrorInfo::new("AssetError", e.to_string()))?;
+        self.workspace.overrides = overrides;
+        Ok(project)
     }
 
     /// `%%asset NAME ...`: materializes that asset alone, in the kernel, with
@@ -154,15 +167,7 @@ impl RustKernel {
         cell: AssetCell,
         out: &CellOutput<'_>,
     ) -> Result<CellResult, ErrorInfo> {
-        let mut overrides = self.workspace.overrides.clone();
-        overrides
-            .record(cell_id, None, code)
-            .map_err(|e| magic_error(e.to_string()))?;
-        let project = self
-            .workspace
-            .project_with(&overrides)
-            .map_err(|e| ErrorInfo::new("AssetError", e.to_string()))?;
-        self.workspace.overrides = overrides;
+        let project = self.record_cell(code, cell_id)?;
         let name = cell.header.name.clone();
         let variables: Vec<String> = self
             .engine
@@ -263,14 +268,7 @@ impl RustKernel {
         cell: CheckCell,
         out: &CellOutput<'_>,
     ) -> Result<CellResult, ErrorInfo> {
-        let mut overrides = self.workspace.overrides.clone();
-        overrides
-            .record(cell_id, None, code)
-            .map_err(|e| magic_error(e.to_string()))?;
-        self.workspace
-            .project_with(&overrides)
-            .map_err(|e| ErrorInfo::new("AssetError", e.to_string()))?;
-        self.workspace.overrides = overrides;
+        self.record_cell(code, cell_id)?;
         let asset = &cell.header.asset;
         let in_session = self
             .engine
