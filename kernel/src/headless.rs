@@ -119,12 +119,7 @@ pub fn run(options: RunOptions) -> Result<ExitCode> {
         Some(text) => Some(parse_selection(text).map_err(|e| anyhow::anyhow!("--select: {e}"))?),
         None => None,
     };
-    if options.profile.as_deref().is_some_and(|p| p != "local") {
-        bail!(
-            "profile {:?}: only the built-in `local` profile exists so far",
-            options.profile.unwrap()
-        );
-    }
+    let settings = workspace.settings(options.profile.as_deref())?;
     let args = MaterializeArgs {
         selection,
         target: options.target,
@@ -136,12 +131,10 @@ pub fn run(options: RunOptions) -> Result<ExitCode> {
     let db = workspace.db()?;
     db.sync_assets(&project.asset_rows())?;
     let freshness = project.staleness(db)?;
-    let plan = plan::plan(&project, &args, &freshness, Target::Local)?;
-    if let Some(step) = plan.runs().find(|s| s.target == Target::Slurm) {
-        bail!(
-            "{} targets Slurm, but no cluster is configured; use --target local",
-            step.asset
-        );
+    let plan = plan::plan(&project, &args, &freshness, settings.target())?;
+    let slurm_steps = plan.runs().filter(|s| s.target == Target::Slurm).count();
+    if slurm_steps > 0 && slurm_steps < plan.runs().count() {
+        bail!("this selection mixes targets (kernel and Slurm); give --target, or run them separately");
     }
     let bar = ProgressBar::new(plan.runs().count() as u64);
     bar.set_style(
@@ -183,6 +176,19 @@ pub fn run(options: RunOptions) -> Result<ExitCode> {
             }
         });
     }
+    if slurm_steps > 0 {
+        engine.kill_child();
+        return run_on_cluster(
+            &mut workspace,
+            &project,
+            &plan,
+            &settings,
+            &events,
+            &runtime,
+            &cancel,
+            options.profile.as_deref(),
+        );
+    }
     let store = workspace.store();
     let db = workspace.db()?;
     let run_id = db.begin_run(&plan.selection, Target::Local, options.profile.as_deref())?;
@@ -219,6 +225,58 @@ pub fn run(options: RunOptions) -> Result<ExitCode> {
             }
         }
     }
+    Ok(if summary.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The Slurm path of `slurmbook run` (e.g. `--profile cluster`): the same
+/// executor as `%materialize --target slurm`.
+#[allow(clippy::too_many_arguments)]
+fn run_on_cluster(
+    workspace: &mut AssetWorkspace,
+    project: &slurmbook_magics::Project,
+    plan: &slurmbook_magics::plan::Plan,
+    settings: &slurmbook_magics::config::Settings,
+    events: &TerminalEvents,
+    runtime: &tokio::runtime::Runtime,
+    cancel: &AtomicBool,
+    profile: Option<&str>,
+) -> Result<ExitCode> {
+    use slurmbook_magics::exec::{cluster, slurm::Remote};
+    let remote = Remote::new(cluster::ssh_target(settings)?);
+    let db = workspace.db()?;
+    let run_id = db.begin_run(&plan.selection, Target::Slurm, profile)?;
+    let session_types = HashMap::new();
+    let result = runtime.block_on(cluster::materialize(cluster::ClusterRun {
+        project,
+        plan,
+        db,
+        run_id,
+        settings,
+        remote: &remote,
+        session_types: &session_types,
+        emit: events,
+        cancel,
+    }));
+    let status = match &result {
+        Ok(s) if s.ok() => RunStatus::Ok,
+        Ok(s) if !s.cancelled.is_empty() && s.failed.is_empty() => RunStatus::Cancelled,
+        _ => RunStatus::Failed,
+    };
+    db.finish_run(run_id, status)?;
+    let summary = result?;
+    for name in &summary.failed {
+        if let Some(m) = db.latest(name)? {
+            eprintln!("\n{name} failed:");
+            for line in m.error.unwrap_or_default().lines() {
+                eprintln!("  {line}");
+            }
+        }
+    }
+    runtime.block_on(remote.close());
     Ok(if summary.ok() {
         ExitCode::SUCCESS
     } else {

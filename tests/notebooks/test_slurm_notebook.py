@@ -117,3 +117,23 @@ def test_interrupt_cancels_the_runs_jobs(tmp_path, facts, monkeypatch):
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+def test_headless_run_with_the_cluster_profile(tmp_path, facts):
+    import subprocess
+
+    from nbrun import ROOT
+
+    path = copy_notebook("slurm.ipynb", project_dir(tmp_path, facts))
+    binary = ROOT / "target" / "debug" / "slurmbook"
+    run = subprocess.run([binary, "run", path, "--profile", "cluster", "--select", "+total"],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "run on slurm" in run.stdout
+    assert "[total] tick 4" in run.stdout
+    assert re.search(r"total\s+done in .* on \S+", run.stdout), run.stdout
+    assert "4 done, 0 fresh, 0 failed" in run.stdout
+    again = subprocess.run([binary, "run", path, "--profile", "cluster", "--select", "+total"],
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+    assert db_rows(path, "SELECT target, status FROM runs") == [("slurm", "ok")]
