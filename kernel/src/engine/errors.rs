@@ -41,6 +41,8 @@ fn compilation(errors: &[CompilationError], code: &str) -> ErrorInfo {
             "{RED}{BOLD}{head}{RESET}{BOLD}: {}{RESET}",
             error.message()
         ));
+        // Each source line once, with one caret row per label on it (as rustc does).
+        let mut shown_line = None;
         for spanned in error.spanned_messages() {
             if let Some(span) = spanned.span {
                 let number = span.start_line;
@@ -50,7 +52,10 @@ fn compilation(errors: &[CompilationError], code: &str) -> ErrorInfo {
                 } else {
                     source.len().saturating_sub(span.start_column - 1).max(1)
                 };
-                traceback.push(format!("{number:>4} | {source}"));
+                if shown_line != Some(number) {
+                    traceback.push(format!("{number:>4} | {source}"));
+                    shown_line = Some(number);
+                }
                 traceback.push(format!(
                     "     | {}{RED}{}{RESET} {}",
                     " ".repeat(span.start_column.saturating_sub(1)),

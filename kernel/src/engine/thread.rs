@@ -179,6 +179,12 @@ impl Evcxr {
         }
         match result {
             Ok(outputs) if is_unit(&outputs) => ExecOutcome::Ok { result: None },
+            // A cell ending in `;` has no value: content evcxr collected at its
+            // end came from displays the cell printed.
+            Ok(outputs) if ends_with_statement(code) => {
+                let _ = sink.send(Output::Display(rich::bundle(outputs.content_by_mime_type)));
+                ExecOutcome::Ok { result: None }
+            }
             Ok(outputs) => ExecOutcome::Ok {
                 result: Some(rich::bundle(outputs.content_by_mime_type)),
             },
@@ -236,6 +242,18 @@ fn is_unit(outputs: &EvalOutputs) -> bool {
     c.is_empty() || (c.len() == 1 && c.get("text/plain").map(|t| t.trim()) == Some("()"))
 }
 
+/// Whether the cell's last line of code ends a statement (no final expression).
+fn ends_with_statement(code: &str) -> bool {
+    code.lines()
+        .map(|l| match l.find("//") {
+            Some(p) => &l[..p],
+            None => l,
+        })
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .is_some_and(|l| l.ends_with(';'))
+}
+
 /// Whether evcxr ran code in its child (and so the child sent a stderr sync).
 fn ran(outputs: &EvalOutputs) -> bool {
     outputs.phases.iter().any(|p| p.name == "Execution")
@@ -285,6 +303,13 @@ mod tests {
         assert!(forbidden_command("let a = 1;\n  :quit  ").is_some());
         assert!(forbidden_command(":vars").is_none());
         assert!(forbidden_command("let quit = 1;").is_none());
+    }
+
+    #[test]
+    fn statements_have_no_value() {
+        assert!(ends_with_statement("println!(\"x\");\n// done"));
+        assert!(!ends_with_statement("let a = 1;\na + 1"));
+        assert!(!ends_with_statement("if a { 1 } else { 2 }"));
     }
 
     #[test]

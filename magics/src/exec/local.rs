@@ -271,6 +271,9 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
             continue;
         }
         let spec = project.asset(name).expect("planned assets exist");
+        // Timed from the recorded start, so the status table and `%assets`
+        // (whose duration the database computes) show the same time.
+        let t = Instant::now();
         let id = db.record_start(&start)?;
         emit.emit(Event::State {
             asset: name.to_owned(),
@@ -278,7 +281,6 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
                 location: "kernel".into(),
             },
         });
-        let t = Instant::now();
         let outcome = session
             .run(
                 &asset_code(name, spec.type_annotation.as_deref(), &spec.body),
@@ -286,7 +288,7 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
                 emit,
             )
             .await;
-        let ms = t.elapsed().as_millis() as u64;
+        let eval_ms = t.elapsed().as_millis() as u64;
         match outcome {
             Err(error) => {
                 let cancelled = cancel.load(Ordering::SeqCst);
@@ -334,7 +336,8 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
                     None
                 };
                 let metadata =
-                    serde_json::json!({ "type": type_name, "duration": format_duration(ms) });
+                    serde_json::json!({ "type": type_name, "eval": format_duration(eval_ms) });
+                let ms = t.elapsed().as_millis() as u64;
                 db.record_result(
                     id,
                     &ResultRecord {
