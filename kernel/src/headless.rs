@@ -276,6 +276,11 @@ fn run_on_cluster(
             }
         }
     }
+    let stats = remote.stats();
+    println!(
+        "ssh: {} connection(s), {} remote command(s), {} byte(s) uploaded",
+        stats.connections, stats.commands, stats.bytes_uploaded
+    );
     runtime.block_on(remote.close());
     Ok(if summary.ok() {
         ExitCode::SUCCESS
