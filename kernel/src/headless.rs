@@ -9,7 +9,7 @@ use crate::engine::Engine;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use slurmbook_magics::draw::graph;
-use slurmbook_magics::events::{AssetState, Emit, Event, Stream};
+use slurmbook_magics::events::{AssetState, Emit, Event, RunSummary, Stream};
 use slurmbook_magics::exec::local::{self, LocalRun, Prepared};
 use slurmbook_magics::plan;
 use slurmbook_magics::{parse_selection, MaterializeArgs, RunStatus, Target};
@@ -159,25 +159,13 @@ pub fn run(options: RunOptions) -> Result<ExitCode> {
         println!("nothing to do: every selected asset is fresh (use --force to run them anyway)");
         return Ok(ExitCode::SUCCESS);
     }
-    let engine = Engine::start();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     let cancel = Arc::new(AtomicBool::new(false));
-    {
-        let cancel = cancel.clone();
-        let engine = engine.clone();
-        runtime.spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("\ninterrupted: cancelling the run");
-                cancel.store(true, std::sync::atomic::Ordering::SeqCst);
-                engine.interrupt();
-            }
-        });
-    }
     if slurm_steps > 0 {
-        engine.kill_child();
+        cancel_on_ctrl_c(&runtime, &cancel, None);
         return run_on_cluster(
             &mut workspace,
             &project,
@@ -189,6 +177,9 @@ pub fn run(options: RunOptions) -> Result<ExitCode> {
             options.profile.as_deref(),
         );
     }
+    // evcxr warms up only when assets run in the kernel.
+    let engine = Engine::start();
+    cancel_on_ctrl_c(&runtime, &cancel, Some(engine.clone()));
     let store = workspace.store();
     let db = workspace.db()?;
     let run_id = db.begin_run(&plan.selection, Target::Local, options.profile.as_deref())?;
@@ -208,15 +199,41 @@ pub fn run(options: RunOptions) -> Result<ExitCode> {
         cancel: &cancel,
     }));
     engine.kill_child();
+    db.finish_run(
+        run_id,
+        result
+            .as_ref()
+            .map_or(RunStatus::Failed, RunSummary::status),
+    )?;
     let summary = result?;
-    let status = if !summary.cancelled.is_empty() {
-        RunStatus::Cancelled
-    } else if summary.ok() {
-        RunStatus::Ok
+    print_failures(db, &summary)?;
+    Ok(if summary.ok() {
+        ExitCode::SUCCESS
     } else {
-        RunStatus::Failed
-    };
-    db.finish_run(run_id, status)?;
+        ExitCode::FAILURE
+    })
+}
+
+/// Ctrl-C cancels the run (and interrupts evcxr when assets run in the kernel).
+fn cancel_on_ctrl_c(
+    runtime: &tokio::runtime::Runtime,
+    cancel: &Arc<AtomicBool>,
+    engine: Option<Engine>,
+) {
+    let cancel = cancel.clone();
+    runtime.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ninterrupted: cancelling the run");
+            cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+            if let Some(engine) = engine {
+                engine.interrupt();
+            }
+        }
+    });
+}
+
+/// Each failed asset's recorded error, on stderr.
+fn print_failures(db: &slurmbook_magics::StateDb, summary: &RunSummary) -> Result<()> {
     for name in &summary.failed {
         if let Some(m) = db.latest(name)? {
             eprintln!("\n{name} failed:");
@@ -225,11 +242,7 @@ pub fn run(options: RunOptions) -> Result<ExitCode> {
             }
         }
     }
-    Ok(if summary.ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(())
 }
 
 /// The Slurm path of `slurmbook run` (e.g. `--profile cluster`): the same
@@ -261,21 +274,14 @@ fn run_on_cluster(
         emit: events,
         cancel,
     }));
-    let status = match &result {
-        Ok(s) if s.ok() => RunStatus::Ok,
-        Ok(s) if !s.cancelled.is_empty() && s.failed.is_empty() => RunStatus::Cancelled,
-        _ => RunStatus::Failed,
-    };
-    db.finish_run(run_id, status)?;
+    db.finish_run(
+        run_id,
+        result
+            .as_ref()
+            .map_or(RunStatus::Failed, RunSummary::status),
+    )?;
     let summary = result?;
-    for name in &summary.failed {
-        if let Some(m) = db.latest(name)? {
-            eprintln!("\n{name} failed:");
-            for line in m.error.unwrap_or_default().lines() {
-                eprintln!("  {line}");
-            }
-        }
-    }
+    print_failures(db, &summary)?;
     let stats = remote.stats();
     println!(
         "ssh: {} connection(s), {} remote command(s), {} byte(s) uploaded",

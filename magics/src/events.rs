@@ -2,6 +2,7 @@
 //! events as Jupyter messages; the headless CLI renders them in a terminal.
 
 use crate::plan::Plan;
+use crate::state::RunStatus;
 use crate::syntax::magic::RunId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -113,6 +114,22 @@ impl RunSummary {
         self.failed.is_empty() && self.skipped.is_empty() && self.cancelled.is_empty()
     }
 
+    /// How the run ended, for the state database: any failure makes it
+    /// failed (Slurm reports the dependents of a failure as cancelled), else
+    /// cancelled assets make it cancelled (an interrupt), else skipped ones
+    /// (blocked by a failing check) make it failed.
+    pub fn status(&self) -> RunStatus {
+        if !self.failed.is_empty() {
+            RunStatus::Failed
+        } else if !self.cancelled.is_empty() {
+            RunStatus::Cancelled
+        } else if !self.skipped.is_empty() {
+            RunStatus::Failed
+        } else {
+            RunStatus::Ok
+        }
+    }
+
     pub fn line(&self) -> String {
         format!(
             "{} done, {} fresh, {} failed, {} skipped, {} cancelled in {}",
@@ -168,5 +185,33 @@ pub trait Emit: Send + Sync {
 impl<F: Fn(Event) + Send + Sync> Emit for F {
     fn emit(&self, event: Event) {
         self(event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_status_from_the_summary() {
+        let with = |f: fn(&mut RunSummary)| {
+            let mut s = RunSummary {
+                done: vec!["a".into()],
+                ..RunSummary::default()
+            };
+            f(&mut s);
+            s.status()
+        };
+        assert_eq!(with(|_| {}), RunStatus::Ok);
+        assert_eq!(with(|s| s.fresh.push("b".into())), RunStatus::Ok);
+        assert_eq!(with(|s| s.skipped.push("b".into())), RunStatus::Failed);
+        assert_eq!(with(|s| s.cancelled.push("b".into())), RunStatus::Cancelled);
+        assert_eq!(
+            with(|s| {
+                s.failed.push("b".into());
+                s.cancelled.push("c".into());
+            }),
+            RunStatus::Failed
+        );
     }
 }

@@ -12,7 +12,7 @@ use crate::protocol::MimeBundle;
 use crate::render::{table_bundle, JupyterEvents};
 use serde_json::Value;
 use slurmbook_magics::draw::graph;
-use slurmbook_magics::events::{Emit, Event, Stream};
+use slurmbook_magics::events::{Emit, Event, RunSummary, Stream};
 use slurmbook_magics::exec::cluster;
 use slurmbook_magics::exec::local::{self, check_code, LocalRun};
 use slurmbook_magics::plan::{self, Action, Plan, Step};
@@ -313,7 +313,7 @@ impl RustKernel {
         plan: &Plan,
         emit: &dyn Emit,
         profile: Option<&str>,
-    ) -> Result<slurmbook_magics::events::RunSummary, ErrorInfo> {
+    ) -> Result<RunSummary, ErrorInfo> {
         let store = self.workspace.store();
         self.cancel.store(false, Ordering::SeqCst);
         let mut session = EngineSession {
@@ -342,11 +342,9 @@ impl RustKernel {
         .await;
         ws.prepared = prepared;
         let db = ws.db().map_err(state_error)?;
-        let status = match &result {
-            Ok(s) if !s.cancelled.is_empty() => RunStatus::Cancelled,
-            Ok(s) if s.failed.is_empty() && s.skipped.is_empty() => RunStatus::Ok,
-            _ => RunStatus::Failed,
-        };
+        let status = result
+            .as_ref()
+            .map_or(RunStatus::Failed, RunSummary::status);
         db.finish_run(run_id, status).map_err(state_error)?;
         result.map_err(|e| ErrorInfo::new("MaterializeError", e.to_string()))
     }
@@ -413,7 +411,7 @@ impl RustKernel {
         settings: &slurmbook_magics::config::Settings,
         emit: &dyn Emit,
         profile: Option<&str>,
-    ) -> Result<slurmbook_magics::events::RunSummary, ErrorInfo> {
+    ) -> Result<RunSummary, ErrorInfo> {
         let remote = self.remote_for(settings)?;
         let session_types: std::collections::HashMap<String, String> =
             self.engine.variables().await.into_iter().collect();
@@ -435,11 +433,9 @@ impl RustKernel {
             cancel: &self.cancel,
         })
         .await;
-        let status = match &result {
-            Ok(s) if !s.cancelled.is_empty() && s.failed.is_empty() => RunStatus::Cancelled,
-            Ok(s) if s.failed.is_empty() && s.cancelled.is_empty() => RunStatus::Ok,
-            _ => RunStatus::Failed,
-        };
+        let status = result
+            .as_ref()
+            .map_or(RunStatus::Failed, RunSummary::status);
         db.finish_run(run_id, status).map_err(state_error)?;
         result.map_err(|e| ErrorInfo::new("SlurmError", e.to_string()))
     }
