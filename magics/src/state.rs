@@ -21,7 +21,7 @@ use crate::syntax::options::Target;
 use crate::version::Recorded;
 
 /// The schema version this code writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Directory (beside the notebook) holding the state and the value store.
 pub const STATE_DIR: &str = ".slurmbook";
@@ -246,6 +246,9 @@ CREATE TABLE run_jobs (
 );
 ";
 
+/// Version 2: how to follow a Slurm run again (`%attach`), as JSON.
+const SCHEMA_V2: &str = "ALTER TABLE runs ADD COLUMN remote TEXT;";
+
 const MAT_COLUMNS: &str =
     "id, asset, version, own_hash, upstream_versions, run_id, target, status, \
 started_at, finished_at, duration_ms, job_id, node, metadata, value_path, error";
@@ -415,6 +418,9 @@ impl StateDb {
         let found: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if found < 1 {
             tx.execute_batch(SCHEMA_V1)?;
+        }
+        if found < 2 {
+            tx.execute_batch(SCHEMA_V2)?;
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
@@ -682,6 +688,32 @@ impl StateDb {
                 [],
             )?
             .pop())
+    }
+
+    /// Save what is needed to follow a Slurm run again after a restart
+    /// (opaque JSON written by the cluster executor).
+    pub fn set_run_remote(&self, run: RunId, remote: &str) -> Result<(), StateError> {
+        let n = self
+            .conn
+            .prepare_cached("UPDATE runs SET remote = ?1 WHERE id = ?2")?
+            .execute(params![remote, run])?;
+        if n == 0 {
+            return Err(StateError::NotFound {
+                what: "run",
+                id: run,
+            });
+        }
+        Ok(())
+    }
+
+    /// What [`StateDb::set_run_remote`] saved for a run.
+    pub fn run_remote(&self, run: RunId) -> Result<Option<String>, StateError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT remote FROM runs WHERE id = ?1")?
+            .query_row([run], |r| r.get::<_, Option<String>>(0))
+            .optional()?
+            .flatten())
     }
 
     /// Add or update a run's job for an asset.
@@ -1030,6 +1062,29 @@ mod tests {
             matches!(e, StateError::NewerSchema { found: 99, .. }),
             "{e}"
         );
+    }
+
+    #[test]
+    fn version_1_databases_are_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA_V1).unwrap();
+            conn.execute("INSERT INTO runs (started_at, selection, target, status) VALUES ('2024-01-01T00:00:00.000Z', 'x', 'slurm', 'running')", [])
+                .unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+        }
+        let db = StateDb::open_file(&path).unwrap();
+        assert_eq!(db.user_version().unwrap(), SCHEMA_VERSION);
+        let run = db.latest_run().unwrap().unwrap();
+        assert_eq!(db.run_remote(run.id).unwrap(), None);
+        db.set_run_remote(run.id, "{\"run_dir\":\"/x\"}").unwrap();
+        assert_eq!(
+            db.run_remote(run.id).unwrap().as_deref(),
+            Some("{\"run_dir\":\"/x\"}")
+        );
+        assert!(db.set_run_remote(run.id + 1, "{}").is_err());
     }
 
     #[test]

@@ -76,13 +76,15 @@ pub async fn shutdown<C: ControlHandler + ?Sized>(
     handler: &C,
 ) {
     tracing::info!(restart, "shutdown requested");
+    // First: no more output after the replies (a client that saw the
+    // iopub shutdown_reply has seen everything), and children stopped.
+    handler.shutdown();
     let content = json!({ "status": "ok", "restart": restart });
     replier
         .send(&request.reply("shutdown_reply", &io.session, content.clone()))
         .await;
     io.iopub.send(Some(request), "shutdown_reply", content);
     io.iopub.status(Some(request), "idle");
-    handler.shutdown();
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     std::process::exit(0);
 }

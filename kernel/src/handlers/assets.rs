@@ -21,7 +21,7 @@ use slurmbook_magics::{MaterializeArgs, Project, RunStatus, Selection, Target};
 use std::sync::atomic::Ordering;
 use tokio::sync::mpsc;
 
-fn magic_error(message: impl Into<String>) -> ErrorInfo {
+pub(super) fn magic_error(message: impl Into<String>) -> ErrorInfo {
     ErrorInfo::new("MagicError", message)
 }
 
@@ -350,7 +350,7 @@ impl RustKernel {
     }
 
     /// The cluster connection of `settings` (reused while the target is the same).
-    fn remote_for(
+    pub(super) fn remote_for(
         &mut self,
         settings: &slurmbook_magics::config::Settings,
     ) -> Result<std::sync::Arc<slurmbook_magics::exec::slurm::Remote>, ErrorInfo> {
@@ -480,51 +480,7 @@ impl RustKernel {
             self.run_local(&project, &plan, &events, args.profile.as_deref())
                 .await?
         };
-        if slurm_steps > 0 && !summary.cancelled.is_empty() && events.failures().is_empty() {
-            return Err(ErrorInfo::new(
-                "KeyboardInterrupt",
-                format!(
-                    "the run was interrupted: its Slurm jobs were cancelled ({})",
-                    summary.cancelled.join(", ")
-                ),
-            ));
-        }
-        if slurm_steps == 0 && !summary.cancelled.is_empty() {
-            return Err(ErrorInfo::new(
-                "KeyboardInterrupt",
-                format!(
-                    "the run was interrupted: {} cancelled; evcxr was restarted and the session's variables were lost",
-                    summary.cancelled.join(", ")
-                ),
-            ));
-        }
-        let failures = events.failures();
-        if !failures.is_empty() || !summary.skipped.is_empty() {
-            let mut traceback: Vec<String> =
-                failures.iter().map(|(a, m)| format!("{a}: {m}")).collect();
-            if !summary.skipped.is_empty() {
-                traceback.push(format!(
-                    "skipped because of them: {}",
-                    summary.skipped.join(", ")
-                ));
-            }
-            if !summary.cancelled.is_empty() {
-                traceback.push(format!(
-                    "cancelled because of them: {}",
-                    summary.cancelled.join(", ")
-                ));
-            }
-            let names: Vec<&str> = failures.iter().map(|(a, _)| a.as_str()).collect();
-            return Err(ErrorInfo {
-                ename: "MaterializeError".into(),
-                evalue: format!("{} failed; {}", names.join(", "), summary.line()),
-                traceback,
-            });
-        }
-        Ok(CellResult {
-            value: None,
-            payload: Vec::new(),
-        })
+        run_result(&summary, &events, slurm_steps > 0)
     }
 
     pub(super) fn assets_magic(&mut self, out: &CellOutput<'_>) -> Result<CellResult, ErrorInfo> {
@@ -567,17 +523,6 @@ impl RustKernel {
             Value::String(graph::text(&nodes, &edges)),
         );
         out.display(data, None);
-        Ok(CellResult {
-            value: None,
-            payload: Vec::new(),
-        })
-    }
-
-    pub(super) fn runs_magic(&mut self, out: &CellOutput<'_>) -> Result<CellResult, ErrorInfo> {
-        let db = self.workspace.db().map_err(state_error)?;
-        let runs = db.runs().map_err(state_error)?;
-        let table = views::runs_table(&runs, |id| db.run_assets(id).unwrap_or_default());
-        out.display(table_bundle(&table), None);
         Ok(CellResult {
             value: None,
             payload: Vec::new(),
@@ -711,6 +656,60 @@ impl RustKernel {
     }
 }
 
-fn state_error(e: impl std::fmt::Display) -> ErrorInfo {
+/// The cell's result for a run that ended: an error naming what failed,
+/// was skipped or was cancelled (an interrupt is a `KeyboardInterrupt`).
+pub(super) fn run_result(
+    summary: &RunSummary,
+    events: &JupyterEvents<'_>,
+    slurm: bool,
+) -> Result<CellResult, ErrorInfo> {
+    if slurm && !summary.cancelled.is_empty() && events.failures().is_empty() {
+        return Err(ErrorInfo::new(
+            "KeyboardInterrupt",
+            format!(
+                "the run was interrupted: its Slurm jobs were cancelled ({})",
+                summary.cancelled.join(", ")
+            ),
+        ));
+    }
+    if !slurm && !summary.cancelled.is_empty() {
+        return Err(ErrorInfo::new(
+            "KeyboardInterrupt",
+            format!(
+                "the run was interrupted: {} cancelled; evcxr was restarted and the session's variables were lost",
+                summary.cancelled.join(", ")
+            ),
+        ));
+    }
+    let failures = events.failures();
+    if !failures.is_empty() || !summary.skipped.is_empty() {
+        let mut traceback: Vec<String> =
+            failures.iter().map(|(a, m)| format!("{a}: {m}")).collect();
+        if !summary.skipped.is_empty() {
+            traceback.push(format!(
+                "skipped because of them: {}",
+                summary.skipped.join(", ")
+            ));
+        }
+        if !summary.cancelled.is_empty() {
+            traceback.push(format!(
+                "cancelled because of them: {}",
+                summary.cancelled.join(", ")
+            ));
+        }
+        let names: Vec<&str> = failures.iter().map(|(a, _)| a.as_str()).collect();
+        return Err(ErrorInfo {
+            ename: "MaterializeError".into(),
+            evalue: format!("{} failed; {}", names.join(", "), summary.line()),
+            traceback,
+        });
+    }
+    Ok(CellResult {
+        value: None,
+        payload: Vec::new(),
+    })
+}
+
+pub(super) fn state_error(e: impl std::fmt::Display) -> ErrorInfo {
     ErrorInfo::new("StateError", e.to_string())
 }

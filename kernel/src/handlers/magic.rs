@@ -64,7 +64,10 @@ impl RustKernel {
                 Some(text) => Ok(page(&text)),
                 None => Err(ErrorInfo::new(
                     "MagicError",
-                    format!("%help: no help on `{topic}`; topics: {}", magic::help_topics().join(", ")),
+                    format!(
+                        "%help: no help on `{topic}`; topics: {}",
+                        magic::help_topics().join(", ")
+                    ),
                 )),
             },
             LineMagic::Assets => self.assets_magic(out),
@@ -73,17 +76,8 @@ impl RustKernel {
             LineMagic::Load { name } => self.load_magic(&name, out).await,
             LineMagic::Runs => self.runs_magic(out),
             LineMagic::Config { settings } => self.config_magic(settings, out),
-            LineMagic::Attach { run } => Err(ErrorInfo::new(
-                "MagicError",
-                format!(
-                    "%attach{}: there is no Slurm run to attach to (runs in the kernel finish with their cell)",
-                    run.map(|r| format!(" {r}")).unwrap_or_default()
-                ),
-            )),
-            LineMagic::Cancel { .. } => {
-                out.stream("stdout", "no run is in progress (interrupt the cell to stop a run in the kernel)\n");
-                Ok(CellResult { value: None, payload: Vec::new() })
-            }
+            LineMagic::Attach { run } => self.attach_magic(run, out).await,
+            LineMagic::Cancel { run } => self.cancel_magic(run, out).await,
         }
     }
 }

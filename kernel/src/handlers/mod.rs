@@ -8,6 +8,7 @@ mod execute;
 pub mod history;
 mod magic;
 pub mod render;
+mod runs;
 
 use crate::assets::AssetWorkspace;
 use crate::channels::{ControlHandler, Io, ShellHandler};
@@ -91,6 +92,9 @@ impl ControlHandler for KernelControl {
     }
 
     fn shutdown(&self) {
+        // A Slurm run being watched keeps going on the cluster; `%attach`
+        // resumes right after the last line this kernel showed.
+        slurmbook_magics::exec::slurm::freeze_output();
         self.engine.kill_child();
     }
 }

@@ -6,12 +6,15 @@
 use crate::bundle::{self, BundleError};
 use crate::config::Settings;
 use crate::events::{AssetState, Emit, Event, RunSummary};
-use crate::exec::slurm::{self, JobSpec, Remote, SshError, SshTarget, WatchRun};
+use crate::exec::slurm::{self, JobSpec, Remote, SshError, SshTarget, WatchJob, WatchRun};
 use crate::plan::{Action, Plan};
 use crate::project::Project;
-use crate::state::{MaterializationStatus, ResultRecord, StartRecord, StateDb, StateError};
+use crate::state::{
+    Materialization, MaterializationStatus, ResultRecord, StartRecord, StateDb, StateError,
+};
 use crate::syntax::magic::RunId;
 use crate::syntax::options::{AssetOptions, Target};
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -32,6 +35,12 @@ pub enum ClusterError {
     State(#[from] StateError),
     #[error("the cluster runs {remote}, this machine {local}: building on the cluster arrives with environment packing")]
     Platform { remote: String, local: String },
+    #[error(
+        "run {run} has no Slurm jobs to follow (it ran in the kernel, or failed before submitting)"
+    )]
+    NotSlurmRun { run: RunId },
+    #[error("run {run}: its saved job list is unreadable: {error}")]
+    Saved { run: RunId, error: String },
     #[error("upstream `{upstream}` of `{asset}` has no value on the cluster (it was materialized in the kernel, or never); select it too (`+{asset}`) or run it with --target slurm")]
     UpstreamNotRemote { asset: String, upstream: String },
 }
@@ -200,10 +209,9 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
         });
     }
     let submitted = slurm::submit_all(remote, &layout.run_dir, &layout.run_tag, &jobs).await?;
-    let mut ids = HashMap::new();
     for (asset, job) in &submitted {
         let version = project.versions.get(asset).expect("versions");
-        let id = db.record_start(&StartRecord {
+        db.record_start(&StartRecord {
             run_id: Some(run_id),
             asset,
             version: &version.version,
@@ -214,7 +222,6 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
             node: None,
         })?;
         db.upsert_job(run_id, asset, Some(job), "PENDING")?;
-        ids.insert(asset.clone(), id);
         emit.emit(Event::State {
             asset: asset.clone(),
             state: AssetState::Queued {
@@ -223,21 +230,152 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
         });
     }
     let watch_jobs = slurm::watch_jobs(&jobs, &submitted);
+    let saved = RemoteRun {
+        plan: Plan {
+            steps: plan
+                .steps
+                .iter()
+                .filter(|s| s.action == Action::Run)
+                .cloned()
+                .collect(),
+            ..plan.clone()
+        },
+        run_dir: layout.run_dir.clone(),
+        values: layout.values.clone(),
+        jobs: watch_jobs,
+        types,
+    };
+    db.set_run_remote(
+        run_id,
+        &serde_json::to_string(&saved).expect("a run's jobs serialize"),
+    )?;
+    follow(db, run_id, &saved, remote, emit, cancel, started, summary).await
+}
+
+/// What following a submitted run needs, saved in the run's row so that
+/// `%attach` can follow it again after a kernel restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemoteRun {
+    /// The steps that were submitted.
+    pub plan: Plan,
+    pub run_dir: String,
+    /// Remote directory of the values (`<asset>-<version>.json`).
+    pub values: String,
+    pub jobs: Vec<WatchJob>,
+    /// Asset -> Rust type of its value.
+    pub types: HashMap<String, String>,
+}
+
+impl RemoteRun {
+    /// The saved [`RemoteRun`] of `run`, or why there is none.
+    pub fn load(db: &StateDb, run: RunId) -> Result<RemoteRun, ClusterError> {
+        let text = db
+            .run_remote(run)?
+            .ok_or(ClusterError::NotSlurmRun { run })?;
+        serde_json::from_str(&text).map_err(|e| ClusterError::Saved {
+            run,
+            error: e.to_string(),
+        })
+    }
+}
+
+/// Everything `%attach` needs.
+pub struct AttachRun<'a> {
+    pub db: &'a StateDb,
+    pub run_id: RunId,
+    pub remote: &'a Remote,
+    pub emit: &'a dyn Emit,
+    pub cancel: &'a AtomicBool,
+}
+
+/// Follow a submitted run again (after a kernel restart): stream what was
+/// not streamed yet, from the saved offsets, and record how its jobs ended.
+pub async fn attach(a: AttachRun<'_>) -> Result<RunSummary, ClusterError> {
+    let saved = RemoteRun::load(a.db, a.run_id)?;
+    a.emit.emit(Event::Planned {
+        plan: saved.plan.clone(),
+    });
+    let summary = RunSummary {
+        run_id: Some(a.run_id),
+        ..RunSummary::default()
+    };
+    follow(
+        a.db,
+        a.run_id,
+        &saved,
+        a.remote,
+        a.emit,
+        a.cancel,
+        Instant::now(),
+        summary,
+    )
+    .await
+}
+
+/// `scancel` the jobs of a run that have not ended and record them as
+/// cancelled; returns the job ids that were cancelled.
+pub async fn cancel_run(
+    db: &StateDb,
+    run_id: RunId,
+    remote: &Remote,
+) -> Result<Vec<String>, ClusterError> {
+    let saved = RemoteRun::load(db, run_id)?;
+    let ids: Vec<String> = saved.jobs.iter().map(|j| j.job_id.clone()).collect();
+    slurm::cancel(remote, &ids).await?;
+    let mut cancelled = Vec::new();
+    for m in db.run_assets(run_id)? {
+        if m.status != MaterializationStatus::Running {
+            continue;
+        }
+        db.record_result(
+            m.id,
+            &ResultRecord {
+                status: Some(MaterializationStatus::Cancelled),
+                metadata: m.metadata.clone(),
+                error: Some("cancelled by %cancel".into()),
+                ..ResultRecord::default()
+            },
+        )?;
+        if let Some(job) = m.job_id {
+            cancelled.push(job);
+        }
+    }
+    Ok(cancelled)
+}
+
+/// Watch a submitted run to its end and record every job's outcome.
+#[allow(clippy::too_many_arguments)]
+async fn follow(
+    db: &StateDb,
+    run_id: RunId,
+    saved: &RemoteRun,
+    remote: &Remote,
+    emit: &dyn Emit,
+    cancel: &AtomicBool,
+    started: Instant,
+    mut summary: RunSummary,
+) -> Result<RunSummary, ClusterError> {
     let result = slurm::watch_run(WatchRun {
         remote,
-        run_dir: &layout.run_dir,
-        jobs: &watch_jobs,
+        run_dir: &saved.run_dir,
+        jobs: &saved.jobs,
         emit,
         cancel,
         db: Some((db, run_id)),
     })
     .await?;
+    // The rows this run started, newest per asset (versions come from them,
+    // not from the notebook, which may have changed since).
+    let started_rows: HashMap<String, Materialization> = db
+        .run_assets(run_id)?
+        .into_iter()
+        .map(|m| (m.asset.clone(), m))
+        .collect();
     for outcome in &result.jobs {
-        let version = &project
-            .versions
-            .get(&outcome.asset)
-            .expect("versions")
-            .version;
+        let Some(row) = started_rows.get(&outcome.asset) else {
+            tracing::warn!("run {run_id}: no materialization row for {}", outcome.asset);
+            continue;
+        };
         let (status, error) = match &outcome.state {
             AssetState::Done { .. } => (MaterializationStatus::Ok, None),
             AssetState::Cancelled { because } => {
@@ -251,22 +389,25 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
             metadata = serde_json::json!({});
         }
         metadata["type"] =
-            serde_json::Value::String(types.get(&outcome.asset).cloned().unwrap_or_default());
+            serde_json::Value::String(saved.types.get(&outcome.asset).cloned().unwrap_or_default());
         if let Some(ms) = outcome.elapsed_ms {
             metadata["elapsed_ms"] = ms.into();
         }
-        db.record_result(
-            ids[&outcome.asset],
-            &ResultRecord {
-                status: Some(status),
-                metadata,
-                value_path: (status == MaterializationStatus::Ok)
-                    .then(|| format!("{}/{}-{version}.json", layout.values, outcome.asset)),
-                error,
-                job_id: Some(outcome.job_id.clone()),
-                node: outcome.node.clone(),
-            },
-        )?;
+        if row.status == MaterializationStatus::Running {
+            db.record_result(
+                row.id,
+                &ResultRecord {
+                    status: Some(status),
+                    metadata,
+                    value_path: (status == MaterializationStatus::Ok).then(|| {
+                        format!("{}/{}-{}.json", saved.values, outcome.asset, row.version)
+                    }),
+                    error,
+                    job_id: Some(outcome.job_id.clone()),
+                    node: outcome.node.clone(),
+                },
+            )?;
+        }
         match status {
             MaterializationStatus::Ok => summary.done.push(outcome.asset.clone()),
             MaterializationStatus::Failed => summary.failed.push(outcome.asset.clone()),

@@ -39,5 +39,6 @@ pub use submit::{
     SBATCH_OPTIONS,
 };
 pub use watch::{
-    cancel, watch_jobs, watch_run, JobOutcome, SlurmJobsResult, WatchError, WatchJob, WatchRun,
+    cancel, freeze_output, watch_jobs, watch_run, JobOutcome, SlurmJobsResult, WatchError,
+    WatchJob, WatchRun,
 };

@@ -11,8 +11,10 @@
 //!   sections into per-file bytes and counts exact byte offsets; see there
 //!   for how an offset `N` maps to `tail -c +(N+1)` and why a resume runs
 //!   `tail -c +1` and drops the first `N` bytes of each file locally.
-//!   Offsets are saved in the state db (`set_offsets`) at most every
-//!   300 ms, when the watch ends, and when the watch future is dropped.
+//!   Offsets are saved in the state db (`set_offsets`) together with every
+//!   batch of output emitted, under one lock that [`freeze_output`] takes
+//!   when the process is about to exit, so a later watch (`%attach`) starts
+//!   exactly after the last line shown: none lost, none repeated.
 //! * **States.** One `squeue --noheader --states=all --jobs=ID,...` per poll
 //!   for the jobs not yet terminal; for jobs that became terminal or are no
 //!   longer listed, one script runs `scontrol show job -o ID` for each
@@ -44,18 +46,20 @@ use crate::syntax::magic::RunId;
 /// Poll interval bounds.
 pub const POLL_MIN: Duration = Duration::from_millis(500);
 pub const POLL_MAX: Duration = Duration::from_secs(5);
+/// How long the cancel flag must stay set before the run's jobs are
+/// cancelled: Jupyter clients interrupt a kernel right before shutting it
+/// down to restart it, and a restart must leave the jobs running.
+pub const CANCEL_GRACE: Duration = Duration::from_millis(1000);
 /// Quiet time after which partial lines are shown.
 const IDLE: Duration = Duration::from_millis(200);
 /// Quiet time after which a held line end counts as data (tail writes a
 /// separator together with its header, so this only needs to cover one write).
 const NEWLINE_HOLD: Duration = Duration::from_millis(20);
-/// Offsets are written at most this often while streaming.
-const SAVE_EVERY: Duration = Duration::from_millis(300);
 /// Lines of a failed job's `.err` put in its error.
 pub const STDERR_TAIL_LINES: usize = 40;
 
 /// A submitted job to follow.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WatchJob {
     pub asset: String,
     pub job_id: String,
@@ -199,7 +203,6 @@ struct Shared {
     demux: Demux,
     proto: Vec<Proto>,
     saved: Vec<(u64, u64)>,
-    last_save: Instant,
 }
 
 /// A job as the poll loop sees it.
@@ -273,7 +276,8 @@ fn is_pending_slurm(state: &str) -> bool {
     )
 }
 
-/// Follow a run until every job is terminal (or the cancel flag is set),
+/// Follow a run until every job is terminal (or the cancel flag has been
+/// set for [`CANCEL_GRACE`]),
 /// streaming output and state changes as events. See the module docs.
 pub async fn watch_run(w: WatchRun<'_>) -> Result<SlurmJobsResult, WatchError> {
     check_abs_path(w.run_dir)?;
@@ -334,7 +338,6 @@ pub async fn watch_run(w: WatchRun<'_>) -> Result<SlurmJobsResult, WatchError> {
         demux: Demux::new(files).ignore(anchor),
         proto: vec![Proto::default(); w.jobs.len()],
         saved: offsets,
-        last_save: Instant::now(),
     });
     let _final_save = SaveOnDrop {
         w: &w,
@@ -348,7 +351,7 @@ pub async fn watch_run(w: WatchRun<'_>) -> Result<SlurmJobsResult, WatchError> {
         r
     };
     let (mut warnings, polled) = tokio::join!(tail, poll);
-    save_offsets(&w, &shared, true);
+    save_offsets(&w, &shared);
     let (tracks, cancelled, poll_warnings) = polled?;
     warnings.extend(poll_warnings);
     let sh = shared.lock().expect("poisoned");
@@ -407,19 +410,15 @@ struct SaveOnDrop<'a, 'w> {
 
 impl Drop for SaveOnDrop<'_, '_> {
     fn drop(&mut self) {
-        save_offsets(self.w, self.shared, true);
+        save_offsets(self.w, self.shared);
     }
 }
 
-/// Write changed offsets to the db (every [`SAVE_EVERY`] unless `force`).
-fn save_offsets(w: &WatchRun<'_>, shared: &Mutex<Shared>, force: bool) {
+/// Write changed offsets to the db (cheap: WAL, no fsync per commit).
+fn save_offsets(w: &WatchRun<'_>, shared: &Mutex<Shared>) {
     let Some((db, run)) = w.db else { return };
     let changed: Vec<(usize, (u64, u64))> = {
         let Ok(mut sh) = shared.lock() else { return };
-        if !force && sh.last_save.elapsed() < SAVE_EVERY {
-            return;
-        }
-        sh.last_save = Instant::now();
         let mut v = Vec::new();
         for i in 0..w.jobs.len() {
             let o = sh.demux.offsets(i);
@@ -435,6 +434,25 @@ fn save_offsets(w: &WatchRun<'_>, shared: &Mutex<Shared>, force: bool) {
             tracing::warn!("saving output offsets of {}: {err}", w.jobs[i].asset);
         }
     }
+}
+
+/// Held while output is emitted and its offsets saved, so that a process
+/// about to exit can wait for both to happen (or neither): see [`freeze_output`].
+static OUTPUT_GATE: Mutex<()> = Mutex::new(());
+
+/// Wait until output being emitted has its offsets saved, then stop every
+/// watcher of this process from emitting more. For a kernel about to exit
+/// (restart): a later `%attach` resumes exactly after the last line shown.
+pub fn freeze_output() {
+    let guard = OUTPUT_GATE.lock().unwrap_or_else(|p| p.into_inner());
+    std::mem::forget(guard);
+}
+
+/// Emit pieces and save the offsets they reach, as one step under [`OUTPUT_GATE`].
+fn emit_and_save(w: &WatchRun<'_>, shared: &Mutex<Shared>, pieces: Vec<Piece>) {
+    let _gate = OUTPUT_GATE.lock().unwrap_or_else(|p| p.into_inner());
+    handle_pieces(w, shared, pieces);
+    save_offsets(w, shared);
 }
 
 /// Emit what the demultiplexer found; protocol lines update `proto`.
@@ -576,8 +594,7 @@ async fn tail_loop(
                         Ok(Ok(n)) => shared.lock().expect("poisoned").demux.feed(&buf[..n], &mut pieces),
                         Ok(Err(e)) => { tracing::debug!("tail read: {e}"); break }
                     }
-                    handle_pieces(w, shared, pieces);
-                    save_offsets(w, shared, false);
+                    emit_and_save(w, shared, pieces);
                 }
                 _ = stop_wait => {
                     stopping = true;
@@ -600,8 +617,7 @@ async fn tail_loop(
                 sh.demux.broken(&mut pieces);
             }
         }
-        handle_pieces(w, shared, pieces);
-        save_offsets(w, shared, true);
+        emit_and_save(w, shared, pieces);
         drop(stdout);
         drop(child);
         if stopping {
@@ -662,11 +678,19 @@ async fn poll_loop(
         .collect();
     let mut interval = POLL_MIN;
     let mut cancelled = false;
+    let mut cancel_seen: Option<Instant> = None;
     let mut cancel_deadline: Option<Instant> = None;
     let mut failing_since: Option<Instant> = None;
     let mut warnings = Vec::new();
+    // True once the cancel flag has been set for CANCEL_GRACE.
+    let mut cancel_due = |cancelled: bool| {
+        if cancelled || !w.cancel.load(Ordering::Relaxed) {
+            return false;
+        }
+        cancel_seen.get_or_insert_with(Instant::now).elapsed() >= CANCEL_GRACE
+    };
     loop {
-        if w.cancel.load(Ordering::Relaxed) && !cancelled {
+        if cancel_due(cancelled) {
             cancelled = true;
             let ids: Vec<&str> = w
                 .jobs
@@ -726,7 +750,7 @@ async fn poll_loop(
         };
         let until = Instant::now() + interval;
         while Instant::now() < until {
-            if w.cancel.load(Ordering::Relaxed) && !cancelled {
+            if cancel_due(cancelled) {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100).min(until - Instant::now())).await;

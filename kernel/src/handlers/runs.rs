@@ -1,0 +1,151 @@
+//! Run magics: `%runs` lists runs; `%attach [RUN]` follows a Slurm run
+//! again after a kernel restart (from the saved output offsets);
+//! `%cancel [RUN]` cancels a Slurm run's jobs.
+
+use super::assets::{magic_error, run_result, state_error};
+use super::execute::CellResult;
+use super::render::CellOutput;
+use super::RustKernel;
+use crate::assets::views;
+use crate::engine::ErrorInfo;
+use crate::render::{table_bundle, JupyterEvents};
+use slurmbook_magics::exec::cluster;
+use slurmbook_magics::{Run, RunId, RunStatus, Target};
+use std::sync::atomic::Ordering;
+
+fn no_value() -> CellResult {
+    CellResult {
+        value: None,
+        payload: Vec::new(),
+    }
+}
+
+impl RustKernel {
+    pub(super) fn runs_magic(&mut self, out: &CellOutput<'_>) -> Result<CellResult, ErrorInfo> {
+        let db = self.workspace.db().map_err(state_error)?;
+        let runs = db.runs().map_err(state_error)?;
+        let table = views::runs_table(&runs, |id| db.run_assets(id).unwrap_or_default());
+        out.display(table_bundle(&table), None);
+        Ok(no_value())
+    }
+
+    /// The run `%attach`/`%cancel` act on: the one named, or the newest
+    /// Slurm run still in progress (`None` when there is none).
+    fn slurm_run(&mut self, magic: &str, run: Option<RunId>) -> Result<Option<Run>, ErrorInfo> {
+        let db = self.workspace.db().map_err(state_error)?;
+        match run {
+            Some(id) => {
+                let run = db.run(id).map_err(state_error)?.ok_or_else(|| {
+                    magic_error(format!(
+                        "{magic} {id}: there is no run {id}; %runs lists the runs"
+                    ))
+                })?;
+                if run.target != Target::Slurm {
+                    return Err(magic_error(format!(
+                        "{magic} {id}: run {id} ran in the kernel; only Slurm runs outlive their cell"
+                    )));
+                }
+                Ok(Some(run))
+            }
+            None => Ok(db
+                .runs()
+                .map_err(state_error)?
+                .into_iter()
+                .find(|r| r.target == Target::Slurm && r.status == RunStatus::Running)),
+        }
+    }
+
+    /// `%attach [RUN]`.
+    pub(super) async fn attach_magic(
+        &mut self,
+        run: Option<RunId>,
+        out: &CellOutput<'_>,
+    ) -> Result<CellResult, ErrorInfo> {
+        let Some(run) = self.slurm_run("%attach", run)? else {
+            return Err(magic_error(
+                "%attach: no Slurm run is in progress; %runs lists the runs",
+            ));
+        };
+        if run.status != RunStatus::Running {
+            out.stream(
+                "stdout",
+                &format!(
+                    "run {} already ended ({}); its output was shown by the cell that ran it and its results are in %runs and %assets\n",
+                    run.id,
+                    run.status.as_str()
+                ),
+            );
+            return Ok(no_value());
+        }
+        let settings = self
+            .workspace
+            .settings(run.profile.as_deref())
+            .map_err(|e| magic_error(format!("%attach: {e}")))?;
+        let remote = self.remote_for(&settings)?;
+        self.cancel.store(false, Ordering::SeqCst);
+        let events = JupyterEvents::new(out);
+        let db = self.workspace.db().map_err(state_error)?;
+        let summary = cluster::attach(cluster::AttachRun {
+            db,
+            run_id: run.id,
+            remote: &remote,
+            emit: &events,
+            cancel: &self.cancel,
+        })
+        .await
+        .map_err(|e| ErrorInfo::new("SlurmError", format!("%attach {}: {e}", run.id)))?;
+        db.finish_run(run.id, summary.status())
+            .map_err(state_error)?;
+        run_result(&summary, &events, true)
+    }
+
+    /// `%cancel [RUN]`.
+    pub(super) async fn cancel_magic(
+        &mut self,
+        run: Option<RunId>,
+        out: &CellOutput<'_>,
+    ) -> Result<CellResult, ErrorInfo> {
+        let Some(run) = self.slurm_run("%cancel", run)? else {
+            out.stream(
+                "stdout",
+                "no Slurm run is in progress (interrupt a cell to stop the run it is doing)\n",
+            );
+            return Ok(no_value());
+        };
+        if run.status != RunStatus::Running {
+            out.stream(
+                "stdout",
+                &format!(
+                    "run {} already ended ({}); nothing to cancel\n",
+                    run.id,
+                    run.status.as_str()
+                ),
+            );
+            return Ok(no_value());
+        }
+        let settings = self
+            .workspace
+            .settings(run.profile.as_deref())
+            .map_err(|e| magic_error(format!("%cancel: {e}")))?;
+        let remote = self.remote_for(&settings)?;
+        let db = self.workspace.db().map_err(state_error)?;
+        let jobs = cluster::cancel_run(db, run.id, &remote)
+            .await
+            .map_err(|e| ErrorInfo::new("SlurmError", format!("%cancel {}: {e}", run.id)))?;
+        db.finish_run(run.id, RunStatus::Cancelled)
+            .map_err(state_error)?;
+        out.stream(
+            "stdout",
+            &format!(
+                "run {} cancelled (scancel {})\n",
+                run.id,
+                if jobs.is_empty() {
+                    "found no job still running".to_string()
+                } else {
+                    jobs.join(" ")
+                }
+            ),
+        );
+        Ok(no_value())
+    }
+}

@@ -1,0 +1,213 @@
+"""Controlling Slurm runs against the loopback cluster (tests/cluster):
+a kernel restart mid-run then `%attach` shows every line exactly once;
+`%cancel` cancels a run left running by a restarted kernel; through the
+headless CLI, a repeat with `--force` uploads zero bytes, editing one cell
+resubmits only that asset and its downstream, and killing the SSH master
+mid-run reconnects and finishes the run."""
+import os
+import re
+import signal
+import subprocess
+import time
+
+import nbformat
+
+from nbrun import ROOT, copy_notebook, db_rows, edit_cell
+from test_slurm_notebook import facts, project_dir  # noqa: F401  (fixture)
+
+BINARY = ROOT / "target" / "debug" / "slurmbook"
+LINES = 40
+
+
+def ticker_notebook(tmp_path, facts, seconds_per_line=0.1):
+    project_dir(tmp_path, facts)
+    path = tmp_path / "ticker.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in [
+        "%%asset ticker\n"
+        f"for i in 0..{LINES} {{\n"
+        "    println!(\"line {i}\");\n"
+        f"    std::thread::sleep(std::time::Duration::from_millis({int(seconds_per_line * 1000)}));\n"
+        "}\n"
+        f"{LINES}u32",
+        "%%asset after_ticker\nticker + 1",
+    ]]), path)
+    return path
+
+
+def start_kernel(path, tmp_path, monkeypatch):
+    from jupyter_client.manager import start_new_kernel
+
+    monkeypatch.setenv("JPY_SESSION_NAME", str(path))
+    return start_new_kernel(kernel_name="slurmbook", cwd=str(tmp_path), startup_timeout=120)
+
+
+def streamed(kc, msg_id, until=None, timeout=300):
+    """Stream texts of `msg_id` until its execute_reply (or until `until(text_so_far)`)."""
+    text = ""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        msg = kc.get_iopub_msg(timeout=timeout)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "stream":
+            text += msg["content"]["text"]
+            if until and until(text):
+                return text
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            return text
+    raise AssertionError(f"no end of {msg_id} within {timeout} s; got {text!r}")
+
+
+def drain_until_shutdown(kc, msg_id):
+    """After a restart: what the old kernel sent for `msg_id` before its shutdown_reply."""
+    text = ""
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            msg = kc.get_iopub_msg(timeout=5)
+        except Exception:
+            break
+        if msg["msg_type"] == "shutdown_reply":
+            return text, True
+        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
+            text += msg["content"]["text"]
+    return text, False
+
+
+def reply_of(kc, msg_id, timeout=300):
+    while True:
+        reply = kc.get_shell_msg(timeout=timeout)
+        if reply["parent_header"].get("msg_id") == msg_id:
+            return reply["content"]
+
+
+def test_restart_mid_run_then_attach_shows_every_line_once(tmp_path, facts, monkeypatch):
+    path = ticker_notebook(tmp_path, facts)
+    km, kc = start_kernel(path, tmp_path, monkeypatch)
+    try:
+        first = kc.execute("%materialize --target slurm")
+        before = streamed(kc, first, until=lambda t: "[ticker] line 5\n" in t)
+        km.restart_kernel(now=False)
+        rest, saw_shutdown = drain_until_shutdown(kc, first)
+        assert saw_shutdown, "the kernel's iopub shutdown_reply never arrived"
+        before += rest
+        kc.wait_for_ready(timeout=120)
+        assert db_rows(path, "SELECT status FROM runs") == [("running",)]
+        attach = kc.execute("%attach")
+        after = streamed(kc, attach)
+        content = reply_of(kc, attach)
+        assert content["status"] == "ok", content
+        shown = [l for l in (before + after).splitlines() if l.startswith("[ticker] line ")]
+        assert shown == [f"[ticker] line {i}" for i in range(LINES)], (before, after)
+        assert "[ticker] line 0" not in after, "attach repeated lines already shown"
+        assert "2 done, 0 fresh, 0 failed" in after
+        assert db_rows(path, "SELECT status FROM runs") == [("ok",)]
+        assert sorted(db_rows(path, "SELECT asset, status FROM materializations")) == [
+            ("after_ticker", "ok"), ("ticker", "ok")]
+        again = kc.execute("%attach")
+        assert "no Slurm run is in progress" in reply_of(kc, again)["evalue"]
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def test_cancel_magic_cancels_a_run_left_by_a_restart(tmp_path, facts, monkeypatch):
+    path = ticker_notebook(tmp_path, facts, seconds_per_line=3)
+    km, kc = start_kernel(path, tmp_path, monkeypatch)
+    try:
+        first = kc.execute("%materialize --target slurm")
+        streamed(kc, first, until=lambda t: "[ticker] line 0\n" in t)
+        km.restart_kernel(now=False)
+        kc.wait_for_ready(timeout=120)
+        cancel = kc.execute("%cancel")
+        text = streamed(kc, cancel)
+        assert reply_of(kc, cancel)["status"] == "ok"
+        jobs = db_rows(path, "SELECT job_id FROM materializations ORDER BY id")
+        assert len(jobs) == 2
+        assert re.search(r"run 1 cancelled \(scancel \d+ \d+\)", text), text
+        ssh = ["ssh", "-F", facts["ssh_config"], facts["host"]]
+        for (job,) in jobs:
+            state = subprocess.run(ssh + [f"scontrol show job -o {job}"], capture_output=True, text=True).stdout
+            assert "JobState=CANCELLED" in state, state
+        assert db_rows(path, "SELECT status FROM runs") == [("cancelled",)]
+        assert set(db_rows(path, "SELECT status FROM materializations")) == {("cancelled",)}
+        nothing = kc.execute("%cancel")
+        assert "no Slurm run is in progress" in streamed(kc, nothing)
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def headless(path, *args, timeout=600):
+    run = subprocess.run([BINARY, "run", path, "--profile", "cluster", *args],
+                         capture_output=True, text=True, timeout=timeout)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run.stdout + run.stderr
+
+
+def uploaded(output):
+    m = re.search(r"ssh: (\d+) connection\(s\), (\d+) remote command\(s\), (\d+) byte\(s\) uploaded", output)
+    assert m, output
+    return int(m.group(1)), int(m.group(2)), int(m.group(3))
+
+
+def test_repeat_uploads_nothing_and_an_edit_resubmits_only_downstream(tmp_path, facts):
+    path = copy_notebook("slurm.ipynb", project_dir(tmp_path, facts))
+    first = headless(path, "--select", "+total")
+    conns, _, sent = uploaded(first)
+    assert conns == 1 and sent > 0, first
+    forced = headless(path, "--select", "+total", "--force")
+    assert "4 done" in forced
+    conns, _, sent = uploaded(forced)
+    assert (conns, sent) == (1, 0), forced
+    edit_cell(path, "%%asset odds",
+              "%%asset odds\nnumbers.iter().filter(|n| *n % 2 == 1).map(|n| n * 1).collect::<Vec<u64>>()")
+    edited = headless(path, "--select", "+total")
+    assert "2 done, 2 fresh, 0 failed" in edited, edited
+    last_run = db_rows(path, "SELECT max(id) FROM runs")[0][0]
+    resubmitted = db_rows(path, "SELECT asset FROM materializations WHERE run_id = ? AND job_id IS NOT NULL",
+                          last_run)
+    assert sorted(a for (a,) in resubmitted) == ["odds", "total"]
+
+
+def ssh_masters(config):
+    found = set()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"ssh") and b"-M" in argv and config.encode() in argv:
+            found.add(int(pid))
+    return found
+
+
+def test_killing_the_ssh_master_mid_run_reconnects_and_finishes(tmp_path, facts):
+    path = ticker_notebook(tmp_path, facts, seconds_per_line=0.25)
+    old = ssh_masters(facts["ssh_config"])
+    proc = subprocess.Popen([BINARY, "run", path, "--profile", "cluster"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out = ""
+    killed = set()
+    try:
+        for line in proc.stdout:
+            out += line
+            if "[ticker] line 3" in line:
+                killed = ssh_masters(facts["ssh_config"]) - old
+                for pid in killed:
+                    os.kill(pid, signal.SIGKILL)
+                break
+        out += proc.stdout.read()
+        assert proc.wait(timeout=300) == 0, out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert len(killed) == 1, (killed, out)
+    shown = [l for l in out.splitlines() if l.startswith("[ticker] line ")]
+    assert shown == [f"[ticker] line {i}" for i in range(LINES)], out
+    assert "2 done, 0 fresh, 0 failed" in out
+    conns, _, _ = uploaded(out)
+    assert conns == 2, out
+    assert db_rows(path, "SELECT status FROM runs") == [("ok",)]
