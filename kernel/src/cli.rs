@@ -56,6 +56,20 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Follow a Slurm run again (the newest in progress by default), from where its output stopped.
+    Attach {
+        /// The notebook (.ipynb) whose run it is.
+        notebook: PathBuf,
+        /// The run's id (see `%runs`).
+        #[arg(long)]
+        run: Option<i64>,
+    },
+    /// Cancel a Slurm run's jobs (the newest in progress by default).
+    Cancel {
+        notebook: PathBuf,
+        #[arg(long)]
+        run: Option<i64>,
+    },
     /// Print a notebook's asset graph.
     Graph {
         notebook: PathBuf,
@@ -125,6 +139,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }),
                 dry_run,
             })
+        }
+        Command::Attach { notebook, run } => {
+            init_cli_logging();
+            crate::headless::attach(notebook, run, false)
+        }
+        Command::Cancel { notebook, run } => {
+            init_cli_logging();
+            crate::headless::attach(notebook, run, true)
         }
         Command::Graph {
             notebook,

@@ -1,4 +1,4 @@
-//! `slurmbook run` and `slurmbook graph`: the same planning and executors as
+//! `slurmbook run`, `slurmbook attach`/`cancel` and `slurmbook graph`: the same planning and executors as
 //! `%materialize`, without Jupyter; events rendered in a terminal with a
 //! progress bar.
 
@@ -12,7 +12,7 @@ use slurmbook_magics::draw::graph;
 use slurmbook_magics::events::{AssetState, Emit, Event, RunSummary, Stream};
 use slurmbook_magics::exec::local::{self, LocalRun, Prepared};
 use slurmbook_magics::plan;
-use slurmbook_magics::{parse_selection, MaterializeArgs, RunStatus, Target};
+use slurmbook_magics::{parse_selection, MaterializeArgs, RunId, RunStatus, Target};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +37,24 @@ struct TerminalEvents {
 }
 
 impl TerminalEvents {
+    fn new(steps: usize) -> TerminalEvents {
+        let bar = ProgressBar::new(steps as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {wide_msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        let tty = console_is_tty();
+        if !tty {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        TerminalEvents {
+            bar,
+            tty,
+            line_start: Mutex::new(HashMap::new()),
+        }
+    }
+
     fn say(&self, line: impl AsRef<str>) {
         if self.tty {
             self.bar.println(line.as_ref());
@@ -136,21 +154,7 @@ pub fn run(options: RunOptions) -> Result<ExitCode> {
     if slurm_steps > 0 && slurm_steps < plan.runs().count() {
         bail!("this selection mixes targets (kernel and Slurm); give --target, or run them separately");
     }
-    let bar = ProgressBar::new(plan.runs().count() as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {wide_msg}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    let tty = console_is_tty();
-    if !tty {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    let events = TerminalEvents {
-        bar,
-        tty,
-        line_start: Mutex::new(HashMap::new()),
-    };
+    let events = TerminalEvents::new(plan.runs().count());
     events.emit(Event::Planned { plan: plan.clone() });
     if options.dry_run {
         return Ok(ExitCode::SUCCESS);
@@ -243,6 +247,76 @@ fn print_failures(db: &slurmbook_magics::StateDb, summary: &RunSummary) -> Resul
         }
     }
     Ok(())
+}
+
+/// `slurmbook attach`: follow a Slurm run again (the newest in progress by
+/// default) from where its output stopped, or, with `cancel`, `slurmbook
+/// cancel`: cancel its jobs.
+pub fn attach(notebook: PathBuf, run: Option<RunId>, cancel: bool) -> Result<ExitCode> {
+    use slurmbook_magics::exec::{cluster, slurm::Remote};
+    let path = std::path::absolute(&notebook)?;
+    let mut workspace = AssetWorkspace::for_notebook(path);
+    let db = workspace.db()?;
+    let found = match run {
+        Some(id) => Some(
+            db.run(id)?
+                .with_context(|| format!("there is no run {id}"))?,
+        ),
+        None => db
+            .runs()?
+            .into_iter()
+            .find(|r| r.target == Target::Slurm && r.status == RunStatus::Running),
+    };
+    let Some(run) = found else {
+        println!("no Slurm run is in progress");
+        return Ok(ExitCode::SUCCESS);
+    };
+    if run.target != Target::Slurm {
+        bail!(
+            "run {} ran in the kernel; only Slurm runs outlive their process",
+            run.id
+        );
+    }
+    if run.status != RunStatus::Running {
+        println!("run {} already ended ({})", run.id, run.status.as_str());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let settings = workspace.settings(run.profile.as_deref())?;
+    let remote = Remote::new(cluster::ssh_target(&settings)?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let db = workspace.db()?;
+    if cancel {
+        let jobs = runtime.block_on(cluster::cancel_run(db, run.id, &remote))?;
+        db.finish_run(run.id, RunStatus::Cancelled)?;
+        println!("run {} cancelled (scancel {})", run.id, jobs.join(" "));
+        runtime.block_on(remote.close());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let flag = Arc::new(AtomicBool::new(false));
+    cancel_on_ctrl_c(&runtime, &flag, None);
+    let steps = cluster::RemoteRun::load(db, run.id)?.jobs.len();
+    let events = TerminalEvents::new(steps);
+    let result = runtime.block_on(cluster::attach(cluster::AttachRun {
+        db,
+        run_id: run.id,
+        remote: &remote,
+        emit: &events,
+        cancel: &flag,
+    }));
+    if let Ok(summary) = &result {
+        db.finish_run(run.id, summary.status())?;
+    }
+    let summary = result?;
+    print_failures(db, &summary)?;
+    runtime.block_on(remote.close());
+    Ok(if summary.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// The Slurm path of `slurmbook run` (e.g. `--profile cluster`): the same

@@ -211,3 +211,37 @@ def test_killing_the_ssh_master_mid_run_reconnects_and_finishes(tmp_path, facts)
     conns, _, _ = uploaded(out)
     assert conns == 2, out
     assert db_rows(path, "SELECT status FROM runs") == [("ok",)]
+
+
+def test_headless_attach_after_the_cli_was_killed(tmp_path, facts):
+    path = ticker_notebook(tmp_path, facts, seconds_per_line=0.15)
+    proc = subprocess.Popen([BINARY, "run", path, "--profile", "cluster"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    before = ""
+    try:
+        for line in proc.stdout:
+            before += line
+            if "[ticker] line 5" in line:
+                break
+        # Like a closed laptop: no chance to clean up.
+        proc.kill()
+        proc.wait(timeout=30)
+        before += proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert db_rows(path, "SELECT status FROM runs") == [("running",)]
+    attach = subprocess.run([BINARY, "attach", path], capture_output=True, text=True, timeout=300)
+    assert attach.returncode == 0, attach.stdout + attach.stderr
+    every = [f"[ticker] line {i}" for i in range(LINES)]
+    seen = [l for l in before.splitlines() if l.startswith("[ticker] line ")]
+    resumed = [l for l in attach.stdout.splitlines() if l.startswith("[ticker] line ")]
+    assert seen == every[:len(seen)] and resumed == every[LINES - len(resumed):], (before, attach.stdout)
+    # Offsets are saved with each batch of output, so a kill can at most
+    # repeat the batch it interrupted; nothing is lost.
+    assert len(seen) + len(resumed) >= LINES, (before, attach.stdout)
+    assert len(seen) + len(resumed) - LINES <= 1, (before, attach.stdout)
+    assert "2 done, 0 fresh, 0 failed" in attach.stdout
+    assert db_rows(path, "SELECT status FROM runs") == [("ok",)]
+    again = subprocess.run([BINARY, "cancel", path], capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and "no Slurm run is in progress" in again.stdout
