@@ -1,0 +1,558 @@
+//! Packs a pixi environment of a local conda channel built in the test, and
+//! unpacks it: the packaged tool and library work after activation, a second
+//! unpack is a no-op, tampered packages and missing platforms are typed
+//! errors, and concurrent unpacks install once.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use rattler_conda_types::{
+    compression_level::CompressionLevel, package::DistArchiveIdentifier, Channel, RepoData,
+    RepoDataRecord, Subdir,
+};
+use rattler_lock::{CondaBinaryData, LockFile, PlatformData, PlatformName};
+use slurmbook_pack::{
+    activation_script_path, pack_native, remote_prefix, unpack, Manifest, PackError, PixiProject,
+    MANIFEST_NAME,
+};
+
+const PLACEHOLDER: &str = "/opt/anaconda1anaconda2anaconda3";
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    project: PixiProject,
+    /// The package files of the channel, by package name.
+    packages: Vec<(String, PathBuf)>,
+    platform: String,
+}
+
+/// One file of a package: path inside the prefix, bytes, executable, text with
+/// the prefix placeholder.
+struct PkgFile {
+    path: &'static str,
+    bytes: Vec<u8>,
+    executable: bool,
+    placeholder: bool,
+}
+
+fn file(path: &'static str, bytes: impl Into<Vec<u8>>) -> PkgFile {
+    PkgFile {
+        path,
+        bytes: bytes.into(),
+        executable: false,
+        placeholder: false,
+    }
+}
+
+fn cc(args: &[&str], cwd: &Path) {
+    let status = Command::new("cc").args(args).current_dir(cwd).status().expect("cc runs");
+    assert!(status.success(), "cc {args:?} failed");
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(rattler_digest::compute_bytes_digest::<rattler_digest::Sha256>(bytes))
+}
+
+/// Writes `name-version-build.conda` into `channel/subdir` with `files` plus
+/// `info/index.json` and `info/paths.json`.
+fn make_package(
+    work: &Path,
+    channel: &Path,
+    name: &str,
+    subdir: &str,
+    depends: &[&str],
+    files: Vec<PkgFile>,
+) -> PathBuf {
+    let base = work.join(name);
+    let mut paths = Vec::new();
+    let mut entries = Vec::new();
+    for f in &files {
+        let path = base.join(f.path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &f.bytes).unwrap();
+        if f.executable {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let mut entry = serde_json::json!({
+            "_path": f.path,
+            "path_type": "hardlink",
+            "sha256": sha256_hex(&f.bytes),
+            "size_in_bytes": f.bytes.len(),
+        });
+        if f.placeholder {
+            entry["prefix_placeholder"] = PLACEHOLDER.into();
+            entry["file_mode"] = "text".into();
+        }
+        entries.push(entry);
+        paths.push(path);
+    }
+    let noarch = subdir == "noarch";
+    let mut index = serde_json::json!({
+        "name": name,
+        "version": "1.0",
+        "build": "h0_0",
+        "build_number": 0,
+        "subdir": subdir,
+        "depends": depends,
+        "license": "MIT",
+    });
+    if noarch {
+        index["noarch"] = "generic".into();
+    }
+    let info = base.join("info");
+    std::fs::create_dir_all(&info).unwrap();
+    std::fs::write(info.join("index.json"), index.to_string()).unwrap();
+    std::fs::write(
+        info.join("paths.json"),
+        serde_json::json!({"paths_version": 1, "paths": entries}).to_string(),
+    )
+    .unwrap();
+    paths.push(info.join("index.json"));
+    paths.push(info.join("paths.json"));
+
+    let out_dir = channel.join(subdir);
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let stem = format!("{name}-1.0-h0_0");
+    let out = out_dir.join(format!("{stem}.conda"));
+    rattler_package_streaming::write::write_conda_package(
+        std::fs::File::create(&out).unwrap(),
+        &base,
+        &paths,
+        CompressionLevel::Default,
+        None,
+        &stem,
+        None,
+        None,
+    )
+    .unwrap();
+    out
+}
+
+/// A local channel of three packages, indexed with rattler_index, and a pixi
+/// project whose lock file (written with rattler_lock) locks them for the
+/// current platform, by `file:` URL and sha256.
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    let work = root.join("build");
+    let channel = root.join("channel");
+    let subdir = Subdir::current().expect("a known platform");
+    let platform = subdir.as_str().to_string();
+
+    // libgreet: a shared library, compiled now.
+    let src = root.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(
+        src.join("greet.c"),
+        "const char *greet(void) { return \"hello from libgreet\"; }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("main.c"),
+        "#include <stdio.h>\nconst char *greet(void);\nint main(void) { puts(greet()); return 0; }\n",
+    )
+    .unwrap();
+    cc(&["-shared", "-fPIC", "-o", "libgreet.so", "greet.c"], &src);
+    // greet: an executable linked against libgreet without an rpath, so it
+    // only finds the library through LD_LIBRARY_PATH.
+    cc(&["-o", "greet", "main.c", "-L.", "-lgreet"], &src);
+    let read = |name: &str| std::fs::read(src.join(name)).unwrap();
+
+    let libgreet = make_package(
+        &work,
+        &channel,
+        "libgreet",
+        &platform,
+        &[],
+        vec![file("lib/libgreet.so", read("libgreet.so"))],
+    );
+    let greet = make_package(
+        &work,
+        &channel,
+        "greet-bin",
+        &platform,
+        &["libgreet"],
+        vec![PkgFile {
+            executable: true,
+            ..file("bin/greet", read("greet"))
+        }],
+    );
+    // hello-tool: a noarch shell script whose text has the prefix placeholder,
+    // and an activate.d script.
+    let hello = make_package(
+        &work,
+        &channel,
+        "hello-tool",
+        "noarch",
+        &[],
+        vec![
+            PkgFile {
+                executable: true,
+                placeholder: true,
+                ..file(
+                    "bin/hello-tool",
+                    format!("#!/bin/sh\ncat \"{PLACEHOLDER}/share/hello-tool/greeting.txt\"\n"),
+                )
+            },
+            file("share/hello-tool/greeting.txt", "hello from hello-tool\n"),
+            file(
+                "etc/conda/activate.d/hello-tool.sh",
+                "export HELLO_TOOL_ACTIVATED=yes\n",
+            ),
+        ],
+    );
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(rattler_index::index_fs(rattler_index::IndexFsConfig {
+            channel: channel.clone(),
+            target_platform: None,
+            repodata_patch: None,
+            write_zst: false,
+            write_shards: false,
+            repodata_revisions: Vec::new(),
+            package_revision_assignment: Default::default(),
+            force: true,
+            max_parallel: 1,
+            multi_progress: None,
+        }))
+        .unwrap();
+
+    let channel_url = url::Url::from_directory_path(&channel).unwrap();
+    let conda_channel = Channel::from_url(channel_url.clone());
+    let mut records: Vec<RepoDataRecord> = Vec::new();
+    for sub in [platform.as_str(), "noarch"] {
+        let repodata = RepoData::from_path(channel.join(sub).join("repodata.json")).unwrap();
+        records.extend(repodata.into_repo_data_records(&conda_channel));
+    }
+    assert_eq!(records.len(), 3, "the index lists the three packages");
+
+    let mut builder = LockFile::builder()
+        .with_platforms(vec![PlatformData {
+            name: PlatformName::try_from(platform.as_str()).unwrap(),
+            subdir,
+            virtual_packages: Vec::new(),
+        }])
+        .unwrap()
+        .with_channels(
+            "default",
+            [rattler_lock::Channel::from(channel_url.to_string())],
+        );
+    for record in records {
+        assert!(record.package_record.sha256.is_some());
+        let file_name: DistArchiveIdentifier = record.identifier.clone();
+        builder = builder
+            .with_conda_package(
+                "default",
+                &platform,
+                CondaBinaryData {
+                    package_record: record.package_record,
+                    location: record.url.into(),
+                    file_name,
+                    channel: None,
+                }
+                .into(),
+            )
+            .unwrap();
+    }
+    let project_dir = root.join("project");
+    std::fs::create_dir_all(project_dir.join("notebooks/deep")).unwrap();
+    std::fs::write(
+        project_dir.join("pixi.toml"),
+        format!(
+            "[workspace]\nname = \"fixture\"\nchannels = [\"{channel_url}\"]\nplatforms = [\"{platform}\"]\n\n\
+             [dependencies]\nhello-tool = \"*\"\ngreet-bin = \"*\"\n"
+        ),
+    )
+    .unwrap();
+    builder.finish().to_path(&project_dir.join("pixi.lock")).unwrap();
+
+    let project = PixiProject::find(&project_dir.join("notebooks/deep")).expect("project found");
+    assert_eq!(project.root, project_dir);
+    Fixture {
+        _dir: dir,
+        root,
+        project,
+        packages: vec![
+            ("libgreet".into(), libgreet),
+            ("greet-bin".into(), greet),
+            ("hello-tool".into(), hello),
+        ],
+        platform,
+    }
+}
+
+fn tar_entries(archive: &Path) -> Vec<String> {
+    let mut tar = tar::Archive::new(std::fs::File::open(archive).unwrap());
+    tar.entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect()
+}
+
+fn sh(script: &str) -> std::process::Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .env_remove("LD_LIBRARY_PATH")
+        .env_remove("CONDA_PREFIX")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn pack_then_unpack_runs_the_tool_and_finds_the_library() {
+    let fx = fixture();
+    let out = fx.root.join("out");
+
+    let started = Instant::now();
+    let report = pack_native(&fx.project, "default", &fx.platform, &out).unwrap();
+    let pack_time = started.elapsed();
+    eprintln!(
+        "pack: {} packages, {} bytes, {:?}: {}",
+        report.packages,
+        report.bytes,
+        pack_time,
+        report.archive.display()
+    );
+    assert!(report.archive.is_file());
+    assert_eq!(report.bytes, std::fs::metadata(&report.archive).unwrap().len());
+    assert_eq!(report.packages, 3);
+    assert!(!report.reused);
+    assert_eq!(report.key, fx.project.cache_key("default", &fx.platform).unwrap());
+    assert_eq!(report.packed_with, slurmbook_pack::PackedWith::Native);
+
+    // The archive: manifest + an indexed local channel with the packages.
+    let entries = tar_entries(&report.archive);
+    for expected in [
+        MANIFEST_NAME.to_string(),
+        "channel/noarch/repodata.json".to_string(),
+        format!("channel/{}/repodata.json", fx.platform),
+        "channel/noarch/hello-tool-1.0-h0_0.conda".to_string(),
+        format!("channel/{}/libgreet-1.0-h0_0.conda", fx.platform),
+        format!("channel/{}/greet-bin-1.0-h0_0.conda", fx.platform),
+    ] {
+        assert!(entries.contains(&expected), "{expected} in {entries:?}");
+    }
+    let mut tar = tar::Archive::new(std::fs::File::open(&report.archive).unwrap());
+    let manifest: Manifest = tar
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .find(|e| e.path().unwrap().to_string_lossy() == MANIFEST_NAME)
+        .map(|e| serde_json::from_reader(e).unwrap())
+        .unwrap();
+    assert_eq!(manifest.environment, "default");
+    assert_eq!(manifest.platform, fx.platform);
+    assert_eq!(manifest.key, report.key);
+    let mut names: Vec<_> = manifest.packages.iter().map(|p| p.name.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["greet-bin", "hello-tool", "libgreet"]);
+    for (name, path) in &fx.packages {
+        let p = manifest.packages.iter().find(|p| &p.name == name).unwrap();
+        assert_eq!(p.sha256, sha256_hex(&std::fs::read(path).unwrap()), "{name}");
+        assert!(p.md5.is_some());
+    }
+
+    // Packing again reuses the archive.
+    let again = pack_native(&fx.project, "default", &fx.platform, &out).unwrap();
+    assert!(again.reused);
+    assert_eq!(again.archive, report.archive);
+
+    // Unpack where the cluster would.
+    let prefix = remote_prefix(&fx.root.join("remote"), &report.key);
+    let started = Instant::now();
+    let unpacked = unpack(&report.archive, &prefix).unwrap();
+    eprintln!("unpack: {:?}", started.elapsed());
+    assert!(!unpacked.already);
+    assert_eq!(unpacked.packages, 3);
+    assert_eq!(unpacked.activation_script, activation_script_path(&prefix));
+    assert!(unpacked.activation_script.is_file());
+    assert!(prefix.join("conda-meta/libgreet-1.0-h0_0.json").is_file());
+    // No leftovers beside the prefix.
+    let envs = prefix.parent().unwrap();
+    let mut left: Vec<String> = std::fs::read_dir(envs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, [format!(".{}.lock", report.key), report.key.clone()]);
+
+    // The tool runs after activation; its placeholder was patched for the
+    // final prefix (it was installed elsewhere and renamed).
+    let script = activation_script_path(&prefix);
+    let out = sh(&format!(
+        ". '{}' && hello-tool && greet && echo \"activated=$HELLO_TOOL_ACTIVATED prefix=$CONDA_PREFIX\"",
+        script.display()
+    ));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "activation failed: {stdout}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(&script).unwrap()
+    );
+    assert!(stdout.contains("hello from hello-tool"), "{stdout}");
+    assert!(stdout.contains("hello from libgreet"), "{stdout}");
+    assert!(stdout.contains("activated=yes"), "{stdout}");
+    assert!(stdout.contains(&format!("prefix={}", prefix.display())), "{stdout}");
+    let patched = std::fs::read_to_string(prefix.join("bin/hello-tool")).unwrap();
+    assert!(patched.contains(&prefix.display().to_string()), "{patched}");
+
+    // Without activation the executable does not find its library.
+    let out = sh(&format!("'{}'", prefix.join("bin/greet").display()));
+    assert!(!out.status.success(), "greet ran without LD_LIBRARY_PATH");
+
+    // A second unpack is a no-op.
+    let second = unpack(&report.archive, &prefix).unwrap();
+    assert!(second.already);
+    assert_eq!(second.packages, 0);
+}
+
+#[test]
+fn a_tampered_package_fails_pack_with_a_checksum_error_naming_it() {
+    let fx = fixture();
+    let (_, greet) = fx.packages.iter().find(|(n, _)| n == "greet-bin").unwrap();
+    let mut bytes = std::fs::read(greet).unwrap();
+    bytes.extend_from_slice(b"tampered");
+    std::fs::write(greet, bytes).unwrap();
+
+    let err = pack_native(&fx.project, "default", &fx.platform, &fx.root.join("out")).unwrap_err();
+    match &err {
+        PackError::ChecksumMismatch {
+            package, algorithm, ..
+        } => {
+            assert_eq!(package, "greet-bin-1.0-h0_0.conda");
+            assert_eq!(*algorithm, "sha256");
+        }
+        other => panic!("expected a checksum mismatch, got {other:?}"),
+    }
+    assert!(err.to_string().contains("greet-bin-1.0-h0_0.conda"), "{err}");
+    // Nothing half-made is left for a later pack to reuse.
+    let left: Vec<_> = std::fs::read_dir(fx.root.join("out")).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn missing_lock_environment_and_platform_are_typed_errors() {
+    let fx = fixture();
+    let out = fx.root.join("out");
+    let other = if fx.platform == "osx-arm64" { "linux-64" } else { "osx-arm64" };
+
+    let err = pack_native(&fx.project, "default", other, &out).unwrap_err();
+    assert!(
+        matches!(&err, PackError::PlatformNotInLock { platform, available, .. }
+            if platform == other && available == &fx.platform),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains(other), "{err}");
+
+    let err = pack_native(&fx.project, "gpu", &fx.platform, &out).unwrap_err();
+    assert!(
+        matches!(&err, PackError::EnvironmentNotInLock { environment, available, .. }
+            if environment == "gpu" && available == "default"),
+        "{err:?}"
+    );
+
+    // Cache keys differ by environment and platform, and are stable.
+    let key = fx.project.cache_key("default", &fx.platform).unwrap();
+    assert_eq!(key, fx.project.cache_key("default", &fx.platform).unwrap());
+    assert_ne!(key, fx.project.cache_key("gpu", &fx.platform).unwrap());
+    assert_ne!(key, fx.project.cache_key("default", other).unwrap());
+    assert_eq!(key.len(), 16);
+
+    std::fs::remove_file(&fx.project.lock).unwrap();
+    let err = pack_native(&fx.project, "default", &fx.platform, &out).unwrap_err();
+    assert!(matches!(err, PackError::MissingLock(_)), "{err:?}");
+    assert!(matches!(
+        fx.project.cache_key("default", &fx.platform),
+        Err(PackError::MissingLock(_))
+    ));
+
+    // No pixi.toml anywhere above: no project.
+    assert_eq!(PixiProject::find(&fx.root.join("build")), None);
+}
+
+#[test]
+fn a_broken_archive_is_an_unpack_error_and_leftovers_are_cleaned() {
+    let fx = fixture();
+    let report = pack_native(&fx.project, "default", &fx.platform, &fx.root.join("out")).unwrap();
+    let envs = fx.root.join("remote/envs");
+    let prefix = envs.join(&report.key);
+
+    let junk = fx.root.join("junk.tar");
+    std::fs::write(&junk, b"this is not a tar file at all").unwrap();
+    let err = unpack(&junk, &prefix).unwrap_err();
+    assert!(matches!(err, PackError::BadArchive { .. }), "{err:?}");
+    assert!(!prefix.exists());
+
+    // Leftovers of an interrupted unpack (a prefix without a ready marker and
+    // a staging directory) are removed, and the unpack succeeds.
+    std::fs::create_dir_all(prefix.join("bin")).unwrap();
+    std::fs::create_dir_all(envs.join(format!(".{}.tmp-999999", report.key))).unwrap();
+    let unpacked = unpack(&report.archive, &prefix).unwrap();
+    assert!(!unpacked.already);
+    assert!(!envs.join(format!(".{}.tmp-999999", report.key)).exists());
+    assert!(prefix.join("bin/hello-tool").is_file());
+}
+
+#[test]
+fn concurrent_unpacks_install_once() {
+    let fx = fixture();
+    let report = pack_native(&fx.project, "default", &fx.platform, &fx.root.join("out")).unwrap();
+
+    // Two slurmbook-env processes.
+    let prefix = remote_prefix(&fx.root.join("remote"), &report.key);
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_slurmbook-env"))
+            .args(["unpack", "--archive"])
+            .arg(&report.archive)
+            .arg("--prefix")
+            .arg(&prefix)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let children = [spawn(), spawn()];
+    let outputs: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let mut lines = Vec::new();
+    for out in &outputs {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        lines.push(String::from_utf8_lossy(&out.stdout).trim().to_string());
+    }
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            format!("already unpacked: {}", prefix.display()),
+            format!("unpacked 3 packages into {}", prefix.display()),
+        ]
+    );
+
+    // Four threads in one process.
+    let prefix = fx.root.join("remote2/envs").join(&report.key);
+    let reports: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| unpack(&report.archive, &prefix)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap().unwrap()).collect()
+    });
+    assert_eq!(reports.iter().filter(|r| !r.already).count(), 1);
+    assert_eq!(reports.iter().filter(|r| r.already).count(), 3);
+    let out = sh(&format!(". '{}' && hello-tool", activation_script_path(&prefix).display()));
+    assert!(out.status.success());
+}
