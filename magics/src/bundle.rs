@@ -28,6 +28,10 @@ pub enum BundleError {
     },
     #[error("the job program does not compile:\n{0}")]
     Compile(String),
+    #[error("vendoring the job program's dependencies (cargo vendor) failed:\n{0}")]
+    Vendor(String),
+    #[error("building the job program on the cluster failed:\n{0}")]
+    RemoteBuild(String),
     #[error("{context}: {source}")]
     Io {
         context: String,

@@ -45,7 +45,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("constraint", "default sbatch --constraint"),
     (
         "build",
-        "where the job binary is built: local (on this machine) or remote (on the cluster)",
+        "where the job binary is built: auto (here when this machine's platform is the cluster's, else on the cluster), local or remote",
     ),
 ];
 
@@ -204,9 +204,9 @@ pub fn validate(key: &str, value: &str) -> Result<(), ConfigError> {
             .parse::<Target>()
             .map(|_| ())
             .map_err(|e| invalid(key, value, e)),
-        "build" => matches!(value, "local" | "remote")
+        "build" => matches!(value, "auto" | "local" | "remote")
             .then_some(())
-            .ok_or_else(|| invalid(key, value, "local or remote")),
+            .ok_or_else(|| invalid(key, value, "auto, local or remote")),
         "host" => charset(value, |c| {
             c.is_ascii_alphanumeric() || "_.-@:[]".contains(c)
         })
@@ -299,7 +299,7 @@ impl Settings {
             "remote_dir".into(),
             ("$HOME/slurmbook".into(), Source::Default),
         );
-        values.insert("build".into(), ("local".into(), Source::Default));
+        values.insert("build".into(), ("auto".into(), Source::Default));
         match file.profiles.get(&profile) {
             Some(table) => {
                 for (k, v) in table {

@@ -6,6 +6,7 @@
 use crate::bundle::{self, BundleError};
 use crate::config::Settings;
 use crate::events::{AssetState, Emit, Event, RunSummary};
+use crate::exec::remote_build;
 use crate::exec::slurm::{self, JobSpec, Remote, SshError, SshTarget, WatchJob, WatchRun};
 use crate::plan::{Action, Plan};
 use crate::project::Project;
@@ -33,7 +34,7 @@ pub enum ClusterError {
     Watch(#[from] slurm::WatchError),
     #[error("state database: {0}")]
     State(#[from] StateError),
-    #[error("the cluster runs {remote}, this machine {local}: building on the cluster arrives with environment packing")]
+    #[error("the cluster runs {remote}, this machine {local}, and `build = \"local\"`: a binary built here cannot run there; set build = \"remote\" (or \"auto\") to build on the cluster")]
     Platform { remote: String, local: String },
     #[error(
         "run {run} has no Slurm jobs to follow (it ran in the kernel, or failed before submitting)"
@@ -133,7 +134,6 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
     let root = bundle::build_root();
     let types = bundle::probe_types(project, &to_run, session_types, &root)?;
     let sources = bundle::generate(project, &to_run, &types)?;
-    let binary = bundle::build(&sources, &root, &types)?;
 
     let uname = remote.run(&["uname", "-sm"]).await?;
     let mut parts = uname
@@ -146,15 +146,20 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
         &parts.next().unwrap_or_default(),
         &parts.next().unwrap_or_default(),
     );
-    if remote_platform != local_platform() {
-        return Err(ClusterError::Platform {
-            remote: remote_platform,
-            local: local_platform(),
-        });
-    }
     let base = remote
         .expand_dir(settings.get("remote_dir").unwrap_or("$HOME/slurmbook"))
         .await?;
+    let build_remotely = match settings.get("build").unwrap_or("auto") {
+        "remote" => true,
+        "local" if remote_platform != local_platform() => {
+            return Err(ClusterError::Platform {
+                remote: remote_platform,
+                local: local_platform(),
+            })
+        }
+        "local" => false,
+        _ => remote_platform != local_platform(),
+    };
     let run_tag = format!("{run_id}-{}", &uuid_like()[..6]);
     let layout = Layout {
         cache: format!("{base}/cache"),
@@ -162,12 +167,25 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
         run_dir: format!("{base}/runs/{run_tag}"),
         run_tag,
     };
-    let bytes = std::fs::read(&binary).map_err(|e| BundleError::Io {
-        context: format!("reading {}", binary.display()),
-        source: e,
-    })?;
-    let (remote_binary, sent) = remote.upload_cas(&layout.cache, &bytes, true).await?;
-    tracing::info!(bytes_sent = sent, binary = %remote_binary, "job binary uploaded");
+    let remote_binary = if build_remotely {
+        let built = remote_build::build_on_cluster(remote, &base, &sources, &root, None).await?;
+        tracing::info!(
+            built = built.built,
+            bytes_sent = built.bytes_sent,
+            binary = %built.binary,
+            "job binary built on the cluster"
+        );
+        built.binary
+    } else {
+        let binary = bundle::build(&sources, &root, &types)?;
+        let bytes = std::fs::read(&binary).map_err(|e| BundleError::Io {
+            context: format!("reading {}", binary.display()),
+            source: e,
+        })?;
+        let (remote_binary, sent) = remote.upload_cas(&layout.cache, &bytes, true).await?;
+        tracing::info!(bytes_sent = sent, binary = %remote_binary, "job binary uploaded");
+        remote_binary
+    };
 
     let defaults = settings.sbatch_defaults();
     let running: HashSet<&str> = to_run.iter().map(String::as_str).collect();

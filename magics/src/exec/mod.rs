@@ -3,4 +3,5 @@
 
 pub mod cluster;
 pub mod local;
+pub mod remote_build;
 pub mod slurm;
