@@ -90,7 +90,9 @@ fn pack_inner(
     let (records, subdir) = locked_records(project, environment, platform)?;
 
     if let Some(manifest) = read_sidecar(&sidecar).filter(|_| archive.is_file()) {
-        let bytes = std::fs::metadata(&archive).io("cannot stat", &archive)?.len();
+        let bytes = std::fs::metadata(&archive)
+            .io("cannot stat", &archive)?
+            .len();
         info!(archive = %archive.display(), "environment archive for key {key} already packed; reusing it");
         return Ok(PackReport {
             archive,
@@ -143,7 +145,9 @@ fn pack_inner(
 
     std::fs::rename(&staged_archive, &archive).io("cannot move the archive to", &archive)?;
     std::fs::write(&sidecar, &manifest_json).io("cannot write", &sidecar)?;
-    let bytes = std::fs::metadata(&archive).io("cannot stat", &archive)?.len();
+    let bytes = std::fs::metadata(&archive)
+        .io("cannot stat", &archive)?
+        .len();
     info!(
         archive = %archive.display(),
         bytes,
@@ -191,7 +195,10 @@ fn locked_records(
         available: join(env.platforms().map(|p| p.name().to_string())),
     };
     let lock_platform = lock.platform(platform).ok_or_else(not_locked)?;
-    let packages: Vec<_> = env.packages(lock_platform).ok_or_else(not_locked)?.collect();
+    let packages: Vec<_> = env
+        .packages(lock_platform)
+        .ok_or_else(not_locked)?
+        .collect();
 
     let unsupported = |what, names: Vec<String>| PackError::Unsupported {
         environment: environment.to_string(),
@@ -322,7 +329,11 @@ fn verify(record: &RepoDataRecord, path: &Path, package: &str) -> Result<()> {
     if let Some(expected) = record.package_record.sha256 {
         let actual = rattler_digest::compute_file_digest::<Sha256>(path).io("cannot read", path)?;
         if actual != expected {
-            return Err(mismatch("sha256", hex::encode(expected), hex::encode(actual)));
+            return Err(mismatch(
+                "sha256",
+                hex::encode(expected),
+                hex::encode(actual),
+            ));
         }
     }
     if let Some(expected) = record.package_record.md5 {
@@ -399,12 +410,21 @@ fn run_pixi_pack(
     let has_pack_subcommand = help.lines().any(|l| l.trim_start().starts_with("pack "));
     let mut command = Command::new(exe);
     if has_pack_subcommand {
-        command.arg("pack").arg("--manifest-file").arg(&project.manifest);
+        command
+            .arg("pack")
+            .arg("--manifest-file")
+            .arg(&project.manifest);
     } else {
         command.arg(&project.manifest);
     }
     command
-        .args(["--environment", environment, "--platform", platform, "--output-file"])
+        .args([
+            "--environment",
+            environment,
+            "--platform",
+            platform,
+            "--output-file",
+        ])
         .arg(out)
         .current_dir(&project.root);
     info!(?command, "packing with pixi-pack");
@@ -414,7 +434,15 @@ fn run_pixi_pack(
     })?;
     if !output.status.success() || !out.is_file() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let tail: String = stderr.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+        let tail: String = stderr
+            .lines()
+            .rev()
+            .take(20)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n");
         return Err(PackError::PixiPack {
             status: output.status.to_string(),
             stderr: tail,

@@ -17,7 +17,9 @@ use tracing::{debug, info, warn};
 use url::Url;
 
 use crate::error::{IoContext, PackError, Result};
-use crate::{activation_script_path, is_ready, Manifest, ACTIVATION_SCRIPT, MANIFEST_NAME, READY_MARKER};
+use crate::{
+    activation_script_path, is_ready, Manifest, ACTIVATION_SCRIPT, MANIFEST_NAME, READY_MARKER,
+};
 
 /// What [`unpack`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +65,10 @@ pub fn unpack(archive: &Path, prefix: &Path) -> Result<UnpackReport> {
     let (parent, name) = match (prefix.parent(), prefix.file_name()) {
         (Some(parent), Some(name)) => (parent.to_path_buf(), name.to_string_lossy().into_owned()),
         _ => {
-            return Err(unpack_error(&prefix, "the prefix must be a directory below some parent"));
+            return Err(unpack_error(
+                &prefix,
+                "the prefix must be a directory below some parent",
+            ));
         }
     };
     std::fs::create_dir_all(&parent).io("cannot create", &parent)?;
@@ -209,8 +214,11 @@ fn install(archive: &Path, prefix: &Path, work: &Path, staged: &Path) -> Result<
         unpacked_by_pid: std::process::id(),
     };
     let marker_path = staged.join(READY_MARKER);
-    std::fs::write(&marker_path, serde_json::to_vec_pretty(&marker).unwrap_or_default())
-        .io("cannot write", &marker_path)?;
+    std::fs::write(
+        &marker_path,
+        serde_json::to_vec_pretty(&marker).unwrap_or_default(),
+    )
+    .io("cannot write", &marker_path)?;
     Ok(count)
 }
 
@@ -255,7 +263,10 @@ fn read_manifest(archive: &Path, work: &Path) -> Result<Option<Manifest>> {
         if work.join("pixi-pack.json").is_file() {
             return Ok(None);
         }
-        return Err(bad_archive(archive, format!("it has neither {MANIFEST_NAME} nor pixi-pack.json")));
+        return Err(bad_archive(
+            archive,
+            format!("it has neither {MANIFEST_NAME} nor pixi-pack.json"),
+        ));
     }
     let bytes = std::fs::read(&path).io("cannot read", &path)?;
     serde_json::from_slice(&bytes)

@@ -47,7 +47,11 @@ fn file(path: &'static str, bytes: impl Into<Vec<u8>>) -> PkgFile {
 }
 
 fn cc(args: &[&str], cwd: &Path) {
-    let status = Command::new("cc").args(args).current_dir(cwd).status().expect("cc runs");
+    let status = Command::new("cc")
+        .args(args)
+        .current_dir(cwd)
+        .status()
+        .expect("cc runs");
     assert!(status.success(), "cc {args:?} failed");
 }
 
@@ -271,7 +275,10 @@ fn fixture() -> Fixture {
         ),
     )
     .unwrap();
-    builder.finish().to_path(&project_dir.join("pixi.lock")).unwrap();
+    builder
+        .finish()
+        .to_path(&project_dir.join("pixi.lock"))
+        .unwrap();
 
     let project = PixiProject::find(&project_dir.join("notebooks/deep")).expect("project found");
     assert_eq!(project.root, project_dir);
@@ -322,10 +329,16 @@ fn pack_then_unpack_runs_the_tool_and_finds_the_library() {
         report.archive.display()
     );
     assert!(report.archive.is_file());
-    assert_eq!(report.bytes, std::fs::metadata(&report.archive).unwrap().len());
+    assert_eq!(
+        report.bytes,
+        std::fs::metadata(&report.archive).unwrap().len()
+    );
     assert_eq!(report.packages, 3);
     assert!(!report.reused);
-    assert_eq!(report.key, fx.project.cache_key("default", &fx.platform).unwrap());
+    assert_eq!(
+        report.key,
+        fx.project.cache_key("default", &fx.platform).unwrap()
+    );
     assert_eq!(report.packed_with, slurmbook_pack::PackedWith::Native);
 
     // The archive: manifest + an indexed local channel with the packages.
@@ -356,7 +369,11 @@ fn pack_then_unpack_runs_the_tool_and_finds_the_library() {
     assert_eq!(names, ["greet-bin", "hello-tool", "libgreet"]);
     for (name, path) in &fx.packages {
         let p = manifest.packages.iter().find(|p| &p.name == name).unwrap();
-        assert_eq!(p.sha256, sha256_hex(&std::fs::read(path).unwrap()), "{name}");
+        assert_eq!(
+            p.sha256,
+            sha256_hex(&std::fs::read(path).unwrap()),
+            "{name}"
+        );
         assert!(p.md5.is_some());
     }
 
@@ -401,7 +418,10 @@ fn pack_then_unpack_runs_the_tool_and_finds_the_library() {
     assert!(stdout.contains("hello from hello-tool"), "{stdout}");
     assert!(stdout.contains("hello from libgreet"), "{stdout}");
     assert!(stdout.contains("activated=yes"), "{stdout}");
-    assert!(stdout.contains(&format!("prefix={}", prefix.display())), "{stdout}");
+    assert!(
+        stdout.contains(&format!("prefix={}", prefix.display())),
+        "{stdout}"
+    );
     let patched = std::fs::read_to_string(prefix.join("bin/hello-tool")).unwrap();
     assert!(patched.contains(&prefix.display().to_string()), "{patched}");
 
@@ -433,7 +453,10 @@ fn a_tampered_package_fails_pack_with_a_checksum_error_naming_it() {
         }
         other => panic!("expected a checksum mismatch, got {other:?}"),
     }
-    assert!(err.to_string().contains("greet-bin-1.0-h0_0.conda"), "{err}");
+    assert!(
+        err.to_string().contains("greet-bin-1.0-h0_0.conda"),
+        "{err}"
+    );
     // Nothing half-made is left for a later pack to reuse.
     let left: Vec<_> = std::fs::read_dir(fx.root.join("out")).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
@@ -443,7 +466,11 @@ fn a_tampered_package_fails_pack_with_a_checksum_error_naming_it() {
 fn missing_lock_environment_and_platform_are_typed_errors() {
     let fx = fixture();
     let out = fx.root.join("out");
-    let other = if fx.platform == "osx-arm64" { "linux-64" } else { "osx-arm64" };
+    let other = if fx.platform == "osx-arm64" {
+        "linux-64"
+    } else {
+        "osx-arm64"
+    };
 
     let err = pack_native(&fx.project, "default", other, &out).unwrap_err();
     assert!(
@@ -549,10 +576,97 @@ fn concurrent_unpacks_install_once() {
         let handles: Vec<_> = (0..4)
             .map(|_| scope.spawn(|| unpack(&report.archive, &prefix)))
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap().unwrap()).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap().unwrap())
+            .collect()
     });
     assert_eq!(reports.iter().filter(|r| !r.already).count(), 1);
     assert_eq!(reports.iter().filter(|r| r.already).count(), 3);
-    let out = sh(&format!(". '{}' && hello-tool", activation_script_path(&prefix).display()));
+    let out = sh(&format!(
+        ". '{}' && hello-tool",
+        activation_script_path(&prefix).display()
+    ));
     assert!(out.status.success());
+}
+
+/// Serves files below `root` over plain HTTP/1.1 on 127.0.0.1 (one request
+/// per connection) until the test process ends; returns the base URL.
+fn serve_http(root: PathBuf) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}/", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            if reader.read_line(&mut request).is_err() {
+                continue;
+            }
+            let mut header = String::new();
+            while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+                header.clear();
+            }
+            let path = request.split_whitespace().nth(1).unwrap_or("/");
+            let file = root.join(path.trim_start_matches('/'));
+            let response = match std::fs::read(&file) {
+                Ok(body) => {
+                    let mut r = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    )
+                    .into_bytes();
+                    r.extend(body);
+                    r
+                }
+                Err(_) => {
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        .to_vec()
+                }
+            };
+            let _ = stream.write_all(&response);
+        }
+    });
+    base
+}
+
+#[test]
+fn packs_from_an_http_channel_and_names_a_missing_package() {
+    let fx = fixture();
+    let channel = fx.root.join("channel");
+    let base = serve_http(channel.clone());
+    // rattler_lock writes `file:` locations as plain paths.
+    let local = format!("conda: {}/", channel.display());
+    let lock = std::fs::read_to_string(&fx.project.lock).unwrap();
+    assert_eq!(lock.matches(&local).count(), 6, "{lock}");
+    let lock = lock.replace(&local, &format!("conda: {base}"));
+    std::fs::write(&fx.project.lock, lock).unwrap();
+
+    let report = pack_native(&fx.project, "default", &fx.platform, &fx.root.join("out")).unwrap();
+    assert_eq!(report.packages, 3);
+    let prefix = fx.root.join("remote/envs").join(&report.key);
+    assert!(!unpack(&report.archive, &prefix).unwrap().already);
+    let out = sh(&format!(
+        ". '{}' && hello-tool",
+        activation_script_path(&prefix).display()
+    ));
+    assert!(out.status.success());
+
+    // The server answers 404 for a package that is gone.
+    let (_, hello) = fx.packages.iter().find(|(n, _)| n == "hello-tool").unwrap();
+    std::fs::remove_file(hello).unwrap();
+    std::fs::write(
+        &fx.project.lock,
+        format!("{}\n", std::fs::read_to_string(&fx.project.lock).unwrap()),
+    )
+    .unwrap();
+    let err = pack_native(&fx.project, "default", &fx.platform, &fx.root.join("out2")).unwrap_err();
+    match &err {
+        PackError::Fetch { package, url, .. } => {
+            assert_eq!(package, "hello-tool-1.0-h0_0.conda");
+            assert!(url.starts_with(&base), "{url}");
+        }
+        other => panic!("expected a fetch error, got {other:?}"),
+    }
 }

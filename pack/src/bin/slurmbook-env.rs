@@ -17,7 +17,11 @@ use clap::{Parser, Subcommand};
 use slurmbook_pack::{pack, unpack, PixiProject, DEFAULT_ENVIRONMENT};
 
 #[derive(Parser)]
-#[command(name = "slurmbook-env", version, about = "Pack and unpack slurmbook environments")]
+#[command(
+    name = "slurmbook-env",
+    version,
+    about = "Pack and unpack slurmbook environments"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
