@@ -1,0 +1,308 @@
+//! The test fixture: a local conda channel and a pixi project locking it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use rattler_conda_types::{
+    compression_level::CompressionLevel, package::DistArchiveIdentifier, Channel, RepoData,
+    RepoDataRecord, Subdir,
+};
+use rattler_lock::{CondaBinaryData, LockFile, PlatformData, PlatformName};
+use slurmbook_pack::PixiProject;
+
+pub const PLACEHOLDER: &str = "/opt/anaconda1anaconda2anaconda3";
+
+pub struct Fixture {
+    pub _dir: tempfile::TempDir,
+    pub root: PathBuf,
+    pub project: PixiProject,
+    /// The package files of the channel, by package name.
+    pub packages: Vec<(String, PathBuf)>,
+    pub platform: String,
+}
+
+/// One file of a package: path inside the prefix, bytes, executable, text with
+/// the prefix placeholder.
+pub struct PkgFile {
+    pub path: &'static str,
+    pub bytes: Vec<u8>,
+    pub executable: bool,
+    pub placeholder: bool,
+}
+
+pub fn file(path: &'static str, bytes: impl Into<Vec<u8>>) -> PkgFile {
+    PkgFile {
+        path,
+        bytes: bytes.into(),
+        executable: false,
+        placeholder: false,
+    }
+}
+
+pub fn cc(args: &[&str], cwd: &Path) {
+    let status = Command::new("cc")
+        .args(args)
+        .current_dir(cwd)
+        .status()
+        .expect("cc runs");
+    assert!(status.success(), "cc {args:?} failed");
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(rattler_digest::compute_bytes_digest::<rattler_digest::Sha256>(bytes))
+}
+
+/// Writes `name-version-build.conda` into `channel/subdir` with `files` plus
+/// `info/index.json` and `info/paths.json`.
+pub fn make_package(
+    work: &Path,
+    channel: &Path,
+    name: &str,
+    subdir: &str,
+    depends: &[&str],
+    files: Vec<PkgFile>,
+) -> PathBuf {
+    let base = work.join(name);
+    let mut paths = Vec::new();
+    let mut entries = Vec::new();
+    for f in &files {
+        let path = base.join(f.path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &f.bytes).unwrap();
+        if f.executable {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let mut entry = serde_json::json!({
+            "_path": f.path,
+            "path_type": "hardlink",
+            "sha256": sha256_hex(&f.bytes),
+            "size_in_bytes": f.bytes.len(),
+        });
+        if f.placeholder {
+            entry["prefix_placeholder"] = PLACEHOLDER.into();
+            entry["file_mode"] = "text".into();
+        }
+        entries.push(entry);
+        paths.push(path);
+    }
+    let noarch = subdir == "noarch";
+    let mut index = serde_json::json!({
+        "name": name,
+        "version": "1.0",
+        "build": "h0_0",
+        "build_number": 0,
+        "subdir": subdir,
+        "depends": depends,
+        "license": "MIT",
+    });
+    if noarch {
+        index["noarch"] = "generic".into();
+    }
+    let info = base.join("info");
+    std::fs::create_dir_all(&info).unwrap();
+    std::fs::write(info.join("index.json"), index.to_string()).unwrap();
+    std::fs::write(
+        info.join("paths.json"),
+        serde_json::json!({"paths_version": 1, "paths": entries}).to_string(),
+    )
+    .unwrap();
+    paths.push(info.join("index.json"));
+    paths.push(info.join("paths.json"));
+
+    let out_dir = channel.join(subdir);
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let stem = format!("{name}-1.0-h0_0");
+    let out = out_dir.join(format!("{stem}.conda"));
+    rattler_package_streaming::write::write_conda_package(
+        std::fs::File::create(&out).unwrap(),
+        &base,
+        &paths,
+        CompressionLevel::Default,
+        None,
+        &stem,
+        None,
+        None,
+    )
+    .unwrap();
+    out
+}
+
+/// A local channel of three packages, indexed with rattler_index, and a pixi
+/// project whose lock file (written with rattler_lock) locks them for the
+/// current platform, by `file:` URL and sha256.
+pub fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    let work = root.join("build");
+    let channel = root.join("channel");
+    let subdir = Subdir::current().expect("a known platform");
+    let platform = subdir.as_str().to_string();
+
+    // libgreet: a shared library, compiled now.
+    let src = root.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(
+        src.join("greet.c"),
+        "const char *greet(void) { return \"hello from libgreet\"; }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("main.c"),
+        "#include <stdio.h>\nconst char *greet(void);\nint main(void) { puts(greet()); return 0; }\n",
+    )
+    .unwrap();
+    cc(&["-shared", "-fPIC", "-o", "libgreet.so", "greet.c"], &src);
+    // greet: an executable linked against libgreet without an rpath, so it
+    // only finds the library through LD_LIBRARY_PATH.
+    cc(&["-o", "greet", "main.c", "-L.", "-lgreet"], &src);
+    let read = |name: &str| std::fs::read(src.join(name)).unwrap();
+
+    let libgreet = make_package(
+        &work,
+        &channel,
+        "libgreet",
+        &platform,
+        &[],
+        vec![file("lib/libgreet.so", read("libgreet.so"))],
+    );
+    let greet = make_package(
+        &work,
+        &channel,
+        "greet-bin",
+        &platform,
+        &["libgreet"],
+        vec![PkgFile {
+            executable: true,
+            ..file("bin/greet", read("greet"))
+        }],
+    );
+    // hello-tool: a noarch shell script whose text has the prefix placeholder,
+    // and an activate.d script.
+    let hello = make_package(
+        &work,
+        &channel,
+        "hello-tool",
+        "noarch",
+        &[],
+        vec![
+            PkgFile {
+                executable: true,
+                placeholder: true,
+                ..file(
+                    "bin/hello-tool",
+                    format!("#!/bin/sh\ncat \"{PLACEHOLDER}/share/hello-tool/greeting.txt\"\n"),
+                )
+            },
+            file("share/hello-tool/greeting.txt", "hello from hello-tool\n"),
+            file(
+                "etc/conda/activate.d/hello-tool.sh",
+                "export HELLO_TOOL_ACTIVATED=yes\n",
+            ),
+        ],
+    );
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(rattler_index::index_fs(rattler_index::IndexFsConfig {
+            channel: channel.clone(),
+            target_platform: None,
+            repodata_patch: None,
+            write_zst: false,
+            write_shards: false,
+            repodata_revisions: Vec::new(),
+            package_revision_assignment: Default::default(),
+            force: true,
+            max_parallel: 1,
+            multi_progress: None,
+        }))
+        .unwrap();
+
+    let channel_url = url::Url::from_directory_path(&channel).unwrap();
+    let conda_channel = Channel::from_url(channel_url.clone());
+    let mut records: Vec<RepoDataRecord> = Vec::new();
+    for sub in [platform.as_str(), "noarch"] {
+        let repodata = RepoData::from_path(channel.join(sub).join("repodata.json")).unwrap();
+        records.extend(repodata.into_repo_data_records(&conda_channel));
+    }
+    assert_eq!(records.len(), 3, "the index lists the three packages");
+
+    let mut builder = LockFile::builder()
+        .with_platforms(vec![PlatformData {
+            name: PlatformName::try_from(platform.as_str()).unwrap(),
+            subdir,
+            virtual_packages: Vec::new(),
+        }])
+        .unwrap()
+        .with_channels(
+            "default",
+            [rattler_lock::Channel::from(channel_url.to_string())],
+        );
+    for record in records {
+        assert!(record.package_record.sha256.is_some());
+        let file_name: DistArchiveIdentifier = record.identifier.clone();
+        builder = builder
+            .with_conda_package(
+                "default",
+                &platform,
+                CondaBinaryData {
+                    package_record: record.package_record,
+                    location: record.url.into(),
+                    file_name,
+                    channel: None,
+                }
+                .into(),
+            )
+            .unwrap();
+    }
+    let project_dir = root.join("project");
+    std::fs::create_dir_all(project_dir.join("notebooks/deep")).unwrap();
+    std::fs::write(
+        project_dir.join("pixi.toml"),
+        format!(
+            "[workspace]\nname = \"fixture\"\nchannels = [\"{channel_url}\"]\nplatforms = [\"{platform}\"]\n\n\
+             [dependencies]\nhello-tool = \"*\"\ngreet-bin = \"*\"\n"
+        ),
+    )
+    .unwrap();
+    builder
+        .finish()
+        .to_path(&project_dir.join("pixi.lock"))
+        .unwrap();
+
+    let project = PixiProject::find(&project_dir.join("notebooks/deep")).expect("project found");
+    assert_eq!(project.root, project_dir);
+    Fixture {
+        _dir: dir,
+        root,
+        project,
+        packages: vec![
+            ("libgreet".into(), libgreet),
+            ("greet-bin".into(), greet),
+            ("hello-tool".into(), hello),
+        ],
+        platform,
+    }
+}
+
+pub fn tar_entries(archive: &Path) -> Vec<String> {
+    let mut tar = tar::Archive::new(std::fs::File::open(archive).unwrap());
+    tar.entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect()
+}
+
+pub fn sh(script: &str) -> std::process::Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .env_remove("LD_LIBRARY_PATH")
+        .env_remove("CONDA_PREFIX")
+        .output()
+        .unwrap()
+}
