@@ -348,8 +348,9 @@ fn write_activation(staged: &Path, prefix: &Path, subdir: Subdir) -> Result<()> 
          # Use from a POSIX shell: . {script}\n\
          {body}\n\
          export LD_LIBRARY_PATH={lib}\"${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}\"\n",
-        prefix = prefix.display(),
-        script = shell_quote(&activation_script_path(prefix).to_string_lossy()),
+        prefix = prefix.display().to_string().replace(['\n', '\r'], "?"),
+        script = shell_quote(&activation_script_path(prefix).to_string_lossy())
+            .replace(['\n', '\r'], "?"),
     );
     let path = staged.join(ACTIVATION_SCRIPT);
     std::fs::write(&path, script).io("cannot write", &path)
