@@ -44,6 +44,14 @@ pub const KEYS: &[(&str, &str)] = &[
     ("qos", "default sbatch --qos"),
     ("constraint", "default sbatch --constraint"),
     (
+        "env",
+        "the pixi environment jobs run in (from the notebook project's pixi.lock); none: the cluster's own",
+    ),
+    (
+        "platform",
+        "the cluster's conda platform (e.g. linux-64), when it should not be detected",
+    ),
+    (
         "build",
         "where the job binary is built: auto (here when this machine's platform is the cluster's, else on the cluster), local or remote",
     ),
@@ -204,6 +212,9 @@ pub fn validate(key: &str, value: &str) -> Result<(), ConfigError> {
             .parse::<Target>()
             .map(|_| ())
             .map_err(|e| invalid(key, value, e)),
+        "env" | "platform" => charset(value, |c| c.is_ascii_alphanumeric() || "_-".contains(c))
+            .then_some(())
+            .ok_or_else(|| invalid(key, value, "letters, digits, _ and - only")),
         "build" => matches!(value, "auto" | "local" | "remote")
             .then_some(())
             .ok_or_else(|| invalid(key, value, "auto, local or remote")),

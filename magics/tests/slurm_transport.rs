@@ -89,6 +89,7 @@ fn job(asset: &str, after: &[&str], cmd: &str) -> JobSpec {
         ],
         command: sh(cmd),
         after: after.iter().map(|s| s.to_string()).collect(),
+        env: None,
     }
 }
 
@@ -808,6 +809,7 @@ async fn slurm_injection_is_rejected_before_anything_is_sent() {
             "SLURMBOOK_EOF\nEOF".into(),
         ],
         after: vec![],
+        env: None,
     };
     let ids = submit_all(&remote, &dir, "inject", std::slice::from_ref(&spec))
         .await

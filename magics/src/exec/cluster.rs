@@ -6,8 +6,8 @@
 use crate::bundle::{self, BundleError};
 use crate::config::Settings;
 use crate::events::{AssetState, Emit, Event, RunSummary};
-use crate::exec::remote_build;
 use crate::exec::slurm::{self, JobSpec, Remote, SshError, SshTarget, WatchJob, WatchRun};
+use crate::exec::{job_env, remote_build};
 use crate::plan::{Action, Plan};
 use crate::project::Project;
 use crate::state::{
@@ -16,7 +16,7 @@ use crate::state::{
 use crate::syntax::magic::RunId;
 use crate::syntax::options::{AssetOptions, Target};
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
@@ -28,6 +28,10 @@ pub enum ClusterError {
     Bundle(#[from] BundleError),
     #[error(transparent)]
     Ssh(#[from] SshError),
+    #[error(transparent)]
+    Env(#[from] job_env::EnvError),
+    #[error("unpacking the job environment on the cluster failed: {0}")]
+    Unpack(String),
     #[error(transparent)]
     Submit(#[from] slurm::SubmitError),
     #[error(transparent)]
@@ -167,8 +171,36 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
         run_dir: format!("{base}/runs/{run_tag}"),
         run_tag,
     };
+    let envs = prepare_envs(project, &to_run, settings, &remote_platform, &base, remote).await?;
     let remote_binary = if build_remotely {
-        let built = remote_build::build_on_cluster(remote, &base, &sources, &root, None).await?;
+        // The build uses the packed environment's toolchain when it has one.
+        let activate = match envs.values().next() {
+            Some(env) => {
+                let j = &env.job_env;
+                let out = remote
+                    .run(&[
+                        &j.tool,
+                        "unpack",
+                        "--archive",
+                        &j.archive,
+                        "--prefix",
+                        &j.prefix,
+                    ])
+                    .await?;
+                if !out.success() {
+                    return Err(ClusterError::Unpack(out.stderr_text().trim().to_string()));
+                }
+                Some(format!(
+                    "{}/{}",
+                    j.prefix,
+                    slurmbook_pack::ACTIVATION_SCRIPT
+                ))
+            }
+            None => None,
+        };
+        let built =
+            remote_build::build_on_cluster(remote, &base, &sources, &root, activate.as_deref())
+                .await?;
         tracing::info!(
             built = built.built,
             bytes_sent = built.bytes_sent,
@@ -224,6 +256,9 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
             sbatch: merged_sbatch(&spec.options, &defaults),
             command,
             after,
+            env: job_env::env_name(settings, spec.options.env.as_deref())
+                .and_then(|name| envs.get(&name))
+                .map(|e| e.job_env.clone()),
         });
     }
     let submitted = slurm::submit_all(remote, &layout.run_dir, &layout.run_tag, &jobs).await?;
@@ -437,6 +472,46 @@ async fn follow(
         summary: summary.clone(),
     });
     Ok(summary)
+}
+
+/// The packed environments the selected assets run in (none without a
+/// pixi project), ready on the cluster or uploaded for the jobs to unpack.
+async fn prepare_envs(
+    project: &Project,
+    to_run: &[String],
+    settings: &Settings,
+    remote_platform: &str,
+    base: &str,
+    remote: &Remote,
+) -> Result<BTreeMap<String, job_env::PreparedEnv>, ClusterError> {
+    let Some(pixi) = job_env::pixi_project(project) else {
+        return Ok(BTreeMap::new());
+    };
+    let names: BTreeSet<String> = to_run
+        .iter()
+        .filter_map(|a| job_env::env_name(settings, project.asset(a)?.options.env.as_deref()))
+        .collect();
+    if names.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let platform = settings.get("platform").unwrap_or(remote_platform);
+    let envs = job_env::prepare(
+        remote,
+        job_env::EnvRequest {
+            pixi: &pixi,
+            names: names.into_iter().collect(),
+            platform,
+            local_platform: &local_platform(),
+            base,
+            out_dir: &bundle::build_root().join("envs"),
+            repack: false,
+        },
+    )
+    .await?;
+    for env in envs.values() {
+        tracing::info!(env = %env.name, key = %env.key, cached = env.cached, bytes_sent = env.bytes_sent, "job environment");
+    }
+    Ok(envs)
 }
 
 /// sbatch flags: the asset's own options first (they win), then the profile's.

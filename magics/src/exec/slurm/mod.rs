@@ -35,7 +35,7 @@ pub use ssh::{
     command_line, quote, Remote, RemoteOutput, RemoteStats, SshError, SshTarget, SSH_CONFIG_ENV,
 };
 pub use submit::{
-    check_sbatch_option, job_script, submit_all, submit_script, JobSpec, SubmitError,
+    check_sbatch_option, job_script, submit_all, submit_script, JobEnv, JobSpec, SubmitError,
     SBATCH_OPTIONS,
 };
 pub use watch::{

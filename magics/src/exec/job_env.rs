@@ -1,0 +1,221 @@
+//! The environment Slurm jobs run in: the notebook project's pixi
+//! environment, packed for the cluster's platform ([`slurmbook_pack`]),
+//! uploaded content-addressed with the `slurmbook-env` tool, and unpacked by
+//! the first job that needs it (see [`crate::exec::slurm::JobEnv`]).
+//! Without a pixi project (or with `env = "none"`) jobs run in the
+//! cluster's own environment.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use slurmbook_pack::{PackError, PixiProject, DEFAULT_ENVIRONMENT, READY_MARKER};
+
+use crate::config::Settings;
+use crate::exec::slurm::{JobEnv, Remote, SshError};
+use crate::project::Project;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    #[error("packing the pixi environment `{env}` for {platform}: {source}")]
+    Pack {
+        env: String,
+        platform: String,
+        source: Box<PackError>,
+    },
+    #[error("the environment tool `slurmbook-env` was not found beside {beside} nor on PATH; build it (cargo build -p slurmbook-pack) or set env = \"none\"")]
+    NoTool { beside: String },
+    #[error("the environment tool is built for {local}, the cluster runs {remote}: install slurmbook-env for {remote} beside slurmbook, or set env = \"none\"")]
+    ToolPlatform { local: String, remote: String },
+    #[error("reading {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Ssh(#[from] SshError),
+}
+
+/// One environment made ready for the run's jobs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedEnv {
+    pub name: String,
+    pub key: String,
+    pub job_env: JobEnv,
+    /// Whether the cluster had it unpacked already (nothing packed or sent).
+    pub cached: bool,
+    /// Bytes sent for it (archive and tool; 0 when cached).
+    pub bytes_sent: u64,
+}
+
+/// The notebook project's pixi project, if any.
+pub fn pixi_project(project: &Project) -> Option<PixiProject> {
+    let dir = project.notebook_path.as_deref()?.parent()?;
+    PixiProject::find(dir)
+}
+
+/// The environment name an asset's job runs in (`None`: the cluster's own).
+pub fn env_name(settings: &Settings, asset_env: Option<&str>) -> Option<String> {
+    let name = asset_env
+        .or(settings.get("env"))
+        .unwrap_or(DEFAULT_ENVIRONMENT);
+    (name != "none").then(|| name.to_string())
+}
+
+/// Everything [`prepare`] needs.
+pub struct EnvRequest<'a> {
+    pub pixi: &'a PixiProject,
+    /// Environment names the selected assets use.
+    pub names: Vec<String>,
+    /// The cluster's conda platform (`linux-64`, ...).
+    pub platform: &'a str,
+    /// This machine's platform.
+    pub local_platform: &'a str,
+    /// The expanded `remote_dir`.
+    pub base: &'a str,
+    /// Where archives are made locally.
+    pub out_dir: &'a Path,
+    pub repack: bool,
+}
+
+/// Pack (unless the cluster has it) and upload each environment; returns
+/// them by name. Nothing is submitted if one fails.
+pub async fn prepare(
+    remote: &Remote,
+    req: EnvRequest<'_>,
+) -> Result<BTreeMap<String, PreparedEnv>, EnvError> {
+    let mut out = BTreeMap::new();
+    let mut tool: Option<(String, u64)> = None;
+    for name in req.names {
+        let pack_error = |source| EnvError::Pack {
+            env: name.clone(),
+            platform: req.platform.to_string(),
+            source: Box::new(source),
+        };
+        let key = req
+            .pixi
+            .cache_key(&name, req.platform)
+            .map_err(pack_error)?;
+        let prefix = format!("{}/envs/{key}", req.base);
+        if req.repack {
+            // Packed and unpacked afresh: the old prefix goes (jobs still
+            // using it keep their open files), the local archive too.
+            remote.run(&["rm", "-rf", &prefix]).await?;
+            let _ = std::fs::remove_file(req.out_dir.join(format!("slurmbook-env-{key}.tar")));
+        }
+        let ready = !req.repack
+            && remote
+                .run(&["test", "-e", &format!("{prefix}/{READY_MARKER}")])
+                .await?
+                .success();
+        let (tool_path, tool_sent) = match &tool {
+            Some(t) => (t.0.clone(), 0),
+            None => {
+                let t = upload_tool(remote, req.base, req.platform, req.local_platform).await?;
+                tool = Some(t.clone());
+                t
+            }
+        };
+        let mut sent = tool_sent;
+        let archive = if ready {
+            format!("{prefix}.tar")
+        } else {
+            let report = slurmbook_pack::pack(req.pixi, &name, req.platform, req.out_dir)
+                .map_err(pack_error)?;
+            tracing::info!(env = %name, key = %key, bytes = report.bytes, packages = report.packages, "environment packed");
+            let bytes = std::fs::read(&report.archive).map_err(|source| EnvError::Io {
+                path: report.archive.clone(),
+                source,
+            })?;
+            let (path, n) = remote
+                .upload_cas(&format!("{}/cache", req.base), &bytes, false)
+                .await?;
+            sent += n;
+            path
+        };
+        out.insert(
+            name.clone(),
+            PreparedEnv {
+                name,
+                key,
+                job_env: JobEnv {
+                    tool: tool_path,
+                    archive,
+                    prefix,
+                },
+                cached: ready,
+                bytes_sent: sent,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Upload `slurmbook-env` (found beside this program or on PATH),
+/// content-addressed; returns its remote path and the bytes sent.
+async fn upload_tool(
+    remote: &Remote,
+    base: &str,
+    platform: &str,
+    local_platform: &str,
+) -> Result<(String, u64), EnvError> {
+    if platform != local_platform {
+        return Err(EnvError::ToolPlatform {
+            local: local_platform.to_string(),
+            remote: platform.to_string(),
+        });
+    }
+    let path = find_tool()?;
+    let bytes = std::fs::read(&path).map_err(|source| EnvError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(remote
+        .upload_cas(&format!("{base}/cache"), &bytes, true)
+        .await?)
+}
+
+/// `slurmbook-env` beside the running program (cargo puts both in one
+/// target directory), else on PATH.
+pub fn find_tool() -> Result<PathBuf, EnvError> {
+    const NAME: &str = "slurmbook-env";
+    let exe = std::env::current_exe().ok();
+    let beside = exe
+        .as_deref()
+        .and_then(Path::parent)
+        .map(|d| {
+            // Test binaries live in target/debug/deps.
+            let up = d.parent().filter(|_| d.ends_with("deps"));
+            [Some(d.join(NAME)), up.map(|u| u.join(NAME))]
+        })
+        .into_iter()
+        .flatten()
+        .flatten();
+    let on_path = std::env::var_os("PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join(NAME))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    beside
+        .chain(on_path)
+        .find(|p| p.is_file())
+        .ok_or_else(|| EnvError::NoTool {
+            beside: exe
+                .map(|e| e.display().to_string())
+                .unwrap_or_else(|| "slurmbook".into()),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_names_come_from_the_asset_then_the_settings() {
+        let s = Settings::default();
+        assert_eq!(env_name(&s, None).as_deref(), Some("default"));
+        assert_eq!(env_name(&s, Some("gpu")).as_deref(), Some("gpu"));
+        assert_eq!(env_name(&s, Some("none")), None);
+    }
+}
