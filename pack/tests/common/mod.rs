@@ -135,13 +135,47 @@ pub fn make_package(
 pub fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().canonicalize().unwrap();
-    let work = root.join("build");
-    let channel = root.join("channel");
+    let project_dir = root.join("project");
+    std::fs::create_dir_all(project_dir.join("notebooks/deep")).unwrap();
+    let files = write_fixture(&root, &root.join("channel"), &project_dir, None);
+    let project = PixiProject::find(&project_dir.join("notebooks/deep")).expect("project found");
+    assert_eq!(project.root, project_dir);
+    Fixture {
+        _dir: dir,
+        root,
+        project,
+        packages: files.packages,
+        platform: files.platform,
+    }
+}
+
+/// What [`write_fixture`] wrote.
+pub struct FixtureFiles {
+    /// The package files of the channel, by package name.
+    pub packages: Vec<(String, PathBuf)>,
+    /// The current platform (the packages' subdir).
+    pub platform: String,
+    /// The platform the lock file names (`lock_platform`, else `platform`).
+    pub lock_platform: String,
+}
+
+/// Builds the three packages (compiling libgreet and greet with `cc` in
+/// `scratch/src`, staging packages in `scratch/build`) into the local
+/// `channel`, indexes it, and writes `project_dir/pixi.toml` and
+/// `project_dir/pixi.lock` locking them. The lock names the current platform,
+/// or `lock_platform` when given (a lock that lacks the current platform).
+pub fn write_fixture(
+    scratch: &Path,
+    channel: &Path,
+    project_dir: &Path,
+    lock_platform: Option<&str>,
+) -> FixtureFiles {
+    let work = scratch.join("build");
     let subdir = Subdir::current().expect("a known platform");
     let platform = subdir.as_str().to_string();
 
     // libgreet: a shared library, compiled now.
-    let src = root.join("src");
+    let src = scratch.join("src");
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(
         src.join("greet.c"),
@@ -161,7 +195,7 @@ pub fn fixture() -> Fixture {
 
     let libgreet = make_package(
         &work,
-        &channel,
+        channel,
         "libgreet",
         &platform,
         &[],
@@ -169,7 +203,7 @@ pub fn fixture() -> Fixture {
     );
     let greet = make_package(
         &work,
-        &channel,
+        channel,
         "greet-bin",
         &platform,
         &["libgreet"],
@@ -182,7 +216,7 @@ pub fn fixture() -> Fixture {
     // and an activate.d script.
     let hello = make_package(
         &work,
-        &channel,
+        channel,
         "hello-tool",
         "noarch",
         &[],
@@ -209,7 +243,7 @@ pub fn fixture() -> Fixture {
         .unwrap();
     runtime
         .block_on(rattler_index::index_fs(rattler_index::IndexFsConfig {
-            channel: channel.clone(),
+            channel: channel.to_path_buf(),
             target_platform: None,
             repodata_patch: None,
             write_zst: false,
@@ -222,7 +256,7 @@ pub fn fixture() -> Fixture {
         }))
         .unwrap();
 
-    let channel_url = url::Url::from_directory_path(&channel).unwrap();
+    let channel_url = url::Url::from_directory_path(channel).unwrap();
     let conda_channel = Channel::from_url(channel_url.clone());
     let mut records: Vec<RepoDataRecord> = Vec::new();
     for sub in [platform.as_str(), "noarch"] {
@@ -231,10 +265,16 @@ pub fn fixture() -> Fixture {
     }
     assert_eq!(records.len(), 3, "the index lists the three packages");
 
+    let lock_platform = lock_platform.unwrap_or(&platform).to_string();
+    let lock_subdir: Subdir = if lock_platform == platform {
+        subdir
+    } else {
+        lock_platform.parse().expect("a known lock platform")
+    };
     let mut builder = LockFile::builder()
         .with_platforms(vec![PlatformData {
-            name: PlatformName::try_from(platform.as_str()).unwrap(),
-            subdir,
+            name: PlatformName::try_from(lock_platform.as_str()).unwrap(),
+            subdir: lock_subdir,
             virtual_packages: Vec::new(),
         }])
         .unwrap()
@@ -248,7 +288,7 @@ pub fn fixture() -> Fixture {
         builder = builder
             .with_conda_package(
                 "default",
-                &platform,
+                &lock_platform,
                 CondaBinaryData {
                     package_record: record.package_record,
                     location: record.url.into(),
@@ -259,12 +299,11 @@ pub fn fixture() -> Fixture {
             )
             .unwrap();
     }
-    let project_dir = root.join("project");
-    std::fs::create_dir_all(project_dir.join("notebooks/deep")).unwrap();
+    std::fs::create_dir_all(project_dir).unwrap();
     std::fs::write(
         project_dir.join("pixi.toml"),
         format!(
-            "[workspace]\nname = \"fixture\"\nchannels = [\"{channel_url}\"]\nplatforms = [\"{platform}\"]\n\n\
+            "[workspace]\nname = \"fixture\"\nchannels = [\"{channel_url}\"]\nplatforms = [\"{lock_platform}\"]\n\n\
              [dependencies]\nhello-tool = \"*\"\ngreet-bin = \"*\"\n"
         ),
     )
@@ -274,18 +313,14 @@ pub fn fixture() -> Fixture {
         .to_path(&project_dir.join("pixi.lock"))
         .unwrap();
 
-    let project = PixiProject::find(&project_dir.join("notebooks/deep")).expect("project found");
-    assert_eq!(project.root, project_dir);
-    Fixture {
-        _dir: dir,
-        root,
-        project,
+    FixtureFiles {
         packages: vec![
             ("libgreet".into(), libgreet),
             ("greet-bin".into(), greet),
             ("hello-tool".into(), hello),
         ],
         platform,
+        lock_platform,
     }
 }
 
