@@ -55,6 +55,14 @@ enum Command {
         /// Show the plan only.
         #[arg(long)]
         dry_run: bool,
+        /// Pack the jobs' pixi environment afresh and unpack it again on the cluster.
+        #[arg(long)]
+        repack: bool,
+    },
+    /// The pixi environment a notebook's Slurm jobs run in.
+    Env {
+        #[command(subcommand)]
+        command: EnvCommand,
     },
     /// Follow a Slurm run again (the newest in progress by default), from where its output stopped.
     Attach {
@@ -77,6 +85,18 @@ enum Command {
         select: Option<String>,
         #[arg(long, value_enum, default_value = "text")]
         format: crate::headless::GraphFormat,
+    },
+}
+
+#[derive(Subcommand)]
+enum EnvCommand {
+    /// Project, environment, platform, cache key, local archive, and whether the cluster has it.
+    Status {
+        /// The notebook (.ipynb).
+        notebook: PathBuf,
+        /// Profile from slurmbook.toml.
+        #[arg(long)]
+        profile: Option<String>,
     },
 }
 
@@ -126,6 +146,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             profile,
             target,
             dry_run,
+            repack,
         } => {
             init_cli_logging();
             crate::headless::run(crate::headless::RunOptions {
@@ -138,7 +159,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     TargetArg::Slurm => slurmbook_magics::Target::Slurm,
                 }),
                 dry_run,
+                repack,
             })
+        }
+        Command::Env {
+            command: EnvCommand::Status { notebook, profile },
+        } => {
+            init_cli_logging();
+            crate::env_cli::status(notebook, profile)
         }
         Command::Attach { notebook, run } => {
             init_cli_logging();

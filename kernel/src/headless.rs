@@ -26,6 +26,8 @@ pub struct RunOptions {
     pub profile: Option<String>,
     pub target: Option<Target>,
     pub dry_run: bool,
+    /// Pack the job environment afresh and unpack it again on the cluster.
+    pub repack: bool,
 }
 
 /// Renders events on a terminal: asset output as prefixed lines above a progress bar.
@@ -145,6 +147,7 @@ pub fn run(options: RunOptions) -> Result<ExitCode> {
         force: options.force,
         dry_run: options.dry_run,
         jobs: None,
+        repack: options.repack,
     };
     let db = workspace.db()?;
     db.sync_assets(&project.asset_rows())?;
@@ -178,7 +181,7 @@ pub fn run(options: RunOptions) -> Result<ExitCode> {
             &events,
             &runtime,
             &cancel,
-            options.profile.as_deref(),
+            &args,
         );
     }
     // evcxr warms up only when assets run in the kernel.
@@ -330,9 +333,10 @@ fn run_on_cluster(
     events: &TerminalEvents,
     runtime: &tokio::runtime::Runtime,
     cancel: &AtomicBool,
-    profile: Option<&str>,
+    args: &MaterializeArgs,
 ) -> Result<ExitCode> {
     use slurmbook_magics::exec::{cluster, slurm::Remote};
+    let profile = args.profile.as_deref();
     let remote = Remote::new(cluster::ssh_target(settings)?);
     let db = workspace.db()?;
     let run_id = db.begin_run(&plan.selection, Target::Slurm, profile)?;
@@ -347,6 +351,7 @@ fn run_on_cluster(
         session_types: &session_types,
         emit: events,
         cancel,
+        repack: args.repack,
     }));
     db.finish_run(
         run_id,

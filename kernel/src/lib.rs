@@ -5,6 +5,7 @@ pub mod assets;
 pub mod channels;
 pub mod cli;
 pub mod engine;
+pub mod env_cli;
 pub mod handlers;
 pub mod headless;
 pub mod install;

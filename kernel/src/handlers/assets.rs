@@ -410,8 +410,9 @@ impl RustKernel {
         plan: &Plan,
         settings: &slurmbook_magics::config::Settings,
         emit: &dyn Emit,
-        profile: Option<&str>,
+        args: &MaterializeArgs,
     ) -> Result<RunSummary, ErrorInfo> {
+        let profile = args.profile.as_deref();
         let remote = self.remote_for(settings)?;
         let session_types: std::collections::HashMap<String, String> =
             self.engine.variables().await.into_iter().collect();
@@ -431,6 +432,7 @@ impl RustKernel {
             session_types: &session_types,
             emit,
             cancel: &self.cancel,
+            repack: args.repack,
         })
         .await;
         let status = result
@@ -474,7 +476,7 @@ impl RustKernel {
             });
         }
         let summary = if slurm_steps > 0 {
-            self.run_cluster(&project, &plan, &settings, &events, args.profile.as_deref())
+            self.run_cluster(&project, &plan, &settings, &events, &args)
                 .await?
         } else {
             self.run_local(&project, &plan, &events, args.profile.as_deref())
@@ -640,12 +642,22 @@ impl RustKernel {
                 .workspace
                 .settings(None)
                 .map_err(|e| magic_error(format!("%config: {e}")))?;
+            let platform = settings
+                .get("platform")
+                .map(str::to_owned)
+                .unwrap_or_else(slurmbook_magics::exec::cluster::local_platform);
+            let env = slurmbook_magics::exec::job_env::EnvStatus::of(
+                &self.workspace.dir(),
+                &settings,
+                &platform,
+            );
             out.stream(
                 "stdout",
                 &format!(
-                    "{notebook}state      = {}\n{}",
+                    "{notebook}state      = {}\n{}{}",
                     self.workspace.dir().join(".slurmbook/state.db").display(),
-                    settings.render()
+                    settings.render(),
+                    env.render()
                 ),
             );
         }

@@ -66,7 +66,9 @@ pub fn local_platform() -> String {
     platform_name(std::env::consts::OS, std::env::consts::ARCH)
 }
 
-fn platform_name(os: &str, arch: &str) -> String {
+/// The conda platform name of an OS and architecture as `uname -sm` or Rust
+/// name them (`linux-64`, `osx-arm64`, ...).
+pub fn platform_name(os: &str, arch: &str) -> String {
     let os = match os.to_ascii_lowercase().as_str() {
         "linux" => "linux",
         "macos" | "darwin" => "osx",
@@ -98,6 +100,9 @@ pub struct ClusterRun<'a> {
     pub session_types: &'a HashMap<String, String>,
     pub emit: &'a dyn Emit,
     pub cancel: &'a AtomicBool,
+    /// Pack the job environments afresh and unpack them again on the
+    /// cluster (`--repack`).
+    pub repack: bool,
 }
 
 /// Remote locations of a run.
@@ -119,6 +124,7 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
         session_types,
         emit,
         cancel,
+        repack,
     } = run;
     let started = Instant::now();
     let mut summary = RunSummary {
@@ -171,7 +177,16 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
         run_dir: format!("{base}/runs/{run_tag}"),
         run_tag,
     };
-    let envs = prepare_envs(project, &to_run, settings, &remote_platform, &base, remote).await?;
+    let envs = prepare_envs(
+        project,
+        &to_run,
+        settings,
+        &remote_platform,
+        &base,
+        remote,
+        repack,
+    )
+    .await?;
     let remote_binary = if build_remotely {
         // The build uses the packed environment's toolchain when it has one.
         let activate = match envs.values().next() {
@@ -483,6 +498,7 @@ async fn prepare_envs(
     remote_platform: &str,
     base: &str,
     remote: &Remote,
+    repack: bool,
 ) -> Result<BTreeMap<String, job_env::PreparedEnv>, ClusterError> {
     let Some(pixi) = job_env::pixi_project(project) else {
         return Ok(BTreeMap::new());
@@ -503,8 +519,8 @@ async fn prepare_envs(
             platform,
             local_platform: &local_platform(),
             base,
-            out_dir: &bundle::build_root().join("envs"),
-            repack: false,
+            out_dir: &job_env::local_archive_dir(),
+            repack,
         },
     )
     .await?;

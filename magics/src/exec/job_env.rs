@@ -61,6 +61,101 @@ pub fn env_name(settings: &Settings, asset_env: Option<&str>) -> Option<String> 
     (name != "none").then(|| name.to_string())
 }
 
+/// Where the environment with cache key `key` is unpacked on the cluster:
+/// `<remote_dir>/envs/<key>`.
+pub fn remote_prefix(base: &str, key: &str) -> String {
+    format!("{base}/envs/{key}")
+}
+
+/// The marker of a completely unpacked prefix.
+pub fn ready_marker(prefix: &str) -> String {
+    format!("{prefix}/{READY_MARKER}")
+}
+
+/// Where environments are packed on this machine (archives
+/// `slurmbook-env-<key>.tar`, kept for the next run).
+pub fn local_archive_dir() -> PathBuf {
+    crate::bundle::build_root().join("envs")
+}
+
+/// The environment jobs of a notebook in `dir` run in, as far as it is
+/// known without the cluster (for `%config` and `slurmbook env status`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvStatus {
+    /// The pixi project found from `dir` upwards.
+    pub pixi: Option<PixiProject>,
+    /// The environment name (`None`: `env = "none"`).
+    pub env: Option<String>,
+    /// The platform the key is for.
+    pub platform: String,
+    /// The cache key, or why there is none (e.g. no lock file).
+    pub key: Result<String, String>,
+    /// The archive packed on this machine for the key, and its size.
+    pub local_archive: Option<(PathBuf, u64)>,
+}
+
+impl EnvStatus {
+    /// Computed locally: finds the pixi project and hashes its lock.
+    pub fn of(dir: &Path, settings: &Settings, platform: &str) -> EnvStatus {
+        let pixi = PixiProject::find(dir);
+        let env = env_name(settings, None);
+        let key = match (&pixi, &env) {
+            (Some(p), Some(e)) => p.cache_key(e, platform).map_err(|e| e.to_string()),
+            (None, _) => Err("no pixi project".into()),
+            (_, None) => Err("env = \"none\"".into()),
+        };
+        let local_archive = key.as_ref().ok().and_then(|k| {
+            let path = local_archive_dir().join(format!("slurmbook-env-{k}.tar"));
+            let size = std::fs::metadata(&path).ok()?.len();
+            Some((path, size))
+        });
+        EnvStatus {
+            pixi,
+            env,
+            platform: platform.to_string(),
+            key,
+            local_archive,
+        }
+    }
+
+    /// Whether jobs run in a packed environment at all.
+    pub fn packed(&self) -> bool {
+        self.pixi.is_some() && self.env.is_some()
+    }
+
+    /// One or two lines for `%config`.
+    pub fn render(&self) -> String {
+        let (pixi, env) = match (&self.pixi, &self.env) {
+            (None, _) => {
+                return "jobs env   = no pixi project: jobs run in the cluster's own environment\n"
+                    .into()
+            }
+            (Some(p), None) => {
+                return format!(
+                    "jobs env   = none (env = \"none\"): jobs run in the cluster's own environment, not {}\n",
+                    p.manifest.display()
+                )
+            }
+            (Some(p), Some(e)) => (p, e),
+        };
+        let mut out = format!(
+            "jobs env   = pixi environment `{env}` of {} for {}\n",
+            pixi.manifest.display(),
+            self.platform
+        );
+        match (&self.key, &self.local_archive) {
+            (Ok(key), Some((_, size))) => out.push_str(&format!(
+                "env key    = {key} (packed locally, {size} bytes)\n"
+            )),
+            (Ok(key), None) => out.push_str(&format!(
+                "env key    = {key} (not packed locally yet: the next Slurm run packs it)\n"
+            )),
+            (Err(e), _) => out.push_str(&format!("env key    = none: {e}\n")),
+        }
+        out
+    }
+}
+
 /// Everything [`prepare`] needs.
 pub struct EnvRequest<'a> {
     pub pixi: &'a PixiProject,
@@ -95,7 +190,7 @@ pub async fn prepare(
             .pixi
             .cache_key(&name, req.platform)
             .map_err(pack_error)?;
-        let prefix = format!("{}/envs/{key}", req.base);
+        let prefix = remote_prefix(req.base, &key);
         if req.repack {
             // Packed and unpacked afresh: the old prefix goes (jobs still
             // using it keep their open files), the local archive too.
@@ -104,7 +199,7 @@ pub async fn prepare(
         }
         let ready = !req.repack
             && remote
-                .run(&["test", "-e", &format!("{prefix}/{READY_MARKER}")])
+                .run(&["test", "-e", &ready_marker(&prefix)])
                 .await?
                 .success();
         let (tool_path, tool_sent) = match &tool {
@@ -217,5 +312,26 @@ mod tests {
         assert_eq!(env_name(&s, None).as_deref(), Some("default"));
         assert_eq!(env_name(&s, Some("gpu")).as_deref(), Some("gpu"));
         assert_eq!(env_name(&s, Some("none")), None);
+    }
+
+    #[test]
+    fn status_without_a_pixi_project_says_the_cluster_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let status = EnvStatus::of(dir.path(), &Settings::default(), "linux-64");
+        assert!(!status.packed());
+        assert!(status.key.is_err());
+        assert_eq!(
+            status.render(),
+            "jobs env   = no pixi project: jobs run in the cluster's own environment\n"
+        );
+        std::fs::write(dir.path().join("pixi.toml"), "[workspace]\n").unwrap();
+        let status = EnvStatus::of(dir.path(), &Settings::default(), "linux-64");
+        assert!(status.packed());
+        let text = status.render();
+        assert!(text.contains("pixi environment `default` of"), "{text}");
+        assert!(
+            text.contains("env key    = none: no lock file at"),
+            "{text}"
+        );
     }
 }

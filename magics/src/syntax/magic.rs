@@ -35,6 +35,9 @@ pub struct MaterializeArgs {
     pub force: bool,
     pub dry_run: bool,
     pub jobs: Option<JobGrouping>,
+    /// Pack the job environment afresh and unpack it again on the cluster.
+    #[serde(default)]
+    pub repack: bool,
 }
 
 /// A parsed line magic.
@@ -101,13 +104,18 @@ const MATERIALIZE_OPTIONS: &[OptionInfo] = &[
         value: Some("per-asset|grouped"),
         help: "one Slurm job per asset, or grouped",
     },
+    OptionInfo {
+        name: "repack",
+        value: None,
+        help: "pack the jobs' pixi environment afresh and unpack it again on the cluster",
+    },
 ];
 
 /// Every line magic, in `%lsmagic` order.
 pub const LINE_MAGICS: &[MagicInfo] = &[
     MagicInfo { name: "assets", usage: "%assets", summary: "table of the notebook's assets: dependencies, state (fresh/stale/missing/running/failed), last materialization, where", options: &[] },
     MagicInfo { name: "graph", usage: "%graph [SELECTION]", summary: "draw the asset graph (or a selection of it)", options: &[] },
-    MagicInfo { name: "materialize", usage: "%materialize [SELECTION] [--target local|slurm] [--profile P] [--force] [--dry-run] [--jobs per-asset|grouped]", summary: "materialize the selected assets (all by default), skipping fresh ones unless --force", options: MATERIALIZE_OPTIONS },
+    MagicInfo { name: "materialize", usage: "%materialize [SELECTION] [--target local|slurm] [--profile P] [--force] [--dry-run] [--jobs per-asset|grouped] [--repack]", summary: "materialize the selected assets (all by default), skipping fresh ones unless --force", options: MATERIALIZE_OPTIONS },
     MagicInfo { name: "load", usage: "%load NAME", summary: "bring a materialized asset's value into the session", options: &[] },
     MagicInfo { name: "runs", usage: "%runs", summary: "list recent runs", options: &[] },
     MagicInfo { name: "attach", usage: "%attach [RUN]", summary: "follow a Slurm run again after a kernel restart, from where its output stopped (the newest run in progress by default)", options: &[] },
@@ -387,6 +395,7 @@ pub fn parse_line_magic(line: &str) -> Result<LineMagic, MagicError> {
                     }
                     "force" => args.force = flag(r.value.as_deref())?,
                     "dry-run" => args.dry_run = flag(r.value.as_deref())?,
+                    "repack" => args.repack = flag(r.value.as_deref())?,
                     "jobs" => {
                         args.jobs = Some(match value {
                             "per-asset" => JobGrouping::PerAsset,
