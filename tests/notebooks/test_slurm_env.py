@@ -1,9 +1,19 @@
 """The job environment on the loopback cluster (tests/cluster): building the
-job binary on the cluster from vendored sources (`build = "remote"`)."""
+job binary on the cluster from vendored sources (`build = "remote"`); jobs
+running in the notebook project's pixi environment (packed, uploaded once,
+unpacked once by one of two concurrent jobs), and the failures that must stop
+a run before anything is submitted (tampered package, missing lock, lock
+without the cluster's platform); `env = "none"`; `%config` and
+`slurmbook env status`."""
+import json
+import pathlib
 import re
 import subprocess
+import uuid
 
-from nbrun import ROOT, copy_notebook, db_rows
+import nbformat
+
+from nbrun import ROOT, copy_notebook, db_rows, errors_of, execute, text_of
 from test_slurm_notebook import facts  # noqa: F401  (fixture)
 
 BINARY = ROOT / "target" / "debug" / "slurmbook"
@@ -40,3 +50,212 @@ def test_build_remote_builds_the_bundle_on_the_cluster_from_vendored_sources(tmp
     m = re.search(r"ssh: \d+ connection\(s\), \d+ remote command\(s\), (\d+) byte\(s\) uploaded", again.stdout)
     assert m and m.group(1) == "0", again.stdout
     assert db_rows(path, "SELECT count(*) FROM materializations WHERE status = 'ok'") == [(8,)]
+
+
+# --- The notebook project's pixi environment (slurmbook-pack's fixture) ---
+#
+# target/debug/examples/make_test_env writes a pixi project locking a local
+# channel of three packages: libgreet (lib/libgreet.so), greet-bin
+# (bin/greet, linked against libgreet without an rpath: it only runs with
+# the environment activated) and hello-tool (a noarch script). The notebook's
+# assets run them with std::process::Command and return what they print.
+
+MAKE_TEST_ENV = ROOT / "target" / "debug" / "examples" / "make_test_env"
+HELLO = "hello from hello-tool"
+GREET = "hello from libgreet"
+ENV_CELLS = [
+    "%%asset hello: String\n"
+    "let out = std::process::Command::new(\"hello-tool\").output().expect(\"hello-tool runs\");\n"
+    "assert!(out.status.success(), \"hello-tool failed: {}\", String::from_utf8_lossy(&out.stderr));\n"
+    "String::from_utf8_lossy(&out.stdout).trim().to_string()",
+    "%%asset greeting: String\n"
+    "let out = std::process::Command::new(\"greet\").output().expect(\"greet runs\");\n"
+    "assert!(out.status.success(), \"greet failed: {}\", String::from_utf8_lossy(&out.stderr));\n"
+    "println!(\"greet printed {:?}\", String::from_utf8_lossy(&out.stdout).trim());\n"
+    "String::from_utf8_lossy(&out.stdout).trim().to_string()",
+    "%%asset both: String\nformat!(\"{hello} / {greeting}\")",
+]
+SSH_STATS = re.compile(r"ssh: (\d+) connection\(s\), (\d+) remote command\(s\), (\d+) byte\(s\) uploaded")
+
+
+def env_project(tmp_path, facts, lock_platform=None, extra_config=""):
+    """The fixture's pixi project in tmp_path/project, a slurmbook.toml with a
+    fresh remote_dir (a cold cluster cache), and env.ipynb; returns
+    (notebook path, fixture facts, remote_dir)."""
+    project = tmp_path / "project"
+    args = [MAKE_TEST_ENV, project] + (["--lock-platform", lock_platform] if lock_platform else [])
+    made = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    fixture = json.loads(made.stdout)
+    remote_dir = f"{facts['scratch']}/env-{uuid.uuid4().hex[:12]}"
+    (project / "slurmbook.toml").write_text(
+        'profile = "cluster"\n[profiles.cluster]\ntarget = "slurm"\n'
+        f'host = "{facts["host"]}"\nssh_config = "{facts["ssh_config"]}"\n'
+        f'remote_dir = "{remote_dir}"\npartition = "debug"\ntime = "00:10:00"\n{extra_config}'
+    )
+    path = project / "env.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in ENV_CELLS]), path)
+    return path, fixture, remote_dir
+
+
+def slurmbook(*args, timeout=600):
+    return subprocess.run([BINARY, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+
+
+def run_env(path, *args):
+    return slurmbook("run", path, "--profile", "cluster", *args)
+
+
+def remote_values(facts, path):
+    """asset -> value (JSON on the cluster) of the newest ok materializations."""
+    rows = db_rows(path, "SELECT asset, value_path FROM materializations WHERE status = 'ok' ORDER BY id")
+    values = {}
+    for asset, value_path in rows:
+        cat = remote_shell(facts, f"cat {value_path}")
+        assert cat.returncode == 0, cat.stderr
+        values[asset] = json.loads(cat.stdout)
+    return values
+
+
+def env_logs(facts, remote_dir, run_id):
+    """job name -> the lines `slurmbook-env unpack` printed (its result line)
+    for run `run_id` (the run dir is remote_dir/runs/<run id>-<suffix>/)."""
+    out = remote_shell(facts, f"cd {remote_dir}/runs/{run_id}-*/ && grep -H -e '^unpacked' -e '^already unpacked' *.env.log")
+    assert out.returncode == 0, out.stdout + out.stderr
+    logs = {}
+    for line in out.stdout.splitlines():
+        name, text = line.split(":", 1)
+        logs[name.removesuffix(".env.log")] = text
+    return logs
+
+
+def assert_nothing_submitted(facts, path, remote_dir):
+    assert db_rows(path, "SELECT count(*) FROM materializations WHERE job_id IS NOT NULL") == [(0,)]
+    queue = remote_shell(facts, "squeue --states=all -h -o '%i %o'")
+    assert queue.returncode == 0, queue.stderr
+    assert remote_dir not in queue.stdout, queue.stdout
+    runs = remote_shell(facts, f"ls -A {remote_dir}/runs 2>/dev/null | wc -l")
+    assert runs.stdout.strip() == "0", runs.stdout
+
+
+def test_jobs_run_the_packed_tools_once_unpacked_and_a_forced_repeat_uploads_nothing(tmp_path, facts):
+    path, fixture, remote_dir = env_project(tmp_path, facts)
+    assert fixture["platform"] == "linux-64"
+    before = slurmbook("env", "status", path, "--profile", "cluster")
+    assert before.returncode == 0, before.stdout + before.stderr
+    key = re.search(r"^cache key:\s+([0-9a-f]{16})$", before.stdout, re.M).group(1)
+    assert f"project:       {path.parent}/pixi.toml" in before.stdout, before.stdout
+    assert "platform:      linux-64 (the cluster's)" in before.stdout, before.stdout
+    assert "local archive: not packed on this machine" in before.stdout, before.stdout
+    assert "cluster:       not unpacked" in before.stdout, before.stdout
+
+    first = run_env(path)
+    out = first.stdout + first.stderr
+    assert first.returncode == 0, out
+    assert "3 done, 0 fresh, 0 failed" in out, out
+    assert f'[greeting] greet printed "{GREET}"' in out, out
+    sent = int(SSH_STATS.search(out).group(3))
+    assert sent > 0, out
+    # (a) the packaged tools ran in the jobs: the values are their output.
+    assert remote_values(facts, path) == {"hello": HELLO, "greeting": GREET, "both": f"{HELLO} / {GREET}"}
+    # (c) hello and greeting are independent (submitted together, both
+    # runnable at once on the 2-CPU node): exactly one unpacked the
+    # environment, the other found it unpacked (and so did `both`, after them).
+    logs = env_logs(facts, remote_dir, 1)
+    prefix = f"{remote_dir}/envs/{key}"
+    assert sorted(k.rsplit("-", 1)[1] for k in logs) == ["both", "greeting", "hello"], logs
+    independent = [v for k, v in logs.items() if not k.endswith("-both")]
+    assert sorted(independent) == sorted([f"unpacked 3 packages into {prefix}", f"already unpacked: {prefix}"]), logs
+    assert [v for k, v in logs.items() if k.endswith("-both")] == [f"already unpacked: {prefix}"], logs
+
+    after = slurmbook("env", "status", path, "--profile", "cluster")
+    assert f"cache key:     {key}" in after.stdout, after.stdout
+    assert re.search(rf"local archive: .*slurmbook-env-{key}\.tar \(\d+ bytes\)", after.stdout), after.stdout
+    assert f"cluster:       unpacked at {prefix}" in after.stdout, after.stdout
+
+    # (b) a second dispatch sends nothing, and no job unpacks again.
+    again = run_env(path, "--force")
+    out = again.stdout + again.stderr
+    assert again.returncode == 0, out
+    assert "3 done, 0 fresh, 0 failed" in out, out
+    assert SSH_STATS.search(out).group(3) == "0", out
+    assert set(env_logs(facts, remote_dir, 2).values()) == {f"already unpacked: {prefix}"}
+    assert remote_values(facts, path)["both"] == f"{HELLO} / {GREET}"
+
+    # --repack packs and unpacks afresh: one job of the run unpacks again.
+    repacked = run_env(path, "--force", "--repack")
+    out = repacked.stdout + repacked.stderr
+    assert repacked.returncode == 0, out
+    unpacked = [v for v in env_logs(facts, remote_dir, 3).values() if v.startswith("unpacked")]
+    assert unpacked == [f"unpacked 3 packages into {prefix}"], out
+    assert remote_values(facts, path)["both"] == f"{HELLO} / {GREET}"
+
+
+def test_the_kernel_materializes_in_the_packed_environment_and_config_names_it(tmp_path, facts):
+    path, _, remote_dir = env_project(tmp_path, facts)
+    nb = execute(path, cells=["%config", "%materialize --target slurm", "%load both", "both", "%config"])
+    config = text_of(nb.cells[0].outputs)
+    assert f"jobs env   = pixi environment `default` of {path.parent}/pixi.toml for linux-64" in config, config
+    key = re.search(r"^env key    = ([0-9a-f]{16}) \(not packed locally yet", config, re.M)
+    assert key, config
+    out = nb.cells[1].outputs
+    assert not errors_of(out), errors_of(out)
+    assert "3 done, 0 fresh, 0 failed" in text_of(out)
+    assert f'[greeting] greet printed "{GREET}"' in text_of(out)
+    assert "loaded both: String" in text_of(nb.cells[2].outputs)
+    assert nb.cells[3].outputs[0]["data"]["text/plain"] == f'"{HELLO} / {GREET}"'
+    config = text_of(nb.cells[4].outputs)
+    assert re.search(rf"^env key    = {key.group(1)} \(packed locally, \d+ bytes\)$", config, re.M), config
+    ready = remote_shell(facts, f"test -e {remote_dir}/envs/{key.group(1)}/.slurmbook-ready")
+    assert ready.returncode == 0
+
+
+def test_a_tampered_package_fails_with_its_checksum_and_submits_nothing(tmp_path, facts):
+    path, fixture, remote_dir = env_project(tmp_path, facts)
+    package = pathlib.Path(fixture["packages"]["greet-bin"])
+    data = bytearray(package.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    package.write_bytes(bytes(data))
+    run = run_env(path)
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out
+    assert "checksum mismatch for package greet-bin-1.0-h0_0.conda" in out, out
+    assert_nothing_submitted(facts, path, remote_dir)
+
+
+def test_a_project_without_a_lock_fails_clearly_and_submits_nothing(tmp_path, facts):
+    path, _, remote_dir = env_project(tmp_path, facts)
+    (path.parent / "pixi.lock").unlink()
+    run = run_env(path)
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out
+    assert f"no lock file at {path.parent}/pixi.lock (run `pixi lock` in the project)" in out, out
+    assert_nothing_submitted(facts, path, remote_dir)
+
+
+def test_a_lock_without_the_clusters_platform_fails_clearly_and_submits_nothing(tmp_path, facts):
+    path, fixture, remote_dir = env_project(tmp_path, facts, lock_platform="osx-arm64")
+    assert fixture["lock_platform"] == "osx-arm64"
+    run = run_env(path)
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out
+    assert "is not locked for platform `linux-64` (it is locked for: osx-arm64)" in out, out
+    assert_nothing_submitted(facts, path, remote_dir)
+
+
+def test_env_none_runs_jobs_in_the_clusters_own_environment(tmp_path, facts):
+    path, _, remote_dir = env_project(tmp_path, facts, extra_config='env = "none"\n')
+    status = slurmbook("env", "status", path, "--profile", "cluster")
+    assert status.returncode == 0, status.stderr
+    assert "jobs env   = none (env = \"none\"): jobs run in the cluster's own environment" in status.stdout
+    run = run_env(path, "--select", "hello,greeting")
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out
+    errors = dict(db_rows(path, "SELECT asset, error FROM materializations WHERE job_id IS NOT NULL"))
+    assert sorted(errors) == ["greeting", "hello"], errors
+    assert "hello-tool runs" in errors["hello"] and "NotFound" in errors["hello"], errors
+    assert "greet runs" in errors["greeting"] and "NotFound" in errors["greeting"], errors
+    # Nothing was packed, sent or unpacked for the jobs.
+    listing = remote_shell(facts, f"ls -A {remote_dir}; ls {remote_dir}/runs/*/")
+    assert "envs" not in listing.stdout.split(), listing.stdout
+    assert ".env.log" not in listing.stdout, listing.stdout
