@@ -26,11 +26,15 @@
 //!     jobs: &watch_jobs(&specs, &ids), emit, cancel, db: Some((db, run_id)) }).await?;
 //! ```
 
+pub mod group;
 pub mod ssh;
 pub mod stream;
 pub mod submit;
 pub mod watch;
 
+pub use group::{
+    plan_allocations, Allocation, AllocationView, ClusterLimits, StepRequest, StepResources,
+};
 pub use ssh::{
     command_line, quote, Remote, RemoteOutput, RemoteStats, SshError, SshTarget, SSH_CONFIG_ENV,
 };
