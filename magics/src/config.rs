@@ -47,6 +47,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "build",
         "where the job binary is built: local (on this machine) or remote (on the cluster)",
     ),
+    (
+        "jobs",
+        "Slurm jobs of a run: grouped (compatible assets share one allocation, the default) or per-asset",
+    ),
 ];
 
 const SBATCH_KEYS: &[&str] = &[
@@ -207,6 +211,9 @@ pub fn validate(key: &str, value: &str) -> Result<(), ConfigError> {
         "build" => matches!(value, "local" | "remote")
             .then_some(())
             .ok_or_else(|| invalid(key, value, "local or remote")),
+        "jobs" => matches!(value, "grouped" | "per-asset")
+            .then_some(())
+            .ok_or_else(|| invalid(key, value, "grouped or per-asset")),
         "host" => charset(value, |c| {
             c.is_ascii_alphanumeric() || "_.-@:[]".contains(c)
         })

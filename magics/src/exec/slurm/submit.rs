@@ -227,6 +227,18 @@ pub fn submit_script(
     run_tag: &str,
     jobs: &[JobSpec],
 ) -> Result<String, SubmitError> {
+    submit_script_with(run_dir, run_tag, jobs, &HashMap::new())
+}
+
+/// [`submit_script`] where the jobs named in `scripts` get that batch
+/// script (already validated, e.g. [`super::driver::driver_script`])
+/// instead of [`job_script`] of their command.
+pub fn submit_script_with(
+    run_dir: &str,
+    run_tag: &str,
+    jobs: &[JobSpec],
+    scripts: &HashMap<String, String>,
+) -> Result<String, SubmitError> {
     check_abs_path(run_dir)?;
     if run_tag.is_empty()
         || run_tag.len() > 40
@@ -261,7 +273,10 @@ mkdir -p "$d" || fail - ''
     );
     // All batch scripts first: a failing write submits nothing.
     for j in &order {
-        let script = job_script(run_dir, &j.command);
+        let script = match scripts.get(&j.asset) {
+            Some(s) => s.clone(),
+            None => job_script(run_dir, &j.command),
+        };
         let delim = heredoc_delimiter(&script);
         s.push_str(&format!(
             "cat > \"$d/{a}.sh\" <<'{delim}' || fail {a} ''\n{script}{delim}\n",
@@ -316,7 +331,7 @@ pub async fn submit_all(
     parse_submit_output(&out.stdout_text(), &out.stderr_text(), out.code, jobs.len())
 }
 
-fn parse_submit_output(
+pub(crate) fn parse_submit_output(
     stdout: &str,
     stderr: &str,
     code: Option<i32>,
