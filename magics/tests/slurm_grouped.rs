@@ -189,19 +189,37 @@ async fn watch(
     allocations: Vec<Allocation>,
     jobs: Vec<WatchJob>,
 ) -> Run {
+    watch_until(remote, name, dir, allocations, jobs, |_| false).await
+}
+
+/// [`watch`], setting the cancel flag when `interrupt` says so for an event.
+async fn watch_until(
+    remote: &Remote,
+    name: &str,
+    dir: String,
+    allocations: Vec<Allocation>,
+    jobs: Vec<WatchJob>,
+    interrupt: impl Fn(&Event) -> bool + Send + Sync,
+) -> Run {
     let tmp = tempfile::tempdir().unwrap();
     let db = StateDb::open_file(tmp.path().join("state.db")).unwrap();
     let run = db.begin_run(name, Target::Slurm, Some("cluster")).unwrap();
     let log: Log = Arc::default();
     let l = log.clone();
-    let emit = move |e: Event| l.lock().unwrap().push(e);
-    let never = AtomicBool::new(false);
+    let cancel = Arc::new(AtomicBool::new(false));
+    let c = cancel.clone();
+    let emit = move |e: Event| {
+        if interrupt(&e) {
+            c.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        l.lock().unwrap().push(e)
+    };
     let w = WatchRun {
         remote,
         run_dir: &dir,
         jobs: &jobs,
         emit: &emit,
-        cancel: &never,
+        cancel: &cancel,
         db: Some((&db, run)),
     };
     let result = tokio::time::timeout(Duration::from_secs(180), watch_run(w))
@@ -432,4 +450,38 @@ async fn grouped_asset_on_another_partition_is_its_own_job_chained_afterok() {
     assert!(run.result.all_done(), "{:?}", run.result);
     assert_eq!(run.output("other"), "other\n");
     assert_eq!(run.output("d"), "d\n");
+}
+
+#[tokio::test]
+async fn grouped_interrupt_cancels_the_allocation_and_every_step() {
+    let _g = SERIAL.lock().await;
+    let remote = remote();
+    let specs = vec![
+        job("slow", &[], "echo started; sleep 60; echo never"),
+        job("after_slow", &["slow"], "echo never"),
+    ];
+    let (dir, allocations, jobs) = submit(&remote, "interrupt", &specs).await;
+    assert_eq!(allocations.len(), 1);
+    let run = watch_until(
+        &remote,
+        "interrupt",
+        dir,
+        allocations,
+        jobs,
+        |e| matches!(e, Event::Output { asset, .. } if asset == "slow"),
+    )
+    .await;
+    assert!(run.result.cancelled);
+    for a in ["slow", "after_slow"] {
+        assert_eq!(
+            run.state(a),
+            &AssetState::Cancelled {
+                because: Some("interrupted".into())
+            },
+            "{a}"
+        );
+    }
+    assert_eq!(run.output("slow"), "started\n");
+    let rec = scontrol(&remote, &run.job_ids()[0]).await;
+    assert_eq!(rec["JobState"], "CANCELLED", "{rec:?}");
 }
