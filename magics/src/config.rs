@@ -55,6 +55,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "build",
         "where the job binary is built: auto (here when this machine's platform is the cluster's, else on the cluster), local or remote",
     ),
+    (
+        "jobs",
+        "Slurm jobs of a run: grouped (compatible assets share one allocation, the default) or per-asset",
+    ),
 ];
 
 const SBATCH_KEYS: &[&str] = &[
@@ -218,6 +222,9 @@ pub fn validate(key: &str, value: &str) -> Result<(), ConfigError> {
         "build" => matches!(value, "auto" | "local" | "remote")
             .then_some(())
             .ok_or_else(|| invalid(key, value, "auto, local or remote")),
+        "jobs" => matches!(value, "grouped" | "per-asset")
+            .then_some(())
+            .ok_or_else(|| invalid(key, value, "grouped or per-asset")),
         "host" => charset(value, |c| {
             c.is_ascii_alphanumeric() || "_.-@:[]".contains(c)
         })

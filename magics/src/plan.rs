@@ -1,7 +1,8 @@
 //! Plans: what runs, where and in which order, before anything runs.
 
+use crate::exec::slurm::group::{plan_allocations, AllocationView, ClusterLimits, StepRequest};
 use crate::project::Project;
-use crate::syntax::magic::MaterializeArgs;
+use crate::syntax::magic::{JobGrouping, MaterializeArgs};
 use crate::syntax::options::Target;
 use crate::version::Freshness;
 use serde::{Deserialize, Serialize};
@@ -36,6 +37,14 @@ pub struct Plan {
     pub force: bool,
     /// In topological order.
     pub steps: Vec<Step>,
+    /// `%materialize --jobs` (`None`: the profile's `jobs`, else grouped).
+    #[serde(default)]
+    pub jobs: Option<JobGrouping>,
+    /// The Slurm jobs the run's Slurm steps would make, from the assets'
+    /// own options (the executor plans again with the profile's defaults
+    /// and the partitions' time limits).
+    #[serde(default)]
+    pub allocations: Vec<AllocationView>,
 }
 
 impl Plan {
@@ -67,6 +76,39 @@ impl Plan {
                 Action::Skip => "skip (fresh)".to_string(),
             };
             s.push_str(&format!("  {:<24} {verb}{after}\n", step.asset));
+        }
+        if !self.allocations.is_empty() {
+            let assets: usize = self.allocations.iter().map(|a| a.assets.len()).sum();
+            let jobs = self.allocations.len();
+            s.push_str(&format!(
+                "Slurm jobs ({}): {jobs} job{} for {assets} asset{}\n",
+                self.jobs.unwrap_or(JobGrouping::Grouped).as_str(),
+                if jobs == 1 { "" } else { "s" },
+                if assets == 1 { "" } else { "s" },
+            ));
+            for a in &self.allocations {
+                let mut line = if a.assets.len() > 1 {
+                    format!(
+                        "  job {}: {} steps: {}",
+                        a.name,
+                        a.assets.len(),
+                        a.assets.join(", ")
+                    )
+                } else {
+                    format!("  job {}", a.name)
+                };
+                if !a.after.is_empty() {
+                    line.push_str(&format!(", after {}", a.after.join(", ")));
+                }
+                if !a.resources.is_empty() {
+                    line.push_str(&format!(" [{}]", a.resources));
+                }
+                if let Some(note) = &a.note {
+                    line.push_str(&format!(" ({note})"));
+                }
+                s.push_str(&line);
+                s.push('\n');
+            }
         }
         s
     }
@@ -142,10 +184,56 @@ pub fn plan(
                 checks: project.checks_of(name).map(|c| c.name.clone()).collect(),
             }
         })
-        .collect();
+        .collect::<Vec<Step>>();
+    let allocations = slurm_allocations(project, &steps, args.jobs);
     Ok(Plan {
         selection: selection_text,
         force: args.force,
         steps,
+        jobs: args.jobs,
+        allocations,
     })
+}
+
+/// The Slurm jobs of the plan's Slurm steps (see [`Plan::allocations`]).
+fn slurm_allocations(
+    project: &Project,
+    steps: &[Step],
+    jobs: Option<JobGrouping>,
+) -> Vec<AllocationView> {
+    let slurm: std::collections::HashSet<&str> = steps
+        .iter()
+        .filter(|s| s.action == Action::Run && s.target == Target::Slurm)
+        .map(|s| s.asset.as_str())
+        .collect();
+    let requests: Vec<StepRequest> = steps
+        .iter()
+        .filter(|s| slurm.contains(s.asset.as_str()))
+        .map(|s| {
+            let options = project
+                .asset(&s.asset)
+                .map(|a| a.options.clone())
+                .unwrap_or_default();
+            StepRequest {
+                asset: s.asset.clone(),
+                after: s
+                    .after
+                    .iter()
+                    .filter(|u| slurm.contains(u.as_str()))
+                    .cloned()
+                    .collect(),
+                sbatch: options.sbatch_args(),
+                own_job: options.own_job,
+                env: options.env.clone(),
+            }
+        })
+        .collect();
+    plan_allocations(
+        &requests,
+        jobs.unwrap_or(JobGrouping::Grouped),
+        &ClusterLimits::default(),
+    )
+    .iter()
+    .map(AllocationView::from)
+    .collect()
 }

@@ -209,6 +209,8 @@ impl RustKernel {
                 version,
                 checks: project.checks_of(&name).map(|c| c.name.clone()).collect(),
             }],
+            jobs: None,
+            allocations: Vec::new(),
         };
         let summary = self
             .run_local(&project, &plan, &CellEvents { out }, None)

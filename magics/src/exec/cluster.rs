@@ -6,14 +6,16 @@
 use crate::bundle::{self, BundleError};
 use crate::config::Settings;
 use crate::events::{AssetState, Emit, Event, RunSummary};
-use crate::exec::slurm::{self, JobSpec, Remote, SshError, SshTarget, WatchJob, WatchRun};
+use crate::exec::slurm::{
+    self, ClusterLimits, JobSpec, Remote, SshError, SshTarget, StepRequest, WatchJob, WatchRun,
+};
 use crate::exec::{job_env, remote_build};
 use crate::plan::{Action, Plan};
 use crate::project::Project;
 use crate::state::{
     Materialization, MaterializationStatus, ResultRecord, StartRecord, StateDb, StateError,
 };
-use crate::syntax::magic::RunId;
+use crate::syntax::magic::{JobGrouping, RunId};
 use crate::syntax::options::{AssetOptions, Target};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -276,7 +278,11 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
                 .map(|e| e.job_env.clone()),
         });
     }
-    let submitted = slurm::submit_all(remote, &layout.run_dir, &layout.run_tag, &jobs).await?;
+    let watch_jobs = submit_grouped(remote, &layout, plan, settings, project, &jobs).await?;
+    let submitted: Vec<(String, String)> = watch_jobs
+        .iter()
+        .map(|w| (w.asset.clone(), w.job_id.clone()))
+        .collect();
     for (asset, job) in &submitted {
         let version = project.versions.get(asset).expect("versions");
         db.record_start(&StartRecord {
@@ -297,7 +303,6 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
             },
         });
     }
-    let watch_jobs = slurm::watch_jobs(&jobs, &submitted);
     let saved = RemoteRun {
         plan: Plan {
             steps: plan
@@ -528,6 +533,49 @@ async fn prepare_envs(
         tracing::info!(env = %env.name, key = %env.key, cached = env.cached, bytes_sent = env.bytes_sent, "job environment");
     }
     Ok(envs)
+}
+
+/// Plan the run's allocations (grouped unless `--jobs per-asset` or the
+/// profile's `jobs = "per-asset"`) and submit them in one round trip.
+async fn submit_grouped(
+    remote: &Remote,
+    layout: &Layout,
+    plan: &Plan,
+    settings: &Settings,
+    project: &Project,
+    jobs: &[JobSpec],
+) -> Result<Vec<slurm::WatchJob>, ClusterError> {
+    let mode = plan
+        .jobs
+        .or_else(|| settings.get("jobs").and_then(|j| j.parse().ok()))
+        .unwrap_or(JobGrouping::Grouped);
+    let limits = match mode {
+        JobGrouping::PerAsset => ClusterLimits::default(),
+        JobGrouping::Grouped => {
+            let out = remote
+                .run(&["sinfo", "--noheader", "--format=%P|%l|%c|%m"])
+                .await?;
+            ClusterLimits::from_sinfo(&out.stdout_text())
+        }
+    };
+    let requests: Vec<StepRequest> = jobs
+        .iter()
+        .map(|j| StepRequest {
+            asset: j.asset.clone(),
+            after: j.after.clone(),
+            sbatch: j.sbatch.clone(),
+            own_job: project.asset(&j.asset).is_some_and(|a| a.options.own_job),
+            env: j.env.as_ref().map(|e| e.prefix.clone()),
+        })
+        .collect();
+    let allocations = slurm::plan_allocations(&requests, mode, &limits);
+    for a in allocations.iter().filter(|a| a.is_group()) {
+        tracing::info!(job = %a.name, steps = a.assets.len(), "grouped allocation");
+    }
+    Ok(
+        slurm::submit_allocations(remote, &layout.run_dir, &layout.run_tag, jobs, &allocations)
+            .await?,
+    )
 }
 
 /// sbatch flags: the asset's own options first (they win), then the profile's.

@@ -19,10 +19,31 @@ pub type RunId = i64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum JobGrouping {
-    /// One job per asset (the default).
+    /// One job per asset, chained with `afterok`.
     PerAsset,
-    /// Assets that can share a job are grouped (unless `--own-job`).
+    /// Compatible connected assets share one allocation, each an `srun`
+    /// step (unless `--own-job`); the default.
     Grouped,
+}
+
+impl JobGrouping {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobGrouping::PerAsset => "per-asset",
+            JobGrouping::Grouped => "grouped",
+        }
+    }
+}
+
+impl std::str::FromStr for JobGrouping {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "per-asset" => Ok(JobGrouping::PerAsset),
+            "grouped" => Ok(JobGrouping::Grouped),
+            _ => Err(format!("`{s}`: use `per-asset` or `grouped`")),
+        }
+    }
 }
 
 /// Arguments of `%materialize`.
@@ -102,7 +123,7 @@ const MATERIALIZE_OPTIONS: &[OptionInfo] = &[
     OptionInfo {
         name: "jobs",
         value: Some("per-asset|grouped"),
-        help: "one Slurm job per asset, or grouped",
+        help: "Slurm jobs: grouped (compatible assets share one allocation as srun steps; the default) or per-asset (one job each, chained with afterok)",
     },
     OptionInfo {
         name: "repack",

@@ -43,6 +43,9 @@ use crate::state::{StateDb, StateError};
 use crate::syntax::is_identifier;
 use crate::syntax::magic::RunId;
 
+#[path = "watch_steps.rs"]
+mod steps;
+
 /// Poll interval bounds.
 pub const POLL_MIN: Duration = Duration::from_millis(500);
 pub const POLL_MAX: Duration = Duration::from_secs(5);
@@ -58,13 +61,19 @@ const NEWLINE_HOLD: Duration = Duration::from_millis(20);
 /// Lines of a failed job's `.err` put in its error.
 pub const STDERR_TAIL_LINES: usize = 40;
 
-/// A submitted job to follow.
+/// A submitted job to follow (or a step of one, for grouped runs).
+/// Serializable, so a watch can be rebuilt later (`%attach`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WatchJob {
     pub asset: String,
     pub job_id: String,
     /// Upstream assets (of this run) it waits for.
     pub after: Vec<String>,
+    /// The allocation (grouped job) the asset runs in as an `srun` step;
+    /// its progress is read from `<run_dir>/<allocation>.steps`
+    /// (see [`super::driver`]). `None`: a job of its own.
+    #[serde(default)]
+    pub step_of: Option<String>,
 }
 
 /// [`WatchJob`]s from what [`super::submit_all`] was given and returned.
@@ -79,6 +88,7 @@ pub fn watch_jobs(specs: &[JobSpec], submitted: &[(String, String)]) -> Vec<Watc
                 .find(|s| s.asset == *asset)
                 .map(|s| s.after.clone())
                 .unwrap_or_default(),
+            step_of: None,
         })
         .collect()
 }
@@ -203,6 +213,8 @@ struct Shared {
     demux: Demux,
     proto: Vec<Proto>,
     saved: Vec<(u64, u64)>,
+    /// Grouped runs: what the allocations' `.steps` files said.
+    steps: steps::Steps,
 }
 
 /// A job as the poll loop sees it.
@@ -323,6 +335,8 @@ pub async fn watch_run(w: WatchRun<'_>) -> Result<SlurmJobsResult, WatchError> {
             offsets[i].1,
         ));
     }
+    let steps = steps::Steps::new(w.jobs);
+    steps.add_files(run_dir, w.jobs.len(), &mut files);
     let anchor = format!("{run_dir}/{TAIL_ANCHOR}");
     let mut tail_argv: Vec<String> = vec![
         "sh".into(),
@@ -338,6 +352,7 @@ pub async fn watch_run(w: WatchRun<'_>) -> Result<SlurmJobsResult, WatchError> {
         demux: Demux::new(files).ignore(anchor),
         proto: vec![Proto::default(); w.jobs.len()],
         saved: offsets,
+        steps,
     });
     let _final_save = SaveOnDrop {
         w: &w,
@@ -594,6 +609,7 @@ async fn tail_loop(
                         Ok(Ok(n)) => shared.lock().expect("poisoned").demux.feed(&buf[..n], &mut pieces),
                         Ok(Err(e)) => { tracing::debug!("tail read: {e}"); break }
                     }
+                    let pieces = steps::take_status(w, shared, pieces);
                     emit_and_save(w, shared, pieces);
                 }
                 _ = stop_wait => {
@@ -617,6 +633,7 @@ async fn tail_loop(
                 sh.demux.broken(&mut pieces);
             }
         }
+        let pieces = steps::take_status(w, shared, pieces);
         emit_and_save(w, shared, pieces);
         drop(stdout);
         drop(child);
@@ -699,6 +716,8 @@ async fn poll_loop(
                 .filter(|(_, t)| !t.terminal)
                 .map(|(j, _)| j.job_id.as_str())
                 .collect();
+            let mut seen = std::collections::HashSet::new();
+            let ids: Vec<&str> = ids.into_iter().filter(|i| seen.insert(*i)).collect();
             if let Err(e) = cancel(w.remote, &ids).await {
                 warnings.push(format!("scancel failed: {e}"));
             }
@@ -753,6 +772,9 @@ async fn poll_loop(
             if cancel_due(cancelled) {
                 break;
             }
+            if shared.lock().expect("poisoned").steps.dirty {
+                break;
+            }
             tokio::time::sleep(Duration::from_millis(100).min(until - Instant::now())).await;
         }
     }
@@ -802,7 +824,10 @@ async fn poll_once(
     if live.is_empty() {
         return Ok(false);
     }
-    let ids: Vec<&str> = live.iter().map(|&i| w.jobs[i].job_id.as_str()).collect();
+    let mut ids: Vec<&str> = live.iter().map(|&i| w.jobs[i].job_id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    shared.lock().expect("poisoned").steps.dirty = false;
     let out = w
         .remote
         .run(&[
@@ -836,6 +861,12 @@ async fn poll_once(
     let mut changed = false;
     let mut need_detail = Vec::new();
     for &i in &live {
+        if w.jobs[i].step_of.is_some() {
+            let job = listed.get(&w.jobs[i].job_id);
+            let t = &mut tracks[i];
+            changed |= steps::poll_step(w, shared, i, t, job, &mut need_detail);
+            continue;
+        }
         let t = &mut tracks[i];
         match listed.get(&w.jobs[i].job_id) {
             Some((st, node, reason)) => {
@@ -864,7 +895,14 @@ async fn poll_once(
     let mut ended = Vec::new();
     for i in need_detail {
         let t = &mut tracks[i];
-        match details.get(&w.jobs[i].job_id) {
+        if w.jobs[i].step_of.is_some() {
+            if steps::step_detail(w, shared, i, t, details.get(&w.jobs[i].asset)) {
+                ended.push(i);
+                changed = true;
+            }
+            continue;
+        }
+        match details.get(&w.jobs[i].asset) {
             Some(d) if d.state.is_some() => {
                 let st = d.state.clone().unwrap_or_default();
                 t.slurm_state = st.clone();
@@ -918,6 +956,8 @@ struct Detail {
     failed_deps: Vec<String>,
     stderr_tail: String,
     sizes: Option<(u64, u64)>,
+    /// Grouped jobs: the allocation's `.steps` file.
+    steps_text: Option<String>,
 }
 
 fn nonce() -> String {
@@ -938,15 +978,30 @@ async fn job_details(
 ) -> Result<HashMap<String, Detail>, SshError> {
     let n = nonce();
     let mut s = format!("n={n}\n");
+    let mut asked = std::collections::HashSet::new();
     for &i in jobs {
         let j = &w.jobs[i];
         let id = &j.job_id; // digits only (validated)
         let out = quote(&format!("{run_dir}/{}.out", j.asset)).into_owned();
         let err = quote(&format!("{run_dir}/{}.err", j.asset)).into_owned();
+        // asset: an identifier (validated); the job's record once per call.
         s.push_str(&format!(
-            "printf '%s JOB %s\\n' \"$n\" {id}\n\
-             scontrol show job -o {id} 2>/dev/null || {{ l=$(sacct -n -P -X -j {id} --format=JobID,State,ExitCode,NodeList,ElapsedRaw 2>/dev/null | head -n 1); if [ -n \"$l\" ]; then printf 'SACCT|%s\\n' \"$l\"; fi; }}\n\
-             printf '%s ERR\\n' \"$n\"\n\
+            "printf '%s JOB %s %s\\n' \"$n\" {id} {}\n",
+            j.asset
+        ));
+        if asked.insert(id.as_str()) {
+            s.push_str(&format!(
+                "scontrol show job -o {id} 2>/dev/null || {{ l=$(sacct -n -P -X -j {id} --format=JobID,State,ExitCode,NodeList,ElapsedRaw 2>/dev/null | head -n 1); if [ -n \"$l\" ]; then printf 'SACCT|%s\\n' \"$l\"; fi; }}\n"
+            ));
+        }
+        if let Some(g) = &j.step_of {
+            s.push_str(&format!(
+                "printf '%s STEPS\\n' \"$n\"\ncat {} 2>/dev/null\n",
+                quote(&super::driver::steps_file(run_dir, g))
+            ));
+        }
+        s.push_str(&format!(
+            "printf '%s ERR\\n' \"$n\"\n\
              tail -n {STDERR_TAIL_LINES} {err} 2>/dev/null | tail -c 16384\n\
              o=$(wc -c 2>/dev/null < {out}) || o=0\n\
              e=$(wc -c 2>/dev/null < {err}) || e=0\n\
@@ -961,21 +1016,37 @@ fn parse_details(text: &str, n: &str) -> HashMap<String, Detail> {
     let job_mark = format!("{n} JOB ");
     let err_mark = format!("{n} ERR");
     let size_mark = format!("{n} SIZE ");
+    let steps_mark = format!("{n} STEPS");
+    // Keyed by asset (`JOB <id> <asset>`), or by job id without one.
     let mut map = HashMap::new();
+    let mut job_of: HashMap<String, String> = HashMap::new();
     let mut cur: Option<(String, Detail)> = None;
     let mut in_err = false;
+    let mut in_steps = false;
     let mut err_lines: Vec<&str> = Vec::new();
     for line in text.split('\n') {
-        if let Some(id) = line.strip_prefix(&job_mark) {
-            if let Some((id, d)) = cur.take() {
-                map.insert(id, d);
+        if let Some(rest) = line.strip_prefix(&job_mark) {
+            if let Some((key, d)) = cur.take() {
+                map.insert(key, d);
             }
-            cur = Some((id.trim().to_string(), Detail::default()));
+            let mut words = rest.split_whitespace();
+            let id = words.next().unwrap_or_default().to_string();
+            let key = words
+                .next()
+                .map(str::to_owned)
+                .unwrap_or_else(|| id.clone());
+            job_of.insert(key.clone(), id);
+            cur = Some((key, Detail::default()));
             in_err = false;
+            in_steps = false;
             continue;
         }
         let Some((_, d)) = cur.as_mut() else { continue };
-        if line == err_mark {
+        if line == steps_mark {
+            in_steps = true;
+            d.steps_text = Some(String::new());
+        } else if line == err_mark {
+            in_steps = false;
             in_err = true;
             err_lines.clear();
         } else if let Some(sizes) = line.strip_prefix(&size_mark) {
@@ -990,14 +1061,39 @@ fn parse_details(text: &str, n: &str) -> HashMap<String, Detail> {
             d.sizes = Some((it.next().unwrap_or(0), it.next().unwrap_or(0)));
         } else if in_err {
             err_lines.push(line);
+        } else if in_steps {
+            if let Some(t) = d.steps_text.as_mut() {
+                t.push_str(line);
+                t.push('\n');
+            }
         } else if line.starts_with("JobId=") {
             parse_scontrol(line, d);
         } else if let Some(rest) = line.strip_prefix("SACCT|") {
             parse_sacct(rest, d);
         }
     }
-    if let Some((id, d)) = cur.take() {
-        map.insert(id, d);
+    if let Some((key, d)) = cur.take() {
+        map.insert(key, d);
+    }
+    // Several assets of one job (a grouped run): the job's record was
+    // printed once; give it to each.
+    let records: HashMap<String, Detail> = map
+        .iter()
+        .filter(|(_, d)| d.state.is_some())
+        .map(|(k, d)| (job_of[k].clone(), d.clone()))
+        .collect();
+    for (key, d) in map.iter_mut() {
+        if d.state.is_none() {
+            if let Some(r) = records.get(&job_of[key]) {
+                d.state = r.state.clone();
+                d.reason = r.reason.clone();
+                d.node = r.node.clone();
+                d.exit_code = r.exit_code;
+                d.signal = r.signal;
+                d.elapsed_ms = r.elapsed_ms;
+                d.failed_deps = r.failed_deps.clone();
+            }
+        }
     }
     map
 }
@@ -1184,7 +1280,17 @@ fn failed_upstream(
         let from_slurm: Vec<usize> = tracks[i]
             .failed_deps
             .iter()
-            .filter_map(|id| by_job_id.get(id.as_str()).copied())
+            .filter_map(|id| {
+                // A grouped job holds several assets: name the one that failed.
+                let of_job = || (0..w.jobs.len()).filter(|&k| w.jobs[k].job_id == *id);
+                of_job()
+                    .find(|&k| tracks[k].terminal && tracks[k].slurm_state == "FAILED")
+                    .or_else(|| {
+                        of_job()
+                            .find(|&k| tracks[k].terminal && tracks[k].slurm_state != "COMPLETED")
+                    })
+                    .or_else(|| by_job_id.get(id.as_str()).copied())
+            })
             .collect();
         if from_slurm.is_empty() {
             w.jobs[i]
