@@ -152,7 +152,12 @@ def uploaded(output):
 
 
 def test_repeat_uploads_nothing_and_an_edit_resubmits_only_downstream(tmp_path, facts):
-    path = copy_notebook("slurm.ipynb", project_dir(tmp_path, facts))
+    project_dir(tmp_path, facts)
+    # Its own remote_dir: the first run's upload is not found from other tests.
+    toml = tmp_path / "slurmbook.toml"
+    toml.write_text(toml.read_text().replace(
+        'remote_dir = "$SCRATCH/slurmbook"', f'remote_dir = "$SCRATCH/repeat-{tmp_path.name}"'))
+    path = copy_notebook("slurm.ipynb", tmp_path)
     first = headless(path, "--select", "+total")
     conns, _, sent = uploaded(first)
     assert conns == 1 and sent > 0, first

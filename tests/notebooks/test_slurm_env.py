@@ -139,7 +139,9 @@ def assert_nothing_submitted(facts, path, remote_dir):
 
 
 def test_jobs_run_the_packed_tools_once_unpacked_and_a_forced_repeat_uploads_nothing(tmp_path, facts):
-    path, fixture, remote_dir = env_project(tmp_path, facts)
+    # One Slurm job per asset, so that two jobs race to unpack (grouped runs
+    # unpack once in the allocation's driver: see the kernel test below).
+    path, fixture, remote_dir = env_project(tmp_path, facts, extra_config='jobs = "per-asset"\n')
     assert fixture["platform"] == "linux-64"
     before = slurmbook("env", "status", path, "--profile", "cluster")
     assert before.returncode == 0, before.stdout + before.stderr
@@ -203,6 +205,9 @@ def test_the_kernel_materializes_in_the_packed_environment_and_config_names_it(t
     assert "3 done, 0 fresh, 0 failed" in text_of(out)
     assert f'[greeting] greet printed "{GREET}"' in text_of(out)
     assert "loaded both: String" in text_of(nb.cells[2].outputs)
+    # Grouped (the default): one allocation whose driver activated the
+    # environment once for its three steps.
+    assert db_rows(path, "SELECT count(DISTINCT job_id) FROM materializations WHERE status = 'ok'") == [(1,)]
     assert nb.cells[3].outputs[0]["data"]["text/plain"] == f'"{HELLO} / {GREET}"'
     config = text_of(nb.cells[4].outputs)
     assert re.search(rf"^env key    = {key.group(1)} \(packed locally, \d+ bytes\)$", config, re.M), config
