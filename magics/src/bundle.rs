@@ -249,6 +249,14 @@ pub fn build_root() -> PathBuf {
         })
 }
 
+/// Writes the crate (`Cargo.toml`, `src/main.rs`) into `dir`.
+pub fn write_sources(sources: &BundleSources, dir: &Path) -> Result<(), BundleError> {
+    std::fs::create_dir_all(dir.join("src")).map_err(io(format!("creating {}", dir.display())))?;
+    std::fs::write(dir.join("Cargo.toml"), &sources.cargo_toml)
+        .map_err(io("writing Cargo.toml"))?;
+    std::fs::write(dir.join("src/main.rs"), &sources.main_rs).map_err(io("writing main.rs"))
+}
+
 /// Writes the sources (once per hash) and builds the job binary with
 /// `cargo build --release`; returns the binary's path. A cached build is reused.
 pub fn build(
@@ -265,10 +273,7 @@ pub fn build(
     if stamp.exists() && exe_copy.exists() {
         return Ok(exe_copy);
     }
-    std::fs::create_dir_all(dir.join("src")).map_err(io(format!("creating {}", dir.display())))?;
-    std::fs::write(dir.join("Cargo.toml"), &sources.cargo_toml)
-        .map_err(io("writing Cargo.toml"))?;
-    std::fs::write(dir.join("src/main.rs"), &sources.main_rs).map_err(io("writing main.rs"))?;
+    write_sources(sources, &dir)?;
     let out = Command::new("cargo")
         .args(["build", "--release", "--quiet", "--message-format=short"])
         .arg("--manifest-path")

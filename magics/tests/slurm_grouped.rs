@@ -6,11 +6,13 @@
 //! `$SLURMBOOK_CLUSTER_DIR/cluster.json`) is missing. Tests run one at a
 //! time (the cluster has 2 CPUs).
 
+mod common;
+use common::{cluster_facts, unique};
 use std::collections::HashMap;
-use std::path::Path;
+
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use slurmbook_magics::events::{AssetState, Event, Stream};
 use slurmbook_magics::exec::slurm::{
@@ -22,30 +24,12 @@ use slurmbook_magics::{JobGrouping, StateDb, Target};
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn remote() -> Remote {
-    let dir =
-        std::env::var("SLURMBOOK_CLUSTER_DIR").unwrap_or_else(|_| "/tmp/slurmbook-cluster".into());
-    let path = Path::new(&dir).join("cluster.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "the test cluster is not up ({}: {e}). Start it with `python3 tests/cluster/cluster.py up` \
-             (see tests/cluster/README.md); these tests never skip.",
-            path.display()
-        )
-    });
-    let v: serde_json::Value = serde_json::from_str(&text).expect("cluster.json is JSON");
+    let v = cluster_facts();
     Remote::new(SshTarget {
         host: v["host"].as_str().expect("host").into(),
         config_file: Some(v["ssh_config"].as_str().expect("ssh_config").into()),
         ..SshTarget::default()
     })
-}
-
-fn unique(name: &str) -> String {
-    let t = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{name}-{}-{t}", std::process::id())
 }
 
 fn job(asset: &str, after: &[&str], cmd: &str) -> JobSpec {

@@ -8,6 +8,8 @@
 //! Tests run one at a time (a shared lock): the cluster has 2 CPUs and
 //! several tests measure timing.
 
+mod common;
+use common::{cluster_facts, unique};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,17 +35,7 @@ struct Cluster {
 }
 
 fn cluster() -> Cluster {
-    let dir =
-        std::env::var("SLURMBOOK_CLUSTER_DIR").unwrap_or_else(|_| "/tmp/slurmbook-cluster".into());
-    let path = Path::new(&dir).join("cluster.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "the test cluster is not up ({}: {e}). Start it with `python3 tests/cluster/cluster.py up` \
-             (see tests/cluster/README.md); these tests never skip.",
-            path.display()
-        )
-    });
-    let v: serde_json::Value = serde_json::from_str(&text).expect("cluster.json is JSON");
+    let v = cluster_facts();
     let s = |k: &str| {
         v[k].as_str()
             .unwrap_or_else(|| panic!("cluster.json has no `{k}`"))
@@ -64,14 +56,6 @@ fn target(c: &Cluster) -> SshTarget {
         config_file: Some(c.ssh_config.clone()),
         ..SshTarget::default()
     }
-}
-
-fn unique(name: &str) -> String {
-    let t = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{name}-{}-{t}", std::process::id())
 }
 
 fn sh(cmd: &str) -> Vec<String> {

@@ -20,6 +20,22 @@ fn no_value() -> CellResult {
     }
 }
 
+/// Says so when `run` has ended (and `%attach`/`%cancel` have nothing to do).
+fn ended(run: &Run, out: &CellOutput<'_>, what_now: &str) -> bool {
+    if run.status == RunStatus::Running {
+        return false;
+    }
+    out.stream(
+        "stdout",
+        &format!(
+            "run {} already ended ({}); {what_now}\n",
+            run.id,
+            run.status.as_str()
+        ),
+    );
+    true
+}
+
 impl RustKernel {
     pub(super) fn runs_magic(&mut self, out: &CellOutput<'_>) -> Result<CellResult, ErrorInfo> {
         let db = self.workspace.db().map_err(state_error)?;
@@ -55,6 +71,19 @@ impl RustKernel {
         }
     }
 
+    /// The cluster connection of the run's profile.
+    fn remote_of(
+        &mut self,
+        magic: &str,
+        run: &Run,
+    ) -> Result<std::sync::Arc<slurmbook_magics::exec::slurm::Remote>, ErrorInfo> {
+        let settings = self
+            .workspace
+            .settings(run.profile.as_deref())
+            .map_err(|e| magic_error(format!("{magic}: {e}")))?;
+        self.remote_for(&settings)
+    }
+
     /// `%attach [RUN]`.
     pub(super) async fn attach_magic(
         &mut self,
@@ -66,22 +95,14 @@ impl RustKernel {
                 "%attach: no Slurm run is in progress; %runs lists the runs",
             ));
         };
-        if run.status != RunStatus::Running {
-            out.stream(
-                "stdout",
-                &format!(
-                    "run {} already ended ({}); its output was shown by the cell that ran it and its results are in %runs and %assets\n",
-                    run.id,
-                    run.status.as_str()
-                ),
-            );
+        if ended(
+            &run,
+            out,
+            "its output was shown by the cell that ran it and its results are in %runs and %assets",
+        ) {
             return Ok(no_value());
         }
-        let settings = self
-            .workspace
-            .settings(run.profile.as_deref())
-            .map_err(|e| magic_error(format!("%attach: {e}")))?;
-        let remote = self.remote_for(&settings)?;
+        let remote = self.remote_of("%attach", &run)?;
         self.cancel.store(false, Ordering::SeqCst);
         let events = JupyterEvents::new(out);
         let db = self.workspace.db().map_err(state_error)?;
@@ -112,22 +133,10 @@ impl RustKernel {
             );
             return Ok(no_value());
         };
-        if run.status != RunStatus::Running {
-            out.stream(
-                "stdout",
-                &format!(
-                    "run {} already ended ({}); nothing to cancel\n",
-                    run.id,
-                    run.status.as_str()
-                ),
-            );
+        if ended(&run, out, "nothing to cancel") {
             return Ok(no_value());
         }
-        let settings = self
-            .workspace
-            .settings(run.profile.as_deref())
-            .map_err(|e| magic_error(format!("%cancel: {e}")))?;
-        let remote = self.remote_for(&settings)?;
+        let remote = self.remote_of("%cancel", &run)?;
         let db = self.workspace.db().map_err(state_error)?;
         let jobs = cluster::cancel_run(db, run.id, &remote)
             .await

@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::bundle::{binary_name, BundleError, BundleSources};
+use crate::bundle::{self, binary_name, BundleError, BundleSources};
 use crate::exec::slurm::ssh::check_abs_path;
 use crate::exec::slurm::{command_line, Remote, SshError};
 
@@ -38,10 +38,7 @@ pub fn vendor_archive(sources: &BundleSources, root: &Path) -> Result<Vec<u8>, B
         return Ok(bytes);
     }
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("src")).map_err(io(format!("creating {}", dir.display())))?;
-    std::fs::write(dir.join("Cargo.toml"), &sources.cargo_toml)
-        .map_err(io("writing Cargo.toml"))?;
-    std::fs::write(dir.join("src/main.rs"), &sources.main_rs).map_err(io("writing main.rs"))?;
+    bundle::write_sources(sources, &dir)?;
     let out = Command::new("cargo")
         .args(["vendor", "--versioned-dirs", "--quiet", "--manifest-path"])
         .arg(dir.join("Cargo.toml"))
