@@ -133,17 +133,34 @@ const DRIVER_PRELUDE: &str = r#"st="$d/$g.steps"
 cd "$d" || exit 1
 node=${SLURMD_NODENAME:-$(hostname)}
 log() { printf '%s\n' "$*" >> "$st"; }
-finish() { printf '%s\n' "$2" > "$d/.$1.rc.tmp" && mv -f "$d/.$1.rc.tmp" "$d/.$1.rc"; }
+# finish ASSET STATUS: publish how a step ended, and wake the waiting steps.
+finish() {
+  printf '%s\n' "$2" > "$d/.$1.rc.tmp" && mv -f "$d/.$1.rc.tmp" "$d/.$1.rc"
+  for w in "$d/.$g.wait."*; do
+    [ -e "$w" ] && kill -USR1 "${w##*.wait.}" 2>/dev/null
+  done
+  :
+}
 # await ASSET UPSTREAM...: wait until the upstream steps ended; 1 (and a
-# skip line) if one of them did not succeed.
+# skip line) if one of them did not succeed. Waiting steps sleep until a
+# step finishes (it signals them: no polling delay along a chain); the
+# 1 s sleep only bounds a wake-up lost between the test and the sleep.
 await() {
   a=$1; shift
+  [ $# -eq 0 ] && return 0
+  self=$(exec sh -c 'echo $PPID')
+  sp=
+  trap '[ -n "$sp" ] && kill "$sp" 2>/dev/null' USR1
+  : > "$d/.$g.wait.$self"
   for u in "$@"; do
-    while [ ! -e "$d/.$u.rc" ]; do sleep 0.1; done
+    while [ ! -e "$d/.$u.rc" ]; do sleep 1 & sp=$!; wait "$sp"; sp=; done
     if [ "$(cat "$d/.$u.rc")" != 0 ]; then
+      rm -f "$d/.$g.wait.$self"
       log "skip $a $u"; finish "$a" skip; return 1
     fi
   done
+  rm -f "$d/.$g.wait.$self"
+  trap - USR1
   return 0
 }
 # step ASSET SRUN-ARGS...
@@ -195,6 +212,7 @@ pub fn driver_script(
         }
         rm.push_str(&format!(" \"$d/.{}.rc\"", st.asset));
     }
+    rm.push_str(" \"$d/.$g.wait.\"*");
     s.push_str(&rm);
     s.push('\n');
     for st in steps {
