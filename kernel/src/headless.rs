@@ -152,7 +152,8 @@ pub fn run(options: RunOptions) -> Result<ExitCode> {
     let db = workspace.db()?;
     db.sync_assets(&project.asset_rows())?;
     let freshness = project.staleness(db)?;
-    let plan = plan::plan(&project, &args, &freshness, settings.target())?;
+    let plan = plan::plan(&project, &args, &freshness, settings.target())?
+        .with_profile(&project, &settings);
     let slurm_steps = plan.runs().filter(|s| s.target == Target::Slurm).count();
     if slurm_steps > 0 && slurm_steps < plan.runs().count() {
         bail!("this selection mixes targets (kernel and Slurm); give --target, or run them separately");

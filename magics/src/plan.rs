@@ -3,7 +3,7 @@
 use crate::exec::slurm::group::{plan_allocations, AllocationView, ClusterLimits, StepRequest};
 use crate::project::Project;
 use crate::syntax::magic::{JobGrouping, MaterializeArgs};
-use crate::syntax::options::Target;
+use crate::syntax::options::{AssetOptions, Target};
 use crate::version::Freshness;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -185,7 +185,7 @@ pub fn plan(
             }
         })
         .collect::<Vec<Step>>();
-    let allocations = slurm_allocations(project, &steps, args.jobs);
+    let allocations = slurm_allocations(project, &steps, args.jobs, &AssetOptions::default());
     Ok(Plan {
         selection: selection_text,
         force: args.force,
@@ -195,11 +195,26 @@ pub fn plan(
     })
 }
 
+impl Plan {
+    /// Plan the Slurm jobs again with the profile's sbatch defaults and
+    /// grouping (`jobs`), as the executor will (it also caps times by the
+    /// partitions' limits, which only the cluster knows).
+    pub fn with_profile(mut self, project: &Project, settings: &crate::config::Settings) -> Plan {
+        let mode = self
+            .jobs
+            .or_else(|| settings.get("jobs").and_then(|j| j.parse().ok()));
+        self.allocations =
+            slurm_allocations(project, &self.steps, mode, &settings.sbatch_defaults());
+        self
+    }
+}
+
 /// The Slurm jobs of the plan's Slurm steps (see [`Plan::allocations`]).
 fn slurm_allocations(
     project: &Project,
     steps: &[Step],
     jobs: Option<JobGrouping>,
+    defaults: &AssetOptions,
 ) -> Vec<AllocationView> {
     let slurm: std::collections::HashSet<&str> = steps
         .iter()
@@ -222,7 +237,7 @@ fn slurm_allocations(
                     .filter(|u| slurm.contains(u.as_str()))
                     .cloned()
                     .collect(),
-                sbatch: options.sbatch_args(),
+                sbatch: crate::exec::cluster::merged_sbatch(&options, defaults),
                 own_job: options.own_job,
                 env: options.env.clone(),
             }

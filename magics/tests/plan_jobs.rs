@@ -89,3 +89,46 @@ fn dry_run_lists_allocations_and_their_assets() {
     assert!(local.allocations.is_empty());
     assert!(!local.text().contains("Slurm jobs"), "{}", local.text());
 }
+
+#[test]
+fn dry_run_groups_with_the_profiles_defaults_and_grouping() {
+    use slurmbook_magics::config::{ConfigFile, Settings};
+    let dir = tempfile::tempdir().unwrap();
+    let path = notebook(
+        dir.path(),
+        &[
+            "%%asset a --time=00:10:00\n1u64",
+            "%%asset b --time=00:10:00\na + 1",
+            "%%asset c --partition=long\nb + 1",
+        ],
+    );
+    let project = load_project(&path, &SessionOverrides::new()).unwrap();
+    let file = ConfigFile::parse(
+        "[profiles.cluster]\ntarget = \"slurm\"\npartition = \"long\"\ntime = \"00:05:00\"\n",
+        None,
+    )
+    .unwrap();
+    let no_env = |_: &str| None;
+    let settings = Settings::resolve(&file, Some("cluster"), &no_env, &Default::default()).unwrap();
+    let args = MaterializeArgs::default();
+    let own = plan(&project, &args, &HashMap::new(), Target::Slurm).unwrap();
+    // The assets' own options alone: c's partition differs from a's and b's.
+    assert_eq!(own.allocations.len(), 2, "{}", own.text());
+    // With the profile's partition and time, all three share one job whose
+    // time is the sum of a's, b's and the profile's default for c.
+    let profiled = own.with_profile(&project, &settings);
+    let text = profiled.text();
+    assert_eq!(profiled.allocations.len(), 1, "{text}");
+    assert!(
+        text.contains("job alloc_a: 3 steps: a, b, c [partition=long time=00:25:00"),
+        "{text}"
+    );
+    assert!(text.contains("partition=long"), "{text}");
+    let mut overrides = std::collections::BTreeMap::new();
+    overrides.insert("jobs".to_string(), "per-asset".to_string());
+    let per_asset = Settings::resolve(&file, Some("cluster"), &no_env, &overrides).unwrap();
+    let split = plan(&project, &args, &HashMap::new(), Target::Slurm)
+        .unwrap()
+        .with_profile(&project, &per_asset);
+    assert_eq!(split.allocations.len(), 3, "{}", split.text());
+}

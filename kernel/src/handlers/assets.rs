@@ -456,7 +456,8 @@ impl RustKernel {
             .settings(args.profile.as_deref())
             .map_err(|e| magic_error(format!("%materialize: {e}")))?;
         let plan = plan::plan(&project, &args, &snap.freshness, settings.target())
-            .map_err(|e| magic_error(format!("%materialize: {e}")))?;
+            .map_err(|e| magic_error(format!("%materialize: {e}")))?
+            .with_profile(&project, &settings);
         let slurm_steps = plan.runs().filter(|s| s.target == Target::Slurm).count();
         if slurm_steps > 0 && slurm_steps < plan.runs().count() {
             let local: Vec<&str> = plan

@@ -579,7 +579,7 @@ async fn submit_grouped(
 }
 
 /// sbatch flags: the asset's own options first (they win), then the profile's.
-fn merged_sbatch(own: &AssetOptions, defaults: &AssetOptions) -> Vec<(&'static str, String)> {
+pub fn merged_sbatch(own: &AssetOptions, defaults: &AssetOptions) -> Vec<(&'static str, String)> {
     let mut flags = own.sbatch_args();
     for (name, value) in defaults.sbatch_args() {
         if !flags.iter().any(|(n, _)| *n == name) {
