@@ -139,8 +139,7 @@ def assert_nothing_submitted(facts, path, remote_dir):
 
 
 def test_jobs_run_the_packed_tools_once_unpacked_and_a_forced_repeat_uploads_nothing(tmp_path, facts):
-    # One Slurm job per asset, so that two jobs race to unpack (grouped runs
-    # unpack once in the allocation's driver: see the kernel test below).
+    # One Slurm job per asset (grouped runs: see the kernel test below).
     path, fixture, remote_dir = env_project(tmp_path, facts, extra_config='jobs = "per-asset"\n')
     assert fixture["platform"] == "linux-64"
     before = slurmbook("env", "status", path, "--profile", "cluster")
@@ -160,15 +159,26 @@ def test_jobs_run_the_packed_tools_once_unpacked_and_a_forced_repeat_uploads_not
     assert sent > 0, out
     # (a) the packaged tools ran in the jobs: the values are their output.
     assert remote_values(facts, path) == {"hello": HELLO, "greeting": GREET, "both": f"{HELLO} / {GREET}"}
-    # (c) hello and greeting are independent (submitted together, both
-    # runnable at once on the 2-CPU node): exactly one unpacked the
-    # environment, the other found it unpacked (and so did `both`, after them).
+    # The environment was unpacked once, before submission: every job found
+    # it ready.
     logs = env_logs(facts, remote_dir, 1)
     prefix = f"{remote_dir}/envs/{key}"
     assert sorted(k.rsplit("-", 1)[1] for k in logs) == ["both", "greeting", "hello"], logs
-    independent = [v for k, v in logs.items() if not k.endswith("-both")]
-    assert sorted(independent) == sorted([f"unpacked 3 packages into {prefix}", f"already unpacked: {prefix}"]), logs
-    assert [v for k, v in logs.items() if k.endswith("-both")] == [f"already unpacked: {prefix}"], logs
+    assert set(logs.values()) == {f"already unpacked: {prefix}"}, logs
+    marker = remote_shell(facts, f"cat {prefix}/.slurmbook-ready").stdout
+    assert marker, "no ready marker"
+    # (c) two unpacks racing on the cluster (as two jobs would, were the
+    # prefix gone): exactly one installs, the other waits and finds it ready.
+    script = remote_shell(facts, f"cat {remote_dir}/runs/1-*/hello.sh").stdout
+    tool, archive = re.search(r"unpacked=\$\((\S+) unpack --archive (\S+) --prefix", script).groups()
+    race = remote_shell(facts, f"p={remote_dir}/envs/race; "
+                               f"{tool} unpack --archive {archive} --prefix $p > {remote_dir}/race1 2>/dev/null & "
+                               f"{tool} unpack --archive {archive} --prefix $p > {remote_dir}/race2 2>/dev/null; "
+                               f"wait; cat {remote_dir}/race1 {remote_dir}/race2")
+    assert race.returncode == 0, race.stderr
+    racers = sorted(race.stdout.splitlines())
+    assert racers == sorted([f"unpacked 3 packages into {remote_dir}/envs/race",
+                             f"already unpacked: {remote_dir}/envs/race"]), race.stdout
 
     after = slurmbook("env", "status", path, "--profile", "cluster")
     assert f"cache key:     {key}" in after.stdout, after.stdout
@@ -184,13 +194,25 @@ def test_jobs_run_the_packed_tools_once_unpacked_and_a_forced_repeat_uploads_not
     assert set(env_logs(facts, remote_dir, 2).values()) == {f"already unpacked: {prefix}"}
     assert remote_values(facts, path)["both"] == f"{HELLO} / {GREET}"
 
-    # --repack packs and unpacks afresh: one job of the run unpacks again.
+    # --repack packs and unpacks afresh (a new ready marker), before the jobs.
     repacked = run_env(path, "--force", "--repack")
     out = repacked.stdout + repacked.stderr
     assert repacked.returncode == 0, out
-    unpacked = [v for v in env_logs(facts, remote_dir, 3).values() if v.startswith("unpacked")]
-    assert unpacked == [f"unpacked 3 packages into {prefix}"], out
+    assert set(env_logs(facts, remote_dir, 3).values()) == {f"already unpacked: {prefix}"}
+    assert remote_shell(facts, f"cat {prefix}/.slurmbook-ready").stdout not in ("", marker)
     assert remote_values(facts, path)["both"] == f"{HELLO} / {GREET}"
+
+
+def test_an_unpack_failure_on_the_cluster_is_an_error_and_submits_nothing(tmp_path, facts):
+    path, _, remote_dir = env_project(tmp_path, facts)
+    # remote_dir/envs is a file: no environment can be unpacked under it.
+    put = remote_shell(facts, f"mkdir -p {remote_dir} && echo not-a-directory > {remote_dir}/envs")
+    assert put.returncode == 0, put.stderr
+    run = run_env(path)
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out
+    assert "unpacking the environment `default`" in out and "on the cluster failed" in out, out
+    assert_nothing_submitted(facts, path, remote_dir)
 
 
 def test_the_kernel_materializes_in_the_packed_environment_and_config_names_it(tmp_path, facts):

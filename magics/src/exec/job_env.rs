@@ -1,7 +1,8 @@
 //! The environment Slurm jobs run in: the notebook project's pixi
 //! environment, packed for the cluster's platform ([`slurmbook_pack`]),
-//! uploaded content-addressed with the `slurmbook-env` tool, and unpacked by
-//! the first job that needs it (see [`crate::exec::slurm::JobEnv`]).
+//! uploaded content-addressed with the `slurmbook-env` tool and unpacked over
+//! SSH before submission (each job re-runs the idempotent unpack and
+//! activates it: see [`crate::exec::slurm::JobEnv`]).
 //! Without a pixi project (or with `env = "none"`) jobs run in the
 //! cluster's own environment.
 
@@ -30,6 +31,12 @@ pub enum EnvError {
     Io {
         path: PathBuf,
         source: std::io::Error,
+    },
+    #[error("unpacking the environment `{env}` into {prefix} on the cluster failed: {detail}")]
+    Unpack {
+        env: String,
+        prefix: String,
+        detail: String,
     },
     #[error(transparent)]
     Ssh(#[from] SshError),
@@ -225,6 +232,27 @@ pub async fn prepare(
                 .upload_cas(&format!("{}/cache", req.base), &bytes, false)
                 .await?;
             sent += n;
+            // Unpacked here, once, before anything is submitted: a broken
+            // archive is an error now, not a failed job. (Each job still
+            // runs the idempotent unpack, in case the prefix went away.)
+            let unpacked = remote
+                .run(&[
+                    &tool_path,
+                    "unpack",
+                    "--archive",
+                    &path,
+                    "--prefix",
+                    &prefix,
+                ])
+                .await?;
+            if !unpacked.success() {
+                return Err(EnvError::Unpack {
+                    env: name.clone(),
+                    prefix: prefix.clone(),
+                    detail: unpacked.stderr_text().trim().to_string(),
+                });
+            }
+            tracing::info!(env = %name, prefix = %prefix, "{}", unpacked.stdout_text().trim());
             path
         };
         out.insert(
