@@ -510,7 +510,7 @@ fn probe_layer(
         let Some(span) = primary else {
             continue;
         };
-        let line_no = span["line_start"].as_u64().unwrap_or(0) as usize;
+        let line_no = call_site_line(span);
         let asset = ranges
             .iter()
             .find(|(_, a, b)| line_no >= *a && line_no <= *b)
@@ -534,6 +534,23 @@ fn probe_layer(
         }
     }
     Ok(found)
+}
+
+/// The probe's line a compiler span points at: for a span inside a macro
+/// (the body ends in `format!(..)` or `vec![..]`), the line of the macro's
+/// call in the probe.
+fn call_site_line(span: &serde_json::Value) -> usize {
+    let mut span = span;
+    for _ in 0..32 {
+        if span["file_name"].as_str() == Some("src/main.rs") {
+            return span["line_start"].as_u64().unwrap_or(0) as usize;
+        }
+        match span.get("expansion").map(|e| &e["span"]) {
+            Some(next) if next.is_object() => span = next,
+            _ => break,
+        }
+    }
+    0
 }
 
 /// The type in a "expected `()`, found `T`" label (integer and float literals

@@ -142,8 +142,13 @@ fn types_are_inferred_by_a_compile_probe_layer_by_layer() {
         "%%asset count\ncelsius.len()",
         "%%asset label: String\nformat!(\"{count}\")",
         "%%asset answer\n40 + 2",
+        // The value comes out of a macro: the probe's error points into it.
+        "%%asset shout\nformat!(\"{}!\", answer)",
+        "%%asset listed\nvec![answer; 2]",
     ]);
-    let names: Vec<String> = ["count", "label", "answer"].map(String::from).to_vec();
+    let names: Vec<String> = ["count", "label", "answer", "shout", "listed"]
+        .map(String::from)
+        .to_vec();
     let known = HashMap::new();
     let types = bundle::probe_types(&p, &names, &known, &build_root()).unwrap();
     assert_eq!(types["readings"], "Vec<i64>");
@@ -151,4 +156,6 @@ fn types_are_inferred_by_a_compile_probe_layer_by_layer() {
     assert_eq!(types["count"], "usize");
     assert_eq!(types["label"], "String");
     assert_eq!(types["answer"], "i32");
+    assert_eq!(types["shout"], "String");
+    assert_eq!(types["listed"], "Vec<i32>");
 }
