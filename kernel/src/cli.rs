@@ -58,6 +58,10 @@ enum Command {
         /// Pack the jobs' pixi environment afresh and unpack it again on the cluster.
         #[arg(long)]
         repack: bool,
+        /// Slurm jobs: grouped (compatible assets share an allocation; the
+        /// default) or per-asset.
+        #[arg(long, value_enum)]
+        jobs: Option<JobsArg>,
     },
     /// The pixi environment a notebook's Slurm jobs run in.
     Env {
@@ -98,6 +102,12 @@ enum EnvCommand {
         #[arg(long)]
         profile: Option<String>,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum JobsArg {
+    Grouped,
+    PerAsset,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -147,6 +157,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             target,
             dry_run,
             repack,
+            jobs,
         } => {
             init_cli_logging();
             crate::headless::run(crate::headless::RunOptions {
@@ -160,6 +171,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }),
                 dry_run,
                 repack,
+                jobs: jobs.map(|j| match j {
+                    JobsArg::Grouped => slurmbook_magics::JobGrouping::Grouped,
+                    JobsArg::PerAsset => slurmbook_magics::JobGrouping::PerAsset,
+                }),
             })
         }
         Command::Env {

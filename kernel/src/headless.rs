@@ -28,6 +28,7 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// Pack the job environment afresh and unpack it again on the cluster.
     pub repack: bool,
+    pub jobs: Option<slurmbook_magics::JobGrouping>,
 }
 
 /// Renders events on a terminal: asset output as prefixed lines above a progress bar.
@@ -146,7 +147,7 @@ pub fn run(options: RunOptions) -> Result<ExitCode> {
         profile: options.profile.clone(),
         force: options.force,
         dry_run: options.dry_run,
-        jobs: None,
+        jobs: options.jobs,
         repack: options.repack,
     };
     let db = workspace.db()?;

@@ -250,3 +250,13 @@ def test_headless_attach_after_the_cli_was_killed(tmp_path, facts):
     assert db_rows(path, "SELECT status FROM runs") == [("ok",)]
     again = subprocess.run([BINARY, "cancel", path], capture_output=True, text=True, timeout=60)
     assert again.returncode == 0 and "no Slurm run is in progress" in again.stdout
+
+
+def test_headless_dry_run_lists_the_slurm_jobs_grouped_or_per_asset(tmp_path, facts):
+    path = copy_notebook("slurm.ipynb", project_dir(tmp_path, facts))
+    grouped = headless(path, "--dry-run")
+    assert "Slurm jobs (grouped): 1 job for 4 assets" in grouped, grouped
+    assert re.search(r"job alloc_numbers: 4 steps: numbers, (evens, odds|odds, evens), total", grouped), grouped
+    per_asset = headless(path, "--dry-run", "--jobs", "per-asset")
+    assert "Slurm jobs (per-asset): 4 jobs for 4 assets" in per_asset, per_asset
+    assert db_rows(path, "SELECT count(*) FROM runs") == [(0,)]
