@@ -2,7 +2,7 @@
 //! crate (tests/notebooks/test_slurm_env.py):
 //!
 //! ```text
-//! make_test_env DIR [--lock-platform PLATFORM]
+//! make_test_env DIR [--lock-platform PLATFORM] [--cargo-shim REAL_CARGO]
 //! ```
 //!
 //! `DIR/pixi.toml` and `DIR/pixi.lock` (a pixi project) lock three packages
@@ -10,7 +10,9 @@
 //! (`lib/libgreet.so`), `greet-bin` (`bin/greet`, linked against libgreet
 //! without an rpath) and `hello-tool` (a noarch script printing
 //! `hello from hello-tool`). The lock names the current platform, or
-//! `--lock-platform` (a lock without the current platform). Needs `cc`.
+//! `--lock-platform` (a lock without the current platform). With
+//! `--cargo-shim REAL_CARGO`, a fourth package's `bin/cargo` logs its use to
+//! `$CONDA_PREFIX/cargo-shim.log` and runs REAL_CARGO. Needs `cc`.
 //! Prints one JSON object: project, channel, platform, lock_platform and
 //! packages (name -> .conda path).
 
@@ -24,11 +26,15 @@ fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let mut dir: Option<PathBuf> = None;
     let mut lock_platform: Option<String> = None;
+    let mut cargo_shim: Option<PathBuf> = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--lock-platform" => lock_platform = args.next(),
+            "--cargo-shim" => cargo_shim = args.next().map(PathBuf::from),
             "-h" | "--help" => {
-                println!("usage: make_test_env DIR [--lock-platform PLATFORM]");
+                println!(
+                    "usage: make_test_env DIR [--lock-platform PLATFORM] [--cargo-shim REAL_CARGO]"
+                );
                 return ExitCode::SUCCESS;
             }
             _ if dir.is_none() && !arg.starts_with('-') => dir = Some(arg.into()),
@@ -39,14 +45,20 @@ fn main() -> ExitCode {
         }
     }
     let Some(dir) = dir else {
-        eprintln!("usage: make_test_env DIR [--lock-platform PLATFORM]");
+        eprintln!("usage: make_test_env DIR [--lock-platform PLATFORM] [--cargo-shim REAL_CARGO]");
         return ExitCode::from(2);
     };
     std::fs::create_dir_all(&dir).expect("the directory can be created");
     let dir = dir.canonicalize().expect("the directory exists");
     let scratch = tempfile::tempdir().expect("a scratch directory");
     let channel = dir.join("channel");
-    let files = common::write_fixture(scratch.path(), &channel, &dir, lock_platform.as_deref());
+    let files = common::write_fixture(
+        scratch.path(),
+        &channel,
+        &dir,
+        lock_platform.as_deref(),
+        cargo_shim.as_deref(),
+    );
     let packages: serde_json::Map<String, serde_json::Value> = files
         .packages
         .iter()

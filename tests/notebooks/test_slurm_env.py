@@ -286,3 +286,33 @@ def test_env_none_runs_jobs_in_the_clusters_own_environment(tmp_path, facts):
     listing = remote_shell(facts, f"ls -A {remote_dir}; ls {remote_dir}/runs/*/")
     assert "envs" not in listing.stdout.split(), listing.stdout
     assert ".env.log" not in listing.stdout, listing.stdout
+
+
+def test_the_remote_build_uses_the_packed_environments_cargo(tmp_path, facts):
+    import shutil
+
+    project = tmp_path / "project"
+    real_cargo = shutil.which("cargo")
+    made = subprocess.run([MAKE_TEST_ENV, project, "--cargo-shim", real_cargo],
+                          capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    remote_dir = f"{facts['scratch']}/envbuild-{uuid.uuid4().hex[:12]}"
+    (project / "slurmbook.toml").write_text(
+        'profile = "cluster"\n[profiles.cluster]\ntarget = "slurm"\n'
+        f'host = "{facts["host"]}"\nssh_config = "{facts["ssh_config"]}"\n'
+        f'remote_dir = "{remote_dir}"\npartition = "debug"\ntime = "00:10:00"\nbuild = "remote"\n')
+    path = project / "answer.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("%%asset answer\n6u32 * 7")]), path)
+    run = run_env(path)
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out
+    assert "1 done, 0 fresh, 0 failed" in out, out
+    # The bundle was built on the cluster by the environment's cargo (its
+    # activation put the shim first on PATH), and the job ran that binary.
+    shim_log = remote_shell(facts, f"cat {remote_dir}/envs/*/cargo-shim.log")
+    assert shim_log.returncode == 0, shim_log.stderr
+    assert "cargo build --release --offline" in shim_log.stdout, shim_log.stdout
+    assert remote_values(facts, path) == {"answer": 42}
+    script = remote_shell(facts, f"cat {remote_dir}/runs/1-*/*.sh").stdout
+    assert f"{remote_dir}/builds/" in script, script

@@ -137,7 +137,7 @@ pub fn fixture() -> Fixture {
     let root = dir.path().canonicalize().unwrap();
     let project_dir = root.join("project");
     std::fs::create_dir_all(project_dir.join("notebooks/deep")).unwrap();
-    let files = write_fixture(&root, &root.join("channel"), &project_dir, None);
+    let files = write_fixture(&root, &root.join("channel"), &project_dir, None, None);
     let project = PixiProject::find(&project_dir.join("notebooks/deep")).expect("project found");
     assert_eq!(project.root, project_dir);
     Fixture {
@@ -164,11 +164,15 @@ pub struct FixtureFiles {
 /// `channel`, indexes it, and writes `project_dir/pixi.toml` and
 /// `project_dir/pixi.lock` locking them. The lock names the current platform,
 /// or `lock_platform` when given (a lock that lacks the current platform).
+/// With `cargo_shim`, a fourth package `cargo-shim` has a `bin/cargo` that
+/// notes its use in `$CONDA_PREFIX/cargo-shim.log` and runs that cargo (a
+/// stand-in for a packed Rust toolchain).
 pub fn write_fixture(
     scratch: &Path,
     channel: &Path,
     project_dir: &Path,
     lock_platform: Option<&str>,
+    cargo_shim: Option<&Path>,
 ) -> FixtureFiles {
     let work = scratch.join("build");
     let subdir = Subdir::current().expect("a known platform");
@@ -237,6 +241,26 @@ pub fn write_fixture(
         ],
     );
 
+    let shim = cargo_shim.map(|real| {
+        make_package(
+            &work,
+            channel,
+            "cargo-shim",
+            "noarch",
+            &[],
+            vec![PkgFile {
+                executable: true,
+                ..file(
+                    "bin/cargo",
+                    format!(
+                        "#!/bin/sh\necho \"cargo $*\" >> \"$CONDA_PREFIX/cargo-shim.log\"\nexec '{}' \"$@\"\n",
+                        real.display()
+                    ),
+                )
+            }],
+        )
+    });
+
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -263,7 +287,11 @@ pub fn write_fixture(
         let repodata = RepoData::from_path(channel.join(sub).join("repodata.json")).unwrap();
         records.extend(repodata.into_repo_data_records(&conda_channel));
     }
-    assert_eq!(records.len(), 3, "the index lists the three packages");
+    assert_eq!(
+        records.len(),
+        3 + usize::from(shim.is_some()),
+        "the index lists the packages"
+    );
 
     let lock_platform = lock_platform.unwrap_or(&platform).to_string();
     let lock_subdir: Subdir = if lock_platform == platform {
@@ -304,7 +332,12 @@ pub fn write_fixture(
         project_dir.join("pixi.toml"),
         format!(
             "[workspace]\nname = \"fixture\"\nchannels = [\"{channel_url}\"]\nplatforms = [\"{lock_platform}\"]\n\n\
-             [dependencies]\nhello-tool = \"*\"\ngreet-bin = \"*\"\n"
+             [dependencies]\nhello-tool = \"*\"\ngreet-bin = \"*\"\n{}",
+            if shim.is_some() {
+                "cargo-shim = \"*\"\n"
+            } else {
+                ""
+            }
         ),
     )
     .unwrap();
@@ -313,12 +346,14 @@ pub fn write_fixture(
         .to_path(&project_dir.join("pixi.lock"))
         .unwrap();
 
+    let mut packages = vec![
+        ("libgreet".into(), libgreet),
+        ("greet-bin".into(), greet),
+        ("hello-tool".into(), hello),
+    ];
+    packages.extend(shim.map(|p| ("cargo-shim".to_string(), p)));
     FixtureFiles {
-        packages: vec![
-            ("libgreet".into(), libgreet),
-            ("greet-bin".into(), greet),
-            ("hello-tool".into(), hello),
-        ],
+        packages,
         platform,
         lock_platform,
     }
