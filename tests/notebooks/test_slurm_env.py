@@ -270,6 +270,17 @@ def test_a_lock_without_the_clusters_platform_fails_clearly_and_submits_nothing(
     assert_nothing_submitted(facts, path, remote_dir)
 
 
+def test_an_asset_asking_for_an_environment_the_lock_lacks_fails_clearly(tmp_path, facts):
+    path, _, remote_dir = env_project(tmp_path, facts)
+    nbformat.write(nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("%%asset on_gpu --env gpu\n1u8")]), path)
+    run = run_env(path)
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out
+    assert "has no environment `gpu` (it has: default)" in out, out
+    assert_nothing_submitted(facts, path, remote_dir)
+
+
 def test_env_none_runs_jobs_in_the_clusters_own_environment(tmp_path, facts):
     path, _, remote_dir = env_project(tmp_path, facts, extra_config='env = "none"\n')
     status = slurmbook("env", "status", path, "--profile", "cluster")
