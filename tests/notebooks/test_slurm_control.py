@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import time
+import uuid
 
 import nbformat
 
@@ -156,7 +157,7 @@ def test_repeat_uploads_nothing_and_an_edit_resubmits_only_downstream(tmp_path, 
     # Its own remote_dir: the first run's upload is not found from other tests.
     toml = tmp_path / "slurmbook.toml"
     toml.write_text(toml.read_text().replace(
-        'remote_dir = "$SCRATCH/slurmbook"', f'remote_dir = "$SCRATCH/repeat-{tmp_path.name}"'))
+        'remote_dir = "$SCRATCH/slurmbook"', f'remote_dir = "$SCRATCH/repeat-{uuid.uuid4().hex[:12]}"'))
     path = copy_notebook("slurm.ipynb", tmp_path)
     first = headless(path, "--select", "+total")
     conns, _, sent = uploaded(first)

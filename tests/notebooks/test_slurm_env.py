@@ -25,7 +25,7 @@ def remote_shell(facts, script):
 
 
 def test_build_remote_builds_the_bundle_on_the_cluster_from_vendored_sources(tmp_path, facts):
-    remote_dir = f"{facts['scratch']}/remote-build-{tmp_path.name}"
+    remote_dir = f"{facts['scratch']}/remote-build-{uuid.uuid4().hex[:12]}"
     (tmp_path / "slurmbook.toml").write_text(
         'profile = "cluster"\n[profiles.cluster]\ntarget = "slurm"\n'
         f'host = "{facts["host"]}"\nssh_config = "{facts["ssh_config"]}"\n'
@@ -37,12 +37,14 @@ def test_build_remote_builds_the_bundle_on_the_cluster_from_vendored_sources(tmp
     assert run.returncode == 0, run.stdout + run.stderr
     assert "4 done, 0 fresh, 0 failed" in run.stdout
     # The job scripts run a binary built on the cluster, not an uploaded one.
-    listing = remote_shell(facts, f"ls {remote_dir}/builds/*/ {remote_dir}/builds/work/vendor; "
-                                  f"grep -h exec {remote_dir}/runs/*/total.sh")
+    listing = remote_shell(facts, f"ls {remote_dir}/builds/*/ {remote_dir}/builds/work/vendor")
     assert listing.returncode == 0, listing.stderr
     assert re.search(r"slurmbook_job_[0-9a-f]{16}", listing.stdout), listing.stdout
     assert re.search(r"^serde-1\.\d+\.\d+$", listing.stdout, re.M), listing.stdout
-    assert f"{remote_dir}/builds/" in listing.stdout and "/cache/" not in listing.stdout.split("exec")[-1]
+    scripts = remote_shell(facts, f"cat {remote_dir}/runs/*/*.sh")
+    assert scripts.returncode == 0, scripts.stderr
+    assert re.search(rf"{re.escape(remote_dir)}/builds/[0-9a-f]{{16}}/slurmbook_job_", scripts.stdout), scripts.stdout
+    assert f"{remote_dir}/cache/" not in scripts.stdout, scripts.stdout
     # A forced repeat finds the build: nothing vendored or sent again.
     again = subprocess.run([BINARY, "run", path, "--profile", "cluster", "--select", "+total", "--force"],
                            capture_output=True, text=True, timeout=600)
