@@ -25,7 +25,7 @@ pub enum EnvError {
     },
     #[error("the environment tool `slurmbook-env` was not found beside {beside} nor on PATH; build it (cargo build -p slurmbook-pack) or set env = \"none\"")]
     NoTool { beside: String },
-    #[error("the environment tool is built for {local}, the cluster runs {remote}: install slurmbook-env for {remote} beside slurmbook, or set env = \"none\"")]
+    #[error("the environment tool is built for {local}, the cluster runs {remote}: install a slurmbook-env built for {remote} as `slurmbook-env-{remote}` beside slurmbook or on PATH, or set env = \"none\"")]
     ToolPlatform { local: String, remote: String },
     #[error("reading {path}: {source}")]
     Io {
@@ -281,13 +281,7 @@ async fn upload_tool(
     platform: &str,
     local_platform: &str,
 ) -> Result<(String, u64), EnvError> {
-    if platform != local_platform {
-        return Err(EnvError::ToolPlatform {
-            local: local_platform.to_string(),
-            remote: platform.to_string(),
-        });
-    }
-    let path = find_tool()?;
+    let path = tool_for(platform, local_platform, find_tool)?;
     let bytes = std::fs::read(&path).map_err(|source| EnvError::Io {
         path: path.clone(),
         source,
@@ -297,10 +291,27 @@ async fn upload_tool(
         .await?)
 }
 
-/// `slurmbook-env` beside the running program (cargo puts both in one
+/// The `slurmbook-env` for the cluster's `platform`: `slurmbook-env-<platform>`
+/// (a build for it, installed beside slurmbook or on PATH), or this
+/// machine's own `slurmbook-env` when the platforms match.
+fn tool_for(
+    platform: &str,
+    local_platform: &str,
+    find: impl Fn(&str) -> Result<PathBuf, EnvError>,
+) -> Result<PathBuf, EnvError> {
+    match find(&format!("slurmbook-env-{platform}")) {
+        Ok(path) => Ok(path),
+        Err(_) if platform == local_platform => find("slurmbook-env"),
+        Err(_) => Err(EnvError::ToolPlatform {
+            local: local_platform.to_string(),
+            remote: platform.to_string(),
+        }),
+    }
+}
+
+/// The program `name` beside the running program (cargo puts both in one
 /// target directory), else on PATH.
-pub fn find_tool() -> Result<PathBuf, EnvError> {
-    const NAME: &str = "slurmbook-env";
+pub fn find_tool(name: &str) -> Result<PathBuf, EnvError> {
     let exe = std::env::current_exe().ok();
     let beside = exe
         .as_deref()
@@ -308,7 +319,7 @@ pub fn find_tool() -> Result<PathBuf, EnvError> {
         .map(|d| {
             // Test binaries live in target/debug/deps.
             let up = d.parent().filter(|_| d.ends_with("deps"));
-            [Some(d.join(NAME)), up.map(|u| u.join(NAME))]
+            [Some(d.join(name)), up.map(|u| u.join(name))]
         })
         .into_iter()
         .flatten()
@@ -316,7 +327,7 @@ pub fn find_tool() -> Result<PathBuf, EnvError> {
     let on_path = std::env::var_os("PATH")
         .map(|p| {
             std::env::split_paths(&p)
-                .map(|d| d.join(NAME))
+                .map(|d| d.join(name))
                 .collect::<Vec<_>>()
         })
         .unwrap_or_default();
@@ -333,6 +344,38 @@ pub fn find_tool() -> Result<PathBuf, EnvError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_tool_is_the_clusters_platforms_build_or_our_own() {
+        let have = |names: &'static [&'static str]| {
+            move |name: &str| {
+                if names.contains(&name) {
+                    Ok(PathBuf::from(format!("/bin/{name}")))
+                } else {
+                    Err(EnvError::NoTool { beside: "x".into() })
+                }
+            }
+        };
+        let ours = have(&["slurmbook-env"]);
+        assert_eq!(
+            tool_for("linux-64", "linux-64", ours).unwrap(),
+            PathBuf::from("/bin/slurmbook-env")
+        );
+        let e = tool_for("linux-aarch64", "osx-arm64", ours).unwrap_err();
+        assert!(
+            e.to_string().contains("`slurmbook-env-linux-aarch64`"),
+            "{e}"
+        );
+        let both = have(&["slurmbook-env", "slurmbook-env-linux-aarch64"]);
+        assert_eq!(
+            tool_for("linux-aarch64", "osx-arm64", both).unwrap(),
+            PathBuf::from("/bin/slurmbook-env-linux-aarch64")
+        );
+        assert!(matches!(
+            tool_for("linux-64", "linux-64", have(&[])),
+            Err(EnvError::NoTool { .. })
+        ));
+    }
 
     #[test]
     fn env_names_come_from_the_asset_then_the_settings() {
