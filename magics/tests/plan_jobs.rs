@@ -21,20 +21,28 @@ fn notebook(dir: &std::path::Path, sources: &[&str]) -> std::path::PathBuf {
     path
 }
 
+/// a and b share options; c asks for another partition.
+const ABC: [&str; 3] = [
+    "%%asset a --time=00:10:00\n1u64",
+    "%%asset b --time=00:10:00\na + 1",
+    "%%asset c --partition=long\nb + 1",
+];
+
+fn project_of(cells: &[&str]) -> slurmbook_magics::Project {
+    let dir = tempfile::tempdir().unwrap();
+    let path = notebook(dir.path(), cells);
+    load_project(&path, &SessionOverrides::new()).unwrap()
+}
+
 #[test]
 fn dry_run_lists_allocations_and_their_assets() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = notebook(
-        dir.path(),
-        &[
-            "%%asset a --time=00:10:00\n1u64",
-            "%%asset b --time=00:10:00\na + 1",
-            "%%asset c --partition=long\nb + 1",
-            "%%asset d --own-job\nc + 1",
-            "%%asset e\nd + 1",
-        ],
-    );
-    let project = load_project(&path, &SessionOverrides::new()).unwrap();
+    let project = project_of(&[
+        ABC[0],
+        ABC[1],
+        ABC[2],
+        "%%asset d --own-job\nc + 1",
+        "%%asset e\nd + 1",
+    ]);
     let grouped = plan(
         &project,
         &MaterializeArgs::default(),
@@ -93,16 +101,7 @@ fn dry_run_lists_allocations_and_their_assets() {
 #[test]
 fn dry_run_groups_with_the_profiles_defaults_and_grouping() {
     use slurmbook_magics::config::{ConfigFile, Settings};
-    let dir = tempfile::tempdir().unwrap();
-    let path = notebook(
-        dir.path(),
-        &[
-            "%%asset a --time=00:10:00\n1u64",
-            "%%asset b --time=00:10:00\na + 1",
-            "%%asset c --partition=long\nb + 1",
-        ],
-    );
-    let project = load_project(&path, &SessionOverrides::new()).unwrap();
+    let project = project_of(&ABC);
     let file = ConfigFile::parse(
         "[profiles.cluster]\ntarget = \"slurm\"\npartition = \"long\"\ntime = \"00:05:00\"\n",
         None,
