@@ -215,12 +215,8 @@ pub fn run(options: RunOptions) -> Result<ExitCode> {
             .map_or(RunStatus::Failed, RunSummary::status),
     )?;
     let summary = result?;
-    print_failures(db, &summary)?;
-    Ok(if summary.ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    let code = outcome(db, &summary)?;
+    Ok(code)
 }
 
 /// Ctrl-C cancels the run (and interrupts evcxr when assets run in the kernel).
@@ -241,8 +237,8 @@ fn cancel_on_ctrl_c(
     });
 }
 
-/// Each failed asset's recorded error, on stderr.
-fn print_failures(db: &slurmbook_magics::StateDb, summary: &RunSummary) -> Result<()> {
+/// Prints each failed asset's recorded error on stderr; the exit code of the run.
+fn outcome(db: &slurmbook_magics::StateDb, summary: &RunSummary) -> Result<ExitCode> {
     for name in &summary.failed {
         if let Some(m) = db.latest(name)? {
             eprintln!("\n{name} failed:");
@@ -251,7 +247,11 @@ fn print_failures(db: &slurmbook_magics::StateDb, summary: &RunSummary) -> Resul
             }
         }
     }
-    Ok(())
+    Ok(if summary.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// `slurmbook attach`: follow a Slurm run again (the newest in progress by
@@ -262,26 +262,10 @@ pub fn attach(notebook: PathBuf, run: Option<RunId>, cancel: bool) -> Result<Exi
     let path = std::path::absolute(&notebook)?;
     let mut workspace = AssetWorkspace::for_notebook(path);
     let db = workspace.db()?;
-    let found = match run {
-        Some(id) => Some(
-            db.run(id)?
-                .with_context(|| format!("there is no run {id}"))?,
-        ),
-        None => db
-            .runs()?
-            .into_iter()
-            .find(|r| r.target == Target::Slurm && r.status == RunStatus::Running),
-    };
-    let Some(run) = found else {
+    let Some(run) = cluster::slurm_run(db, run)? else {
         println!("no Slurm run is in progress");
         return Ok(ExitCode::SUCCESS);
     };
-    if run.target != Target::Slurm {
-        bail!(
-            "run {} ran in the kernel; only Slurm runs outlive their process",
-            run.id
-        );
-    }
     if run.status != RunStatus::Running {
         println!("run {} already ended ({})", run.id, run.status.as_str());
         return Ok(ExitCode::SUCCESS);
@@ -315,13 +299,9 @@ pub fn attach(notebook: PathBuf, run: Option<RunId>, cancel: bool) -> Result<Exi
         db.finish_run(run.id, summary.status())?;
     }
     let summary = result?;
-    print_failures(db, &summary)?;
+    let code = outcome(db, &summary)?;
     runtime.block_on(remote.close());
-    Ok(if summary.ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(code)
 }
 
 /// The Slurm path of `slurmbook run` (e.g. `--profile cluster`): the same
@@ -362,18 +342,14 @@ fn run_on_cluster(
             .map_or(RunStatus::Failed, RunSummary::status),
     )?;
     let summary = result?;
-    print_failures(db, &summary)?;
+    let code = outcome(db, &summary)?;
     let stats = remote.stats();
     println!(
         "ssh: {} connection(s), {} remote command(s), {} byte(s) uploaded",
         stats.connections, stats.commands, stats.bytes_uploaded
     );
     runtime.block_on(remote.close());
-    Ok(if summary.ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(code)
 }
 
 fn console_is_tty() -> bool {

@@ -39,7 +39,7 @@ pub enum BundleError {
     },
 }
 
-fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BundleError {
+pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BundleError {
     let context = context.into();
     move |source| BundleError::Io { context, source }
 }

@@ -153,13 +153,7 @@ async fn submit(
     assert_eq!(limits.default_partition.as_deref(), Some("debug"));
     let requests: Vec<StepRequest> = specs
         .iter()
-        .map(|j| StepRequest {
-            asset: j.asset.clone(),
-            after: j.after.clone(),
-            sbatch: j.sbatch.clone(),
-            own_job: false,
-            env: None,
-        })
+        .map(|j| StepRequest::of_job(j, false))
         .collect();
     let allocations = plan_allocations(&requests, JobGrouping::Grouped, &limits);
     let jobs = submit_allocations(remote, &dir, name, specs, &allocations)

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use error::{PackError, Result};
-pub use pack::{pack, pack_native, PackReport, PackedWith};
+pub use pack::{index_channel, pack, pack_native, PackReport, PackedWith};
 pub use unpack::{unpack, UnpackReport};
 
 use error::IoContext;

@@ -347,7 +347,7 @@ fn verify(record: &RepoDataRecord, path: &Path, package: &str) -> Result<()> {
 
 /// Writes `repodata.json` for every subdir of the local channel (with an
 /// empty `noarch` and target subdir, which conda clients expect).
-fn index_channel(channel: &Path, subdir: rattler_conda_types::Subdir) -> Result<()> {
+pub fn index_channel(channel: &Path, subdir: rattler_conda_types::Subdir) -> Result<()> {
     for dir in ["noarch", subdir.as_str()] {
         let dir = channel.join(dir);
         std::fs::create_dir_all(&dir).io("cannot create", &dir)?;

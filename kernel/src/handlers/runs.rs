@@ -10,7 +10,7 @@ use crate::assets::views;
 use crate::engine::ErrorInfo;
 use crate::render::{table_bundle, JupyterEvents};
 use slurmbook_magics::exec::cluster;
-use slurmbook_magics::{Run, RunId, RunStatus, Target};
+use slurmbook_magics::{Run, RunId, RunStatus};
 use std::sync::atomic::Ordering;
 
 fn no_value() -> CellResult {
@@ -45,30 +45,10 @@ impl RustKernel {
         Ok(no_value())
     }
 
-    /// The run `%attach`/`%cancel` act on: the one named, or the newest
-    /// Slurm run still in progress (`None` when there is none).
+    /// The run `%attach`/`%cancel` act on (see [`cluster::slurm_run`]).
     fn slurm_run(&mut self, magic: &str, run: Option<RunId>) -> Result<Option<Run>, ErrorInfo> {
         let db = self.workspace.db().map_err(state_error)?;
-        match run {
-            Some(id) => {
-                let run = db.run(id).map_err(state_error)?.ok_or_else(|| {
-                    magic_error(format!(
-                        "{magic} {id}: there is no run {id}; %runs lists the runs"
-                    ))
-                })?;
-                if run.target != Target::Slurm {
-                    return Err(magic_error(format!(
-                        "{magic} {id}: run {id} ran in the kernel; only Slurm runs outlive their cell"
-                    )));
-                }
-                Ok(Some(run))
-            }
-            None => Ok(db
-                .runs()
-                .map_err(state_error)?
-                .into_iter()
-                .find(|r| r.target == Target::Slurm && r.status == RunStatus::Running)),
-        }
+        cluster::slurm_run(db, run).map_err(|e| magic_error(format!("{magic}: {e}")))
     }
 
     /// The cluster connection of the run's profile.

@@ -13,7 +13,8 @@ use crate::exec::{job_env, remote_build};
 use crate::plan::{Action, Plan};
 use crate::project::Project;
 use crate::state::{
-    Materialization, MaterializationStatus, ResultRecord, StartRecord, StateDb, StateError,
+    Materialization, MaterializationStatus, ResultRecord, Run, RunStatus, StartRecord, StateDb,
+    StateError,
 };
 use crate::syntax::magic::{JobGrouping, RunId};
 use crate::syntax::options::{AssetOptions, Target};
@@ -32,8 +33,6 @@ pub enum ClusterError {
     Ssh(#[from] SshError),
     #[error(transparent)]
     Env(#[from] job_env::EnvError),
-    #[error("unpacking the job environment on the cluster failed: {0}")]
-    Unpack(String),
     #[error(transparent)]
     Submit(#[from] slurm::SubmitError),
     #[error(transparent)]
@@ -46,6 +45,12 @@ pub enum ClusterError {
         "run {run} has no Slurm jobs to follow (it ran in the kernel, or failed before submitting)"
     )]
     NotSlurmRun { run: RunId },
+    #[error("there is no run {run}; %runs (or the state database) lists the runs")]
+    NoSuchRun { run: RunId },
+    #[error(
+        "run {run} ran in the kernel; only Slurm runs outlive the kernel or CLI that started them"
+    )]
+    KernelRun { run: RunId },
     #[error("run {run}: its saved job list is unreadable: {error}")]
     Saved { run: RunId, error: String },
     #[error("upstream `{upstream}` of `{asset}` has no value on the cluster (it was materialized in the kernel, or never); select it too (`+{asset}`) or run it with --target slurm")]
@@ -190,31 +195,9 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
     )
     .await?;
     let remote_binary = if build_remotely {
-        // The build uses the packed environment's toolchain when it has one.
-        let activate = match envs.values().next() {
-            Some(env) => {
-                let j = &env.job_env;
-                let out = remote
-                    .run(&[
-                        &j.tool,
-                        "unpack",
-                        "--archive",
-                        &j.archive,
-                        "--prefix",
-                        &j.prefix,
-                    ])
-                    .await?;
-                if !out.success() {
-                    return Err(ClusterError::Unpack(out.stderr_text().trim().to_string()));
-                }
-                Some(format!(
-                    "{}/{}",
-                    j.prefix,
-                    slurmbook_pack::ACTIVATION_SCRIPT
-                ))
-            }
-            None => None,
-        };
+        // The build uses the packed environment's toolchain when it has one
+        // (prepare_envs left it unpacked).
+        let activate = envs.values().next().map(|e| e.job_env.activation_script());
         let built =
             remote_build::build_on_cluster(remote, &base, &sources, &root, activate.as_deref())
                 .await?;
@@ -227,10 +210,8 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
         built.binary
     } else {
         let binary = bundle::build(&sources, &root, &types)?;
-        let bytes = std::fs::read(&binary).map_err(|e| BundleError::Io {
-            context: format!("reading {}", binary.display()),
-            source: e,
-        })?;
+        let bytes =
+            std::fs::read(&binary).map_err(bundle::io(format!("reading {}", binary.display())))?;
         let (remote_binary, sent) = remote.upload_cas(&layout.cache, &bytes, true).await?;
         tracing::info!(bytes_sent = sent, binary = %remote_binary, "job binary uploaded");
         remote_binary
@@ -349,6 +330,25 @@ impl RemoteRun {
             run,
             error: e.to_string(),
         })
+    }
+}
+
+/// The run `%attach`/`%cancel` act on: `run` when given (it must be a
+/// Slurm run), else the newest Slurm run still in progress (`None` when
+/// there is none).
+pub fn slurm_run(db: &StateDb, run: Option<RunId>) -> Result<Option<Run>, ClusterError> {
+    match run {
+        Some(id) => {
+            let run = db.run(id)?.ok_or(ClusterError::NoSuchRun { run: id })?;
+            if run.target != Target::Slurm {
+                return Err(ClusterError::KernelRun { run: id });
+            }
+            Ok(Some(run))
+        }
+        None => Ok(db
+            .runs()?
+            .into_iter()
+            .find(|r| r.target == Target::Slurm && r.status == RunStatus::Running)),
     }
 }
 
@@ -560,12 +560,11 @@ async fn submit_grouped(
     };
     let requests: Vec<StepRequest> = jobs
         .iter()
-        .map(|j| StepRequest {
-            asset: j.asset.clone(),
-            after: j.after.clone(),
-            sbatch: j.sbatch.clone(),
-            own_job: project.asset(&j.asset).is_some_and(|a| a.options.own_job),
-            env: j.env.as_ref().map(|e| e.prefix.clone()),
+        .map(|j| {
+            StepRequest::of_job(
+                j,
+                project.asset(&j.asset).is_some_and(|a| a.options.own_job),
+            )
         })
         .collect();
     let allocations = slurm::plan_allocations(&requests, mode, &limits);

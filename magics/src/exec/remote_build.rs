@@ -15,18 +15,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::bundle::{self, binary_name, BundleError, BundleSources};
+use crate::bundle::{self, binary_name, io, BundleError, BundleSources};
 use crate::exec::slurm::ssh::check_abs_path;
 use crate::exec::slurm::{command_line, Remote, SshError};
 
 /// Where a bundle's vendored sources are prepared locally.
 fn bundle_dir(root: &Path, sources: &BundleSources) -> PathBuf {
     root.join("vendored").join(&sources.hash[..16])
-}
-
-fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BundleError {
-    let context = context.into();
-    move |source| BundleError::Io { context, source }
 }
 
 /// The bundle's sources and vendored dependencies as one deterministic

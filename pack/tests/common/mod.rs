@@ -261,24 +261,7 @@ pub fn write_fixture(
         )
     });
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime
-        .block_on(rattler_index::index_fs(rattler_index::IndexFsConfig {
-            channel: channel.to_path_buf(),
-            target_platform: None,
-            repodata_patch: None,
-            write_zst: false,
-            write_shards: false,
-            repodata_revisions: Vec::new(),
-            package_revision_assignment: Default::default(),
-            force: true,
-            max_parallel: 1,
-            multi_progress: None,
-        }))
-        .unwrap();
+    slurmbook_pack::index_channel(channel, subdir).unwrap();
 
     let channel_url = url::Url::from_directory_path(channel).unwrap();
     let conda_channel = Channel::from_url(channel_url.clone());

@@ -520,16 +520,7 @@ mod tests {
                 ..spec("d", &["c"])
             },
         ];
-        let reqs: Vec<StepRequest> = jobs
-            .iter()
-            .map(|j| StepRequest {
-                asset: j.asset.clone(),
-                after: j.after.clone(),
-                sbatch: j.sbatch.clone(),
-                own_job: false,
-                env: None,
-            })
-            .collect();
+        let reqs: Vec<StepRequest> = jobs.iter().map(|j| StepRequest::of_job(j, false)).collect();
         let allocs = plan_allocations(&reqs, JobGrouping::Grouped, &ClusterLimits::default());
         let (specs, scripts) = allocation_jobs("/r", &jobs, &allocs).unwrap();
         assert_eq!(specs.len(), 2);

@@ -56,6 +56,19 @@ pub struct StepRequest {
     pub env: Option<String>,
 }
 
+impl StepRequest {
+    /// The request of an asset's job (`own_job`: its `--own-job`).
+    pub fn of_job(job: &super::submit::JobSpec, own_job: bool) -> StepRequest {
+        StepRequest {
+            asset: job.asset.clone(),
+            after: job.after.clone(),
+            sbatch: job.sbatch.clone(),
+            own_job,
+            env: job.env.as_ref().map(|e| e.prefix.clone()),
+        }
+    }
+}
+
 /// What the cluster allows; everything optional (unknown = no cap).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClusterLimits {

@@ -54,6 +54,11 @@ pub struct JobEnv {
 }
 
 impl JobEnv {
+    /// The script a job sources to activate the environment.
+    pub fn activation_script(&self) -> String {
+        format!("{}/{}", self.prefix, slurmbook_pack::ACTIVATION_SCRIPT)
+    }
+
     pub(crate) fn check(&self) -> Result<(), SubmitError> {
         for p in [&self.tool, &self.archive, &self.prefix] {
             check_abs_path(p)?;
@@ -231,7 +236,7 @@ pub fn env_prelude(env: &JobEnv) -> String {
         quote(&env.tool),
         quote(&env.archive),
         quote(&env.prefix),
-        quote(&format!("{}/slurmbook-activate.sh", env.prefix)),
+        quote(&env.activation_script()),
     )
 }
 

@@ -366,7 +366,6 @@ pub async fn watch_run(w: WatchRun<'_>) -> Result<SlurmJobsResult, WatchError> {
         r
     };
     let (mut warnings, polled) = tokio::join!(tail, poll);
-    save_offsets(&w, &shared);
     let (tracks, cancelled, poll_warnings) = polled?;
     warnings.extend(poll_warnings);
     let sh = shared.lock().expect("poisoned");
