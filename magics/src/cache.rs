@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex};
 
 use crate::infer::{analyze_body, BodyAnalysis, InferError};
 use crate::items::{CellItems, ItemsError};
-use crate::notebook::{declare, plain_items, CellDecl, CellRef, NotebookError};
+use crate::model::CellRef;
+use crate::notebook::{declare, plain_items, CellDecl, NotebookError};
 
 /// Below this many inputs per worker, fewer workers are used.
 const MIN_PER_WORKER: usize = 64;

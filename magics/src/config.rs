@@ -3,8 +3,9 @@
 //! environment variables and by `%config KEY=VALUE`. Every value is validated
 //! when it is read, and each effective value remembers where it came from.
 
+use crate::model::Target;
 use crate::syntax::args::Word;
-use crate::syntax::options::{parse_asset_options, Target};
+use crate::syntax::options::parse_asset_options;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -386,7 +387,7 @@ impl Settings {
 
     /// Default sbatch options as `%%asset` options text (`--partition=debug ...`),
     /// to be overridden by each asset's own options.
-    pub fn sbatch_defaults(&self) -> crate::syntax::options::AssetOptions {
+    pub fn sbatch_defaults(&self) -> crate::model::AssetOptions {
         let words: Vec<Word> = SBATCH_KEYS
             .iter()
             .filter_map(|k| {

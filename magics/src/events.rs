@@ -1,9 +1,9 @@
 //! The one event stream executors report progress with. `kernel/` renders
 //! events as Jupyter messages; the headless CLI renders them in a terminal.
 
+use crate::model::RunId;
+use crate::model::RunStatus;
 use crate::plan::Plan;
-use crate::state::RunStatus;
-use crate::syntax::magic::RunId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

@@ -13,7 +13,7 @@ use petgraph::Direction;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::notebook::{AssetSpec, CellRef, CheckSpec};
+use crate::model::{AssetSpec, CellRef, CheckSpec};
 use crate::syntax::selection::Selection;
 
 /// Why an edge exists.
@@ -516,7 +516,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::syntax::options::AssetOptions;
+    use crate::model::AssetOptions;
     use crate::syntax::selection::parse_selection;
 
     fn spec(index: usize, name: &str, options: AssetOptions) -> AssetSpec {

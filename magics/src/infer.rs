@@ -26,7 +26,7 @@ use syn::visit::Visit;
 use syn::{Block, Expr, Lit, Pat, Stmt, Token};
 use thiserror::Error;
 
-use crate::syntax::is_keyword;
+use crate::model::is_keyword;
 
 /// A body that does not parse as Rust statements.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -86,7 +86,7 @@ pub fn analyze_body(body: &str) -> Result<BodyAnalysis, InferError> {
     Ok(BodyAnalysis {
         free: walker.free,
         mentioned_joined,
-        digest: crate::version::digest_of(&normalized),
+        digest: crate::model::digest_of(&normalized),
         normalized,
     })
 }

@@ -16,7 +16,7 @@ use syn::{Block, Stmt};
 use thiserror::Error;
 
 use crate::infer::collect_idents;
-use crate::notebook::CellRef;
+use crate::model::CellRef;
 
 /// What kind of item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -14,6 +14,7 @@ pub mod exec;
 pub mod graph;
 pub mod infer;
 pub mod items;
+pub mod model;
 pub mod notebook;
 pub mod plan;
 pub mod project;
@@ -26,17 +27,17 @@ pub use cache::PlanCache;
 pub use graph::{AssetGraph, AssetNode, EdgeKind, GraphError, SelectionError};
 pub use infer::{analyze_body, free_identifiers, BodyAnalysis, InferError};
 pub use items::{DepLine, Item, ItemKind, ItemsError};
-pub use notebook::{
-    AssetSpec, CellRef, CheckSpec, Notebook, NotebookContents, NotebookError, SessionOverrides,
+pub use model::{
+    AssetOptions, AssetSpec, CellRef, CheckSpec, Gpus, JobGrouping, MaterializationStatus, MemSize,
+    RunId, RunStatus, SlurmTime, Target,
 };
+pub use notebook::{Notebook, NotebookContents, NotebookError, SessionOverrides};
 pub use project::{load_project, load_project_cached, Project, ProjectError};
 pub use state::{
-    AssetRow, Materialization, MaterializationStatus, ResultRecord, Run, RunJob, RunStatus,
-    StartRecord, StateDb, StateError,
+    AssetRow, Materialization, ResultRecord, Run, RunJob, StartRecord, StateDb, StateError,
 };
 pub use store::{StoreError, ValueStore};
-pub use syntax::magic::{magic_names, JobGrouping, LineMagic, MagicError, MaterializeArgs, RunId};
-pub use syntax::options::{AssetOptions, Gpus, MemSize, SlurmTime, Target};
+pub use syntax::magic::{magic_names, LineMagic, MagicError, MaterializeArgs};
 pub use syntax::selection::{parse_selection, Layers, Selection, SelectionParseError};
 pub use syntax::{parse_cell, Cell, CellError, Segment};
 pub use version::{AssetVersion, Freshness, Reason, Versions};

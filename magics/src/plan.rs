@@ -1,9 +1,10 @@
 //! Plans: what runs, where and in which order, before anything runs.
 
 use crate::exec::slurm::group::{plan_allocations, AllocationView, ClusterLimits, StepRequest};
+use crate::model::JobGrouping;
+use crate::model::{AssetOptions, Target};
 use crate::project::Project;
-use crate::syntax::magic::{JobGrouping, MaterializeArgs};
-use crate::syntax::options::{AssetOptions, Target};
+use crate::syntax::magic::MaterializeArgs;
 use crate::version::Freshness;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;

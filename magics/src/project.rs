@@ -13,9 +13,8 @@ use crate::cache::PlanCache;
 use crate::graph::{AssetGraph, GraphError, SelectionError};
 use crate::infer::{BodyAnalysis, InferError};
 use crate::items::{DepLine, Item, ItemIndex, ItemsError};
-use crate::notebook::{
-    AssetSpec, CellRef, CheckSpec, Notebook, NotebookContents, NotebookError, SessionOverrides,
-};
+use crate::model::{AssetSpec, CellRef, CheckSpec};
+use crate::notebook::{Notebook, NotebookContents, NotebookError, SessionOverrides};
 use crate::state::{AssetRow, Materialization, StateDb, StateError};
 use crate::syntax::selection::Selection;
 use crate::version::{

@@ -15,9 +15,9 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, Transact
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::notebook::CellRef;
-use crate::syntax::magic::RunId;
-use crate::syntax::options::Target;
+use crate::model::CellRef;
+use crate::model::Target;
+use crate::model::{MaterializationId, MaterializationStatus, RunId, RunStatus};
 use crate::version::Recorded;
 
 /// The schema version this code writes (`PRAGMA user_version`).
@@ -25,9 +25,6 @@ pub const SCHEMA_VERSION: i64 = 2;
 
 /// Directory (beside the notebook) holding the state and the value store.
 pub const STATE_DIR: &str = ".slurmbook";
-
-/// A materialization's id.
-pub type MaterializationId = i64;
 
 #[derive(Debug, Error)]
 pub enum StateError {
@@ -53,52 +50,6 @@ pub enum StateError {
     #[error("state database: no {what} with id {id}")]
     NotFound { what: &'static str, id: i64 },
 }
-
-macro_rules! text_enum {
-    ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),* $(,)? }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($variant),* }
-        impl $name {
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),* }
-            }
-        }
-        impl FromStr for $name {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                match s { $($text => Ok($name::$variant),)* _ => Err(s.to_string()) }
-            }
-        }
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-text_enum!(
-    /// State of one materialization.
-    MaterializationStatus {
-        Running = "running",
-        Ok = "ok",
-        Failed = "failed",
-        Cancelled = "cancelled",
-        Skipped = "skipped",
-    }
-);
-
-text_enum!(
-    /// State of a run.
-    RunStatus {
-        Running = "running",
-        Ok = "ok",
-        Failed = "failed",
-        Cancelled = "cancelled",
-    }
-);
 
 /// One `%materialize` (or `slurmbook run`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

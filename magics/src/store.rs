@@ -14,8 +14,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use thiserror::Error;
 
+use crate::model::is_identifier;
 use crate::state::STATE_DIR;
-use crate::syntax::is_identifier;
 
 #[derive(Debug, Error)]
 pub enum StoreError {

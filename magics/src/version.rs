@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::graph::AssetGraph;
 use crate::items::{DepLine, Item};
-use crate::notebook::AssetSpec;
+use crate::model::{digest_of, AssetSpec};
 
 /// The normalized form of Rust source: its token stream re-printed, so
 /// whitespace and comments do not count. Source that does not lex falls
@@ -133,11 +133,6 @@ fn field(h: &mut Sha256, tag: &str, value: &[u8]) {
     h.update(tag.as_bytes());
     h.update((value.len() as u64).to_le_bytes());
     h.update(value);
-}
-
-/// sha256 of a normalized source.
-pub fn digest_of(normalized: &str) -> [u8; 32] {
-    Sha256::digest(normalized.as_bytes()).into()
 }
 
 /// The hash of everything about an asset itself (not its upstreams).

@@ -10,14 +10,12 @@ use crate::exec::slurm::{
     self, ClusterLimits, JobSpec, Remote, SshError, SshTarget, StepRequest, WatchJob, WatchRun,
 };
 use crate::exec::{job_env, remote_build};
+use crate::model::{AssetOptions, Target};
+use crate::model::{JobGrouping, RunId};
+use crate::model::{MaterializationStatus, RunStatus};
 use crate::plan::{Action, Plan};
 use crate::project::Project;
-use crate::state::{
-    Materialization, MaterializationStatus, ResultRecord, Run, RunStatus, StartRecord, StateDb,
-    StateError,
-};
-use crate::syntax::magic::{JobGrouping, RunId};
-use crate::syntax::options::{AssetOptions, Target};
+use crate::state::{Materialization, ResultRecord, Run, StartRecord, StateDb, StateError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::AtomicBool;

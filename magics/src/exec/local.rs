@@ -4,12 +4,13 @@
 //! as skipped because of it, while independent branches still run.
 
 use crate::events::{format_duration, AssetState, Emit, Event, RunSummary};
+use crate::model::MaterializationStatus;
+use crate::model::RunId;
+use crate::model::Target;
 use crate::plan::{Action, Plan};
 use crate::project::Project;
-use crate::state::{MaterializationStatus, ResultRecord, StartRecord, StateDb, StateError};
+use crate::state::{ResultRecord, StartRecord, StateDb, StateError};
 use crate::store::ValueStore;
-use crate::syntax::magic::RunId;
-use crate::syntax::options::Target;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -4,10 +4,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::args::{split_words, ArgsError};
-use super::is_identifier;
-use super::options::{
-    describe_options, parse_asset_options, AssetOptions, OptionError, ASSET_OPTIONS,
-};
+use super::options::{describe_options, parse_asset_options, OptionError, ASSET_OPTIONS};
+use crate::model::{is_identifier, AssetOptions};
 
 /// The parsed first line of an asset cell.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,43 +8,10 @@ use thiserror::Error;
 
 use super::args::{split_words, Word};
 use super::asset::{asset_help, ASSET_USAGE, CHECK_USAGE};
-use super::is_identifier;
-use super::options::{describe_options, is_simple_name, scan_options, OptionInfo, Target};
+use super::options::{describe_options, scan_options, OptionInfo};
 use super::selection::{parse_selection_at, Selection};
-
-/// A run's id in the state database.
-pub type RunId = i64;
-
-/// How `%materialize` maps assets to Slurm jobs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum JobGrouping {
-    /// One job per asset, chained with `afterok`.
-    PerAsset,
-    /// Compatible connected assets share one allocation, each an `srun`
-    /// step (unless `--own-job`); the default.
-    Grouped,
-}
-
-impl JobGrouping {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobGrouping::PerAsset => "per-asset",
-            JobGrouping::Grouped => "grouped",
-        }
-    }
-}
-
-impl std::str::FromStr for JobGrouping {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "per-asset" => Ok(JobGrouping::PerAsset),
-            "grouped" => Ok(JobGrouping::Grouped),
-            _ => Err(format!("`{s}`: use `per-asset` or `grouped`")),
-        }
-    }
-}
+use crate::model::is_identifier;
+use crate::model::{is_simple_name, JobGrouping, RunId, Target};
 
 /// Arguments of `%materialize`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,31 +13,6 @@ use thiserror::Error;
 pub use asset::{AssetHeader, CheckHeader, HeaderError};
 pub use magic::{LineMagic, MagicError};
 
-/// Rust's strict and reserved keywords (2021 edition), which cannot name assets.
-const KEYWORDS: &[&str] = &[
-    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern",
-    "false", "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub",
-    "ref", "return", "self", "Self", "static", "struct", "super", "trait", "true", "type",
-    "unsafe", "use", "where", "while", "abstract", "become", "box", "do", "final", "macro",
-    "override", "priv", "typeof", "unsized", "virtual", "yield", "try", "gen",
-];
-
-/// Whether `s` is a Rust keyword.
-pub fn is_keyword(s: &str) -> bool {
-    KEYWORDS.contains(&s)
-}
-
-/// An ASCII Rust identifier that is not a keyword and not `_`: what asset,
-/// check and dependency names must be.
-pub fn is_identifier(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && s != "_"
-        && s.len() <= 128
-        && !is_keyword(s)
-}
-
 /// An `%%asset` cell: header and body (everything after the header line).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AssetCell {
@@ -223,16 +198,6 @@ pub(crate) fn split_code(src: &str) -> Vec<(usize, Piece<'_>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn identifiers() {
-        for ok in ["a", "_a", "temperatures", "x1", "A_B"] {
-            assert!(is_identifier(ok), "{ok}");
-        }
-        for bad in ["", "_", "1a", "a-b", "fn", "self", "é", "a b", "r#x"] {
-            assert!(!is_identifier(bad), "{bad}");
-        }
-    }
 
     #[test]
     fn asset_cell_with_leading_blank_lines() {

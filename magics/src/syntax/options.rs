@@ -5,279 +5,11 @@
 //! break out of a word (`;`, whitespace, quotes, `$`, backticks, newlines,
 //! redirections, parentheses) is ever accepted.
 
-use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::args::Word;
-use super::is_identifier;
-
-/// Where an asset (or a whole `%materialize`) runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Target {
-    /// In the kernel's own evcxr session.
-    Local,
-    /// As a Slurm job on the configured cluster.
-    Slurm,
-}
-
-impl Target {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Target::Local => "local",
-            Target::Slurm => "slurm",
-        }
-    }
-}
-
-impl fmt::Display for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Target {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "local" => Ok(Target::Local),
-            "slurm" => Ok(Target::Slurm),
-            _ => Err("`local` or `slurm`".to_string()),
-        }
-    }
-}
-
-/// A Slurm time limit, stored in seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SlurmTime {
-    pub seconds: u64,
-}
-
-const TIME_FORMATS: &str = "a Slurm time: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS";
-
-impl FromStr for SlurmTime {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        fn num(part: &str) -> Option<u64> {
-            if part.is_empty() || part.len() > 9 || !part.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            part.parse().ok()
-        }
-        let bad = || TIME_FORMATS.to_string();
-        let (days, rest) = match s.split_once('-') {
-            Some((d, rest)) => (Some(num(d).ok_or_else(bad)?), rest),
-            None => (None, s),
-        };
-        let parts: Vec<&str> = rest.split(':').collect();
-        let nums: Vec<u64> = parts
-            .iter()
-            .map(|p| num(p))
-            .collect::<Option<_>>()
-            .ok_or_else(bad)?;
-        let seconds = match (days, nums.as_slice()) {
-            (None, [m]) => m * 60,
-            (None, [m, s]) if *s < 60 => m * 60 + s,
-            (None, [h, m, s]) if *m < 60 && *s < 60 => h * 3600 + m * 60 + s,
-            (Some(d), [h]) if *h < 24 => d * 86400 + h * 3600,
-            (Some(d), [h, m]) if *h < 24 && *m < 60 => d * 86400 + h * 3600 + m * 60,
-            (Some(d), [h, m, s]) if *h < 24 && *m < 60 && *s < 60 => {
-                d * 86400 + h * 3600 + m * 60 + s
-            }
-            _ => return Err(bad()),
-        };
-        if seconds == 0 {
-            return Err(format!("{TIME_FORMATS}, greater than zero"));
-        }
-        Ok(SlurmTime { seconds })
-    }
-}
-
-impl fmt::Display for SlurmTime {
-    /// `HH:MM:SS`, or `D-HH:MM:SS` from one day on: both are valid `sbatch --time`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (d, rem) = (self.seconds / 86400, self.seconds % 86400);
-        let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
-        if d > 0 {
-            write!(f, "{d}-{h:02}:{m:02}:{s:02}")
-        } else {
-            write!(f, "{h:02}:{m:02}:{s:02}")
-        }
-    }
-}
-
-/// Memory unit of `--mem` (Slurm's default unit is megabytes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MemUnit {
-    K,
-    M,
-    G,
-    T,
-}
-
-/// A `--mem` value such as `4G`, `500M` or `1024` (megabytes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct MemSize {
-    pub amount: u64,
-    pub unit: MemUnit,
-}
-
-impl MemSize {
-    /// The size in kibibytes, as Slurm counts it.
-    pub fn kibibytes(&self) -> u64 {
-        let factor = match self.unit {
-            MemUnit::K => 1,
-            MemUnit::M => 1024,
-            MemUnit::G => 1024 * 1024,
-            MemUnit::T => 1024 * 1024 * 1024,
-        };
-        self.amount.saturating_mul(factor)
-    }
-}
-
-impl FromStr for MemSize {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || {
-            "a memory size: digits with an optional K, M, G or T suffix (e.g. 4G, 500M, 1024)"
-                .to_string()
-        };
-        let (digits, unit) = match s.as_bytes().last() {
-            Some(b'k' | b'K') => (&s[..s.len() - 1], MemUnit::K),
-            Some(b'm' | b'M') => (&s[..s.len() - 1], MemUnit::M),
-            Some(b'g' | b'G') => (&s[..s.len() - 1], MemUnit::G),
-            Some(b't' | b'T') => (&s[..s.len() - 1], MemUnit::T),
-            _ => (s, MemUnit::M),
-        };
-        if digits.is_empty() || digits.len() > 12 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad());
-        }
-        Ok(MemSize {
-            amount: digits.parse().map_err(|_| bad())?,
-            unit,
-        })
-    }
-}
-
-impl fmt::Display for MemSize {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let unit = match self.unit {
-            MemUnit::K => "K",
-            MemUnit::M => "M",
-            MemUnit::G => "G",
-            MemUnit::T => "T",
-        };
-        write!(f, "{}{unit}", self.amount)
-    }
-}
-
-/// A `--gpus` value: `2` or `a100:2`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Gpus {
-    pub kind: Option<String>,
-    pub count: u32,
-}
-
-impl FromStr for Gpus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || "a GPU count (>= 1) or TYPE:COUNT, e.g. 2 or a100:2".to_string();
-        let (kind, count) = match s.split_once(':') {
-            Some((kind, count)) => {
-                if !valid_chars(kind, |c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
-                    return Err(bad());
-                }
-                (Some(kind.to_string()), count)
-            }
-            None => (None, s),
-        };
-        let count = positive_int(count).ok_or_else(bad)?;
-        Ok(Gpus { kind, count })
-    }
-}
-
-impl fmt::Display for Gpus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.kind {
-            Some(kind) => write!(f, "{kind}:{}", self.count),
-            None => write!(f, "{}", self.count),
-        }
-    }
-}
-
-macro_rules! serde_as_string {
-    ($($t:ty),*) => {$(
-        impl Serialize for $t {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_str(self)
-            }
-        }
-        impl<'de> Deserialize<'de> for $t {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(d)?;
-                s.parse().map_err(|e: String| serde::de::Error::custom(format!("expected {e}")))
-            }
-        }
-    )*};
-}
-serde_as_string!(SlurmTime, MemSize, Gpus);
-
-/// The options of one `%%asset` cell. `None` means "not given" (the profile
-/// or the kernel's defaults apply).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AssetOptions {
-    pub partition: Option<String>,
-    pub time: Option<SlurmTime>,
-    pub cpus: Option<u32>,
-    pub mem: Option<MemSize>,
-    pub gpus: Option<Gpus>,
-    pub nodes: Option<u32>,
-    pub ntasks: Option<u32>,
-    pub account: Option<String>,
-    pub qos: Option<String>,
-    pub constraint: Option<String>,
-    pub target: Option<Target>,
-    /// The pixi environment the asset runs in; part of the code version.
-    pub env: Option<String>,
-    pub group: Option<String>,
-    #[serde(default)]
-    pub tags: BTreeMap<String, String>,
-    /// Order-only dependencies (`--deps a,b`).
-    #[serde(default)]
-    pub deps: Vec<String>,
-    /// Run in a job of its own even when `%materialize --jobs grouped`.
-    #[serde(default)]
-    pub own_job: bool,
-}
-
-impl AssetOptions {
-    /// The `sbatch` long options this asset asks for, as `(name, value)`
-    /// pairs in a fixed order (`("partition", "cpu")`, `("time", "00:10:00")`, ...).
-    /// Every value was validated when parsed.
-    pub fn sbatch_args(&self) -> Vec<(&'static str, String)> {
-        let mut out = Vec::new();
-        let mut push = |name: &'static str, value: Option<String>| {
-            if let Some(v) = value {
-                out.push((name, v));
-            }
-        };
-        push("partition", self.partition.clone());
-        push("time", self.time.map(|t| t.to_string()));
-        push("cpus-per-task", self.cpus.map(|c| c.to_string()));
-        push("mem", self.mem.map(|m| m.to_string()));
-        push("gres", self.gpus.as_ref().map(|g| format!("gpu:{g}")));
-        push("nodes", self.nodes.map(|n| n.to_string()));
-        push("ntasks", self.ntasks.map(|n| n.to_string()));
-        push("account", self.account.clone());
-        push("qos", self.qos.clone());
-        push("constraint", self.constraint.clone());
-        out
-    }
-}
+use crate::model::ident::{is_identifier, positive_int, slurm_name_char, valid_chars};
+use crate::model::AssetOptions;
 
 /// One accepted option: its name, value placeholder (None for flags) and help.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -417,6 +149,10 @@ pub enum OptionError {
     },
 }
 
+fn tag_part_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "_.-:/@+".contains(c)
+}
+
 /// One parsed `--name[=value]` occurrence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RawOption {
@@ -488,30 +224,6 @@ pub(crate) fn scan_options(
         });
     }
     Ok(out)
-}
-
-pub(crate) fn valid_chars(s: &str, ok: impl Fn(char) -> bool) -> bool {
-    !s.is_empty() && s.len() <= 256 && !s.starts_with('-') && s.chars().all(ok)
-}
-
-fn positive_int(s: &str) -> Option<u32> {
-    if s.is_empty() || s.len() > 9 || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok().filter(|n| *n >= 1)
-}
-
-fn slurm_name_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "_.-".contains(c)
-}
-
-/// A name as a Slurm partition, account or QOS, a group or a pixi environment.
-pub fn is_simple_name(s: &str) -> bool {
-    valid_chars(s, slurm_name_char)
-}
-
-fn tag_part_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "_.-:/@+".contains(c)
 }
 
 /// Parse and validate `%%asset` options.
@@ -640,6 +352,7 @@ pub fn parse_asset_options(words: &[Word]) -> Result<AssetOptions, OptionError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Gpus, MemSize, MemUnit, SlurmTime, Target};
     use crate::syntax::args::split_words;
 
     fn parse(s: &str) -> Result<AssetOptions, OptionError> {

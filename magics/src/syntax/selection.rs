@@ -18,8 +18,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::is_identifier;
-use super::options::is_simple_name;
+use crate::model::is_identifier;
+use crate::model::is_simple_name;
 
 /// How far to follow edges from a named asset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

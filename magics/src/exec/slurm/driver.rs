@@ -38,7 +38,7 @@ use super::submit::{
     check_sbatch_option, env_prelude, submit_script_with, JobEnv, JobSpec, SubmitError,
 };
 use super::watch::WatchJob;
-use crate::syntax::is_identifier;
+use crate::model::is_identifier;
 
 /// A status line of a `.steps` file.
 #[derive(Debug, Clone, PartialEq)]
@@ -397,7 +397,7 @@ pub fn allocation_watch_jobs(
 mod tests {
     use super::*;
     use crate::exec::slurm::group::{plan_allocations, ClusterLimits, StepRequest};
-    use crate::syntax::magic::JobGrouping;
+    use crate::model::JobGrouping;
 
     fn res() -> StepResources {
         StepResources {

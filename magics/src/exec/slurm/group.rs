@@ -37,8 +37,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::syntax::magic::JobGrouping;
-use crate::syntax::options::{Gpus, MemSize, SlurmTime};
+use crate::model::JobGrouping;
+use crate::model::{Gpus, MemSize, SlurmTime};
 
 /// One asset of the run, as the planner sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]

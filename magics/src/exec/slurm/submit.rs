@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use super::ssh::{check_abs_path, quote, Remote, SshError};
-use crate::syntax::is_identifier;
+use crate::model::is_identifier;
 
 /// One asset to run as a Slurm job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -511,7 +511,7 @@ mod tests {
 
     #[test]
     fn every_asset_option_passes_the_whitelist() {
-        use crate::syntax::options::AssetOptions;
+        use crate::model::AssetOptions;
         let o = AssetOptions {
             partition: Some("gpu-a100.x".into()),
             time: Some("1-00:00:00".parse().unwrap()),

@@ -39,9 +39,9 @@ use super::ssh::{check_abs_path, command_line, quote, Remote, SshError};
 use super::stream::{Demux, Piece};
 use super::submit::JobSpec;
 use crate::events::{AssetState, Emit, Event, Stream};
+use crate::model::is_identifier;
+use crate::model::RunId;
 use crate::state::{StateDb, StateError};
-use crate::syntax::is_identifier;
-use crate::syntax::magic::RunId;
 
 #[path = "watch_steps.rs"]
 mod steps;
