@@ -1,0 +1,171 @@
+//! The state database: `<notebook dir>/.slurmbook/state.db` (SQLite, WAL).
+//!
+//! It records the assets' current versions, every materialization (with
+//! what it was computed from: own hash and upstream versions), runs and
+//! their Slurm jobs with streaming offsets. It survives kernel restarts;
+//! every multi-row write is one transaction; readers never block writers.
+//!
+//! One file per table family: [`runs`], [`materializations`], [`jobs`]
+//! (a run's Slurm jobs and streaming offsets), [`assets`]; the schema and
+//! its migrations in [`schema`].
+
+mod assets;
+mod jobs;
+mod materializations;
+mod runs;
+mod schema;
+
+pub use assets::AssetRow;
+pub use jobs::RunJob;
+pub use materializations::{Materialization, ResultRecord, StartRecord};
+pub use runs::Run;
+use schema::{SCHEMA_V1, SCHEMA_V2};
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+use thiserror::Error;
+
+/// The schema version this code writes (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// Directory (beside the notebook) holding the state and the value store.
+pub const STATE_DIR: &str = ".slurmbook";
+
+#[derive(Debug, Error)]
+pub enum StateError {
+    #[error("state database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot create {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} has schema version {found}, newer than this slurmbook supports ({supported}); upgrade slurmbook")]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error("state database: bad {what} `{value}` in {table}")]
+    Corrupt {
+        table: &'static str,
+        what: &'static str,
+        value: String,
+    },
+    #[error("state database: no {what} with id {id}")]
+    NotFound { what: &'static str, id: i64 },
+}
+
+/// Connection to the state database. Not `Sync`: give each thread its own
+/// (opening is cheap) or wrap it in a mutex.
+pub struct StateDb {
+    conn: Connection,
+    path: PathBuf,
+}
+
+fn now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn parse_ts(table: &'static str, s: &str) -> Result<DateTime<Utc>, StateError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| StateError::Corrupt {
+            table,
+            what: "timestamp",
+            value: s.to_string(),
+        })
+}
+
+fn parse_enum<T: FromStr>(
+    table: &'static str,
+    what: &'static str,
+    s: &str,
+) -> Result<T, StateError> {
+    s.parse().map_err(|_| StateError::Corrupt {
+        table,
+        what,
+        value: s.to_string(),
+    })
+}
+
+impl StateDb {
+    /// Open (creating if needed) `<dir>/.slurmbook/state.db`, where `dir` is
+    /// the notebook's directory.
+    pub fn open(dir: impl AsRef<Path>) -> Result<StateDb, StateError> {
+        let state_dir = dir.as_ref().join(STATE_DIR);
+        std::fs::create_dir_all(&state_dir).map_err(|source| StateError::Io {
+            path: state_dir.clone(),
+            source,
+        })?;
+        Self::open_file(state_dir.join("state.db"))
+    }
+
+    /// Open a database file directly.
+    pub fn open_file(path: impl AsRef<Path>) -> Result<StateDb, StateError> {
+        let path = path.as_ref().to_path_buf();
+        let conn = Connection::open(&path)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let db = StateDb { conn, path };
+        db.migrate()?;
+        Ok(db)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn user_version(&self) -> Result<i64, StateError> {
+        Ok(self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+
+    fn write(&self) -> Result<Transaction<'_>, StateError> {
+        Ok(Transaction::new_unchecked(
+            &self.conn,
+            TransactionBehavior::Immediate,
+        )?)
+    }
+
+    fn migrate(&self) -> Result<(), StateError> {
+        let found = self.user_version()?;
+        if found == SCHEMA_VERSION {
+            return Ok(());
+        }
+        if found > SCHEMA_VERSION {
+            return Err(StateError::NewerSchema {
+                path: self.path.clone(),
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        let tx = self.write()?;
+        // Another process may have migrated while we waited for the lock.
+        let found: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if found < 1 {
+            tx.execute_batch(SCHEMA_V1)?;
+        }
+        if found < 2 {
+            tx.execute_batch(SCHEMA_V2)?;
+        }
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

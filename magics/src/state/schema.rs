@@ -1,0 +1,53 @@
+//! The schema: version 1 tables and the version 2 migration.
+
+pub(super) const SCHEMA_V1: &str = "
+CREATE TABLE assets (
+    name TEXT PRIMARY KEY,
+    version TEXT NOT NULL,
+    own_hash TEXT NOT NULL,
+    cell_index INTEGER,
+    cell_id TEXT,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    selection TEXT NOT NULL,
+    target TEXT NOT NULL,
+    profile TEXT,
+    status TEXT NOT NULL
+);
+CREATE TABLE materializations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    asset TEXT NOT NULL,
+    version TEXT NOT NULL,
+    own_hash TEXT NOT NULL,
+    upstream_versions TEXT NOT NULL,
+    run_id INTEGER REFERENCES runs(id),
+    target TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    duration_ms INTEGER,
+    job_id TEXT,
+    node TEXT,
+    metadata TEXT NOT NULL DEFAULT 'null',
+    value_path TEXT,
+    error TEXT
+);
+CREATE INDEX materializations_by_asset ON materializations(asset, status, id);
+CREATE INDEX materializations_by_run ON materializations(run_id, id);
+CREATE TABLE run_jobs (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    asset TEXT NOT NULL,
+    job_id TEXT,
+    state TEXT NOT NULL,
+    stdout_offset INTEGER NOT NULL DEFAULT 0,
+    stderr_offset INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (run_id, asset)
+);
+";
+
+/// Version 2: how to follow a Slurm run again (`%attach`), as JSON.
+pub(super) const SCHEMA_V2: &str = "ALTER TABLE runs ADD COLUMN remote TEXT;";

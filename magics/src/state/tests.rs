@@ -1,0 +1,273 @@
+//! Tests of the state database.
+
+use super::*;
+use crate::model::{CellRef, MaterializationStatus, RunId, RunStatus, Target};
+use std::collections::BTreeMap;
+
+fn ups(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+fn start<'a>(
+    run: RunId,
+    asset: &'a str,
+    version: &'a str,
+    ups: &'a BTreeMap<String, String>,
+) -> StartRecord<'a> {
+    StartRecord {
+        run_id: Some(run),
+        asset,
+        version,
+        own_hash: "own",
+        upstream_versions: ups,
+        target: Target::Slurm,
+        job_id: Some("4242"),
+        node: None,
+    }
+}
+
+#[test]
+fn round_trip_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let u = ups(&[("temperatures", "v0")]);
+    let (run, id) = {
+        let db = StateDb::open(dir.path()).unwrap();
+        assert!(dir.path().join(".slurmbook/state.db").exists());
+        let run = db
+            .begin_run("+summary", Target::Slurm, Some("cluster"))
+            .unwrap();
+        let id = db.record_start(&start(run, "summary", "v1", &u)).unwrap();
+        assert_eq!(
+            db.latest("summary").unwrap().unwrap().status,
+            MaterializationStatus::Running
+        );
+        assert!(db.last_success("summary").unwrap().is_none());
+        db.record_result(
+            id,
+            &ResultRecord {
+                metadata: serde_json::json!({"rows": 3}),
+                value_path: Some("/scratch/v".into()),
+                node: Some("node7".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        db.upsert_job(run, "summary", Some("4242"), "RUNNING")
+            .unwrap();
+        db.set_offsets(run, "summary", 120, 7).unwrap();
+        db.finish_run(run, RunStatus::Ok).unwrap();
+        (run, id)
+    };
+    // Restart: a new connection sees everything.
+    let db = StateDb::open(dir.path()).unwrap();
+    let m = db.last_success("summary").unwrap().unwrap();
+    assert_eq!(m.id, id);
+    assert_eq!(m.version, "v1");
+    assert_eq!(m.upstream_versions, u);
+    assert_eq!(m.run_id, Some(run));
+    assert_eq!(m.target, Target::Slurm);
+    assert_eq!(m.status, MaterializationStatus::Ok);
+    assert_eq!(m.job_id.as_deref(), Some("4242"));
+    assert_eq!(m.node.as_deref(), Some("node7"));
+    assert_eq!(m.metadata["rows"], 3);
+    assert_eq!(m.value_path.as_deref(), Some("/scratch/v"));
+    assert!(m.finished_at.unwrap() >= m.started_at);
+    assert!(m.duration_ms.unwrap() >= 0);
+    let runs = db.runs().unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, RunStatus::Ok);
+    assert_eq!(runs[0].profile.as_deref(), Some("cluster"));
+    assert_eq!(runs[0].selection, "+summary");
+    assert!(runs[0].finished_at.is_some());
+    assert_eq!(db.latest_run().unwrap().unwrap().id, run);
+    assert_eq!(db.run_assets(run).unwrap().len(), 1);
+    assert_eq!(db.offsets(run, "summary").unwrap(), Some((120, 7)));
+    assert_eq!(db.offsets(run, "other").unwrap(), None);
+    assert_eq!(db.run_jobs(run).unwrap()[0].job_id.as_deref(), Some("4242"));
+    assert_eq!(db.last_successes().unwrap().len(), 1);
+}
+
+#[test]
+fn failure_latest_and_last_success_differ() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = StateDb::open(dir.path()).unwrap();
+    let u = ups(&[]);
+    let run = db.begin_run("*", Target::Local, None).unwrap();
+    let ok = db.record_start(&start(run, "a", "v1", &u)).unwrap();
+    db.record_result(ok, &ResultRecord::default()).unwrap();
+    let bad = db.record_start(&start(run, "a", "v2", &u)).unwrap();
+    db.record_result(
+        bad,
+        &ResultRecord {
+            status: Some(MaterializationStatus::Failed),
+            error: Some("boom".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    db.record_skipped(&[start(run, "b", "v9", &u), start(run, "c", "v9", &u)])
+        .unwrap();
+    assert_eq!(db.last_success("a").unwrap().unwrap().version, "v1");
+    let latest = db.latest("a").unwrap().unwrap();
+    assert_eq!(
+        (latest.version.as_str(), latest.error.as_deref()),
+        ("v2", Some("boom"))
+    );
+    assert!(
+        db.latest("b").unwrap().is_none(),
+        "skipped is not an attempt"
+    );
+    assert_eq!(db.run_assets(run).unwrap().len(), 4);
+    assert_eq!(
+        db.latest_all().unwrap()["a"].status,
+        MaterializationStatus::Failed
+    );
+    assert!(matches!(
+        db.record_result(999, &ResultRecord::default()),
+        Err(StateError::NotFound { .. })
+    ));
+    assert!(matches!(
+        db.finish_run(999, RunStatus::Ok),
+        Err(StateError::NotFound { .. })
+    ));
+}
+
+#[test]
+fn job_states_in_one_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = StateDb::open(dir.path()).unwrap();
+    let run = db.begin_run("*", Target::Slurm, None).unwrap();
+    db.upsert_job(run, "a", Some("1"), "PENDING").unwrap();
+    db.upsert_job(run, "b", Some("2"), "PENDING").unwrap();
+    db.upsert_job(run, "b", None, "RUNNING").unwrap();
+    db.set_job_states(run, &[("a", "COMPLETED"), ("b", "FAILED")])
+        .unwrap();
+    let jobs = db.run_jobs(run).unwrap();
+    assert_eq!(
+        jobs.iter().map(|j| j.state.as_str()).collect::<Vec<_>>(),
+        ["COMPLETED", "FAILED"]
+    );
+    assert_eq!(
+        jobs[1].job_id.as_deref(),
+        Some("2"),
+        "upsert without job id keeps it"
+    );
+}
+
+#[test]
+fn sync_assets_replaces_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = StateDb::open(dir.path()).unwrap();
+    let row = |n: &str, v: &str, cell: CellRef| AssetRow {
+        name: n.into(),
+        version: v.into(),
+        own_hash: "o".into(),
+        cell,
+    };
+    db.sync_assets(&[
+        row("a", "1", CellRef::saved(0, Some("x".into()))),
+        row("b", "1", CellRef::session(None)),
+    ])
+    .unwrap();
+    db.sync_assets(&[
+        row("b", "2", CellRef::session(None)),
+        row("c", "1", CellRef::saved(4, None)),
+    ])
+    .unwrap();
+    let rows = db.assets().unwrap();
+    assert_eq!(
+        rows.iter()
+            .map(|r| (r.name.as_str(), r.version.as_str()))
+            .collect::<Vec<_>>(),
+        [("b", "2"), ("c", "1")]
+    );
+    assert!(rows[0].cell.is_session());
+    assert_eq!(rows[1].cell.index, 4);
+}
+
+#[test]
+fn wal_and_schema_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = StateDb::open(dir.path()).unwrap();
+    let mode: String = db
+        .conn
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    assert_eq!(db.user_version().unwrap(), SCHEMA_VERSION);
+    db.conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(db);
+    let e = StateDb::open(dir.path())
+        .err()
+        .expect("newer schema is refused");
+    assert!(
+        matches!(e, StateError::NewerSchema { found: 99, .. }),
+        "{e}"
+    );
+}
+
+#[test]
+fn version_1_databases_are_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(SCHEMA_V1).unwrap();
+        conn.execute("INSERT INTO runs (started_at, selection, target, status) VALUES ('2024-01-01T00:00:00.000Z', 'x', 'slurm', 'running')", [])
+            .unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+    }
+    let db = StateDb::open_file(&path).unwrap();
+    assert_eq!(db.user_version().unwrap(), SCHEMA_VERSION);
+    let run = db.latest_run().unwrap().unwrap();
+    assert_eq!(db.run_remote(run.id).unwrap(), None);
+    db.set_run_remote(run.id, "{\"run_dir\":\"/x\"}").unwrap();
+    assert_eq!(
+        db.run_remote(run.id).unwrap().as_deref(),
+        Some("{\"run_dir\":\"/x\"}")
+    );
+    assert!(db.set_run_remote(run.id + 1, "{}").is_err());
+}
+
+#[test]
+fn concurrent_reader_while_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = StateDb::open(dir.path()).unwrap();
+    let reader = StateDb::open(dir.path()).unwrap();
+    let run = writer.begin_run("*", Target::Local, None).unwrap();
+    // An open write transaction does not block the reader, which sees the
+    // last committed state.
+    writer.conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+    writer
+        .conn
+        .execute("INSERT INTO runs (started_at, selection, target, status) VALUES ('2024-01-01T00:00:00.000Z', 'x', 'local', 'running')", [])
+        .unwrap();
+    assert_eq!(reader.runs().unwrap().len(), 1);
+    writer.conn.execute_batch("COMMIT").unwrap();
+    assert_eq!(reader.runs().unwrap().len(), 2);
+
+    // Threads: one writes results while another reads, without errors.
+    let path = dir.path().to_path_buf();
+    let w = std::thread::spawn(move || {
+        let db = StateDb::open(&path).unwrap();
+        let u = BTreeMap::new();
+        for i in 0..200 {
+            let name = format!("a{}", i % 10);
+            let id = db.record_start(&start(run, &name, "v", &u)).unwrap();
+            db.record_result(id, &ResultRecord::default()).unwrap();
+        }
+    });
+    let mut reads = 0;
+    while !w.is_finished() {
+        let all = reader.last_successes().unwrap();
+        assert!(all.len() <= 10);
+        reads += 1;
+    }
+    w.join().unwrap();
+    assert!(reads > 0);
+    assert_eq!(reader.last_successes().unwrap().len(), 10);
+    assert_eq!(reader.run_assets(run).unwrap().len(), 200);
+}
