@@ -7,6 +7,8 @@
 pub mod graph;
 pub mod table;
 
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+
 /// Escapes text for XML/HTML content and attribute values, and drops the
 /// characters XML 1.0 does not allow (C0 controls other than tab/newline/CR).
 pub(crate) fn xml_escape(s: &str) -> String {
@@ -48,40 +50,10 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
     out
 }
 
-/// Width of one character in terminal columns: 0 for combining marks and
-/// zero-width characters, 2 for East Asian wide/fullwidth characters and
-/// emoji, 1 otherwise. An approximation of `wcwidth` that is exact for ASCII.
-pub(crate) fn char_columns(c: char) -> usize {
-    let u = c as u32;
-    if u < 0x20 || (0x7f..0xa0).contains(&u) {
-        return 0;
-    }
-    if u < 0x300 {
-        return 1;
-    }
-    let zero = matches!(u,
-        0x0300..=0x036F | 0x0483..=0x0489 | 0x0591..=0x05BD | 0x0610..=0x061A
-        | 0x064B..=0x065F | 0x1AB0..=0x1AFF | 0x1DC0..=0x1DFF | 0x200B..=0x200F
-        | 0x2028..=0x202E | 0x2060..=0x2064 | 0x20D0..=0x20FF | 0xFE00..=0xFE0F
-        | 0xFE20..=0xFE2F | 0xFEFF);
-    if zero {
-        return 0;
-    }
-    let wide = matches!(u,
-        0x1100..=0x115F | 0x2E80..=0x303E | 0x3041..=0x33FF | 0x3400..=0x4DBF
-        | 0x4E00..=0x9FFF | 0xA000..=0xA4CF | 0xAC00..=0xD7A3 | 0xF900..=0xFAFF
-        | 0xFE30..=0xFE4F | 0xFF00..=0xFF60 | 0xFFE0..=0xFFE6 | 0x1F300..=0x1F64F
-        | 0x1F900..=0x1F9FF | 0x1FA70..=0x1FAFF | 0x20000..=0x2FFFD | 0x30000..=0x3FFFD);
-    if wide {
-        2
-    } else {
-        1
-    }
-}
-
-/// Width of a string in terminal columns (see [`char_columns`]).
+/// Width of a string in terminal columns (East Asian wide characters and
+/// emoji count 2, combining marks 0), as `unicode-width` measures it.
 pub(crate) fn display_width(s: &str) -> usize {
-    s.chars().map(char_columns).sum()
+    UnicodeWidthStr::width(s)
 }
 
 /// Advance widths (in thousandths of an em) of the printable ASCII characters, 0x20..=0x7E, in
@@ -112,10 +84,10 @@ pub(crate) fn text_px(s: &str, font_px: f64) -> f64 {
             if (0x20..0x7f).contains(&u) {
                 f64::from(ASCII_MILLI_EM[(u - 0x20) as usize]) / 1000.0
             } else {
-                match char_columns(c) {
+                match UnicodeWidthChar::width(c).unwrap_or(0) {
                     0 => 0.0,
-                    2 => 1.05,
-                    _ => 0.8,
+                    1 => 0.8,
+                    _ => 1.05,
                 }
             }
         })
