@@ -1,11 +1,20 @@
 //! Pure rendering, with no Jupyter types: the asset graph as Mermaid, SVG or
-//! plain text ([`graph`]), and tables as HTML or aligned text ([`table`]).
+//! plain text ([`graph`]), and tables as HTML or aligned text ([`table`]);
+//! plus the text helpers they share (escaping, truncation, measuring).
 //!
 //! Everything here is a function from plain data to a `String`; the kernel
 //! decides which MIME type each string goes out as.
 
+#[cfg(test)]
+mod fixtures;
 pub mod graph;
+mod layout;
+mod mermaid;
+mod model;
+mod state;
+mod svg;
 pub mod table;
+mod text;
 
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
