@@ -1,7 +1,8 @@
-//! Where the SVG's boxes and edges go: a small Sugiyama pipeline (layers
-//! from [`prepare`], long edges split into dummy vertices, barycenter sweeps
-//! plus adjacent swaps to reduce crossings, vertical coordinates by isotonic
-//! regression), so every edge runs left to right and no boxes overlap.
+//! Where the SVG's boxes and edges go: a plain layered drawing, left to
+//! right. Every layer of [`prepare`] is a column; an edge spanning several
+//! columns passes through a slot of its own in each column between, so it
+//! never crosses a box; one barycenter pass each way orders the columns;
+//! each column is packed and centred vertically.
 
 use super::model::{prepare, GraphEdge, GraphNode};
 use super::{one_line, text_px, truncate};
@@ -10,14 +11,17 @@ pub(super) const FONT_PX: f64 = 13.0;
 pub(super) const DETAIL_PX: f64 = 11.0;
 pub(super) const LEGEND_PX: f64 = 12.0;
 pub(super) const PAD_X: f64 = 14.0;
-pub(super) const MIN_BOX_W: f64 = 84.0;
-const BOX_H: f64 = 34.0;
-const BOX_H_DETAIL: f64 = 48.0;
-const DUMMY_H: f64 = 2.0;
 pub(super) const MARGIN: f64 = 20.0;
 pub(super) const NAME_MAX: usize = 28;
-const MAX_DUMMIES: usize = 60_000;
 const DETAIL_MAX: usize = 36;
+const MIN_BOX_W: f64 = 84.0;
+const BOX_H: f64 = 34.0;
+const BOX_H_DETAIL: f64 = 48.0;
+/// Height of the slot a long edge takes in a column it passes.
+const SLOT_H: f64 = 2.0;
+/// Past this many slots in all (only huge graphs), long edges are drawn
+/// straight across the columns between, without slots.
+const MAX_SLOTS: usize = 60_000;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct Rect {
@@ -36,7 +40,7 @@ pub(super) struct NodeGeo {
 
 #[derive(Debug, Clone)]
 pub(super) struct EdgeGeo {
-    /// `[start, (dummy left, dummy right)*, end]`, in drawing direction:
+    /// `[start, (slot left, slot right)*, end]`, in drawing direction:
     /// cubic curves between columns, straight runs through columns.
     pub(super) pts: Vec<(f64, f64)>,
     pub(super) order_only: bool,
@@ -50,7 +54,7 @@ pub(super) struct Layout {
     pub(super) height: f64,
 }
 
-/// A vertex of the proper layered graph: a node, or a dummy on a long edge.
+/// A box, or the slot of a long edge in a column it passes.
 struct Vert {
     layer: usize,
     preds: Vec<usize>,
@@ -59,25 +63,17 @@ struct Vert {
     real: bool,
 }
 
-fn set_positions(order: &[Vec<usize>], pos: &mut [usize]) {
-    for layer in order {
-        for (i, &v) in layer.iter().enumerate() {
-            pos[v] = i;
-        }
-    }
-}
-
-/// One barycenter sweep, down (by predecessors) or up (by successors).
-/// Positions are normalized to the layer's length so layers of different
-/// sizes compare; vertices without neighbours on that side keep their place.
+/// Orders every column by the mean position of each vertex's neighbours in
+/// the column before (`down`) or after; a vertex without any keeps its
+/// place. Positions are relative to the column's length, so that columns of
+/// different sizes compare.
 fn sweep(order: &mut [Vec<usize>], pos: &mut [usize], verts: &[Vert], down: bool) {
     let nl = order.len();
     for step in 1..nl {
         let l = if down { step } else { nl - 1 - step };
-        let other = if down { l - 1 } else { l + 1 };
-        let other_len = order[other].len() as f64;
+        let other_len = order[if down { l - 1 } else { l + 1 }].len() as f64;
         let own_len = order[l].len() as f64;
-        let mut keyed: Vec<(f64, usize, usize)> = order[l]
+        let mut keyed: Vec<(f64, usize)> = order[l]
             .iter()
             .map(|&v| {
                 let nb = if down {
@@ -88,164 +84,22 @@ fn sweep(order: &mut [Vec<usize>], pos: &mut [usize], verts: &[Vert], down: bool
                 let key = if nb.is_empty() {
                     (pos[v] as f64 + 0.5) / own_len
                 } else {
-                    nb.iter()
-                        .map(|&u| (pos[u] as f64 + 0.5) / other_len)
-                        .sum::<f64>()
-                        / nb.len() as f64
+                    let sum: f64 = nb.iter().map(|&u| (pos[u] as f64 + 0.5) / other_len).sum();
+                    sum / nb.len() as f64
                 };
-                (key, pos[v], v)
+                (key, v)
             })
             .collect();
-        keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        order[l] = keyed.into_iter().map(|(_, _, v)| v).collect();
+        // Stable: ties keep their order.
+        keyed.sort_by(|a, b| a.0.total_cmp(&b.0));
+        order[l] = keyed.into_iter().map(|(_, v)| v).collect();
         for (i, &v) in order[l].iter().enumerate() {
             pos[v] = i;
         }
     }
 }
 
-/// Edge crossings between all pairs of adjacent layers (inversion counting
-/// with a Fenwick tree).
-fn crossings(order: &[Vec<usize>], pos: &[usize], verts: &[Vert]) -> usize {
-    let mut total = 0;
-    for (l, pair) in order.windows(2).enumerate() {
-        let mut ends: Vec<(usize, usize)> = Vec::new();
-        for &v in &pair[0] {
-            for &s in &verts[v].succs {
-                // Only proper edges (long edges keep no dummies when the
-                // graph is too big for them).
-                if verts[s].layer == l + 1 {
-                    ends.push((pos[v], pos[s]));
-                }
-            }
-        }
-        ends.sort_unstable();
-        let m = pair[1].len();
-        let mut tree = vec![0usize; m + 1];
-        for (inserted, &(_, b)) in ends.iter().enumerate() {
-            let mut at_most_b = 0;
-            let mut i = b + 1;
-            while i > 0 {
-                at_most_b += tree[i];
-                i &= i - 1;
-            }
-            total += inserted - at_most_b;
-            let mut i = b + 1;
-            while i <= m {
-                tree[i] += 1;
-                i += i & i.wrapping_neg();
-            }
-        }
-    }
-    total
-}
-
-/// Crossings among the edges of `a` and `b` when `a` is directly above `b`.
-fn pair_crossings(a: usize, b: usize, pos: &[usize], verts: &[Vert]) -> usize {
-    let count = |xs: &[usize], ys: &[usize]| {
-        xs.iter()
-            .map(|&x| ys.iter().filter(|&&y| pos[x] > pos[y]).count())
-            .sum::<usize>()
-    };
-    count(&verts[a].preds, &verts[b].preds) + count(&verts[a].succs, &verts[b].succs)
-}
-
-/// Swaps adjacent vertices while that reduces crossings.
-fn transpose(order: &mut [Vec<usize>], pos: &mut [usize], verts: &[Vert]) {
-    for _ in 0..4 {
-        let mut improved = false;
-        for layer in order.iter_mut() {
-            for i in 1..layer.len() {
-                let (u, w) = (layer[i - 1], layer[i]);
-                if pair_crossings(w, u, pos, verts) < pair_crossings(u, w, pos, verts) {
-                    layer.swap(i - 1, i);
-                    pos[u] = i;
-                    pos[w] = i - 1;
-                    improved = true;
-                }
-            }
-        }
-        if !improved {
-            break;
-        }
-    }
-}
-
-/// Weighted isotonic regression (pool adjacent violators): the
-/// non-decreasing sequence closest to `t` in weighted least squares.
-fn isotonic(t: &[f64], w: &[f64]) -> Vec<f64> {
-    let mut blocks: Vec<(f64, f64, usize)> = Vec::with_capacity(t.len());
-    for (&ti, &wi) in t.iter().zip(w) {
-        blocks.push((wi, wi * ti, 1));
-        while blocks.len() >= 2 {
-            let b = blocks[blocks.len() - 1];
-            let a = blocks[blocks.len() - 2];
-            if a.1 / a.0 > b.1 / b.0 {
-                blocks.pop();
-                if let Some(last) = blocks.last_mut() {
-                    *last = (a.0 + b.0, a.1 + b.1, a.2 + b.2);
-                }
-            } else {
-                break;
-            }
-        }
-    }
-    let mut out = Vec::with_capacity(t.len());
-    for (ws, wts, len) in blocks {
-        out.extend(std::iter::repeat_n(wts / ws, len));
-    }
-    out
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Side {
-    Preds,
-    Succs,
-    Both,
-}
-
-/// Moves the vertices of one layer as close as possible to the mean height
-/// of their neighbours on `side`, keeping their order and spacing.
-fn align_layer(layer: &[usize], verts: &[Vert], y: &mut [f64], side: Side) {
-    if layer.is_empty() {
-        return;
-    }
-    let gap = |a: usize, b: usize| {
-        let g = match (verts[a].real, verts[b].real) {
-            (true, true) => 18.0,
-            (false, false) => 8.0,
-            _ => 12.0,
-        };
-        (verts[a].h + verts[b].h) / 2.0 + g
-    };
-    let mut offset = vec![0.0; layer.len()];
-    for i in 1..layer.len() {
-        offset[i] = offset[i - 1] + gap(layer[i - 1], layer[i]);
-    }
-    let mut targets = Vec::with_capacity(layer.len());
-    let mut weights = Vec::with_capacity(layer.len());
-    for (i, &v) in layer.iter().enumerate() {
-        let vert = &verts[v];
-        let nb: Vec<usize> = match side {
-            Side::Preds => vert.preds.clone(),
-            Side::Succs => vert.succs.clone(),
-            Side::Both => vert.preds.iter().chain(&vert.succs).copied().collect(),
-        };
-        let (t, w) = if nb.is_empty() {
-            (y[v], 0.05)
-        } else {
-            let mean = nb.iter().map(|&u| y[u]).sum::<f64>() / nb.len() as f64;
-            (mean, if vert.real { 1.0 } else { 2.0 })
-        };
-        targets.push(t - offset[i]);
-        weights.push(w);
-    }
-    let z = isotonic(&targets, &weights);
-    for (i, &v) in layer.iter().enumerate() {
-        y[v] = z[i] + offset[i];
-    }
-}
-
+// Hand-written (small) rather than layout-rs 0.1.3, which sizes text for a serif font.
 pub(super) fn layout(nodes: &[GraphNode], edges: &[GraphEdge]) -> Layout {
     let n = nodes.len();
     let p = prepare(nodes, edges);
@@ -272,7 +126,7 @@ pub(super) fn layout(nodes: &[GraphNode], edges: &[GraphEdge]) -> Layout {
         })
         .collect();
 
-    // The proper layered graph: long edges become chains of dummies.
+    // The boxes, then a chain of slots for every edge.
     let mut verts: Vec<Vert> = (0..n)
         .map(|i| Vert {
             layer: p.layer[i],
@@ -294,21 +148,18 @@ pub(super) fn layout(nodes: &[GraphNode], edges: &[GraphEdge]) -> Layout {
             (a, b)
         }
     };
-    // Dummies cost memory and time in proportion to the edges' total span;
-    // past a budget (only huge graphs), long edges are drawn without them.
     let span: usize = (0..p.edges.len())
         .map(|k| {
             let (s, t) = ends(k);
             p.layer[t] - p.layer[s] - 1
         })
         .sum();
-    let with_dummies = span <= MAX_DUMMIES;
     let mut chains: Vec<Vec<usize>> = Vec::with_capacity(p.edges.len());
     for k in 0..p.edges.len() {
         let (s, t) = ends(k);
         let mut chain = vec![s];
         let mut prev = s;
-        let inner = if with_dummies {
+        let inner = if span <= MAX_SLOTS {
             p.layer[s] + 1..p.layer[t]
         } else {
             0..0
@@ -319,7 +170,7 @@ pub(super) fn layout(nodes: &[GraphNode], edges: &[GraphEdge]) -> Layout {
                 layer: l,
                 preds: vec![prev],
                 succs: Vec::new(),
-                h: DUMMY_H,
+                h: SLOT_H,
                 real: false,
             });
             verts[prev].succs.push(d);
@@ -332,81 +183,39 @@ pub(super) fn layout(nodes: &[GraphNode], edges: &[GraphEdge]) -> Layout {
         chains.push(chain);
     }
 
-    // Ordering within layers.
+    // Order within columns: input order, then one pass each way.
     let nl = p.layer.iter().max().map_or(0, |m| m + 1);
     let mut order: Vec<Vec<usize>> = vec![Vec::new(); nl];
+    let mut pos = vec![0usize; verts.len()];
     for (v, vert) in verts.iter().enumerate() {
+        pos[v] = order[vert.layer].len();
         order[vert.layer].push(v);
     }
-    let mut pos = vec![0usize; verts.len()];
-    set_positions(&order, &mut pos);
     sweep(&mut order, &mut pos, &verts, true);
-    let big = verts.len() > 3000;
-    let mut best = order.clone();
-    let mut best_crossings = crossings(&order, &pos, &verts);
-    let rounds = if big { 4 } else { 16 };
-    for round in 0..rounds {
-        if best_crossings == 0 {
-            break;
-        }
-        sweep(&mut order, &mut pos, &verts, round % 2 == 1);
-        if !big {
-            transpose(&mut order, &mut pos, &verts);
-        }
-        let c = crossings(&order, &pos, &verts);
-        if c < best_crossings {
-            best_crossings = c;
-            best.clone_from(&order);
-        }
-    }
-    let order = best;
-    set_positions(&order, &mut pos);
+    sweep(&mut order, &mut pos, &verts, false);
 
-    // Vertical placement.
+    // Heights: every column packed, and centred on the tallest.
     let mut y = vec![0.0f64; verts.len()];
-    for layer in &order {
-        // Packed, centred on 0; `align_layer` with no pull does the packing.
-        let mut acc = 0.0;
-        for (i, &v) in layer.iter().enumerate() {
+    let mut extent = vec![0.0f64; nl];
+    for (l, column) in order.iter().enumerate() {
+        let mut top = 0.0;
+        for (i, &v) in column.iter().enumerate() {
             if i > 0 {
-                let (a, b) = (&verts[layer[i - 1]], &verts[v]);
-                let g = if a.real && b.real { 18.0 } else { 10.0 };
-                acc += (a.h + b.h) / 2.0 + g;
+                let both_real = verts[column[i - 1]].real && verts[v].real;
+                top += if both_real { 18.0 } else { 10.0 };
             }
-            y[v] = acc;
+            y[v] = top + verts[v].h / 2.0;
+            top += verts[v].h;
         }
-        for &v in layer {
-            y[v] -= acc / 2.0;
+        extent[l] = top;
+    }
+    let tallest = extent.iter().copied().fold(0.0, f64::max);
+    for (l, column) in order.iter().enumerate() {
+        for &v in column {
+            y[v] += MARGIN + (tallest - extent[l]) / 2.0;
         }
     }
-    let align_rounds = if big { 2 } else { 8 };
-    for _ in 0..align_rounds {
-        for layer in order.iter().skip(1) {
-            align_layer(layer, &verts, &mut y, Side::Preds);
-        }
-        for layer in order.iter().rev().skip(1) {
-            align_layer(layer, &verts, &mut y, Side::Succs);
-        }
-    }
-    for _ in 0..2 {
-        for layer in &order {
-            align_layer(layer, &verts, &mut y, Side::Both);
-        }
-    }
-    let top = verts
-        .iter()
-        .zip(&y)
-        .map(|(v, &y)| y - v.h / 2.0)
-        .fold(f64::INFINITY, f64::min);
-    let shift = MARGIN - if top.is_finite() { top } else { 0.0 };
-    for v in y.iter_mut() {
-        *v += shift;
-    }
-    let bottom = verts
-        .iter()
-        .zip(&y)
-        .map(|(v, &y)| y + v.h / 2.0)
-        .fold(0.0f64, f64::max);
+    let height = tallest + 2.0 * MARGIN;
 
     // Columns: as wide as their widest box, with gaps that grow a little
     // with the number of edges crossing them.
@@ -425,7 +234,6 @@ pub(super) fn layout(nodes: &[GraphNode], edges: &[GraphEdge]) -> Layout {
         }
     }
     let width = x + MARGIN;
-    let height = bottom + MARGIN;
 
     // Ports: the edges leaving (entering) a box are spread along its right
     // (left) side, ordered by where they go (come from).

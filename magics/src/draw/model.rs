@@ -1,8 +1,13 @@
 //! The asset graph's inputs ([`GraphNode`], [`GraphEdge`]) and the
 //! preparation every renderer shares: edges resolved to node indices and
-//! deduplicated, cycles broken, and every node given a layer.
+//! deduplicated, cycles broken, and every node given a layer (petgraph does
+//! the graph work).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
+
+use petgraph::algo::{greedy_feedback_arc_set, is_cyclic_directed, toposort};
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::Direction::Incoming;
 
 /// One asset to draw.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,45 +67,27 @@ pub(super) fn prepare(nodes: &[GraphNode], edges: &[GraphEdge]) -> Prepared {
         }
     }
 
-    // Break cycles: edges closing a cycle in a depth-first search are laid
-    // out backwards.
-    let mut out: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for (k, &(a, _, _)) in es.iter().enumerate() {
-        out[a].push(k);
+    // Cycles are an error upstream, but drawing never fails: the edges of a
+    // feedback arc set are laid out backwards.
+    let mut graph: DiGraph<(), usize> = DiGraph::with_capacity(n, es.len());
+    for _ in 0..n {
+        graph.add_node(());
+    }
+    for (k, &(a, b, _)) in es.iter().enumerate() {
+        graph.add_edge(NodeIndex::new(a), NodeIndex::new(b), k);
     }
     let mut reversed = vec![false; es.len()];
-    let mut mark = vec![0u8; n]; // 0 new, 1 on the stack, 2 done
-    for root in 0..n {
-        if mark[root] != 0 {
-            continue;
+    if is_cyclic_directed(&graph) {
+        for e in greedy_feedback_arc_set(&graph) {
+            reversed[*e.weight()] = true;
         }
-        mark[root] = 1;
-        let mut stack = vec![(root, 0usize)];
-        while let Some(top) = stack.last_mut() {
-            let (u, i) = *top;
-            if let Some(&k) = out[u].get(i) {
-                top.1 += 1;
-                let v = es[k].1;
-                match mark[v] {
-                    0 => {
-                        mark[v] = 1;
-                        stack.push((v, 0));
-                    }
-                    1 => reversed[k] = true,
-                    _ => {}
-                }
-            } else {
-                mark[u] = 2;
-                stack.pop();
-            }
+        graph.clear_edges();
+        for (k, &(a, b, _)) in es.iter().enumerate() {
+            let (s, t) = if reversed[k] { (b, a) } else { (a, b) };
+            graph.add_edge(NodeIndex::new(s), NodeIndex::new(t), k);
         }
     }
-    let directed: Vec<(usize, usize)> = es
-        .iter()
-        .zip(&reversed)
-        .map(|(&(a, b, _), &r)| if r { (b, a) } else { (a, b) })
-        .collect();
-    let layer = layers(n, &directed);
+    let layer = layers(&graph);
     Prepared {
         edges: es,
         reversed,
@@ -111,31 +98,19 @@ pub(super) fn prepare(nodes: &[GraphNode], edges: &[GraphEdge]) -> Prepared {
 /// Longest-path layering (every edge goes to a strictly higher layer), then
 /// sources moved right next to their first consumer so that a source used
 /// only late does not drag a long edge across the picture.
-fn layers(n: usize, edges: &[(usize, usize)]) -> Vec<usize> {
-    let mut succs: Vec<Vec<usize>> = vec![Vec::new(); n];
-    let mut indeg = vec![0usize; n];
-    for &(a, b) in edges {
-        succs[a].push(b);
-        indeg[b] += 1;
-    }
-    let is_source: Vec<bool> = indeg.iter().map(|&d| d == 0).collect();
-    let mut queue: VecDeque<usize> = (0..n).filter(|&v| indeg[v] == 0).collect();
-    let mut topo = Vec::with_capacity(n);
-    let mut layer = vec![0usize; n];
-    while let Some(u) = queue.pop_front() {
-        topo.push(u);
-        for &v in &succs[u] {
-            layer[v] = layer[v].max(layer[u] + 1);
-            indeg[v] -= 1;
-            if indeg[v] == 0 {
-                queue.push_back(v);
-            }
+fn layers(graph: &DiGraph<(), usize>) -> Vec<usize> {
+    // Acyclic: `prepare` reversed a feedback arc set.
+    let topo = toposort(graph, None).unwrap_or_else(|_| graph.node_indices().collect());
+    let mut layer = vec![0usize; graph.node_count()];
+    for &v in &topo {
+        for w in graph.neighbors(v) {
+            layer[w.index()] = layer[w.index()].max(layer[v.index()] + 1);
         }
     }
     for &v in topo.iter().rev() {
-        if is_source[v] {
-            if let Some(m) = succs[v].iter().map(|&s| layer[s]).min() {
-                layer[v] = m - 1;
+        if graph.neighbors_directed(v, Incoming).next().is_none() {
+            if let Some(m) = graph.neighbors(v).map(|w| layer[w.index()]).min() {
+                layer[v.index()] = m - 1;
             }
         }
     }

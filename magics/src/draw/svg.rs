@@ -8,6 +8,7 @@ use super::model::{GraphEdge, GraphNode};
 use super::state::{canonical_state, state_color, state_label, states_present};
 use super::{darker, one_line, text_on, text_px, xml_escape};
 
+/// A coordinate with at most one decimal.
 fn num(v: f64) -> String {
     let r = (v * 10.0).round() / 10.0;
     if r.fract() == 0.0 {
@@ -66,6 +67,7 @@ const INK: &str = "#1f2328";
 const MUTED: &str = "#57606a";
 const CHECK_COLOR: &str = "#1a7f37";
 
+// Hand-written: layout-rs's SVG writer has no per-node classes or titles and emits a serif <style>.
 /// A self-contained SVG of the graph (no scripts, no external fonts): a
 /// layered left-to-right layout, rounded boxes colored by state with the
 /// name and the detail, a `✓N` badge for checks, curved edges with
@@ -586,5 +588,34 @@ mod tests {
             parse_svg(&svg(&nodes, &edges))
         };
         assert!(fan(20).num("height") > fan(5).num("height") + 300.0);
+    }
+
+    #[test]
+    fn svg_names_every_asset_in_full_and_fills_its_box_with_the_state_color() {
+        let (nodes, edges) = random_dag(50, 7, false);
+        let svg_text = svg(&nodes, &edges);
+        let root = parse_svg(&svg_text);
+        let node_groups: Vec<&Element> = root
+            .descendants()
+            .into_iter()
+            .filter(|e| e.name == "g" && e.has_class("node"))
+            .collect();
+        assert_eq!(node_groups.len(), nodes.len());
+        for (n, g) in nodes.iter().zip(node_groups) {
+            // The full name, even when the box shows it truncated (the
+            // python and browser tests look for it).
+            assert!(
+                g.find_all("title")[0].text().starts_with(&n.name),
+                "{}",
+                n.name
+            );
+            let shapes: Vec<&Element> = g
+                .find_all("rect")
+                .into_iter()
+                .filter(|r| r.has_class("node-box"))
+                .collect();
+            assert_eq!(shapes.len(), 1, "{}", n.name);
+            assert_eq!(shapes[0].attr("fill"), Some(state_color(&n.state)));
+        }
     }
 }
