@@ -5,8 +5,6 @@
 //! Everything here is a function from plain data to a `String`; the kernel
 //! decides which MIME type each string goes out as.
 
-#[cfg(test)]
-mod fixtures;
 pub mod graph;
 mod layout;
 mod mermaid;
@@ -142,6 +140,9 @@ pub(crate) fn darker(fill: &str) -> String {
     let d = |v: u8| (f64::from(v) * 0.7).round() as u8;
     format!("#{:02x}{:02x}{:02x}", d(r), d(g), d(b))
 }
+
+#[cfg(test)]
+mod fixtures;
 
 #[cfg(test)]
 pub(crate) mod xml {
