@@ -1,11 +1,20 @@
 //! Pure rendering, with no Jupyter types: the asset graph as Mermaid, SVG or
-//! plain text ([`graph`]), and tables as HTML or aligned text ([`table`]).
+//! plain text ([`graph`]), and tables as HTML or aligned text ([`table`]);
+//! plus the text helpers they share (escaping, truncation, measuring).
 //!
 //! Everything here is a function from plain data to a `String`; the kernel
 //! decides which MIME type each string goes out as.
 
 pub mod graph;
+mod layout;
+mod mermaid;
+mod model;
+mod state;
+mod svg;
 pub mod table;
+mod text;
+
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// Escapes text for XML/HTML content and attribute values, and drops the
 /// characters XML 1.0 does not allow (C0 controls other than tab/newline/CR).
@@ -48,40 +57,10 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
     out
 }
 
-/// Width of one character in terminal columns: 0 for combining marks and
-/// zero-width characters, 2 for East Asian wide/fullwidth characters and
-/// emoji, 1 otherwise. An approximation of `wcwidth` that is exact for ASCII.
-pub(crate) fn char_columns(c: char) -> usize {
-    let u = c as u32;
-    if u < 0x20 || (0x7f..0xa0).contains(&u) {
-        return 0;
-    }
-    if u < 0x300 {
-        return 1;
-    }
-    let zero = matches!(u,
-        0x0300..=0x036F | 0x0483..=0x0489 | 0x0591..=0x05BD | 0x0610..=0x061A
-        | 0x064B..=0x065F | 0x1AB0..=0x1AFF | 0x1DC0..=0x1DFF | 0x200B..=0x200F
-        | 0x2028..=0x202E | 0x2060..=0x2064 | 0x20D0..=0x20FF | 0xFE00..=0xFE0F
-        | 0xFE20..=0xFE2F | 0xFEFF);
-    if zero {
-        return 0;
-    }
-    let wide = matches!(u,
-        0x1100..=0x115F | 0x2E80..=0x303E | 0x3041..=0x33FF | 0x3400..=0x4DBF
-        | 0x4E00..=0x9FFF | 0xA000..=0xA4CF | 0xAC00..=0xD7A3 | 0xF900..=0xFAFF
-        | 0xFE30..=0xFE4F | 0xFF00..=0xFF60 | 0xFFE0..=0xFFE6 | 0x1F300..=0x1F64F
-        | 0x1F900..=0x1F9FF | 0x1FA70..=0x1FAFF | 0x20000..=0x2FFFD | 0x30000..=0x3FFFD);
-    if wide {
-        2
-    } else {
-        1
-    }
-}
-
-/// Width of a string in terminal columns (see [`char_columns`]).
+/// Width of a string in terminal columns (East Asian wide characters and
+/// emoji count 2, combining marks 0), as `unicode-width` measures it.
 pub(crate) fn display_width(s: &str) -> usize {
-    s.chars().map(char_columns).sum()
+    UnicodeWidthStr::width(s)
 }
 
 /// Advance widths (in thousandths of an em) of the printable ASCII characters, 0x20..=0x7E, in
@@ -112,10 +91,10 @@ pub(crate) fn text_px(s: &str, font_px: f64) -> f64 {
             if (0x20..0x7f).contains(&u) {
                 f64::from(ASCII_MILLI_EM[(u - 0x20) as usize]) / 1000.0
             } else {
-                match char_columns(c) {
+                match UnicodeWidthChar::width(c).unwrap_or(0) {
                     0 => 0.0,
-                    2 => 1.05,
-                    _ => 0.8,
+                    1 => 0.8,
+                    _ => 1.05,
                 }
             }
         })
@@ -163,10 +142,13 @@ pub(crate) fn darker(fill: &str) -> String {
 }
 
 #[cfg(test)]
+mod fixtures;
+
+#[cfg(test)]
 pub(crate) mod xml {
-    //! A small, strict XML well-formedness checker for the tests: elements,
-    //! attributes (quoted, unique), character and entity references,
-    //! comments, one root. Returns the element tree with decoded text.
+    //! For the tests: a document parsed by `roxmltree` (which rejects anything
+    //! not well-formed XML), copied into an owned element tree with decoded
+    //! text, and the few queries the tests make of it.
 
     #[derive(Debug, Clone)]
     pub struct Element {
@@ -227,201 +209,32 @@ pub(crate) mod xml {
         }
     }
 
-    struct P<'a> {
-        s: &'a str,
-        i: usize,
-    }
-
-    fn is_name_char(c: char) -> bool {
-        c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ':')
-    }
-
-    impl P<'_> {
-        fn rest(&self) -> &str {
-            &self.s[self.i..]
-        }
-        fn err<T>(&self, what: &str) -> Result<T, String> {
-            let end = (self.i + 40).min(self.s.len());
-            let end = (end..=self.s.len())
-                .find(|&e| self.s.is_char_boundary(e))
-                .unwrap_or(self.s.len());
-            Err(format!(
-                "{what} at byte {}: {:?}",
-                self.i,
-                &self.s[self.i..end]
-            ))
-        }
-        fn skip_ws(&mut self) {
-            while let Some(c) = self.rest().chars().next() {
-                if c.is_whitespace() {
-                    self.i += c.len_utf8();
-                } else {
-                    break;
-                }
-            }
-        }
-        fn name(&mut self) -> Result<String, String> {
-            let start = self.i;
-            while let Some(c) = self.rest().chars().next() {
-                if is_name_char(c) {
-                    self.i += c.len_utf8();
-                } else {
-                    break;
-                }
-            }
-            if self.i == start {
-                return self.err("expected a name");
-            }
-            Ok(self.s[start..self.i].to_string())
-        }
-        /// Decodes text up to (not including) one of `stop`, rejecting raw
-        /// `<` and malformed `&`.
-        fn chars_until(&mut self, stop: char) -> Result<String, String> {
-            let mut out = String::new();
-            while let Some(c) = self.rest().chars().next() {
-                if c == stop {
-                    return Ok(out);
-                }
-                match c {
-                    '<' => return self.err("raw '<'"),
-                    '&' => {
-                        let end = match self.rest().find(';') {
-                            Some(e) if e <= 12 => e,
-                            _ => return self.err("unterminated entity"),
-                        };
-                        let ent = &self.rest()[1..end];
-                        let decoded = match ent {
-                            "amp" => '&',
-                            "lt" => '<',
-                            "gt" => '>',
-                            "quot" => '"',
-                            "apos" => '\'',
-                            _ => {
-                                let n = if let Some(h) = ent.strip_prefix("#x") {
-                                    u32::from_str_radix(h, 16).ok()
-                                } else if let Some(d) = ent.strip_prefix('#') {
-                                    d.parse().ok()
-                                } else {
-                                    None
-                                };
-                                match n.and_then(char::from_u32) {
-                                    Some(c) => c,
-                                    None => return self.err("bad entity"),
-                                }
-                            }
-                        };
-                        out.push(decoded);
-                        self.i += end + 1;
+    fn own(node: roxmltree::Node) -> Element {
+        Element {
+            name: node.tag_name().name().to_string(),
+            attrs: node
+                .attributes()
+                .map(|a| (a.name().to_string(), a.value().to_string()))
+                .collect(),
+            children: node
+                .children()
+                .filter_map(|c| {
+                    if c.is_element() {
+                        Some(Node::Element(own(c)))
+                    } else if c.is_text() {
+                        c.text().map(|t| Node::Text(t.to_string()))
+                    } else {
+                        None
                     }
-                    c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {
-                        return self.err("control character")
-                    }
-                    c => {
-                        out.push(c);
-                        self.i += c.len_utf8();
-                    }
-                }
-            }
-            if stop == '<' {
-                Ok(out)
-            } else {
-                self.err("unexpected end")
-            }
-        }
-        fn element(&mut self) -> Result<Element, String> {
-            if !self.rest().starts_with('<') {
-                return self.err("expected '<'");
-            }
-            self.i += 1;
-            let name = self.name()?;
-            let mut attrs: Vec<(String, String)> = Vec::new();
-            loop {
-                let before = self.i;
-                self.skip_ws();
-                if self.rest().starts_with("/>") {
-                    self.i += 2;
-                    return Ok(Element {
-                        name,
-                        attrs,
-                        children: vec![],
-                    });
-                }
-                if self.rest().starts_with('>') {
-                    self.i += 1;
-                    break;
-                }
-                if self.i == before {
-                    return self.err("expected whitespace before attribute");
-                }
-                let k = self.name()?;
-                if !self.rest().starts_with('=') {
-                    return self.err("expected '='");
-                }
-                self.i += 1;
-                let q = match self.rest().chars().next() {
-                    Some(q @ ('"' | '\'')) => q,
-                    _ => return self.err("unquoted attribute"),
-                };
-                self.i += 1;
-                let v = self.chars_until(q)?;
-                self.i += 1;
-                if attrs.iter().any(|(a, _)| *a == k) {
-                    return self.err("duplicate attribute");
-                }
-                attrs.push((k, v));
-            }
-            let mut children = Vec::new();
-            loop {
-                if self.rest().starts_with("</") {
-                    self.i += 2;
-                    let close = self.name()?;
-                    if close != name {
-                        return self.err(&format!("</{close}> closes <{name}>"));
-                    }
-                    self.skip_ws();
-                    if !self.rest().starts_with('>') {
-                        return self.err("expected '>'");
-                    }
-                    self.i += 1;
-                    return Ok(Element {
-                        name,
-                        attrs,
-                        children,
-                    });
-                } else if self.rest().starts_with("<!--") {
-                    match self.rest().find("-->") {
-                        Some(e) => self.i += e + 3,
-                        None => return self.err("unterminated comment"),
-                    }
-                } else if self.rest().starts_with('<') {
-                    children.push(Node::Element(self.element()?));
-                } else if self.rest().is_empty() {
-                    return self.err(&format!("<{name}> never closed"));
-                } else {
-                    let t = self.chars_until('<')?;
-                    children.push(Node::Text(t));
-                }
-            }
+                })
+                .collect(),
         }
     }
 
     /// Parses a whole document (optional XML declaration, one root).
     pub fn parse(s: &str) -> Result<Element, String> {
-        let mut p = P { s, i: 0 };
-        p.skip_ws();
-        if p.rest().starts_with("<?xml") {
-            match p.rest().find("?>") {
-                Some(e) => p.i += e + 2,
-                None => return p.err("unterminated declaration"),
-            }
-        }
-        p.skip_ws();
-        let root = p.element()?;
-        p.skip_ws();
-        if !p.rest().is_empty() {
-            return p.err("content after the root element");
-        }
-        Ok(root)
+        let doc = roxmltree::Document::parse(s).map_err(|e| e.to_string())?;
+        Ok(own(doc.root_element()))
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::graph::state_color;
+use super::state::state_color;
 use super::{display_width, one_line, text_on, xml_escape};
 
 /// A table to render. Rows shorter than the header are padded with empty
