@@ -3,18 +3,18 @@
 //! machine and whether the cluster has it unpacked (one SSH connection:
 //! `uname -sm` unless `platform` is configured, then one `test -e`).
 
-use crate::assets::AssetWorkspace;
 use anyhow::{Context, Result};
 use slurmbook_magics::exec::cluster;
 use slurmbook_magics::exec::job_env::{self, EnvStatus};
 use slurmbook_magics::exec::slurm::Remote;
+use slurmbook_magics::run::Workspace;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 pub fn status(notebook: PathBuf, profile: Option<String>) -> Result<ExitCode> {
     let path = std::path::absolute(&notebook)?;
     anyhow::ensure!(path.is_file(), "no notebook at {}", path.display());
-    let workspace = AssetWorkspace::for_notebook(path);
+    let workspace = Workspace::for_notebook(path);
     let settings = workspace.settings(profile.as_deref())?;
     let dir = workspace.dir();
     // Nothing to ask the cluster when jobs do not use a packed environment.

@@ -1,7 +1,6 @@
 //! slurmbook's Jupyter kernel: the wire protocol, the channels, the evcxr
 //! engine and the command line. The asset model lives in `slurmbook-magics`.
 
-pub mod assets;
 pub mod channels;
 pub mod cli;
 pub mod engine;
@@ -12,4 +11,6 @@ pub mod install;
 pub mod protocol;
 pub mod render;
 pub mod server;
+pub mod session;
+pub mod terminal;
 pub mod wire;

@@ -2,12 +2,12 @@
 //! (one `display_data` with a `display_id`, then `update_display_data`),
 //! asset output as `stream` lines prefixed by the asset, rich displays.
 
-use crate::assets::views::status_table;
 use crate::handlers::render::CellOutput;
 use crate::protocol::MimeBundle;
 use serde_json::Value;
 use slurmbook_magics::draw::table::{self, Table};
 use slurmbook_magics::events::{AssetState, Emit, Event, RunSummary, Stream};
+use slurmbook_magics::views::status_table;
 use std::collections::HashMap;
 use std::sync::Mutex;
 

@@ -1,11 +1,11 @@
 //! Binds the five sockets of a connection file and runs the channels.
 
-use crate::assets::AssetWorkspace;
 use crate::channels::{control, heartbeat, iopub, shell, stdin, Io, Replier};
 use crate::engine::Engine;
 use crate::handlers::{KernelControl, RustKernel};
 use crate::wire::{ConnectionInfo, Signer};
 use anyhow::{Context, Result};
+use slurmbook_magics::run::Workspace;
 use std::sync::Arc;
 use zeromq::{RepSocket, RouterSocket, Socket, XPubSocket};
 
@@ -67,7 +67,7 @@ pub async fn serve(conn: ConnectionInfo) -> Result<()> {
         shell_recv,
         Replier::new(shell_send, signer),
         io,
-        RustKernel::new(engine, AssetWorkspace::from_env(), cancel),
+        RustKernel::new(engine, Workspace::from_env(), cancel),
         control_handler,
     )
     .await;

@@ -18,10 +18,12 @@ pub mod model;
 pub mod notebook;
 pub mod plan;
 pub mod project;
+pub mod run;
 pub mod state;
 pub mod store;
 pub mod syntax;
 pub mod version;
+pub mod views;
 
 pub use cache::PlanCache;
 pub use graph::{AssetGraph, AssetNode, EdgeKind, GraphError, SelectionError};

@@ -16,8 +16,11 @@ use std::time::Duration;
 
 use slurmbook_magics::events::{AssetState, Event, Stream};
 use slurmbook_magics::exec::slurm::{
-    plan_allocations, steps_file, submit_allocations, watch_run, Allocation, ClusterLimits,
-    JobSpec, Remote, SlurmJobsResult, SshTarget, StepLine, StepRequest, WatchJob, WatchRun,
+    steps_file, submit_allocations, watch_run, JobSpec, Remote, SlurmJobsResult, SshTarget,
+    StepLine, WatchJob, WatchRun,
+};
+use slurmbook_magics::plan::{
+    plan_allocations, Allocation, ClusterLimits, SbatchRequest, StepRequest,
 };
 use slurmbook_magics::{JobGrouping, StateDb, Target};
 
@@ -35,11 +38,12 @@ fn remote() -> Remote {
 fn job(asset: &str, after: &[&str], cmd: &str) -> JobSpec {
     JobSpec {
         asset: asset.into(),
-        sbatch: vec![
-            ("time", "00:05:00".into()),
-            ("cpus-per-task", "1".into()),
-            ("mem", "100M".into()),
-        ],
+        sbatch: SbatchRequest {
+            time: Some("00:05:00".parse().unwrap()),
+            cpus_per_task: Some(1),
+            mem: Some("100M".parse().unwrap()),
+            ..SbatchRequest::default()
+        },
         command: vec!["sh".into(), "-c".into(), cmd.into()],
         after: after.iter().map(|s| s.to_string()).collect(),
         env: None,
@@ -153,7 +157,13 @@ async fn submit(
     assert_eq!(limits.default_partition.as_deref(), Some("debug"));
     let requests: Vec<StepRequest> = specs
         .iter()
-        .map(|j| StepRequest::of_job(j, false))
+        .map(|j| StepRequest {
+            asset: j.asset.clone(),
+            after: j.after.clone(),
+            sbatch: j.sbatch.clone(),
+            own_job: false,
+            env: None,
+        })
         .collect();
     let allocations = plan_allocations(&requests, JobGrouping::Grouped, &limits);
     let jobs = submit_allocations(remote, &dir, name, specs, &allocations)
@@ -401,7 +411,7 @@ async fn grouped_asset_on_another_partition_is_its_own_job_chained_afterok() {
     let _g = SERIAL.lock().await;
     let remote = remote();
     let mut long = job("other", &["b"], "echo other");
-    long.sbatch.insert(0, ("partition", "long".into()));
+    long.sbatch.partition = Some("long".into());
     let specs = vec![
         job("a", &[], "echo a"),
         job("b", &["a"], "sleep 3; echo b"),

@@ -22,6 +22,7 @@ use slurmbook_magics::exec::slurm::{
     cancel, submit_all, watch_jobs, watch_run, JobSpec, Remote, SlurmJobsResult, SshError,
     SshTarget, SubmitError, WatchJob, WatchRun,
 };
+use slurmbook_magics::plan::SbatchRequest;
 use slurmbook_magics::{StateDb, Target};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -65,12 +66,13 @@ fn sh(cmd: &str) -> Vec<String> {
 fn job(asset: &str, after: &[&str], cmd: &str) -> JobSpec {
     JobSpec {
         asset: asset.into(),
-        sbatch: vec![
-            ("partition", "debug".into()),
-            ("time", "00:05:00".into()),
-            ("cpus-per-task", "1".into()),
-            ("mem", "100M".into()),
-        ],
+        sbatch: SbatchRequest {
+            partition: Some("debug".into()),
+            time: Some("00:05:00".parse().unwrap()),
+            cpus_per_task: Some(1),
+            mem: Some("100M".parse().unwrap()),
+            ..SbatchRequest::default()
+        },
         command: sh(cmd),
         after: after.iter().map(|s| s.to_string()).collect(),
         env: None,
@@ -752,14 +754,13 @@ async fn slurm_injection_is_rejected_before_anything_is_sent() {
     let remote = Remote::new(target(&c));
     let marker = format!("/tmp/{}", unique("sb-pwned"));
     let mut bad = job("a", &[], "true");
-    bad.sbatch
-        .push(("partition", format!("cpu; touch {marker}")));
+    bad.sbatch.partition = Some(format!("cpu; touch {marker}"));
     let e = submit_all(&remote, "/tmp/slurmbook-cluster/scratch/x", "t", &[bad])
         .await
         .unwrap_err();
     assert!(matches!(e, SubmitError::Invalid(_)), "{e}");
     let mut bad = job("a", &[], "true");
-    bad.sbatch.push(("wrap", "touch /tmp/x".into()));
+    bad.sbatch.constraint = Some("x`touch /tmp/x`".into());
     assert!(submit_all(&remote, "/tmp/x", "t", &[bad]).await.is_err());
     assert!(
         submit_all(&remote, "/tmp/x", "t", &[job("a;touch", &[], "true")])
@@ -827,7 +828,7 @@ async fn slurm_sbatch_failure_halfway_cancels_what_was_submitted() {
     let remote = Remote::new(target(&c));
     let dir = run_dir(&remote, "halfway").await;
     let mut broken = job("broken", &["ok"], "true");
-    broken.sbatch[0] = ("partition", "nosuchpartition".into());
+    broken.sbatch.partition = Some("nosuchpartition".into());
     let specs = vec![
         job("ok", &[], "sleep 30"),
         broken,

@@ -17,6 +17,16 @@ pub(super) struct CellResult {
     pub payload: Vec<Value>,
 }
 
+impl CellResult {
+    /// No value, no payload (a magic that only printed or displayed).
+    pub fn none() -> CellResult {
+        CellResult {
+            value: None,
+            payload: Vec::new(),
+        }
+    }
+}
+
 impl RustKernel {
     pub(super) async fn execute_cell(
         &mut self,

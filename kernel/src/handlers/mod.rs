@@ -2,20 +2,24 @@
 //! (cells, completion, inspection, history) and [`KernelControl`] the control
 //! channel (interrupt, shutdown).
 
-mod assets;
+mod cells;
 mod complete;
+mod config;
+mod errors;
 mod execute;
 pub mod history;
 mod magic;
+mod materialize;
 pub mod render;
 mod runs;
+mod views;
 
-use crate::assets::AssetWorkspace;
 use crate::channels::{ControlHandler, Io, ShellHandler};
 use crate::engine::{is_complete, Engine};
 use crate::protocol::{CodeAtCursor, ExecuteRequest, HistoryRequest};
 use crate::wire::Message;
 use serde_json::{json, Value};
+use slurmbook_magics::run::Workspace;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -24,25 +28,20 @@ pub struct RustKernel {
     /// Counts cells run with `store_history`; the first is 1.
     execution_count: u32,
     history: history::History,
-    workspace: AssetWorkspace,
+    /// The notebook, its state and configuration, and the run service.
+    workspace: Workspace,
     /// Set by an interrupt: the running materialization stops.
     cancel: Arc<AtomicBool>,
-    /// The cluster connection (one multiplexed SSH master), opened lazily.
-    remote: Option<(
-        slurmbook_magics::exec::slurm::SshTarget,
-        Arc<slurmbook_magics::exec::slurm::Remote>,
-    )>,
 }
 
 impl RustKernel {
-    pub fn new(engine: Engine, workspace: AssetWorkspace, cancel: Arc<AtomicBool>) -> RustKernel {
+    pub fn new(engine: Engine, workspace: Workspace, cancel: Arc<AtomicBool>) -> RustKernel {
         RustKernel {
             engine,
             execution_count: 0,
             history: history::History::default(),
             workspace,
             cancel,
-            remote: None,
         }
     }
 }

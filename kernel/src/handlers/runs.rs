@@ -1,24 +1,21 @@
 //! Run magics: `%runs` lists runs; `%attach [RUN]` follows a Slurm run
 //! again after a kernel restart (from the saved output offsets);
-//! `%cancel [RUN]` cancels a Slurm run's jobs.
+//! `%cancel [RUN]` cancels a Slurm run's jobs; `%load NAME` binds a stored
+//! value (fetched from the cluster when it is there) in the session.
 
-use super::assets::{magic_error, run_result, state_error};
+use super::errors::{magic_error, run_error, state_error};
 use super::execute::CellResult;
+use super::materialize::run_result;
 use super::render::CellOutput;
 use super::RustKernel;
-use crate::assets::views;
-use crate::engine::ErrorInfo;
+use crate::engine::{ErrorInfo, ExecOutcome};
 use crate::render::{table_bundle, JupyterEvents};
-use slurmbook_magics::exec::cluster;
+use slurmbook_magics::exec::local;
+use slurmbook_magics::run::RunIo;
+use slurmbook_magics::views;
 use slurmbook_magics::{Run, RunId, RunStatus};
 use std::sync::atomic::Ordering;
-
-fn no_value() -> CellResult {
-    CellResult {
-        value: None,
-        payload: Vec::new(),
-    }
-}
+use tokio::sync::mpsc;
 
 /// Says so when `run` has ended (and `%attach`/`%cancel` have nothing to do).
 fn ended(run: &Run, out: &CellOutput<'_>, what_now: &str) -> bool {
@@ -42,26 +39,7 @@ impl RustKernel {
         let runs = db.runs().map_err(state_error)?;
         let table = views::runs_table(&runs, |id| db.run_assets(id).unwrap_or_default());
         out.display(table_bundle(&table), None);
-        Ok(no_value())
-    }
-
-    /// The run `%attach`/`%cancel` act on (see [`cluster::slurm_run`]).
-    fn slurm_run(&mut self, magic: &str, run: Option<RunId>) -> Result<Option<Run>, ErrorInfo> {
-        let db = self.workspace.db().map_err(state_error)?;
-        cluster::slurm_run(db, run).map_err(|e| magic_error(format!("{magic}: {e}")))
-    }
-
-    /// The cluster connection of the run's profile.
-    fn remote_of(
-        &mut self,
-        magic: &str,
-        run: &Run,
-    ) -> Result<std::sync::Arc<slurmbook_magics::exec::slurm::Remote>, ErrorInfo> {
-        let settings = self
-            .workspace
-            .settings(run.profile.as_deref())
-            .map_err(|e| magic_error(format!("{magic}: {e}")))?;
-        self.remote_for(&settings)
+        Ok(CellResult::none())
     }
 
     /// `%attach [RUN]`.
@@ -70,7 +48,11 @@ impl RustKernel {
         run: Option<RunId>,
         out: &CellOutput<'_>,
     ) -> Result<CellResult, ErrorInfo> {
-        let Some(run) = self.slurm_run("%attach", run)? else {
+        let Some(run) = self
+            .workspace
+            .slurm_run(run)
+            .map_err(|e| magic_error(format!("%attach: {e}")))?
+        else {
             return Err(magic_error(
                 "%attach: no Slurm run is in progress; %runs lists the runs",
             ));
@@ -80,23 +62,19 @@ impl RustKernel {
             out,
             "its output was shown by the cell that ran it and its results are in %runs and %assets",
         ) {
-            return Ok(no_value());
+            return Ok(CellResult::none());
         }
-        let remote = self.remote_of("%attach", &run)?;
         self.cancel.store(false, Ordering::SeqCst);
         let events = JupyterEvents::new(out);
-        let db = self.workspace.db().map_err(state_error)?;
-        let summary = cluster::attach(cluster::AttachRun {
-            db,
-            run_id: run.id,
-            remote: &remote,
+        let io = RunIo {
             emit: &events,
             cancel: &self.cancel,
-        })
-        .await
-        .map_err(|e| ErrorInfo::new("SlurmError", format!("%attach {}: {e}", run.id)))?;
-        db.finish_run(run.id, summary.status())
-            .map_err(state_error)?;
+        };
+        let summary = self
+            .workspace
+            .attach(&run, io)
+            .await
+            .map_err(|e| run_error(&format!("%attach {}", run.id), e))?;
         run_result(&summary, &events, true)
     }
 
@@ -106,23 +84,25 @@ impl RustKernel {
         run: Option<RunId>,
         out: &CellOutput<'_>,
     ) -> Result<CellResult, ErrorInfo> {
-        let Some(run) = self.slurm_run("%cancel", run)? else {
+        let Some(run) = self
+            .workspace
+            .slurm_run(run)
+            .map_err(|e| magic_error(format!("%cancel: {e}")))?
+        else {
             out.stream(
                 "stdout",
                 "no Slurm run is in progress (interrupt a cell to stop the run it is doing)\n",
             );
-            return Ok(no_value());
+            return Ok(CellResult::none());
         };
         if ended(&run, out, "nothing to cancel") {
-            return Ok(no_value());
+            return Ok(CellResult::none());
         }
-        let remote = self.remote_of("%cancel", &run)?;
-        let db = self.workspace.db().map_err(state_error)?;
-        let jobs = cluster::cancel_run(db, run.id, &remote)
+        let jobs = self
+            .workspace
+            .cancel(&run)
             .await
-            .map_err(|e| ErrorInfo::new("SlurmError", format!("%cancel {}: {e}", run.id)))?;
-        db.finish_run(run.id, RunStatus::Cancelled)
-            .map_err(state_error)?;
+            .map_err(|e| run_error(&format!("%cancel {}", run.id), e))?;
         out.stream(
             "stdout",
             &format!(
@@ -135,6 +115,42 @@ impl RustKernel {
                 }
             ),
         );
-        Ok(no_value())
+        Ok(CellResult::none())
+    }
+
+    /// `%load NAME`: binds a stored value in the session with its type.
+    pub(super) async fn load_magic(
+        &mut self,
+        name: &str,
+        out: &CellOutput<'_>,
+    ) -> Result<CellResult, ErrorInfo> {
+        let magic = format!("%load {name}");
+        let (last, type_name) = self
+            .workspace
+            .stored_value(name)
+            .map_err(|e| run_error("%load", e))?;
+        let path = self
+            .workspace
+            .value_file(&last)
+            .await
+            .map_err(|e| run_error(&magic, e))?;
+        let (tx, _rx) = mpsc::unbounded_channel();
+        if let ExecOutcome::Error(e) = self
+            .engine
+            .execute(":dep serde_json = \"1\"", tx, false)
+            .await
+        {
+            return Err(e);
+        }
+        let code = local::load_code(name, &type_name, &path);
+        self.run_rust(&code, out, false).await?;
+        out.stream(
+            "stdout",
+            &format!(
+                "loaded {name}: {type_name} (materialized {})\n",
+                views::location(&last)
+            ),
+        );
+        Ok(CellResult::none())
     }
 }

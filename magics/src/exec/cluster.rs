@@ -6,14 +6,12 @@
 use crate::bundle::{self, BundleError};
 use crate::config::Settings;
 use crate::events::{AssetState, Emit, Event, RunSummary};
-use crate::exec::slurm::{
-    self, ClusterLimits, JobSpec, Remote, SshError, SshTarget, StepRequest, WatchJob, WatchRun,
-};
+use crate::exec::slurm::{self, JobSpec, Remote, SshError, SshTarget, WatchJob, WatchRun};
 use crate::exec::{job_env, remote_build};
-use crate::model::{AssetOptions, Target};
-use crate::model::{JobGrouping, RunId};
+use crate::model::RunId;
+use crate::model::Target;
 use crate::model::{MaterializationStatus, RunStatus};
-use crate::plan::{Action, Plan};
+use crate::plan::{Action, Plan, SbatchRequest};
 use crate::project::Project;
 use crate::state::{Materialization, ResultRecord, Run, StartRecord, StateDb, StateError};
 use serde::{Deserialize, Serialize};
@@ -249,7 +247,7 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
         }
         jobs.push(JobSpec {
             asset: asset.clone(),
-            sbatch: merged_sbatch(&spec.options, &defaults),
+            sbatch: SbatchRequest::for_asset(&spec.options, &defaults),
             command,
             after,
             env: job_env::env_name(settings, spec.options.env.as_deref())
@@ -257,7 +255,7 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
                 .map(|e| e.job_env.clone()),
         });
     }
-    let watch_jobs = submit_grouped(remote, &layout, plan, settings, project, &jobs).await?;
+    let watch_jobs = submit_planned(remote, &layout, plan, &jobs).await?;
     let submitted: Vec<(String, String)> = watch_jobs
         .iter()
         .map(|w| (w.asset.clone(), w.job_id.clone()))
@@ -533,57 +531,25 @@ async fn prepare_envs(
     Ok(envs)
 }
 
-/// Plan the run's allocations (grouped unless `--jobs per-asset` or the
-/// profile's `jobs = "per-asset"`) and submit them in one round trip.
-async fn submit_grouped(
+/// Submit the allocations the plan made (see `Plan::allocate`: the dry run
+/// showed exactly these) in one round trip.
+async fn submit_planned(
     remote: &Remote,
     layout: &Layout,
     plan: &Plan,
-    settings: &Settings,
-    project: &Project,
     jobs: &[JobSpec],
 ) -> Result<Vec<slurm::WatchJob>, ClusterError> {
-    let mode = plan
-        .jobs
-        .or_else(|| settings.get("jobs").and_then(|j| j.parse().ok()))
-        .unwrap_or(JobGrouping::Grouped);
-    let limits = match mode {
-        JobGrouping::PerAsset => ClusterLimits::default(),
-        JobGrouping::Grouped => {
-            let out = remote
-                .run(&["sinfo", "--noheader", "--format=%P|%l|%c|%m"])
-                .await?;
-            ClusterLimits::from_sinfo(&out.stdout_text())
-        }
-    };
-    let requests: Vec<StepRequest> = jobs
-        .iter()
-        .map(|j| {
-            StepRequest::of_job(
-                j,
-                project.asset(&j.asset).is_some_and(|a| a.options.own_job),
-            )
-        })
-        .collect();
-    let allocations = slurm::plan_allocations(&requests, mode, &limits);
-    for a in allocations.iter().filter(|a| a.is_group()) {
+    for a in plan.allocations.iter().filter(|a| a.is_group()) {
         tracing::info!(job = %a.name, steps = a.assets.len(), "grouped allocation");
     }
-    Ok(
-        slurm::submit_allocations(remote, &layout.run_dir, &layout.run_tag, jobs, &allocations)
-            .await?,
+    Ok(slurm::submit_allocations(
+        remote,
+        &layout.run_dir,
+        &layout.run_tag,
+        jobs,
+        &plan.allocations,
     )
-}
-
-/// sbatch flags: the asset's own options first (they win), then the profile's.
-pub fn merged_sbatch(own: &AssetOptions, defaults: &AssetOptions) -> Vec<(&'static str, String)> {
-    let mut flags = own.sbatch_args();
-    for (name, value) in defaults.sbatch_args() {
-        if !flags.iter().any(|(n, _)| *n == name) {
-            flags.push((name, value));
-        }
-    }
-    flags
+    .await?)
 }
 
 /// Where the last successful Slurm materialization of `asset` left its value.

@@ -42,6 +42,16 @@ pub trait Session {
     fn epoch(&self) -> u64;
 }
 
+/// Where the in-kernel executor gets its session: the kernel has one; the
+/// CLI starts evcxr only when something runs in it.
+pub trait Sessions {
+    type Session: Session;
+    /// The session, started if need be.
+    fn session(&mut self) -> &mut Self::Session;
+    /// The session, if it is running already.
+    fn existing(&mut self) -> Option<&mut Self::Session>;
+}
+
 /// What the executor already set up in the session, kept across runs.
 #[derive(Debug, Default)]
 pub struct Prepared {

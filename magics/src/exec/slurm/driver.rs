@@ -32,13 +32,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::group::{Allocation, StepResources};
 use super::ssh::{check_abs_path, quote, Remote};
-use super::submit::{
-    check_sbatch_option, env_prelude, submit_script_with, JobEnv, JobSpec, SubmitError,
-};
+use super::submit::{env_prelude, submit_script_with, JobEnv, JobSpec, SubmitError};
 use super::watch::WatchJob;
 use crate::model::is_identifier;
+use crate::plan::sbatch::check_value;
+use crate::plan::{Allocation, StepResources};
 
 /// A status line of a `.steps` file.
 #[derive(Debug, Clone, PartialEq)]
@@ -236,8 +235,9 @@ pub fn driver_script(
         if let Some(m) = r.mem_mb {
             srun.push(format!("--mem={m}M"));
         }
-        if let Some(g) = &r.gres {
-            check_sbatch_option("gres", g).map_err(|e| inv(format!("step `{a}`: {e}")))?;
+        if let Some(g) = &r.gpus {
+            let g = format!("gpu:{g}");
+            check_value("gres", &g).map_err(|e| inv(format!("step `{a}`: {e}")))?;
             srun.push(quote(&format!("--gres={g}")).into_owned());
         }
         if let Some(t) = r.time {
@@ -396,14 +396,14 @@ pub fn allocation_watch_jobs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exec::slurm::group::{plan_allocations, ClusterLimits, StepRequest};
     use crate::model::JobGrouping;
+    use crate::plan::{plan_allocations, ClusterLimits, SbatchRequest, StepRequest};
 
     fn res() -> StepResources {
         StepResources {
             cpus: 1,
             mem_mb: Some(100),
-            gres: None,
+            gpus: None,
             time: Some("00:05:00".parse().unwrap()),
         }
     }
@@ -475,7 +475,10 @@ mod tests {
         assert!(driver_script("/r $(x)", "g", &[st], None).is_err());
         assert!(driver_script("/r", "g", &[st, st], None).is_err());
         let bad = StepResources {
-            gres: Some("gpu:1;touch /tmp/x".into()),
+            gpus: Some(crate::model::Gpus {
+                kind: Some("1;touch /tmp/x".into()),
+                count: 1,
+            }),
             ..res()
         };
         let e = one("a", &[], &bad).unwrap_err();
@@ -506,7 +509,10 @@ mod tests {
     fn allocations_become_one_job_per_allocation() {
         let spec = |a: &str, after: &[&str]| JobSpec {
             asset: a.into(),
-            sbatch: vec![("time", "00:01:00".into())],
+            sbatch: SbatchRequest {
+                time: Some("00:01:00".parse().unwrap()),
+                ..SbatchRequest::default()
+            },
             command: vec!["bin".into(), a.into()],
             after: after.iter().map(|s| s.to_string()).collect(),
             env: None,
@@ -516,11 +522,23 @@ mod tests {
             spec("b", &["a"]),
             spec("c", &["b"]),
             JobSpec {
-                sbatch: vec![("partition", "long".into())],
+                sbatch: SbatchRequest {
+                    partition: Some("long".into()),
+                    ..SbatchRequest::default()
+                },
                 ..spec("d", &["c"])
             },
         ];
-        let reqs: Vec<StepRequest> = jobs.iter().map(|j| StepRequest::of_job(j, false)).collect();
+        let reqs: Vec<StepRequest> = jobs
+            .iter()
+            .map(|j| StepRequest {
+                asset: j.asset.clone(),
+                after: j.after.clone(),
+                sbatch: j.sbatch.clone(),
+                own_job: false,
+                env: None,
+            })
+            .collect();
         let allocs = plan_allocations(&reqs, JobGrouping::Grouped, &ClusterLimits::default());
         let (specs, scripts) = allocation_jobs("/r", &jobs, &allocs).unwrap();
         assert_eq!(specs.len(), 2);

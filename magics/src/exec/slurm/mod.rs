@@ -27,22 +27,18 @@
 //! ```
 
 pub mod driver;
-pub mod group;
 pub mod ssh;
 pub mod stream;
 pub mod submit;
 pub mod watch;
 
 pub use driver::{steps_file, submit_allocations, StepLine, StepStatus};
-pub use group::{
-    plan_allocations, Allocation, AllocationView, ClusterLimits, StepRequest, StepResources,
-};
 pub use ssh::{
     command_line, quote, Remote, RemoteOutput, RemoteStats, SshError, SshTarget, SSH_CONFIG_ENV,
 };
 pub use submit::{
-    check_sbatch_option, env_prelude, job_script, submit_all, submit_script, submit_script_with,
-    JobEnv, JobSpec, SubmitError, SBATCH_OPTIONS,
+    env_prelude, job_script, submit_all, submit_script, submit_script_with, JobEnv, JobSpec,
+    SubmitError,
 };
 pub use watch::{
     cancel, freeze_output, watch_jobs, watch_run, JobOutcome, SlurmJobsResult, WatchError,

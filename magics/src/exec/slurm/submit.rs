@@ -12,27 +12,26 @@
 //!
 //! Everything put into the script is validated first: asset names are Rust
 //! identifiers, the run tag is `[A-Za-z0-9_-]`, the run directory an
-//! absolute path of `[A-Za-z0-9_./-]`, sbatch options come from a
-//! whitelist of long options with values of a restricted alphabet, and
-//! every value is also shell-quoted.
+//! absolute path of `[A-Za-z0-9_./-]`, each job's typed
+//! [`SbatchRequest`] becomes `#SBATCH` lines of its batch script with
+//! values of a restricted alphabet, and every argument is shell-quoted.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use super::ssh::{check_abs_path, quote, Remote, SshError};
 use crate::model::is_identifier;
+use crate::plan::order::topo_order;
+use crate::plan::SbatchRequest;
 
 /// One asset to run as a Slurm job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobSpec {
     pub asset: String,
-    /// sbatch long options without `--` (from `AssetOptions::sbatch_args`
-    /// plus profile defaults), e.g. `("partition", "debug")`. If a name
-    /// repeats, the FIRST occurrence is used: put the asset's own options
-    /// before the profile's defaults.
-    pub sbatch: Vec<(&'static str, String)>,
+    /// What the job asks Slurm for (rendered to `#SBATCH` lines).
+    pub sbatch: SbatchRequest,
     /// The job's argv, e.g. `[binary, asset, "--output", path, ...]`.
     pub command: Vec<String>,
     /// Upstream assets in this submission the job waits for (afterok).
@@ -96,67 +95,6 @@ fn cancelled_text(ids: &[String]) -> String {
     }
 }
 
-/// sbatch long options a [`JobSpec`] may carry. Options slurmbook sets itself
-/// (`job-name`, `output`, `error`, `dependency`, `parsable`, ...) and ones
-/// that run code or change paths (`wrap`, `chdir`, `export`, ...) are not here.
-pub const SBATCH_OPTIONS: &[&str] = &[
-    "partition",
-    "time",
-    "time-min",
-    "cpus-per-task",
-    "cpus-per-gpu",
-    "mem",
-    "mem-per-cpu",
-    "mem-per-gpu",
-    "gpus",
-    "gpus-per-node",
-    "gpus-per-task",
-    "gres",
-    "nodes",
-    "ntasks",
-    "ntasks-per-node",
-    "account",
-    "qos",
-    "constraint",
-    "reservation",
-    "exclusive",
-    "nice",
-    "tmp",
-    "licenses",
-    "signal",
-    "hint",
-    "distribution",
-    "threads-per-core",
-    "mail-type",
-];
-
-/// Validate one sbatch option.
-pub fn check_sbatch_option(name: &str, value: &str) -> Result<(), String> {
-    if !SBATCH_OPTIONS.contains(&name) {
-        return Err(format!(
-            "sbatch option `--{name}` is not allowed (allowed: {})",
-            SBATCH_OPTIONS.join(", ")
-        ));
-    }
-    let extra: &[u8] = match name {
-        "constraint" => b"|&[]*!()",
-        "signal" | "licenses" | "gres" => b"@",
-        _ => b"",
-    };
-    let ok = !value.is_empty()
-        && value.len() <= 256
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.:,=+/-".contains(&b) || extra.contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "value `{value}` of sbatch option `--{name}` is not allowed: use letters, digits and `_ . : , = + / -`"
-        ))
-    }
-}
-
 fn check_job_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 20 && id.bytes().all(|b| b.is_ascii_digit())
 }
@@ -183,10 +121,9 @@ fn order_jobs(jobs: &[JobSpec]) -> Result<Vec<&JobSpec>, SubmitError> {
                 j.asset
             )));
         }
-        for (name, value) in &j.sbatch {
-            check_sbatch_option(name, value)
-                .map_err(|e| inv(format!("asset `{}`: {e}", j.asset)))?;
-        }
+        j.sbatch
+            .directives()
+            .map_err(|e| inv(format!("asset `{}`: {e}", j.asset)))?;
         for u in &j.after {
             if !index.contains_key(u.as_str()) {
                 return Err(inv(format!(
@@ -199,28 +136,15 @@ fn order_jobs(jobs: &[JobSpec]) -> Result<Vec<&JobSpec>, SubmitError> {
             }
         }
     }
-    // Kahn, taking the earliest ready job each time.
-    let mut done: HashSet<&str> = HashSet::new();
-    let mut order = Vec::with_capacity(jobs.len());
-    while order.len() < jobs.len() {
-        let next = jobs.iter().find(|j| {
-            !done.contains(j.asset.as_str()) && j.after.iter().all(|u| done.contains(u.as_str()))
-        });
-        match next {
-            Some(j) => {
-                done.insert(&j.asset);
-                order.push(j);
-            }
-            None => {
-                let stuck: Vec<&str> = jobs
-                    .iter()
-                    .filter(|j| !done.contains(j.asset.as_str()))
-                    .map(|j| j.asset.as_str())
-                    .collect();
-                return Err(inv(format!("dependency cycle among {}", stuck.join(", "))));
-            }
-        }
-    }
+    let ups: Vec<Vec<usize>> = jobs
+        .iter()
+        .map(|j| j.after.iter().map(|u| index[u.as_str()]).collect())
+        .collect();
+    let order = topo_order(&ups).map_err(|cycle| {
+        let names: Vec<&str> = cycle.iter().map(|&i| jobs[i].asset.as_str()).collect();
+        inv(format!("dependency cycle among {}", names.join(", ")))
+    })?;
+    let order: Vec<&JobSpec> = order.into_iter().map(|i| &jobs[i]).collect();
     Ok(order)
 }
 
@@ -238,6 +162,15 @@ pub fn env_prelude(env: &JobEnv) -> String {
         quote(&env.prefix),
         quote(&env.activation_script()),
     )
+}
+
+/// `script` with the job's `#SBATCH` lines after its first (`#!`) line.
+fn with_directives(script: &str, sbatch: &SbatchRequest) -> Result<String, SubmitError> {
+    let directives = sbatch
+        .directives()
+        .map_err(|e| SubmitError::Invalid(e.to_string()))?;
+    let (first, rest) = script.split_once('\n').unwrap_or((script, ""));
+    Ok(format!("{first}\n{directives}{rest}"))
 }
 
 /// The batch script of one job: `set -e`, `cd` into the run directory,
@@ -330,6 +263,7 @@ mkdir -p "$d" || fail - ''
             Some(s) => s.clone(),
             None => job_script(run_dir, &j.command, j.env.as_ref()),
         };
+        let script = with_directives(&script, &j.sbatch)?;
         let delim = heredoc_delimiter(&script);
         s.push_str(&format!(
             "cat > \"$d/{a}.sh\" <<'{delim}' || fail {a} ''\n{script}{delim}\n",
@@ -350,12 +284,6 @@ mkdir -p "$d" || fail - ''
         if !j.after.is_empty() {
             let deps: Vec<String> = j.after.iter().map(|u| format!("${{J_{u}}}")).collect();
             argv.push(format!("\"--dependency=afterok:{}\"", deps.join(":")));
-        }
-        let mut seen = HashSet::new();
-        for (name, value) in &j.sbatch {
-            if seen.insert(*name) {
-                argv.push(quote(&format!("--{name}={value}")).into_owned());
-            }
         }
         argv.push(format!("\"$d/{a}.sh\""));
         s.push_str(&format!(
@@ -455,7 +383,11 @@ mod tests {
     fn job(asset: &str, after: &[&str]) -> JobSpec {
         JobSpec {
             asset: asset.into(),
-            sbatch: vec![("partition", "debug".into()), ("time", "00:05:00".into())],
+            sbatch: SbatchRequest {
+                partition: Some("debug".into()),
+                time: Some("00:05:00".parse().unwrap()),
+                ..SbatchRequest::default()
+            },
             command: vec!["sh".into(), "-c".into(), "echo 'hi'; echo $(id)".into()],
             after: after.iter().map(|s| s.to_string()).collect(),
             env: None,
@@ -476,25 +408,20 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("<<'SLURMBOOK_EOF_"), "{s}");
-        assert!(s.contains("--partition=debug --time=00:05:00"), "{s}");
-        let mut j = job("a", &[]);
-        j.sbatch.push(("partition", "long".into()));
-        let s = submit_script("/r", "t", &[j]).unwrap();
+        // The request is rendered once, as directives of the batch script.
         assert!(
-            !s.contains("--partition=long"),
-            "the first occurrence wins: {s}"
+            s.contains("#!/bin/sh\n#SBATCH --partition=debug\n#SBATCH --time=00:05:00\n# Generated by slurmbook."),
+            "{s}"
         );
+        assert!(!s.contains("sbatch --partition"), "{s}");
     }
 
     #[test]
     fn rejects_injection_and_bad_input() {
         let mut j = job("a", &[]);
-        j.sbatch = vec![("partition", "cpu; touch /tmp/pwned".into())];
+        j.sbatch.partition = Some("cpu; touch /tmp/pwned".into());
         let e = submit_script("/r", "t", &[j]).unwrap_err();
         assert!(e.to_string().contains("not allowed"), "{e}");
-        let mut j = job("a", &[]);
-        j.sbatch = vec![("wrap", "id".into())];
-        assert!(submit_script("/r", "t", &[j]).is_err());
         for bad_name in ["a-b", "fn", "a b", "1a", "$(x)"] {
             assert!(
                 submit_script("/r", "t", &[job(bad_name, &[])]).is_err(),
@@ -507,34 +434,6 @@ mod tests {
         assert!(submit_script("/r", "t", &[job("a", &["zz"])]).is_err());
         assert!(submit_script("/r", "t", &[job("a", &["b"]), job("b", &["a"])]).is_err());
         assert!(submit_script("/r", "t", &[job("a", &[]), job("a", &[])]).is_err());
-    }
-
-    #[test]
-    fn every_asset_option_passes_the_whitelist() {
-        use crate::model::AssetOptions;
-        let o = AssetOptions {
-            partition: Some("gpu-a100.x".into()),
-            time: Some("1-00:00:00".parse().unwrap()),
-            cpus: Some(8),
-            mem: Some("16G".parse().unwrap()),
-            gpus: Some("a100:2".parse().unwrap()),
-            nodes: Some(2),
-            ntasks: Some(16),
-            account: Some("proj_1".into()),
-            qos: Some("high,normal".into()),
-            constraint: Some("[rack1*2&rack2*4]|skylake".into()),
-            ..AssetOptions::default()
-        };
-        let args = o.sbatch_args();
-        assert_eq!(args.len(), 10);
-        for (name, value) in &args {
-            check_sbatch_option(name, value).unwrap();
-        }
-        let j = JobSpec {
-            sbatch: args,
-            ..job("a", &[])
-        };
-        submit_script("/r", "t", &[j]).unwrap();
     }
 
     #[test]

@@ -1,6 +1,22 @@
-//! Plans: what runs, where and in which order, before anything runs.
+//! Plans: what runs, where and in which order, before anything runs — and
+//! for Slurm, which jobs: the allocations are planned here once
+//! ([`Plan::allocate`]), shown by the dry run and submitted as they are.
+//!
+//! * [`sbatch`]: [`SbatchRequest`], a job's typed Slurm request, rendered
+//!   to `#SBATCH` lines only at submission;
+//! * [`alloc`]: the allocation planner (which assets share one job);
+//! * [`limits`]: what the cluster allows, from `sinfo`;
+//! * [`order`]: topological order of jobs and steps.
 
-use crate::exec::slurm::group::{plan_allocations, AllocationView, ClusterLimits, StepRequest};
+pub mod alloc;
+pub mod limits;
+pub mod order;
+pub mod sbatch;
+
+pub use alloc::{plan_allocations, Allocation, StepRequest, StepResources};
+pub use limits::ClusterLimits;
+pub use sbatch::SbatchRequest;
+
 use crate::model::JobGrouping;
 use crate::model::{AssetOptions, Target};
 use crate::project::Project;
@@ -41,11 +57,45 @@ pub struct Plan {
     /// `%materialize --jobs` (`None`: the profile's `jobs`, else grouped).
     #[serde(default)]
     pub jobs: Option<JobGrouping>,
-    /// The Slurm jobs the run's Slurm steps would make, from the assets'
-    /// own options (the executor plans again with the profile's defaults
-    /// and the partitions' time limits).
+    /// The Slurm jobs of the run's Slurm steps, as they are submitted (see
+    /// [`Plan::allocate`]).
+    #[serde(default, deserialize_with = "allocations_or_none")]
+    pub allocations: Vec<Allocation>,
+    /// What the plan could not take into account (e.g. the partitions' time
+    /// limits of an unreachable cluster, in a dry run).
     #[serde(default)]
-    pub allocations: Vec<AllocationView>,
+    pub warnings: Vec<String>,
+}
+
+/// Plans saved by an older slurmbook (for `%attach`) described their jobs
+/// differently; following such a run needs only its steps.
+fn allocations_or_none<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<Allocation>, D::Error> {
+    let v = serde_json::Value::deserialize(d)?;
+    Ok(serde_json::from_value(v).unwrap_or_default())
+}
+
+/// What planning the Slurm jobs of a run needs beyond the plan's steps.
+pub struct AllocationContext<'a> {
+    /// The profile's sbatch defaults (what an asset does not say).
+    pub defaults: AssetOptions,
+    pub grouping: JobGrouping,
+    /// The cluster's limits (`sinfo`); the default when unknown.
+    pub limits: ClusterLimits,
+    /// The pixi environment an asset's job runs in.
+    pub env_of: &'a dyn Fn(&crate::model::AssetSpec) -> Option<String>,
+}
+
+impl Default for AllocationContext<'_> {
+    fn default() -> Self {
+        AllocationContext {
+            defaults: AssetOptions::default(),
+            grouping: JobGrouping::Grouped,
+            limits: ClusterLimits::default(),
+            env_of: &|a| a.options.env.clone(),
+        }
+    }
 }
 
 impl Plan {
@@ -101,8 +151,9 @@ impl Plan {
                 if !a.after.is_empty() {
                     line.push_str(&format!(", after {}", a.after.join(", ")));
                 }
-                if !a.resources.is_empty() {
-                    line.push_str(&format!(" [{}]", a.resources));
+                let resources = a.sbatch.describe();
+                if !resources.is_empty() {
+                    line.push_str(&format!(" [{resources}]"));
                 }
                 if let Some(note) = &a.note {
                     line.push_str(&format!(" ({note})"));
@@ -110,6 +161,9 @@ impl Plan {
                 s.push_str(&line);
                 s.push('\n');
             }
+        }
+        for w in &self.warnings {
+            s.push_str(&format!("note: {w}\n"));
         }
         s
     }
@@ -125,8 +179,52 @@ pub enum PlanError {
 
 /// Plans `%materialize` of `args` on `default_target` (from the profile or
 /// the command line; an asset's own `--target` wins unless the command line
-/// gave one).
+/// gave one), with the Slurm jobs of the assets' own options (see
+/// [`Plan::allocate`] for the profile's defaults and the cluster's limits).
 pub fn plan(
+    project: &Project,
+    args: &MaterializeArgs,
+    freshness: &HashMap<String, Freshness>,
+    default_target: Target,
+) -> Result<Plan, PlanError> {
+    let mut plan = plan_steps(project, args, freshness, default_target)?;
+    plan.allocate(
+        project,
+        &AllocationContext {
+            grouping: args.jobs.unwrap_or(JobGrouping::Grouped),
+            ..AllocationContext::default()
+        },
+    );
+    Ok(plan)
+}
+
+/// Running an `%%asset` cell: that asset alone, in the kernel, whatever its
+/// freshness, with its upstreams' values as the session has them.
+pub fn cell_plan(project: &Project, name: &str) -> Plan {
+    Plan {
+        selection: name.to_string(),
+        force: true,
+        steps: vec![Step {
+            asset: name.to_string(),
+            action: Action::Run,
+            target: Target::Local,
+            why: "cell run".into(),
+            after: Vec::new(),
+            version: project
+                .versions
+                .get(name)
+                .map(|v| v.version.clone())
+                .unwrap_or_default(),
+            checks: project.checks_of(name).map(|c| c.name.clone()).collect(),
+        }],
+        jobs: None,
+        allocations: Vec::new(),
+        warnings: Vec::new(),
+    }
+}
+
+/// The steps of [`plan`], without Slurm jobs.
+pub fn plan_steps(
     project: &Project,
     args: &MaterializeArgs,
     freshness: &HashMap<String, Freshness>,
@@ -186,70 +284,65 @@ pub fn plan(
             }
         })
         .collect::<Vec<Step>>();
-    let allocations = slurm_allocations(project, &steps, args.jobs, &AssetOptions::default());
     Ok(Plan {
         selection: selection_text,
         force: args.force,
         steps,
         jobs: args.jobs,
-        allocations,
+        allocations: Vec::new(),
+        warnings: Vec::new(),
     })
 }
 
 impl Plan {
     /// Plan the Slurm jobs again with the profile's sbatch defaults and
-    /// grouping (`jobs`), as the executor will (it also caps times by the
-    /// partitions' limits, which only the cluster knows).
+    /// grouping (`jobs`), without the cluster's limits.
     pub fn with_profile(mut self, project: &Project, settings: &crate::config::Settings) -> Plan {
-        let mode = self
+        let grouping = self
             .jobs
-            .or_else(|| settings.get("jobs").and_then(|j| j.parse().ok()));
-        self.allocations =
-            slurm_allocations(project, &self.steps, mode, &settings.sbatch_defaults());
+            .or_else(|| settings.get("jobs").and_then(|j| j.parse().ok()))
+            .unwrap_or(JobGrouping::Grouped);
+        self.allocate(
+            project,
+            &AllocationContext {
+                defaults: settings.sbatch_defaults(),
+                grouping,
+                ..AllocationContext::default()
+            },
+        );
         self
     }
-}
 
-/// The Slurm jobs of the plan's Slurm steps (see [`Plan::allocations`]).
-fn slurm_allocations(
-    project: &Project,
-    steps: &[Step],
-    jobs: Option<JobGrouping>,
-    defaults: &AssetOptions,
-) -> Vec<AllocationView> {
-    let slurm: std::collections::HashSet<&str> = steps
-        .iter()
-        .filter(|s| s.action == Action::Run && s.target == Target::Slurm)
-        .map(|s| s.asset.as_str())
-        .collect();
-    let requests: Vec<StepRequest> = steps
-        .iter()
-        .filter(|s| slurm.contains(s.asset.as_str()))
-        .map(|s| {
-            let options = project
-                .asset(&s.asset)
-                .map(|a| a.options.clone())
-                .unwrap_or_default();
-            StepRequest {
-                asset: s.asset.clone(),
-                after: s
-                    .after
-                    .iter()
-                    .filter(|u| slurm.contains(u.as_str()))
-                    .cloned()
-                    .collect(),
-                sbatch: crate::exec::cluster::merged_sbatch(&options, defaults),
-                own_job: options.own_job,
-                env: options.env.clone(),
-            }
-        })
-        .collect();
-    plan_allocations(
-        &requests,
-        jobs.unwrap_or(JobGrouping::Grouped),
-        &ClusterLimits::default(),
-    )
-    .iter()
-    .map(AllocationView::from)
-    .collect()
+    /// The assets this plan runs on Slurm.
+    pub fn slurm_runs(&self) -> impl Iterator<Item = &Step> {
+        self.runs().filter(|s| s.target == Target::Slurm)
+    }
+
+    /// Plans the Slurm jobs of the plan's Slurm steps (see
+    /// [`alloc::plan_allocations`]), replacing any planned before.
+    pub fn allocate(&mut self, project: &Project, ctx: &AllocationContext<'_>) {
+        let slurm: std::collections::HashSet<&str> =
+            self.slurm_runs().map(|s| s.asset.as_str()).collect();
+        let requests: Vec<StepRequest> = self
+            .steps
+            .iter()
+            .filter(|s| slurm.contains(s.asset.as_str()))
+            .filter_map(|s| {
+                let spec = project.asset(&s.asset)?;
+                Some(StepRequest {
+                    asset: s.asset.clone(),
+                    after: s
+                        .after
+                        .iter()
+                        .filter(|u| slurm.contains(u.as_str()))
+                        .cloned()
+                        .collect(),
+                    sbatch: SbatchRequest::for_asset(&spec.options, &ctx.defaults),
+                    own_job: spec.options.own_job,
+                    env: (ctx.env_of)(spec),
+                })
+            })
+            .collect();
+        self.allocations = plan_allocations(&requests, ctx.grouping, &ctx.limits);
+    }
 }

@@ -4,7 +4,7 @@
 //! twenty jobs waits twenty times. With [`JobGrouping::Grouped`] (the
 //! default) the planner puts a **connected** set of assets with
 //! **compatible** requests into one **allocation**: one Slurm job in which
-//! each asset is an `srun` step (see [`super::driver`]), started as soon as
+//! each asset is an `srun` step (see `exec::slurm::driver`), started as soon as
 //! its upstream steps succeeded.
 //!
 //! * **Compatible**: the same sbatch options apart from the resources
@@ -33,12 +33,13 @@
 //! An allocation with one asset is an ordinary job, as with
 //! [`JobGrouping::PerAsset`].
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::JobGrouping;
-use crate::model::{Gpus, MemSize, SlurmTime};
+use super::limits::ClusterLimits;
+use super::sbatch::SbatchRequest;
+use crate::model::{Gpus, JobGrouping, MemSize, SlurmTime};
 
 /// One asset of the run, as the planner sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,75 +47,13 @@ pub struct StepRequest {
     pub asset: String,
     /// Upstream assets of this run it waits for.
     pub after: Vec<String>,
-    /// Merged sbatch options (asset first, then profile defaults; the
-    /// first occurrence of a name wins), as in [`super::JobSpec::sbatch`].
-    pub sbatch: Vec<(&'static str, String)>,
+    /// What it asks Slurm for (its options, then the profile's defaults).
+    pub sbatch: SbatchRequest,
     /// `--own-job`.
     pub own_job: bool,
-    /// The packed environment's prefix it runs in (steps of one
-    /// allocation share one environment).
+    /// The pixi environment it runs in (steps of one allocation share one
+    /// environment).
     pub env: Option<String>,
-}
-
-impl StepRequest {
-    /// The request of an asset's job (`own_job`: its `--own-job`).
-    pub fn of_job(job: &super::submit::JobSpec, own_job: bool) -> StepRequest {
-        StepRequest {
-            asset: job.asset.clone(),
-            after: job.after.clone(),
-            sbatch: job.sbatch.clone(),
-            own_job,
-            env: job.env.as_ref().map(|e| e.prefix.clone()),
-        }
-    }
-}
-
-/// What the cluster allows; everything optional (unknown = no cap).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClusterLimits {
-    /// Partition -> its MaxTime in seconds (`None`: unlimited).
-    pub max_time: HashMap<String, Option<u64>>,
-    pub default_partition: Option<String>,
-    /// CPUs of one node (the smallest, if they differ).
-    pub node_cpus: Option<u32>,
-    /// Memory of one node in MB.
-    pub node_mem_mb: Option<u64>,
-}
-
-impl ClusterLimits {
-    /// From `sinfo --noheader --format='%P|%l|%c|%m'` output (`debug*|1:00:00|2|22900`).
-    pub fn from_sinfo(text: &str) -> ClusterLimits {
-        let mut l = ClusterLimits::default();
-        for line in text.lines() {
-            let f: Vec<&str> = line.trim().split('|').collect();
-            if f.len() < 4 || f[0].is_empty() {
-                continue;
-            }
-            let (name, default) = match f[0].strip_suffix('*') {
-                Some(n) => (n, true),
-                None => (f[0], false),
-            };
-            if default {
-                l.default_partition = Some(name.to_string());
-            }
-            let limit = f[1].parse::<SlurmTime>().ok().map(|t| t.seconds);
-            l.max_time.insert(name.to_string(), limit);
-            // `2+` when nodes differ: the leading number is the smallest.
-            let num = |s: &str| {
-                s.trim_end_matches('+')
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| *n > 0)
-            };
-            if let Some(c) = num(f[2]) {
-                l.node_cpus = Some(l.node_cpus.map_or(c as u32, |o| o.min(c as u32)));
-            }
-            if let Some(m) = num(f[3]) {
-                l.node_mem_mb = Some(l.node_mem_mb.map_or(m, |o| o.min(m)));
-            }
-        }
-        l
-    }
 }
 
 /// What one step asks for, inside its allocation.
@@ -122,13 +61,12 @@ impl ClusterLimits {
 pub struct StepResources {
     pub cpus: u32,
     pub mem_mb: Option<u64>,
-    /// `gpu[:kind]:count` as given to `--gres`.
-    pub gres: Option<String>,
+    pub gpus: Option<Gpus>,
     pub time: Option<SlurmTime>,
 }
 
-/// One Slurm job of the run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One Slurm job of the run: what the dry run shows and what is submitted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Allocation {
     /// The job's name in the run: the asset's for a single-asset job,
     /// `alloc_<first asset>` (made unique) for a group.
@@ -137,8 +75,8 @@ pub struct Allocation {
     pub assets: Vec<String>,
     /// Allocations it waits for (`afterok`).
     pub after: Vec<String>,
-    /// sbatch options of the job.
-    pub sbatch: Vec<(&'static str, String)>,
+    /// What the job asks Slurm for.
+    pub sbatch: SbatchRequest,
     /// Per asset (same order as `assets`); for a group's `srun`s.
     pub steps: Vec<StepResources>,
     /// Why it is a job of its own, if it could have been grouped but was not.
@@ -150,125 +88,54 @@ impl Allocation {
         self.assets.len() > 1
     }
 
-    /// The `--time` of the job, if any.
-    pub fn time(&self) -> Option<&str> {
-        self.sbatch
-            .iter()
-            .find(|(n, _)| *n == "time")
-            .map(|(_, v)| v.as_str())
+    /// The `--time` of the job, if any (`00:50:00`).
+    pub fn time(&self) -> Option<String> {
+        self.sbatch.time.map(|t| t.to_string())
     }
 }
 
-/// A serializable summary of an allocation, for plans and `--dry-run`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AllocationView {
-    pub name: String,
-    pub assets: Vec<String>,
-    pub after: Vec<String>,
-    /// `partition=debug time=00:10:00 cpus-per-task=2`.
-    pub resources: String,
-    pub note: Option<String>,
-}
-
-impl From<&Allocation> for AllocationView {
-    fn from(a: &Allocation) -> Self {
-        AllocationView {
-            name: a.name.clone(),
-            assets: a.assets.clone(),
-            after: a.after.clone(),
-            resources: a
-                .sbatch
-                .iter()
-                .map(|(n, v)| format!("{n}={v}"))
-                .collect::<Vec<_>>()
-                .join(" "),
-            note: a.note.clone(),
-        }
-    }
-}
-
-/// Options that are resources (summed / maxed), not part of the compatibility key.
-const RESOURCE_OPTIONS: &[&str] = &["time", "cpus-per-task", "mem", "gres", "nodes", "ntasks"];
-
-fn first<'a>(sbatch: &'a [(&'static str, String)], name: &str) -> Option<&'a str> {
-    sbatch
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v.as_str())
-}
-
-/// First occurrence of each option name, in order.
-fn effective(sbatch: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
-    let mut seen = HashSet::new();
-    sbatch
-        .iter()
-        .filter(|(n, _)| seen.insert(*n))
-        .cloned()
-        .collect()
-}
-
-fn mem_mb(s: &str) -> Option<u64> {
-    s.parse::<MemSize>()
-        .ok()
-        .map(|m| m.kibibytes().div_ceil(1024))
-}
-
-/// `gpu:a100:2` -> (Some("a100"), 2); `gpu:2` -> (None, 2).
-fn gres_gpus(s: &str) -> Option<(Option<String>, u32)> {
-    let g: Gpus = s.strip_prefix("gpu:")?.parse().ok()?;
-    Some((g.kind, g.count))
+fn mem_mb(m: &MemSize) -> u64 {
+    m.kibibytes().div_ceil(1024)
 }
 
 struct Info {
+    /// Steps with equal keys may share an allocation; `None`: never.
     key: Option<String>,
     res: StepResources,
-    sbatch: Vec<(&'static str, String)>,
+    sbatch: SbatchRequest,
     note: Option<String>,
 }
 
 fn info(r: &StepRequest, limits: &ClusterLimits) -> Info {
-    let sbatch = effective(&r.sbatch);
-    let get = |n: &str| first(&sbatch, n);
-    let cpus: u32 = get("cpus-per-task")
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(1);
+    let sbatch = r.sbatch.clone();
     let res = StepResources {
-        cpus,
-        mem_mb: get("mem").and_then(mem_mb),
-        gres: get("gres").map(str::to_owned),
-        time: get("time").and_then(|t| t.parse().ok()),
+        cpus: sbatch.cpus_per_task.unwrap_or(1),
+        mem_mb: sbatch.mem.as_ref().map(mem_mb),
+        gpus: sbatch.gpus.clone(),
+        time: sbatch.time,
     };
-    let nodes: u32 = get("nodes").and_then(|n| n.parse().ok()).unwrap_or(1);
-    let ntasks: u32 = get("ntasks").and_then(|n| n.parse().ok()).unwrap_or(1);
-    let gres_ok = res.gres.as_deref().is_none_or(|g| gres_gpus(g).is_some());
+    let nodes = sbatch.nodes.unwrap_or(1);
+    let ntasks = sbatch.ntasks.unwrap_or(1);
     let (key, note) = if r.own_job {
         (None, Some("--own-job".to_string()))
     } else if nodes > 1 || ntasks > 1 {
         (None, Some("more than one node or task".to_string()))
-    } else if !gres_ok {
-        (None, Some("--gres other than GPUs".to_string()))
     } else {
-        let mut key: Vec<String> = sbatch
-            .iter()
-            .filter(|(n, _)| !RESOURCE_OPTIONS.contains(n))
-            .filter(|(n, _)| *n != "partition")
-            .map(|(n, v)| format!("{n}={v}"))
-            .collect();
-        key.sort();
-        let partition = get("partition")
-            .map(str::to_owned)
+        let partition = sbatch
+            .partition
+            .clone()
             .or_else(|| limits.default_partition.clone())
             .unwrap_or_default();
-        key.push(format!("partition={partition}"));
-        key.push(format!("mem-given={}", res.mem_mb.is_some()));
-        let kind = res
-            .gres
-            .as_deref()
-            .and_then(gres_gpus)
-            .map(|(k, _)| k.unwrap_or_default());
-        key.push(format!("gpus={kind:?}"));
-        key.push(format!("env={:?}", r.env));
-        (Some(key.join(" ")), None)
+        let key = format!(
+            "account={:?} qos={:?} constraint={:?} partition={partition} mem-given={} gpus={:?} env={:?}",
+            sbatch.account,
+            sbatch.qos,
+            sbatch.constraint,
+            res.mem_mb.is_some(),
+            res.gpus.as_ref().map(|g| g.kind.clone().unwrap_or_default()),
+            r.env
+        );
+        (Some(key), None)
     };
     Info {
         key,
@@ -305,6 +172,10 @@ pub fn plan_allocations(
         })
         .collect();
     let order = topo(&ups);
+    let mut pos = vec![0; n];
+    for (p, &i) in order.iter().enumerate() {
+        pos[i] = p;
+    }
     let infos: Vec<Info> = steps.iter().map(|s| info(s, limits)).collect();
     // group id of each step; groups as member lists.
     let mut group_of: Vec<usize> = vec![usize::MAX; n];
@@ -336,7 +207,7 @@ pub fn plan_allocations(
             }
             let mut members: Vec<usize> = trial.iter().flat_map(|&g| groups[g].clone()).collect();
             members.push(v);
-            if let (Some(cap), Some(t)) = (cap, group_time(&members, &ups, &infos)) {
+            if let (Some(cap), Some(t)) = (cap, group_time(&members, &ups, &infos, &pos)) {
                 if t > cap {
                     continue;
                 }
@@ -361,12 +232,11 @@ pub fn plan_allocations(
         group_of[v] = target;
     }
     // Build the allocations in topological order of their first member.
-    let pos: HashMap<usize, usize> = order.iter().enumerate().map(|(p, &i)| (i, p)).collect();
     let mut live: Vec<Vec<usize>> = groups.into_iter().filter(|g| !g.is_empty()).collect();
     for g in &mut live {
-        g.sort_by_key(|i| pos[i]);
+        g.sort_by_key(|&i| pos[i]);
     }
-    live.sort_by_key(|g| pos[&g[0]]);
+    live.sort_by_key(|g| pos[g[0]]);
     let names: HashSet<&str> = steps.iter().map(|s| s.asset.as_str()).collect();
     let mut used: HashSet<String> = HashSet::new();
     let mut alloc_name = vec![String::new(); n];
@@ -416,7 +286,7 @@ pub fn plan_allocations(
                 name,
                 assets,
                 after,
-                sbatch: group_sbatch(&members, &ups, &infos, limits),
+                sbatch: group_sbatch(&members, &ups, &infos, limits, &pos),
                 steps: step_res,
                 note: None,
             }
@@ -424,41 +294,126 @@ pub fn plan_allocations(
         .collect()
 }
 
-fn partition_cap(sbatch: &[(&'static str, String)], limits: &ClusterLimits) -> Option<u64> {
-    let p = first(sbatch, "partition")
-        .map(str::to_owned)
+fn partition_cap(sbatch: &SbatchRequest, limits: &ClusterLimits) -> Option<u64> {
+    let p = sbatch
+        .partition
+        .clone()
         .or_else(|| limits.default_partition.clone())?;
     limits.max_time.get(&p).copied().flatten()
 }
 
-/// Kahn's order, taking the lowest ready index first.
+/// The steps' topological order (see [`super::order`]).
 fn topo(ups: &[Vec<usize>]) -> Vec<usize> {
-    let n = ups.len();
-    let mut done = vec![false; n];
-    let mut order = Vec::with_capacity(n);
-    let mut ready: BTreeSet<usize> = (0..n).filter(|&i| ups[i].is_empty()).collect();
-    let mut downs: Vec<Vec<usize>> = vec![Vec::new(); n];
-    let mut missing: Vec<usize> = ups.iter().map(Vec::len).collect();
-    for (i, us) in ups.iter().enumerate() {
-        for &u in us {
-            downs[u].push(i);
-        }
-    }
-    while let Some(i) = ready.pop_first() {
-        done[i] = true;
-        order.push(i);
-        for &d in &downs[i] {
-            missing[d] -= 1;
-            if missing[d] == 0 {
-                ready.insert(d);
-            }
-        }
-    }
-    // A cycle cannot reach here (the graph rejects it); keep the rest in order.
-    order.extend((0..n).filter(|&i| !done[i]));
-    order
+    // The asset graph rejects cycles before planning; keep the order given.
+    super::order::topo_order(ups).unwrap_or_else(|_| (0..ups.len()).collect())
 }
 
+/// Members in the run's topological order.
+fn ordered(members: &[usize], pos: &[usize]) -> Vec<usize> {
+    let mut m = members.to_vec();
+    m.sort_by_key(|&i| pos[i]);
+    m
+}
+
+/// Longest path of the members' times (`None` if a member has no time).
+fn group_time(members: &[usize], ups: &[Vec<usize>], infos: &[Info], pos: &[usize]) -> Option<u64> {
+    let set: HashSet<usize> = members.iter().copied().collect();
+    let mut finish: HashMap<usize, u64> = HashMap::new();
+    let mut longest = 0;
+    for m in ordered(members, pos) {
+        let t = infos[m].res.time?.seconds;
+        let start = ups[m]
+            .iter()
+            .filter(|u| set.contains(u))
+            .map(|u| finish[u])
+            .max()
+            .unwrap_or(0);
+        finish.insert(m, start + t);
+        longest = longest.max(start + t);
+    }
+    Some(longest)
+}
+
+/// Depth of each member (longest chain of member upstreams).
+fn depths(members: &[usize], ups: &[Vec<usize>], pos: &[usize]) -> HashMap<usize, usize> {
+    let set: HashSet<usize> = members.iter().copied().collect();
+    let mut depth = HashMap::new();
+    for m in ordered(members, pos) {
+        let d = ups[m]
+            .iter()
+            .filter(|u| set.contains(u))
+            .map(|u| depth[u] + 1)
+            .max()
+            .unwrap_or(0);
+        depth.insert(m, d);
+    }
+    depth
+}
+
+fn group_sbatch(
+    members: &[usize],
+    ups: &[Vec<usize>],
+    infos: &[Info],
+    limits: &ClusterLimits,
+    pos: &[usize],
+) -> SbatchRequest {
+    let lead = &infos[members[0]];
+    let depth = depths(members, ups, pos);
+    let max_depth = depth.values().copied().max().unwrap_or(0);
+    let level_max = |f: &dyn Fn(&Info) -> u64| -> (u64, u64) {
+        let largest = members.iter().map(|&m| f(&infos[m])).max().unwrap_or(0);
+        let widest = (0..=max_depth)
+            .map(|d| {
+                members
+                    .iter()
+                    .filter(|m| depth[m] == d)
+                    .map(|&m| f(&infos[m]))
+                    .sum::<u64>()
+            })
+            .max()
+            .unwrap_or(0);
+        (largest, widest)
+    };
+    let (largest, widest) = level_max(&|i| i.res.cpus as u64);
+    let cpus = match limits.node_cpus {
+        Some(cap) => widest.min(cap as u64).max(largest),
+        None => widest,
+    };
+    let mem = lead.res.mem_mb.map(|_| {
+        let (largest, widest) = level_max(&|i| i.res.mem_mb.unwrap_or(0));
+        let mb = match limits.node_mem_mb {
+            Some(cap) => widest.min(cap).max(largest),
+            None => widest,
+        };
+        format!("{mb}M")
+            .parse::<MemSize>()
+            .expect("a number of megabytes")
+    });
+    // GPUs are not summed: the node's count is unknown; steps share in turn.
+    let gpus = lead.res.gpus.as_ref().map(|g| Gpus {
+        kind: g.kind.clone(),
+        count: members
+            .iter()
+            .filter_map(|&m| infos[m].res.gpus.as_ref().map(|g| g.count))
+            .max()
+            .unwrap_or(1),
+    });
+    SbatchRequest {
+        partition: lead.sbatch.partition.clone(),
+        account: lead.sbatch.account.clone(),
+        qos: lead.sbatch.qos.clone(),
+        constraint: lead.sbatch.constraint.clone(),
+        time: group_time(members, ups, infos, pos).map(|seconds| SlurmTime { seconds }),
+        nodes: Some(1),
+        ntasks: Some(1),
+        cpus_per_task: Some(cpus as u32),
+        mem,
+        gpus,
+    }
+}
+
+// Kept by hand: a reachability question specific to merging groups, a few
+// lines of DFS, clearer than building a petgraph graph per candidate.
 /// Would merging groups `merge` with the new step `v` keep the allocations'
 /// graph acyclic? Cyclic iff some other group H is reachable from a merged
 /// group and reaches a merged group or feeds `v`.
@@ -509,138 +464,22 @@ fn acyclic_merge(
     true
 }
 
-/// Longest path of the members' times (`None` if a member has no time).
-fn group_time(members: &[usize], ups: &[Vec<usize>], infos: &[Info]) -> Option<u64> {
-    let set: HashSet<usize> = members.iter().copied().collect();
-    let mut finish: HashMap<usize, u64> = HashMap::new();
-    // members are in topological order except possibly after merges: sort.
-    let order: Vec<usize> = topo_subset(members, ups);
-    let mut longest = 0;
-    for m in order {
-        let t = infos[m].res.time?.seconds;
-        let start = ups[m]
-            .iter()
-            .filter(|u| set.contains(u))
-            .map(|u| finish[u])
-            .max()
-            .unwrap_or(0);
-        finish.insert(m, start + t);
-        longest = longest.max(start + t);
-    }
-    Some(longest)
-}
-
-fn topo_subset(members: &[usize], ups: &[Vec<usize>]) -> Vec<usize> {
-    let set: HashSet<usize> = members.iter().copied().collect();
-    let mut done: HashSet<usize> = HashSet::new();
-    let mut order = Vec::new();
-    let mut sorted = members.to_vec();
-    sorted.sort();
-    while order.len() < sorted.len() {
-        let before = order.len();
-        for &m in &sorted {
-            if !done.contains(&m) && ups[m].iter().all(|u| !set.contains(u) || done.contains(u)) {
-                done.insert(m);
-                order.push(m);
-            }
-        }
-        if order.len() == before {
-            break;
-        }
-    }
-    order
-}
-
-/// Depth of each member (longest chain of member upstreams).
-fn depths(members: &[usize], ups: &[Vec<usize>]) -> HashMap<usize, usize> {
-    let set: HashSet<usize> = members.iter().copied().collect();
-    let mut depth = HashMap::new();
-    for m in topo_subset(members, ups) {
-        let d = ups[m]
-            .iter()
-            .filter(|u| set.contains(u))
-            .map(|u| depth[u] + 1)
-            .max()
-            .unwrap_or(0);
-        depth.insert(m, d);
-    }
-    depth
-}
-
-fn group_sbatch(
-    members: &[usize],
-    ups: &[Vec<usize>],
-    infos: &[Info],
-    limits: &ClusterLimits,
-) -> Vec<(&'static str, String)> {
-    let lead = &infos[members[0]];
-    let mut flags: Vec<(&'static str, String)> = lead
-        .sbatch
-        .iter()
-        .filter(|(n, _)| !RESOURCE_OPTIONS.contains(n))
-        .cloned()
-        .collect();
-    if let Some(t) = group_time(members, ups, infos) {
-        flags.push(("time", SlurmTime { seconds: t }.to_string()));
-    }
-    let depth = depths(members, ups);
-    let max_depth = depth.values().copied().max().unwrap_or(0);
-    let level_max = |f: &dyn Fn(&Info) -> u64| -> (u64, u64) {
-        let largest = members.iter().map(|&m| f(&infos[m])).max().unwrap_or(0);
-        let widest = (0..=max_depth)
-            .map(|d| {
-                members
-                    .iter()
-                    .filter(|m| depth[m] == d)
-                    .map(|&m| f(&infos[m]))
-                    .sum::<u64>()
-            })
-            .max()
-            .unwrap_or(0);
-        (largest, widest)
-    };
-    let (largest, widest) = level_max(&|i| i.res.cpus as u64);
-    let cpus = match limits.node_cpus {
-        Some(cap) => widest.min(cap as u64).max(largest),
-        None => widest,
-    };
-    flags.push(("nodes", "1".into()));
-    flags.push(("ntasks", "1".into()));
-    flags.push(("cpus-per-task", cpus.to_string()));
-    if lead.res.mem_mb.is_some() {
-        let (largest, widest) = level_max(&|i| i.res.mem_mb.unwrap_or(0));
-        let mem = match limits.node_mem_mb {
-            Some(cap) => widest.min(cap).max(largest),
-            None => widest,
-        };
-        flags.push(("mem", format!("{mem}M")));
-    }
-    if let Some((kind, _)) = lead.res.gres.as_deref().and_then(gres_gpus) {
-        // GPUs are not summed: the node's count is unknown; steps share in turn.
-        let count = members
-            .iter()
-            .filter_map(|&m| infos[m].res.gres.as_deref().and_then(gres_gpus))
-            .map(|(_, c)| c)
-            .max()
-            .unwrap_or(1);
-        let g = match kind {
-            Some(k) => format!("gpu:{k}:{count}"),
-            None => format!("gpu:{count}"),
-        };
-        flags.push(("gres", g));
-    }
-    flags
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::limits::ClusterLimits;
 
     fn step(asset: &str, after: &[&str], flags: &[(&'static str, &str)]) -> StepRequest {
         StepRequest {
             asset: asset.into(),
             after: after.iter().map(|s| s.to_string()).collect(),
-            sbatch: flags.iter().map(|(n, v)| (*n, v.to_string())).collect(),
+            sbatch: {
+                let mut r = SbatchRequest::default();
+                for (n, v) in flags {
+                    r.set(n, v).unwrap();
+                }
+                r
+            },
             own_job: false,
             env: None,
         }
@@ -661,8 +500,12 @@ mod tests {
             .collect()
     }
 
-    fn flag<'a>(a: &'a Allocation, name: &str) -> Option<&'a str> {
-        first(&a.sbatch, name)
+    fn flag(a: &Allocation, name: &str) -> Option<String> {
+        a.sbatch
+            .flags()
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v)
     }
 
     #[test]
@@ -691,15 +534,15 @@ mod tests {
         assert_eq!(a[0].assets.len(), 10);
         assert!(a[0].is_group());
         assert_eq!(a[0].name, "alloc_s0");
-        assert_eq!(a[0].time(), Some("00:50:00"));
-        assert_eq!(flag(&a[0], "cpus-per-task"), Some("1"));
+        assert_eq!(a[0].time().as_deref(), Some("00:50:00"));
+        assert_eq!(flag(&a[0], "cpus-per-task").as_deref(), Some("1"));
         // per-asset: ten jobs chained
         let p = plan_allocations(&steps, JobGrouping::PerAsset, &limits());
         assert_eq!(p.len(), 10);
         assert_eq!(p[3].assets, ["s3"]);
         assert_eq!(p[3].after, ["s2"]);
         assert_eq!(p[3].name, "s3");
-        assert_eq!(p[3].time(), Some("00:05:00"));
+        assert_eq!(p[3].time().as_deref(), Some("00:05:00"));
     }
 
     #[test]
@@ -712,9 +555,9 @@ mod tests {
         ];
         let a = plan_allocations(&steps, JobGrouping::Grouped, &limits());
         assert_eq!(shape(&a), [(vec!["a", "b", "c", "d"], vec![])]);
-        assert_eq!(a[0].time(), Some("00:40:00"));
-        assert_eq!(flag(&a[0], "cpus-per-task"), Some("2"));
-        assert_eq!(flag(&a[0], "mem"), None);
+        assert_eq!(a[0].time().as_deref(), Some("00:40:00"));
+        assert_eq!(flag(&a[0], "cpus-per-task").as_deref(), Some("2"));
+        assert_eq!(flag(&a[0], "mem").as_deref(), None);
         // the node's 2 CPUs cap the sum, the largest step wins over the cap
         let steps = vec![
             step("a", &[], &[("cpus-per-task", "2")]),
@@ -723,8 +566,12 @@ mod tests {
         ];
         let a = plan_allocations(&steps, JobGrouping::Grouped, &limits());
         assert_eq!(a.len(), 1);
-        assert_eq!(flag(&a[0], "cpus-per-task"), Some("3"));
-        assert_eq!(a[0].time(), None, "no step has a time: none is set");
+        assert_eq!(flag(&a[0], "cpus-per-task").as_deref(), Some("3"));
+        assert_eq!(
+            a[0].time().as_deref(),
+            None,
+            "no step has a time: none is set"
+        );
     }
 
     #[test]
@@ -736,7 +583,7 @@ mod tests {
         ];
         let a = plan_allocations(&steps, JobGrouping::Grouped, &limits());
         assert_eq!(a.len(), 1);
-        assert_eq!(flag(&a[0], "mem"), Some("1524M"));
+        assert_eq!(flag(&a[0], "mem").as_deref(), Some("1524M"));
         assert_eq!(a[0].steps[0].mem_mb, Some(1024));
     }
 
@@ -752,7 +599,7 @@ mod tests {
         assert_eq!(a[0].assets.len(), 50);
         assert_eq!(a[0].assets.last().map(String::as_str), Some("sink"));
         assert_eq!(
-            flag(&a[0], "cpus-per-task"),
+            flag(&a[0], "cpus-per-task").as_deref(),
             Some("2"),
             "capped by the node"
         );
@@ -789,8 +636,8 @@ mod tests {
             ]
         );
         assert_eq!(a[5].note.as_deref(), Some("--own-job"));
-        assert_eq!(flag(&a[1], "partition"), Some("long"));
-        assert_eq!(flag(&a[0], "partition"), Some("debug"));
+        assert_eq!(flag(&a[1], "partition").as_deref(), Some("long"));
+        assert_eq!(flag(&a[0], "partition").as_deref(), Some("debug"));
     }
 
     #[test]
@@ -848,19 +695,19 @@ mod tests {
                 (vec!["s4"], vec!["alloc_s2"]),
             ]
         );
-        assert_eq!(a[0].time(), Some("00:50:00"));
-        assert_eq!(a[2].time(), Some("00:25:00"));
+        assert_eq!(a[0].time().as_deref(), Some("00:50:00"));
+        assert_eq!(a[2].time().as_deref(), Some("00:25:00"));
         // the long partition (7 days) takes them all
         let steps: Vec<StepRequest> = steps
             .into_iter()
             .map(|mut s| {
-                s.sbatch.push(("partition", "long".into()));
+                s.sbatch.partition = Some("long".into());
                 s
             })
             .collect();
         let a = plan_allocations(&steps, JobGrouping::Grouped, &limits());
         assert_eq!(a.len(), 1);
-        assert_eq!(a[0].time(), Some("02:05:00"));
+        assert_eq!(a[0].time().as_deref(), Some("02:05:00"));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use crate::engine::{Engine, ExecOutcome, Output};
 use slurmbook_magics::events::{Emit, Event, Stream};
-use slurmbook_magics::exec::local::{Session, SessionError};
+use slurmbook_magics::exec::local::{Session, SessionError, Sessions};
 use tokio::sync::mpsc;
 
 pub struct EngineSession {
@@ -70,5 +70,18 @@ impl Session for EngineSession {
 
     fn epoch(&self) -> u64 {
         self.engine.epoch()
+    }
+}
+
+/// The kernel always has its session running.
+impl Sessions for EngineSession {
+    type Session = EngineSession;
+
+    fn session(&mut self) -> &mut EngineSession {
+        self
+    }
+
+    fn existing(&mut self) -> Option<&mut EngineSession> {
+        Some(self)
     }
 }

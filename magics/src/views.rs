@@ -1,11 +1,15 @@
 //! What `%assets`, `%graph`, `%runs` and the live status table show, built
-//! from the project, the state database and a run's events.
+//! from the project, the state database and a run's events (tables and
+//! graph parts; `draw` renders them, the kernel and the CLI show them).
 
-use slurmbook_magics::draw::graph::{GraphEdge, GraphNode};
-use slurmbook_magics::draw::table::Table;
-use slurmbook_magics::events::{format_duration, AssetState};
-use slurmbook_magics::version::Freshness;
-use slurmbook_magics::{EdgeKind, Materialization, MaterializationStatus, Project, Run};
+use crate::draw::graph::{GraphEdge, GraphNode};
+use crate::draw::table::Table;
+use crate::events::{format_duration, AssetState};
+use crate::graph::EdgeKind;
+use crate::model::MaterializationStatus;
+use crate::project::Project;
+use crate::state::{Materialization, Run};
+use crate::version::Freshness;
 use std::collections::HashMap;
 
 /// An asset's state as `%assets` and `%graph` show it.
@@ -238,6 +242,66 @@ pub fn status_table(rows: &[(String, AssetState)]) -> Table {
         table.row_states.push(Some(state.label().to_owned()));
     }
     table
+}
+
+/// What inspecting an asset's name shows (Shift-Tab in JupyterLab): its
+/// type, dependencies, dependents, state and last materialization.
+pub fn describe_asset(project: &Project, snap: &Snapshot, name: &str) -> Option<String> {
+    let spec = project.asset(name)?;
+    let status = snap.status(name);
+    let list = |names: Vec<&str>| {
+        if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        }
+    };
+    let deps = list(
+        project
+            .graph
+            .dependencies(name)
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect(),
+    );
+    let dependents = list(
+        project
+            .graph
+            .dependents(name)
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect(),
+    );
+    let mut text = format!("asset {name}");
+    if let Some(ty) = &spec.type_annotation {
+        text.push_str(&format!(": {ty}"));
+    }
+    let why = if status.why.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", status.why)
+    };
+    text.push_str(&format!(
+        "\n  deps:       {deps}\n  dependents: {dependents}\n  state:      {}{why}\n",
+        status.state
+    ));
+    match snap.successes.get(name) {
+        Some(m) => text.push_str(&format!(
+            "  last:       {} on {}{}\n",
+            m.finished_at
+                .unwrap_or(m.started_at)
+                .with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S"),
+            location(m),
+            m.metadata
+                .get("type")
+                .and_then(serde_json::Value::as_str)
+                .map(|t| format!(", type {t}"))
+                .unwrap_or_default(),
+        )),
+        None => text.push_str("  last:       never materialized\n"),
+    }
+    Some(text)
 }
 
 /// Text without ANSI colour sequences (tables are not terminals).

@@ -1,0 +1,58 @@
+//! What the cluster allows, from `sinfo`: partitions' time limits, the
+//! default partition, one node's CPUs and memory. The allocation planner
+//! splits and caps with it.
+
+use std::collections::HashMap;
+
+use crate::model::SlurmTime;
+
+/// The `sinfo` call whose output [`ClusterLimits::from_sinfo`] reads.
+pub const SINFO_ARGV: &[&str] = &["sinfo", "--noheader", "--format=%P|%l|%c|%m"];
+
+/// What the cluster allows; everything optional (unknown = no cap).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterLimits {
+    /// Partition -> its MaxTime in seconds (`None`: unlimited).
+    pub max_time: HashMap<String, Option<u64>>,
+    pub default_partition: Option<String>,
+    /// CPUs of one node (the smallest, if they differ).
+    pub node_cpus: Option<u32>,
+    /// Memory of one node in MB.
+    pub node_mem_mb: Option<u64>,
+}
+
+impl ClusterLimits {
+    /// From `sinfo --noheader --format='%P|%l|%c|%m'` output (`debug*|1:00:00|2|22900`).
+    pub fn from_sinfo(text: &str) -> ClusterLimits {
+        let mut l = ClusterLimits::default();
+        for line in text.lines() {
+            let f: Vec<&str> = line.trim().split('|').collect();
+            if f.len() < 4 || f[0].is_empty() {
+                continue;
+            }
+            let (name, default) = match f[0].strip_suffix('*') {
+                Some(n) => (n, true),
+                None => (f[0], false),
+            };
+            if default {
+                l.default_partition = Some(name.to_string());
+            }
+            let limit = f[1].parse::<SlurmTime>().ok().map(|t| t.seconds);
+            l.max_time.insert(name.to_string(), limit);
+            // `2+` when nodes differ: the leading number is the smallest.
+            let num = |s: &str| {
+                s.trim_end_matches('+')
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+            };
+            if let Some(c) = num(f[2]) {
+                l.node_cpus = Some(l.node_cpus.map_or(c as u32, |o| o.min(c as u32)));
+            }
+            if let Some(m) = num(f[3]) {
+                l.node_mem_mb = Some(l.node_mem_mb.map_or(m, |o| o.min(m)));
+            }
+        }
+        l
+    }
+}

@@ -1,0 +1,251 @@
+//! [`SbatchRequest`]: what one Slurm job asks for, typed from the asset's
+//! options and the profile's defaults to the moment of submission, where it
+//! is rendered to `#SBATCH` lines ([`SbatchRequest::directives`]) — the only
+//! place its values become text for Slurm, and where they are checked once
+//! more against a strict alphabet.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{AssetOptions, Gpus, MemSize, SlurmTime};
+
+/// The resource and placement options of one Slurm job. `None`: not asked
+/// for (the partition's default applies).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SbatchRequest {
+    pub partition: Option<String>,
+    pub account: Option<String>,
+    pub qos: Option<String>,
+    pub constraint: Option<String>,
+    pub time: Option<SlurmTime>,
+    pub nodes: Option<u32>,
+    pub ntasks: Option<u32>,
+    pub cpus_per_task: Option<u32>,
+    pub mem: Option<MemSize>,
+    /// Rendered as `--gres=gpu:[KIND:]N`.
+    pub gpus: Option<Gpus>,
+}
+
+/// A value Slurm would not get verbatim (it was validated when parsed; this
+/// is the second line of defence before it reaches a job script).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("value `{value}` of sbatch option `--{option}` is not allowed: use letters, digits and `_ . : , = + / -`")]
+pub struct SbatchValueError {
+    pub option: &'static str,
+    pub value: String,
+}
+
+impl SbatchRequest {
+    /// The request of an asset: its own options, then the profile's
+    /// defaults for what it does not say.
+    pub fn for_asset(own: &AssetOptions, defaults: &AssetOptions) -> SbatchRequest {
+        SbatchRequest {
+            partition: own.partition.clone().or_else(|| defaults.partition.clone()),
+            account: own.account.clone().or_else(|| defaults.account.clone()),
+            qos: own.qos.clone().or_else(|| defaults.qos.clone()),
+            constraint: own
+                .constraint
+                .clone()
+                .or_else(|| defaults.constraint.clone()),
+            time: own.time.or(defaults.time),
+            nodes: own.nodes.or(defaults.nodes),
+            ntasks: own.ntasks.or(defaults.ntasks),
+            cpus_per_task: own.cpus.or(defaults.cpus),
+            mem: own.mem.or(defaults.mem),
+            gpus: own.gpus.clone().or_else(|| defaults.gpus.clone()),
+        }
+    }
+
+    /// `(option, value)` pairs in a fixed order: placement (partition,
+    /// account, qos, constraint), then resources (time, nodes, ntasks,
+    /// cpus-per-task, mem, gres).
+    pub fn flags(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        let mut push = |name: &'static str, value: Option<String>| {
+            if let Some(v) = value {
+                out.push((name, v));
+            }
+        };
+        push("partition", self.partition.clone());
+        push("account", self.account.clone());
+        push("qos", self.qos.clone());
+        push("constraint", self.constraint.clone());
+        push("time", self.time.map(|t| t.to_string()));
+        push("nodes", self.nodes.map(|n| n.to_string()));
+        push("ntasks", self.ntasks.map(|n| n.to_string()));
+        push("cpus-per-task", self.cpus_per_task.map(|c| c.to_string()));
+        push("mem", self.mem.map(|m| m.to_string()));
+        push("gres", self.gpus.as_ref().map(|g| format!("gpu:{g}")));
+        out
+    }
+
+    /// `partition=debug time=00:10:00 cpus-per-task=2`, for plans.
+    pub fn describe(&self) -> String {
+        self.flags()
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The `#SBATCH --name=value` lines of a batch script, each value
+    /// checked against a strict alphabet (no quoting is needed: nothing that
+    /// could end a word or start an expansion is ever accepted).
+    pub fn directives(&self) -> Result<String, SbatchValueError> {
+        let mut s = String::new();
+        for (name, value) in self.flags() {
+            check_value(name, &value)?;
+            s.push_str(&format!("#SBATCH --{name}={value}\n"));
+        }
+        Ok(s)
+    }
+
+    /// Set one option from its sbatch name and text (`("time", "00:05:00")`),
+    /// as a profile or a test states it.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
+        let num = |v: &str| {
+            v.parse::<u32>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| format!("`{v}` is not a count >= 1"))
+        };
+        let alphabet: &'static str = match name {
+            "constraint" => "constraint",
+            "gres" => "gres",
+            _ => "value",
+        };
+        check_value(alphabet, value).map_err(|e| e.to_string())?;
+        match name {
+            "partition" => self.partition = Some(value.into()),
+            "account" => self.account = Some(value.into()),
+            "qos" => self.qos = Some(value.into()),
+            "constraint" => self.constraint = Some(value.into()),
+            "time" => self.time = Some(value.parse()?),
+            "nodes" => self.nodes = Some(num(value)?),
+            "ntasks" => self.ntasks = Some(num(value)?),
+            "cpus-per-task" => self.cpus_per_task = Some(num(value)?),
+            "mem" => self.mem = Some(value.parse()?),
+            "gres" => {
+                let g = value
+                    .strip_prefix("gpu:")
+                    .ok_or_else(|| format!("`{value}`: only gpu:[KIND:]N is supported"))?;
+                self.gpus = Some(g.parse()?)
+            }
+            other => return Err(format!("`--{other}` is not an option slurmbook sets")),
+        }
+        Ok(())
+    }
+}
+
+/// The alphabet of sbatch values (with `|&[]*!()` in constraints and `@` in
+/// gres). Everything else — whitespace, quotes, `$`, `;`, backticks — is
+/// refused.
+pub fn check_value(option: &'static str, value: &str) -> Result<(), SbatchValueError> {
+    let extra: &[u8] = match option {
+        "constraint" => b"|&[]*!()",
+        "gres" => b"@",
+        _ => b"",
+    };
+    let ok = !value.is_empty()
+        && value.len() <= 256
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.:,=+/-".contains(&b) || extra.contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(SbatchValueError {
+            option,
+            value: value.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn every_option() -> AssetOptions {
+        AssetOptions {
+            partition: Some("gpu-a100.x".into()),
+            time: Some("1-00:00:00".parse().unwrap()),
+            cpus: Some(8),
+            mem: Some("16G".parse().unwrap()),
+            gpus: Some("a100:2".parse().unwrap()),
+            nodes: Some(2),
+            ntasks: Some(16),
+            account: Some("proj_1".into()),
+            qos: Some("high,normal".into()),
+            constraint: Some("[rack1*2&rack2*4]|skylake".into()),
+            ..AssetOptions::default()
+        }
+    }
+
+    #[test]
+    fn every_asset_option_renders_as_a_directive() {
+        let r = SbatchRequest::for_asset(&every_option(), &AssetOptions::default());
+        assert_eq!(r.flags().len(), 10);
+        assert_eq!(
+            r.directives().unwrap(),
+            "#SBATCH --partition=gpu-a100.x\n#SBATCH --account=proj_1\n#SBATCH --qos=high,normal\n\
+             #SBATCH --constraint=[rack1*2&rack2*4]|skylake\n#SBATCH --time=1-00:00:00\n\
+             #SBATCH --nodes=2\n#SBATCH --ntasks=16\n#SBATCH --cpus-per-task=8\n#SBATCH --mem=16G\n\
+             #SBATCH --gres=gpu:a100:2\n"
+        );
+    }
+
+    #[test]
+    fn the_assets_options_win_over_the_profiles() {
+        let own = AssetOptions {
+            partition: Some("long".into()),
+            ..AssetOptions::default()
+        };
+        let defaults = AssetOptions {
+            partition: Some("debug".into()),
+            time: Some("00:05:00".parse().unwrap()),
+            ..AssetOptions::default()
+        };
+        let r = SbatchRequest::for_asset(&own, &defaults);
+        assert_eq!(r.describe(), "partition=long time=00:05:00");
+    }
+
+    #[test]
+    fn rendering_refuses_what_could_break_out_of_a_word() {
+        for bad in [
+            "cpu; touch /tmp/pwned",
+            "a b",
+            "$(id)",
+            "`id`",
+            "x'y",
+            "a\nb",
+            "",
+        ] {
+            let r = SbatchRequest {
+                partition: Some(bad.into()),
+                ..SbatchRequest::default()
+            };
+            let e = r.directives().unwrap_err();
+            assert!(e.to_string().contains("not allowed"), "{e}");
+        }
+        let r = SbatchRequest {
+            constraint: Some("a|b&c".into()),
+            ..SbatchRequest::default()
+        };
+        assert_eq!(r.directives().unwrap(), "#SBATCH --constraint=a|b&c\n");
+    }
+
+    #[test]
+    fn set_parses_sbatch_names() {
+        let mut r = SbatchRequest::default();
+        r.set("time", "00:05:00").unwrap();
+        r.set("cpus-per-task", "2").unwrap();
+        r.set("mem", "100M").unwrap();
+        r.set("gres", "gpu:a100:1").unwrap();
+        assert_eq!(
+            r.describe(),
+            "time=00:05:00 cpus-per-task=2 mem=100M gres=gpu:a100:1"
+        );
+        assert!(r.set("wrap", "id").is_err());
+        assert!(r.set("partition", "a;b").is_err());
+        assert!(r.set("nodes", "0").is_err());
+    }
+}

@@ -1,0 +1,222 @@
+//! `%materialize` / `slurmbook run`: plan (once, Slurm jobs included), then
+//! execute — begin the run, hand it to the local or the Slurm executor,
+//! record how it ended.
+
+use crate::config::Settings;
+use crate::events::RunSummary;
+use crate::exec::local::{self, LocalRun, Session, Sessions};
+use crate::exec::{cluster, job_env};
+use crate::model::{JobGrouping, RunStatus, Target};
+use crate::plan::{self, AllocationContext, ClusterLimits, Plan};
+use crate::project::Project;
+use crate::syntax::magic::MaterializeArgs;
+use crate::views::Snapshot;
+
+use super::{RunError, RunIo, Workspace};
+
+/// A planned `%materialize`: what it runs, where, and with which settings.
+pub struct PlannedRun {
+    pub project: Project,
+    pub plan: Plan,
+    pub settings: Settings,
+    pub args: MaterializeArgs,
+}
+
+impl PlannedRun {
+    /// Running an `%%asset` cell (see [`plan::cell_plan`]).
+    pub fn cell(project: Project, name: &str, settings: Settings) -> PlannedRun {
+        let plan = plan::cell_plan(&project, name);
+        PlannedRun {
+            project,
+            plan,
+            settings,
+            args: MaterializeArgs::default(),
+        }
+    }
+
+    /// Whether the run's assets run as Slurm jobs (else in the kernel).
+    pub fn on_slurm(&self) -> bool {
+        self.plan.slurm_runs().next().is_some()
+    }
+
+    /// Whether anything runs (every selected asset may be fresh).
+    pub fn has_work(&self) -> bool {
+        self.plan.runs().next().is_some()
+    }
+}
+
+impl Workspace {
+    /// What `%assets`, `%graph` and planning read: the project's assets
+    /// recorded, their freshness, latest and last successful materializations.
+    pub fn snapshot(&mut self, project: &Project) -> Result<Snapshot, RunError> {
+        let db = self.db()?;
+        db.sync_assets(&project.asset_rows())?;
+        Ok(Snapshot {
+            freshness: project.staleness(db)?,
+            latest: db.latest_all()?,
+            successes: db.last_successes()?,
+        })
+    }
+
+    /// Plans `%materialize ARGS`. A Slurm run's jobs are planned here, once,
+    /// with the profile's defaults and the cluster's limits (`sinfo`): the
+    /// dry run shows exactly what is submitted.
+    pub async fn plan_materialize(
+        &mut self,
+        args: &MaterializeArgs,
+    ) -> Result<PlannedRun, RunError> {
+        let project = self.project()?;
+        let snap = self.snapshot(&project)?;
+        let settings = self.settings(args.profile.as_deref())?;
+        let mut plan = plan::plan_steps(&project, args, &snap.freshness, settings.target())?;
+        let slurm = plan.slurm_runs().count();
+        if slurm > 0 && slurm < plan.runs().count() {
+            let local: Vec<&str> = plan
+                .runs()
+                .filter(|s| s.target == Target::Local)
+                .map(|s| s.asset.as_str())
+                .collect();
+            return Err(RunError::MixedTargets {
+                local: local.join(", "),
+            });
+        }
+        if slurm > 0 {
+            let grouping = plan
+                .jobs
+                .or_else(|| settings.get("jobs").and_then(|j| j.parse().ok()))
+                .unwrap_or(JobGrouping::Grouped);
+            let limits = match grouping {
+                JobGrouping::PerAsset => ClusterLimits::default(),
+                JobGrouping::Grouped => match self.cluster_limits(&settings).await {
+                    Ok(limits) => limits,
+                    Err(e) if args.dry_run => {
+                        plan.warnings.push(format!(
+                            "the cluster's partition limits are unknown ({e}); the real run may split jobs at them"
+                        ));
+                        ClusterLimits::default()
+                    }
+                    Err(e) => return Err(e),
+                },
+            };
+            let env_of = |a: &crate::model::AssetSpec| {
+                job_env::env_name(&settings, a.options.env.as_deref())
+            };
+            plan.allocate(
+                &project,
+                &AllocationContext {
+                    defaults: settings.sbatch_defaults(),
+                    grouping,
+                    limits,
+                    env_of: &env_of,
+                },
+            );
+        }
+        Ok(PlannedRun {
+            project,
+            plan,
+            settings,
+            args: args.clone(),
+        })
+    }
+
+    /// The partitions' limits and the node size, from one `sinfo`.
+    async fn cluster_limits(&mut self, settings: &Settings) -> Result<ClusterLimits, RunError> {
+        let remote = self.remote(settings)?;
+        let out = remote
+            .run(plan::limits::SINFO_ARGV)
+            .await
+            .map_err(cluster::ClusterError::from)?;
+        Ok(ClusterLimits::from_sinfo(&out.stdout_text()))
+    }
+
+    /// Runs a planned `%materialize`: records the run, executes it in the
+    /// kernel's session (`sessions`) or as Slurm jobs, and records how it
+    /// ended. Events go to `io.emit` (the caller emitted the plan).
+    pub async fn execute<S: Sessions>(
+        &mut self,
+        run: &PlannedRun,
+        sessions: &mut S,
+        io: RunIo<'_>,
+    ) -> Result<RunSummary, RunError> {
+        if run.on_slurm() {
+            self.execute_slurm(run, sessions, io).await
+        } else {
+            self.execute_local(run, sessions.session(), io).await
+        }
+    }
+
+    async fn execute_local<S: Session>(
+        &mut self,
+        run: &PlannedRun,
+        session: &mut S,
+        io: RunIo<'_>,
+    ) -> Result<RunSummary, RunError> {
+        let store = self.store();
+        let db = self.db()?;
+        db.sync_assets(&run.project.asset_rows())?;
+        let run_id = db.begin_run(
+            &run.plan.selection,
+            Target::Local,
+            run.args.profile.as_deref(),
+        )?;
+        let mut prepared = std::mem::take(&mut self.prepared);
+        let db = self.db()?;
+        let result = local::materialize(LocalRun {
+            project: &run.project,
+            plan: &run.plan,
+            db,
+            store: &store,
+            run_id,
+            session,
+            prepared: &mut prepared,
+            emit: io.emit,
+            cancel: io.cancel,
+        })
+        .await;
+        self.prepared = prepared;
+        let status = result
+            .as_ref()
+            .map_or(RunStatus::Failed, RunSummary::status);
+        self.db()?.finish_run(run_id, status)?;
+        Ok(result?)
+    }
+
+    async fn execute_slurm<S: Sessions>(
+        &mut self,
+        run: &PlannedRun,
+        sessions: &mut S,
+        io: RunIo<'_>,
+    ) -> Result<RunSummary, RunError> {
+        let remote = self.remote(&run.settings)?;
+        // Types the kernel's session already knows help the type probe.
+        let session_types: std::collections::HashMap<String, String> = match sessions.existing() {
+            Some(session) => session.variables().await.into_iter().collect(),
+            None => Default::default(),
+        };
+        let db = self.db()?;
+        db.sync_assets(&run.project.asset_rows())?;
+        let run_id = db.begin_run(
+            &run.plan.selection,
+            Target::Slurm,
+            run.args.profile.as_deref(),
+        )?;
+        let result = cluster::materialize(cluster::ClusterRun {
+            project: &run.project,
+            plan: &run.plan,
+            db,
+            run_id,
+            settings: &run.settings,
+            remote: &remote,
+            session_types: &session_types,
+            emit: io.emit,
+            cancel: io.cancel,
+            repack: run.args.repack,
+        })
+        .await;
+        let status = result
+            .as_ref()
+            .map_or(RunStatus::Failed, RunSummary::status);
+        db.finish_run(run_id, status)?;
+        Ok(result?)
+    }
+}

@@ -1,0 +1,31 @@
+//! The run service: a run's whole life — snapshot, plan, executor, recorded
+//! end — for the kernel and the CLI alike, which only render its events.
+//!
+//! * [`workspace`]: [`Workspace`], the notebook, its state database and
+//!   configuration, the session's cells, the cluster connection;
+//! * [`materialize`]: `%materialize` planned ([`Workspace::plan_materialize`])
+//!   and executed ([`Workspace::execute`]);
+//! * [`runs`]: Slurm runs after the fact: `%attach`, `%cancel`, and values
+//!   fetched for `%load`;
+//! * [`error`]: [`RunError`], what failed and of which kind.
+
+pub mod error;
+pub mod materialize;
+pub mod runs;
+pub mod workspace;
+
+pub use error::{RunError, RunErrorKind};
+pub use materialize::PlannedRun;
+pub use workspace::{AttachError, NotebookSource, Workspace};
+
+use std::sync::atomic::AtomicBool;
+
+use crate::events::Emit;
+
+/// Where a run reports (its events) and what stops it (the cancel flag: an
+/// interrupt in the kernel, Ctrl-C in the CLI).
+#[derive(Clone, Copy)]
+pub struct RunIo<'a> {
+    pub emit: &'a dyn Emit,
+    pub cancel: &'a AtomicBool,
+}

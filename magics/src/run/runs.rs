@@ -1,0 +1,108 @@
+//! Runs after the fact: following a Slurm run again (`%attach`), cancelling
+//! it (`%cancel`), and the value of a materialization as a local file
+//! (`%load`, fetched from the cluster when it is there).
+
+use std::path::PathBuf;
+
+use crate::events::RunSummary;
+use crate::exec::cluster::{self, ClusterError};
+use crate::model::{RunId, RunStatus, Target};
+use crate::state::{Materialization, Run};
+
+use super::{RunError, RunIo, Workspace};
+
+impl Workspace {
+    /// The run `%attach`/`%cancel` act on: `run` when given (it must be a
+    /// Slurm run), else the newest Slurm run still in progress (`None` when
+    /// there is none).
+    pub fn slurm_run(&mut self, run: Option<RunId>) -> Result<Option<Run>, RunError> {
+        let db = self.db()?;
+        Ok(cluster::slurm_run(db, run)?)
+    }
+
+    /// Follows a Slurm run again (after a kernel restart) from where its
+    /// output stopped, and records how it ended.
+    pub async fn attach(&mut self, run: &Run, io: RunIo<'_>) -> Result<RunSummary, RunError> {
+        let settings = self.settings(run.profile.as_deref())?;
+        let remote = self.remote(&settings)?;
+        let db = self.db()?;
+        let summary = cluster::attach(cluster::AttachRun {
+            db,
+            run_id: run.id,
+            remote: &remote,
+            emit: io.emit,
+            cancel: io.cancel,
+        })
+        .await?;
+        db.finish_run(run.id, summary.status())?;
+        Ok(summary)
+    }
+
+    /// Cancels a Slurm run's jobs that have not ended (`scancel`), records
+    /// them and the run as cancelled; returns the cancelled job ids.
+    pub async fn cancel(&mut self, run: &Run) -> Result<Vec<String>, RunError> {
+        let settings = self.settings(run.profile.as_deref())?;
+        let remote = self.remote(&settings)?;
+        let db = self.db()?;
+        let jobs = cluster::cancel_run(db, run.id, &remote).await?;
+        db.finish_run(run.id, RunStatus::Cancelled)?;
+        Ok(jobs)
+    }
+
+    /// The last successful materialization of `asset` with a stored value,
+    /// and its Rust type.
+    pub fn stored_value(&mut self, asset: &str) -> Result<(Materialization, String), RunError> {
+        let last = self
+            .db()?
+            .last_success(asset)?
+            .ok_or_else(|| RunError::NeverMaterialized {
+                asset: asset.to_string(),
+            })?;
+        let type_name = last
+            .metadata
+            .get("type")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned);
+        match (&last.value_path, type_name) {
+            (Some(_), Some(t)) => Ok((last, t)),
+            _ => Err(RunError::NotStored {
+                asset: asset.to_string(),
+            }),
+        }
+    }
+
+    /// The value of `m` as a local file: where the kernel stored it, or
+    /// fetched from the cluster into the local store (once).
+    pub async fn value_file(&mut self, m: &Materialization) -> Result<PathBuf, RunError> {
+        let path = m.value_path.clone().ok_or_else(|| RunError::NotStored {
+            asset: m.asset.clone(),
+        })?;
+        if m.target != Target::Slurm {
+            return Ok(PathBuf::from(path));
+        }
+        let store = self.store();
+        if let Ok(local) = store.path_for(&m.asset, &m.version, "json") {
+            if local.exists() {
+                return Ok(local);
+            }
+        }
+        let settings = self.settings(None)?;
+        let remote = self.remote(&settings)?;
+        let out = remote
+            .run(&["cat", path.as_str()])
+            .await
+            .map_err(ClusterError::from)?;
+        if !out.success() {
+            return Err(RunError::Fetch {
+                path,
+                detail: out.stderr_text().trim().to_string(),
+            });
+        }
+        store
+            .write_bytes(&m.asset, &m.version, "json", &out.stdout)
+            .map_err(|e| RunError::Store {
+                asset: m.asset.clone(),
+                detail: e.to_string(),
+            })
+    }
+}

@@ -1,0 +1,204 @@
+//! [`Workspace`]: what a kernel session or a CLI command works on — which
+//! notebook (and where that came from), the cells run in this session, the
+//! state database and value store beside the notebook, the effective
+//! configuration, what the in-kernel executor set up in the Rust session,
+//! and the cluster connection. The run service ([`super`]) acts on it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::cache::PlanCache;
+use crate::config::{ConfigError, ConfigFile, Settings};
+use crate::exec::cluster::{self, ClusterError};
+use crate::exec::local::Prepared;
+use crate::exec::slurm::{Remote, SshTarget};
+use crate::notebook::{Notebook, NotebookError};
+use crate::project::{load_project_cached, Project, ProjectError};
+use crate::state::{StateDb, StateError};
+use crate::store::ValueStore;
+use crate::SessionOverrides;
+
+/// Where the notebook path came from (shown by `%config`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotebookSource {
+    /// `JPY_SESSION_NAME`, set by jupyter_server / JupyterLab.
+    Environment,
+    /// `%config notebook=PATH`.
+    Config,
+    /// The headless CLI's argument.
+    CommandLine,
+}
+
+impl NotebookSource {
+    /// How `%config` names it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            NotebookSource::Environment => "JPY_SESSION_NAME",
+            NotebookSource::Config => "%config",
+            NotebookSource::CommandLine => "command line",
+        }
+    }
+}
+
+/// A notebook the workspace cannot attach to.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    #[error("resolving {path}: {source}")]
+    Resolve {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Notebook(#[from] NotebookError),
+}
+
+pub struct Workspace {
+    notebook: Option<(PathBuf, NotebookSource)>,
+    /// Cells executed in this session, over the saved notebook.
+    pub overrides: SessionOverrides,
+    /// What the in-kernel executor set up in the Rust session.
+    pub prepared: Prepared,
+    db: Option<(PathBuf, StateDb)>,
+    /// Parsed cells, so re-planning re-parses only what changed.
+    cache: PlanCache,
+    /// `%config KEY=VALUE` settings of this session (validated).
+    pub config: BTreeMap<String, String>,
+    /// The cluster connection (one multiplexed SSH master), opened lazily
+    /// and reused while the target stays the same.
+    connection: Option<(SshTarget, Arc<Remote>)>,
+}
+
+impl Workspace {
+    fn new(notebook: Option<(PathBuf, NotebookSource)>) -> Workspace {
+        Workspace {
+            notebook,
+            overrides: SessionOverrides::new(),
+            prepared: Prepared::default(),
+            db: None,
+            cache: PlanCache::default(),
+            config: BTreeMap::new(),
+            connection: None,
+        }
+    }
+
+    /// Attached to the notebook named by `JPY_SESSION_NAME`, if it can be found.
+    pub fn from_env() -> Workspace {
+        let notebook = std::env::var_os("JPY_SESSION_NAME")
+            .and_then(|name| resolve_session_name(Path::new(&name)))
+            .map(|p| (p, NotebookSource::Environment));
+        if let Some((path, _)) = &notebook {
+            tracing::info!(notebook = %path.display(), "attached to notebook");
+        }
+        Workspace::new(notebook)
+    }
+
+    /// Attached to `path` (the headless CLI).
+    pub fn for_notebook(path: PathBuf) -> Workspace {
+        Workspace::new(Some((path, NotebookSource::CommandLine)))
+    }
+
+    pub fn notebook(&self) -> Option<(&Path, NotebookSource)> {
+        self.notebook.as_ref().map(|(p, s)| (p.as_path(), *s))
+    }
+
+    /// Attaches to another notebook (`%config notebook=PATH`); it must exist
+    /// and be a notebook.
+    pub fn set_notebook(&mut self, path: &Path) -> Result<PathBuf, AttachError> {
+        let path = std::path::absolute(path).map_err(|source| AttachError::Resolve {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Notebook::from_path(&path)?;
+        self.notebook = Some((path.clone(), NotebookSource::Config));
+        self.db = None;
+        Ok(path)
+    }
+
+    /// The directory holding `.slurmbook/` (the notebook's, else the cwd).
+    pub fn dir(&self) -> PathBuf {
+        self.notebook
+            .as_ref()
+            .and_then(|(p, _)| p.parent().map(Path::to_path_buf))
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")))
+    }
+
+    /// Reads and analyses the notebook with the session's cells merged over it.
+    pub fn project(&self) -> Result<Project, ProjectError> {
+        self.project_with(&self.overrides)
+    }
+
+    pub fn project_with(&self, overrides: &SessionOverrides) -> Result<Project, ProjectError> {
+        match &self.notebook {
+            Some((path, _)) => load_project_cached(path, overrides, &self.cache),
+            None => Project::from_notebook(
+                &Notebook {
+                    path: None,
+                    cells: Vec::new(),
+                },
+                overrides,
+            ),
+        }
+    }
+
+    /// The state database beside the notebook (opened once).
+    pub fn db(&mut self) -> Result<&StateDb, StateError> {
+        let dir = self.dir();
+        if self.db.as_ref().map(|(d, _)| d != &dir).unwrap_or(true) {
+            let db = StateDb::open(&dir)?;
+            self.db = Some((dir, db));
+        }
+        Ok(&self.db.as_ref().expect("just opened").1)
+    }
+
+    /// The effective configuration: slurmbook.toml < SLURMBOOK_* < %config.
+    pub fn settings(&self, profile: Option<&str>) -> Result<Settings, ConfigError> {
+        let file = ConfigFile::find(&self.dir())?;
+        Settings::resolve(&file, profile, &|k| std::env::var(k).ok(), &self.config)
+    }
+
+    pub fn store(&self) -> ValueStore {
+        ValueStore::new(self.dir())
+    }
+
+    /// The cluster connection of `settings` (reused while the target is the same).
+    pub fn remote(&mut self, settings: &Settings) -> Result<Arc<Remote>, ClusterError> {
+        let target = cluster::ssh_target(settings)?;
+        if let Some((t, remote)) = &self.connection {
+            if *t == target {
+                return Ok(remote.clone());
+            }
+        }
+        let remote = Arc::new(Remote::new(target.clone()));
+        self.connection = Some((target, remote.clone()));
+        Ok(remote)
+    }
+
+    /// The open cluster connection, if any (for its statistics).
+    pub fn open_remote(&self) -> Option<Arc<Remote>> {
+        self.connection.as_ref().map(|(_, r)| r.clone())
+    }
+
+    /// Closes the cluster connection (the CLI, before it exits).
+    pub async fn close(&mut self) {
+        if let Some((_, remote)) = self.connection.take() {
+            remote.close().await;
+        }
+    }
+}
+
+/// jupyter_server passes the notebook's path relative to its root, and starts
+/// the kernel in the notebook's directory.
+fn resolve_session_name(name: &Path) -> Option<PathBuf> {
+    let cwd = std::env::current_dir().ok()?;
+    let candidates = [
+        name.to_path_buf(),
+        cwd.join(name),
+        cwd.join(name.file_name()?),
+    ];
+    candidates
+        .into_iter()
+        .find(|p| p.is_file() && p.extension().is_some_and(|e| e == "ipynb"))
+        .and_then(|p| std::path::absolute(p).ok())
+}
