@@ -201,9 +201,7 @@ impl Plan {
     /// grouping (`jobs`), as the executor will (it also caps times by the
     /// partitions' limits, which only the cluster knows).
     pub fn with_profile(mut self, project: &Project, settings: &crate::config::Settings) -> Plan {
-        let mode = self
-            .jobs
-            .or_else(|| settings.get("jobs").and_then(|j| j.parse().ok()));
+        let mode = self.jobs.or_else(|| settings.jobs());
         self.allocations =
             slurm_allocations(project, &self.steps, mode, &settings.sbatch_defaults());
         self

@@ -10,6 +10,7 @@ use super::asset::{asset_help, ASSET_USAGE, CHECK_USAGE};
 use super::line::{self, Args};
 pub use super::line::{LineMagic, MagicError, MaterializeArgs};
 use super::options::{options_help, OptionInfo, Options};
+use crate::config;
 
 /// One line magic: name, arguments as the usage shows them, one-line
 /// summary, options, and the parser of its arguments.
@@ -168,6 +169,9 @@ pub fn help_text(topic: &str) -> Option<String> {
         if matches!(topic, "graph" | "materialize") {
             s.push('\n');
             s.push_str(SELECTION_HELP);
+        }
+        if topic == "config" {
+            s.push_str(&config::keys_help());
         }
         return Some(s);
     }

@@ -1,95 +1,81 @@
 //! Configuration: `slurmbook.toml` (found from the notebook's directory
 //! upwards) with `[profiles.NAME]` tables, overridden by `SLURMBOOK_*`
-//! environment variables and by `%config KEY=VALUE`. Every value is validated
-//! when it is read, and each effective value remembers where it came from.
+//! environment variables and by `%config KEY=VALUE`. Every key is declared
+//! once, typed (`keys::Keys`, and the sbatch defaults from `AssetOptions`);
+//! every value is parsed when it is read, a bad one is an error naming the
+//! key, the value and where it came from, and each effective value
+//! remembers its source.
 
-use crate::model::Target;
-use crate::syntax::args::Word;
-use crate::syntax::options::parse_asset_options;
+pub mod keys;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::model::{AssetOptions, OptionInfo, Options};
+pub use keys::{Build, Keys};
+
 pub const FILE_NAME: &str = "slurmbook.toml";
 
-/// Every setting: name and what it means.
-pub const KEYS: &[(&str, &str)] = &[
-    (
-        "profile",
-        "the active profile (a [profiles.NAME] table of slurmbook.toml)",
-    ),
-    (
-        "target",
-        "where assets run by default: local (in the kernel) or slurm",
-    ),
-    ("host", "the cluster's SSH host (any ~/.ssh/config alias)"),
-    ("user", "SSH user"),
-    ("port", "SSH port"),
-    ("identity", "SSH private key file"),
-    (
-        "ssh_config",
-        "an ssh_config file to use instead of ~/.ssh/config",
-    ),
-    (
-        "remote_dir",
-        "slurmbook's directory on the cluster ($HOME and $SCRATCH are expanded there)",
-    ),
-    ("partition", "default sbatch --partition"),
-    ("time", "default sbatch --time"),
-    ("cpus", "default sbatch --cpus-per-task"),
-    ("mem", "default sbatch --mem"),
-    ("gpus", "default GPUs (sbatch --gres=gpu:N)"),
-    ("nodes", "default sbatch --nodes"),
-    ("ntasks", "default sbatch --ntasks"),
-    ("account", "default sbatch --account"),
-    ("qos", "default sbatch --qos"),
-    ("constraint", "default sbatch --constraint"),
-    (
-        "env",
-        "the pixi environment jobs run in (from the notebook project's pixi.lock); none: the cluster's own",
-    ),
-    (
-        "platform",
-        "the cluster's conda platform (e.g. linux-64), when it should not be detected",
-    ),
-    (
-        "build",
-        "where the job binary is built: auto (here when this machine's platform is the cluster's, else on the cluster), local or remote",
-    ),
-    (
-        "jobs",
-        "Slurm jobs of a run: grouped (compatible assets share one allocation, the default) or per-asset",
-    ),
-];
+/// Every configuration key, in `%config` order: [`Keys`], then the sbatch
+/// defaults (the `%%asset` options that set an `sbatch` option).
+pub fn keys() -> impl Iterator<Item = &'static OptionInfo> {
+    Keys::OPTIONS
+        .iter()
+        .chain(AssetOptions::OPTIONS.iter().filter(|o| o.sbatch.is_some()))
+}
 
-const SBATCH_KEYS: &[&str] = &[
-    "partition",
-    "time",
-    "cpus",
-    "mem",
-    "gpus",
-    "nodes",
-    "ntasks",
-    "account",
-    "qos",
-    "constraint",
-];
+/// The keys as `%help config` lists them.
+pub fn keys_help() -> String {
+    let line = |o: &OptionInfo| {
+        let left = format!("{}={}", o.name, o.value.unwrap_or("true|false"));
+        let default = o
+            .default
+            .map(|d| format!(" (default: {d})"))
+            .unwrap_or_default();
+        format!("    {left:<28} {}{default}\n", o.help)
+    };
+    let mut s = String::from(
+        "  keys (slurmbook.toml [profiles.NAME], then environment SLURMBOOK_KEY, then %config KEY=VALUE):\n",
+    );
+    s.extend(Keys::OPTIONS.iter().map(line));
+    s.push_str("  sbatch defaults (an asset's own options override them):\n");
+    s.extend(keys().skip(Keys::OPTIONS.len()).map(line));
+    s
+}
 
+/// Where an effective value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     Default,
-    File { path: PathBuf, profile: String },
+    /// `slurmbook.toml`: a `[profiles.NAME]` table, or (`profile: None`) the top level.
+    File {
+        path: PathBuf,
+        profile: Option<String>,
+    },
+    /// An environment variable (`SLURMBOOK_PORT`).
     Env(String),
+    /// `%config KEY=VALUE`.
     Magic,
+    /// The profile a command asked for (`%materialize --profile`, `--profile`).
+    Requested,
 }
 
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Source::Default => write!(f, "default"),
-            Source::File { path, profile } => write!(f, "{} [profiles.{profile}]", path.display()),
+            Source::File {
+                path,
+                profile: Some(profile),
+            } => write!(f, "{} [profiles.{profile}]", path.display()),
+            Source::File {
+                path,
+                profile: None,
+            } => write!(f, "{}", path.display()),
             Source::Env(var) => write!(f, "environment {var}"),
             Source::Magic => write!(f, "%config"),
+            Source::Requested => write!(f, "--profile"),
         }
     }
 }
@@ -98,11 +84,12 @@ impl fmt::Display for Source {
 pub enum ConfigError {
     #[error("unknown setting `{0}`; valid settings: {valid}", valid = valid_keys())]
     UnknownKey(String),
-    #[error("invalid {key} `{value}`: {reason}")]
+    #[error("invalid {key} `{value}` (from {origin}): expected {expected}")]
     Invalid {
         key: String,
         value: String,
-        reason: String,
+        origin: Source,
+        expected: String,
     },
     #[error("{path}: {reason}")]
     File { path: PathBuf, reason: String },
@@ -110,7 +97,8 @@ pub enum ConfigError {
     UnknownProfile { name: String, known: String },
 }
 
-/// `slurmbook.toml`, parsed (values still as text, validated when resolved).
+/// `slurmbook.toml`, parsed (values kept as text; each was checked against
+/// its key's declaration, and is parsed again when resolved).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ConfigFile {
     pub path: Option<PathBuf>,
@@ -140,10 +128,11 @@ impl ConfigFile {
     }
 
     pub fn parse(text: &str, path: Option<&Path>) -> Result<ConfigFile, ConfigError> {
+        let shown_path = path
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from(FILE_NAME));
         let file_err = |reason: String| ConfigError::File {
-            path: path
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| PathBuf::from(FILE_NAME)),
+            path: shown_path.clone(),
             reason,
         };
         let doc: toml::Table = text
@@ -161,6 +150,10 @@ impl ConfigFile {
                         let toml::Value::Table(table) = table else {
                             return Err(file_err(format!("[profiles.{name}] must be a table")));
                         };
+                        let origin = Source::File {
+                            path: shown_path.clone(),
+                            profile: Some(name.clone()),
+                        };
                         let mut values = BTreeMap::new();
                         for (k, v) in table {
                             let text = match v {
@@ -173,8 +166,14 @@ impl ConfigFile {
                                     )))
                                 }
                             };
-                            validate(&k, &text)
-                                .map_err(|e| file_err(format!("[profiles.{name}] {e}")))?;
+                            Settings::default().set(&k, &text, origin.clone()).map_err(
+                                |e| match e {
+                                    ConfigError::UnknownKey(_) => {
+                                        file_err(format!("[profiles.{name}] {e}"))
+                                    }
+                                    other => other,
+                                },
+                            )?;
                             values.insert(k, text);
                         }
                         file.profiles.insert(name, values);
@@ -192,101 +191,43 @@ impl ConfigFile {
 }
 
 fn valid_keys() -> String {
-    KEYS.iter().map(|k| k.0).collect::<Vec<_>>().join(", ")
+    keys().map(|k| k.name).collect::<Vec<_>>().join(", ")
 }
 
-fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.into(),
-        value: value.into(),
-        reason: reason.into(),
-    }
-}
-
-fn charset(value: &str, ok: impl Fn(char) -> bool) -> bool {
-    !value.is_empty() && !value.starts_with('-') && value.chars().all(ok)
-}
-
-/// Validates one setting (these values end up in SSH and sbatch command lines).
+/// Checks one `%config KEY=VALUE` setting against its key's declaration
+/// (these values end up in SSH and sbatch command lines).
 pub fn validate(key: &str, value: &str) -> Result<(), ConfigError> {
-    match key {
-        "profile" => charset(value, |c| c.is_ascii_alphanumeric() || "_-".contains(c))
-            .then_some(())
-            .ok_or_else(|| invalid(key, value, "letters, digits, _ and - only")),
-        "target" => value
-            .parse::<Target>()
-            .map(|_| ())
-            .map_err(|e| invalid(key, value, e)),
-        "env" | "platform" => charset(value, |c| c.is_ascii_alphanumeric() || "_-".contains(c))
-            .then_some(())
-            .ok_or_else(|| invalid(key, value, "letters, digits, _ and - only")),
-        "build" => matches!(value, "auto" | "local" | "remote")
-            .then_some(())
-            .ok_or_else(|| invalid(key, value, "auto, local or remote")),
-        "jobs" => matches!(value, "grouped" | "per-asset")
-            .then_some(())
-            .ok_or_else(|| invalid(key, value, "grouped or per-asset")),
-        "host" => charset(value, |c| {
-            c.is_ascii_alphanumeric() || "_.-@:[]".contains(c)
-        })
-        .then_some(())
-        .ok_or_else(|| {
-            invalid(
-                key,
-                value,
-                "an SSH host or alias: letters, digits and _.-@:[] only",
-            )
-        }),
-        "user" => charset(value, |c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-            .then_some(())
-            .ok_or_else(|| invalid(key, value, "letters, digits and _.- only")),
-        "port" => value
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p > 0)
-            .map(|_| ())
-            .ok_or_else(|| invalid(key, value, "a port number 1-65535")),
-        "identity" | "ssh_config" => (!value.is_empty() && !value.contains('\n'))
-            .then_some(())
-            .ok_or_else(|| invalid(key, value, "a file path")),
-        "remote_dir" => {
-            let rest = value
-                .strip_prefix("$HOME")
-                .or_else(|| value.strip_prefix("$SCRATCH"))
-                .or_else(|| value.strip_prefix('~'))
-                .unwrap_or(value);
-            (!value.is_empty()
-                && rest
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "_./-".contains(c)))
-            .then_some(())
-            .ok_or_else(|| {
-                invalid(
-                    key,
-                    value,
-                    "a path of letters, digits and _./- that may start with $HOME, $SCRATCH or ~",
-                )
-            })
-        }
-        k if SBATCH_KEYS.contains(&k) => {
-            let word = Word {
-                text: format!("--{k}={value}"),
-                column: 0,
-            };
-            parse_asset_options(&[word])
-                .map(|_| ())
-                .map_err(|e| invalid(key, value, e.to_string()))
-        }
-        other => Err(ConfigError::UnknownKey(other.to_string())),
-    }
+    Settings::default().set(key, value, Source::Magic)
 }
 
-/// The effective configuration, each value with where it came from.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// The effective configuration: every key typed (read them with the
+/// accessors of the same name: `settings.host()`, `settings.port()`, ...),
+/// each set value with its text and where it came from.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
+    /// The active profile (the same as `profile()`).
     pub profile: String,
-    values: BTreeMap<String, (String, Source)>,
     pub file: Option<PathBuf>,
+    keys: Keys,
+    sbatch: AssetOptions,
+    /// The text each key was given as, and its source.
+    values: BTreeMap<&'static str, (String, Source)>,
+}
+
+impl Default for Settings {
+    /// Every key at its declared default.
+    fn default() -> Settings {
+        let keys = Keys::default();
+        Settings {
+            profile: keys.profile.clone(),
+            file: None,
+            keys,
+            sbatch: AssetOptions::default(),
+            values: self::keys()
+                .filter_map(|o| Some((o.name, (o.default?.to_string(), Source::Default))))
+                .collect(),
+        }
+    }
 }
 
 /// Environment variable of a key: `SLURMBOOK_REMOTE_DIR` for `remote_dir`.
@@ -304,32 +245,38 @@ impl Settings {
         env: &dyn Fn(&str) -> Option<String>,
         overrides: &BTreeMap<String, String>,
     ) -> Result<Settings, ConfigError> {
-        let profile = overrides
+        let file_path = file
+            .path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(FILE_NAME));
+        let profile_var = env_var("profile");
+        let (profile, origin) = overrides
             .get("profile")
-            .cloned()
-            .or_else(|| env(&env_var("profile")))
-            .or_else(|| requested.map(str::to_owned))
-            .or_else(|| file.default_profile.clone())
-            .unwrap_or_else(|| "local".into());
-        validate("profile", &profile)?;
-        let mut values: BTreeMap<String, (String, Source)> = BTreeMap::new();
-        values.insert("target".into(), ("local".into(), Source::Default));
-        values.insert(
-            "remote_dir".into(),
-            ("$HOME/slurmbook".into(), Source::Default),
-        );
-        values.insert("build".into(), ("auto".into(), Source::Default));
+            .map(|p| (p.clone(), Source::Magic))
+            .or_else(|| env(&profile_var).map(|p| (p, Source::Env(profile_var.clone()))))
+            .or_else(|| requested.map(|p| (p.to_owned(), Source::Requested)))
+            .or_else(|| {
+                let origin = Source::File {
+                    path: file_path.clone(),
+                    profile: None,
+                };
+                file.default_profile.clone().map(|p| (p, origin))
+            })
+            .unwrap_or_else(|| ("local".into(), Source::Default));
+        let mut settings = Settings {
+            file: file.path.clone(),
+            ..Settings::default()
+        };
+        settings.set("profile", &profile, origin)?;
+        settings.profile = settings.keys.profile.clone();
         match file.profiles.get(&profile) {
             Some(table) => {
+                let origin = Source::File {
+                    path: file_path,
+                    profile: Some(profile.clone()),
+                };
                 for (k, v) in table {
-                    let source = Source::File {
-                        path: file
-                            .path
-                            .clone()
-                            .unwrap_or_else(|| PathBuf::from(FILE_NAME)),
-                        profile: profile.clone(),
-                    };
-                    values.insert(k.clone(), (v.clone(), source));
+                    settings.set(k, v, origin.clone())?;
                 }
             }
             None if profile == "local" => {}
@@ -344,33 +291,40 @@ impl Settings {
                 })
             }
         }
-        if profile == "local" && !file.profiles.contains_key("local") {
-            values.insert("target".into(), ("local".into(), Source::Default));
-        }
-        for (key, _) in KEYS {
-            if *key == "profile" {
-                continue;
-            }
-            let var = env_var(key);
+        for key in keys().filter(|k| k.name != "profile") {
+            let var = env_var(key.name);
             if let Some(v) = env(&var) {
-                validate(key, &v)?;
-                values.insert((*key).to_string(), (v, Source::Env(var)));
+                settings.set(key.name, &v, Source::Env(var))?;
             }
         }
-        for (k, v) in overrides {
-            if k == "profile" {
-                continue;
-            }
-            validate(k, v)?;
-            values.insert(k.clone(), (v.clone(), Source::Magic));
+        for (k, v) in overrides.iter().filter(|(k, _)| *k != "profile") {
+            settings.set(k, v, Source::Magic)?;
         }
-        Ok(Settings {
-            profile,
-            values,
-            file: file.path.clone(),
-        })
+        Ok(settings)
     }
 
+    /// Parses `value` into `key` (typed), remembering its text and `origin`.
+    fn set(&mut self, key: &str, value: &str, origin: Source) -> Result<(), ConfigError> {
+        let info = keys()
+            .find(|k| k.name == key)
+            .ok_or_else(|| ConfigError::UnknownKey(key.to_string()))?;
+        let parsed = if Keys::info(key).is_some() {
+            self.keys.apply(key, Some(value))
+        } else {
+            self.sbatch.apply(key, Some(value))
+        };
+        parsed.map_err(|expected| ConfigError::Invalid {
+            key: key.to_string(),
+            value: value.to_string(),
+            origin: origin.clone(),
+            expected,
+        })?;
+        self.values.insert(info.name, (value.to_string(), origin));
+        Ok(())
+    }
+
+    /// The text `key`'s effective value was given as (for display: code
+    /// reads the typed accessors).
     pub fn get(&self, key: &str) -> Option<&str> {
         self.values.get(key).map(|(v, _)| v.as_str())
     }
@@ -379,33 +333,17 @@ impl Settings {
         self.values.get(key).map(|(_, s)| s)
     }
 
-    pub fn target(&self) -> Target {
-        self.get("target")
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(Target::Local)
-    }
-
-    /// Default sbatch options as `%%asset` options text (`--partition=debug ...`),
-    /// to be overridden by each asset's own options.
-    pub fn sbatch_defaults(&self) -> crate::model::AssetOptions {
-        let words: Vec<Word> = SBATCH_KEYS
-            .iter()
-            .filter_map(|k| {
-                self.get(k).map(|v| Word {
-                    text: format!("--{k}={v}"),
-                    column: 0,
-                })
-            })
-            .collect();
-        parse_asset_options(&words).unwrap_or_default()
+    /// The profile's sbatch options, to be overridden by each asset's own.
+    pub fn sbatch_defaults(&self) -> AssetOptions {
+        self.sbatch.clone()
     }
 
     /// `key = value    (source)` lines, for `%config` alone.
     pub fn render(&self) -> String {
-        let mut out = format!("profile    = {}\n", self.profile);
-        for (key, _) in KEYS.iter().skip(1) {
-            if let Some((value, source)) = self.values.get(*key) {
-                out.push_str(&format!("{key:<10} = {value:<28} ({source})\n"));
+        let mut out = String::new();
+        for key in keys() {
+            if let Some((value, source)) = self.values.get(key.name) {
+                out.push_str(&format!("{:<10} = {value:<28} ({source})\n", key.name));
             }
         }
         match &self.file {
@@ -419,6 +357,7 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Target;
 
     const TOML: &str = r#"
 profile = "cluster"
