@@ -261,8 +261,8 @@ pub fn parse_line_magic(line: &str) -> Result<LineMagic, MagicError> {
 mod tests {
     use super::*;
     use crate::model::{JobGrouping, Target};
-    use crate::syntax::selection::Selection;
     use crate::syntax::selection::Layers;
+    use crate::syntax::selection::Selection;
 
     fn ok(s: &str) -> LineMagic {
         parse_line_magic(s).unwrap_or_else(|e| panic!("{s}: {e}"))

@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod asset;
+pub mod complete;
 pub mod line;
 pub mod magic;
 pub mod options;
