@@ -444,4 +444,87 @@ time = "00:30:00"
         assert_eq!(file.path, Some(dir.join(FILE_NAME)));
         std::fs::remove_dir_all(dir).unwrap();
     }
+
+    /// Resolves `file` with one environment variable set.
+    fn with_env(file: &ConfigFile, var: &str, value: &str) -> Result<Settings, ConfigError> {
+        let env = |k: &str| (k == var).then(|| value.to_string());
+        Settings::resolve(file, None, &env, &BTreeMap::new())
+    }
+
+    #[test]
+    fn a_bad_value_names_key_value_and_source() {
+        let path = Path::new("/x/slurmbook.toml");
+        let err = ConfigFile::parse("[profiles.c]\nport = \"ssh\"\n", Some(path)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid port `ssh` (from /x/slurmbook.toml [profiles.c]): expected a port number 1-65535"
+        );
+        let err = ConfigFile::parse("[profiles.c]\ntime = 0\n", Some(path)).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Invalid { key, origin: Source::File { profile: Some(p), .. }, .. } if key == "time" && p == "c"),
+            "{err}"
+        );
+
+        let file = ConfigFile::parse(TOML, Some(path)).unwrap();
+        let err = with_env(&file, "SLURMBOOK_PORT", "70000").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid port `70000` (from environment SLURMBOOK_PORT): expected a port number 1-65535"
+        );
+        let err = with_env(&file, "SLURMBOOK_MEM", "4GB").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("invalid mem `4GB` (from environment SLURMBOOK_MEM)"),
+            "{err}"
+        );
+
+        let mut magic = BTreeMap::new();
+        magic.insert("build".to_string(), "cloud".to_string());
+        let err = Settings::resolve(&file, None, &none, &magic).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid build `cloud` (from %config): expected `auto`, `local` or `remote`"
+        );
+        let err = validate("jobs", "some").unwrap_err();
+        assert!(err.to_string().contains("(from %config)"), "{err}");
+
+        let err = Settings::resolve(&file, Some("a;b"), &none, &BTreeMap::new()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("invalid profile `a;b` (from --profile)"),
+            "{err}"
+        );
+        let top = ConfigFile::parse("profile = \"a b\"\n", Some(path)).unwrap();
+        let err = Settings::resolve(&top, None, &none, &BTreeMap::new()).unwrap_err();
+        assert!(
+            err.to_string().contains("(from /x/slurmbook.toml)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn values_are_typed_with_declared_defaults() {
+        let s = Settings::default();
+        assert_eq!(s.profile(), "local");
+        assert_eq!(s.remote_dir(), "$HOME/slurmbook");
+        assert_eq!(s.build(), Build::Auto);
+        assert_eq!((s.port(), s.host(), s.jobs()), (None, None, None));
+        assert_eq!(s.source("remote_dir"), Some(&Source::Default));
+        let toml = "[profiles.c]\nport = 2222\nidentity = \"/k/id\"\nbuild = \"remote\"\n\
+                    jobs = \"per-asset\"\ncpus = 4\ngpus = \"a100:2\"\n";
+        let file = ConfigFile::parse(toml, None).unwrap();
+        let s = Settings::resolve(&file, Some("c"), &none, &BTreeMap::new()).unwrap();
+        assert_eq!(s.port(), Some(2222));
+        assert_eq!(s.identity(), Some(Path::new("/k/id")));
+        assert_eq!(s.build(), Build::Remote);
+        assert_eq!(s.jobs(), Some(crate::model::JobGrouping::PerAsset));
+        assert_eq!(
+            s.sbatch_defaults().sbatch_args(),
+            [
+                ("cpus-per-task", "4".to_string()),
+                ("gres", "gpu:a100:2".to_string())
+            ]
+        );
+        assert!(s.render().contains("port       = 2222"), "{}", s.render());
+    }
 }

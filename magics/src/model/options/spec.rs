@@ -295,3 +295,37 @@ macro_rules! option_sbatch {
 }
 
 pub(crate) use {declare_options, option_apply, option_default, option_info, option_sbatch};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::AssetOptions;
+
+    #[test]
+    fn declarations_give_usage_choices_and_repeatability() {
+        let info = |name| AssetOptions::info(name).unwrap();
+        assert_eq!(info("target").choices(), ["local", "slurm"]);
+        assert!(info("gpus").choices().is_empty());
+        assert!(info("own-job").choices().is_empty());
+        assert_eq!(info("own-job").usage(), "--own-job");
+        assert_eq!(info("mem").usage(), "--mem SIZE");
+        let repeatable: Vec<&str> = AssetOptions::OPTIONS
+            .iter()
+            .filter(|o| o.repeatable)
+            .map(|o| o.name)
+            .collect();
+        assert_eq!(repeatable, ["tags", "deps"]);
+        assert_eq!(
+            info("gpus").sbatch,
+            Some(Sbatch {
+                name: "gres",
+                prefix: "gpu:"
+            })
+        );
+        let mut o = AssetOptions::default();
+        assert_eq!(o.apply("cpus", None), Err("a value: N".to_string()));
+        assert!(o.apply("colour", Some("red")).is_err());
+        o.apply("own-job", Some("false")).unwrap();
+        assert!(!o.own_job);
+    }
+}
