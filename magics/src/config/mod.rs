@@ -166,6 +166,11 @@ impl ConfigFile {
                                     )))
                                 }
                             };
+                            if k == "profile" {
+                                return Err(file_err(format!(
+                                    "[profiles.{name}] cannot choose the profile: set `profile` at the top level"
+                                )));
+                            }
                             Settings::default().set(&k, &text, origin.clone()).map_err(
                                 |e| match e {
                                     ConfigError::UnknownKey(_) => {
@@ -432,6 +437,8 @@ time = "00:30:00"
         assert!(validate("host", "slurmbook-test").is_ok());
         let bad = "[profiles.c]\npartition = \"a;b\"\n";
         assert!(ConfigFile::parse(bad, None).is_err());
+        let nested = "[profiles.c]\nprofile = \"d\"\n";
+        assert!(ConfigFile::parse(nested, None).is_err());
     }
 
     #[test]
