@@ -4,7 +4,6 @@
 //! sbatch defaults are not declared here: they are the `%%asset` options
 //! that map to an `sbatch` option (see `AssetOptions`).
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -29,12 +28,6 @@ impl Build {
             Build::Local => "local",
             Build::Remote => "remote",
         }
-    }
-}
-
-impl fmt::Display for Build {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
