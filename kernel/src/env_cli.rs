@@ -29,12 +29,12 @@ pub fn status(notebook: PathBuf, profile: Option<String>) -> Result<ExitCode> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let remote = match settings.get("host") {
+    let remote = match settings.host() {
         Some(_) => Some(Remote::new(cluster::ssh_target(&settings)?)),
         None => None,
     };
     let result = runtime.block_on(async {
-        let platform = match (settings.get("platform"), &remote) {
+        let platform = match (settings.platform(), &remote) {
             (Some(p), _) => (p.to_string(), "configured"),
             (None, Some(remote)) => {
                 let out = remote.run(&["uname", "-sm"]).await?;
@@ -71,9 +71,7 @@ pub fn status(notebook: PathBuf, profile: Option<String>) -> Result<ExitCode> {
             println!("cluster:       unknown (no host configured)");
             return Ok(true);
         };
-        let base = remote
-            .expand_dir(settings.get("remote_dir").unwrap_or("$HOME/slurmbook"))
-            .await?;
+        let base = remote.expand_dir(settings.remote_dir()).await?;
         let prefix = job_env::remote_prefix(&base, &key);
         let ready = remote
             .run(&["test", "-e", &job_env::ready_marker(&prefix)])

@@ -1,9 +1,11 @@
 //! `complete_request` and `inspect_request`: magics and their arguments
-//! first, then evcxr (rust-analyzer), then the session's variables.
+//! first (from the magics' declarations, `syntax::complete`), then evcxr
+//! (rust-analyzer), then the session's variables.
 
 use super::RustKernel;
 use crate::protocol::{byte_to_char, char_to_byte, text_bundle, CodeAtCursor};
 use serde_json::{json, Value};
+use slurmbook_magics::syntax::complete::{self, Completion};
 use slurmbook_magics::syntax::magic;
 
 impl RustKernel {
@@ -12,50 +14,36 @@ impl RustKernel {
         let cursor = char_to_byte(code, req.cursor_pos.unwrap_or_else(|| code.chars().count()));
         let line_start = code[..cursor].rfind('\n').map(|i| i + 1).unwrap_or(0);
         let line = &code[line_start..cursor];
-        let takes_assets = ["%materialize ", "%load ", "%graph "]
-            .iter()
-            .any(|m| line.starts_with(m));
-        let (matches, start) = if takes_assets {
-            let word_start = ident_start(code, cursor);
-            let prefix = &code[word_start..cursor];
-            let names = match self.project() {
-                Ok(p) => p
-                    .assets
-                    .iter()
-                    .map(|a| a.name.clone())
-                    .filter(|n| n.starts_with(prefix))
-                    .collect(),
-                Err(_) => Vec::new(),
-            };
-            (names, word_start)
-        } else if let Some(prefix) = line.strip_prefix("%%") {
-            let names = magic::cell_magic_names()
-                .into_iter()
-                .filter(|n| n.starts_with(prefix) && !line.contains(' '))
-                .map(|n| format!("%%{n}"))
-                .collect();
-            (names, line_start)
-        } else if let Some(prefix) = line.strip_prefix('%').filter(|p| !p.contains(' ')) {
-            let names = magic::magic_names()
-                .into_iter()
-                .filter(|n| n.starts_with(prefix))
-                .map(|n| format!("%{n}"))
-                .collect();
-            (names, line_start)
-        } else {
-            let c = self.engine.complete(code, cursor).await;
-            let mut matches = c.matches;
-            let word_start = ident_start(code, cursor);
-            let prefix = &code[word_start..cursor];
-            if matches.is_empty() && !prefix.is_empty() {
-                for (name, _) in self.engine.variables().await {
-                    if name.starts_with(prefix) && !matches.contains(&name) {
-                        matches.push(name);
-                    }
-                }
-                return reply(code, matches, word_start, cursor);
+        let (matches, start) = match complete::complete_line(line) {
+            Some(Completion::Words { start, words }) => (words, line_start + start),
+            Some(Completion::Assets { start }) => {
+                let prefix = &line[start..];
+                let names = match self.project() {
+                    Ok(p) => p
+                        .assets
+                        .iter()
+                        .map(|a| a.name.clone())
+                        .filter(|n| n.starts_with(prefix))
+                        .collect(),
+                    Err(_) => Vec::new(),
+                };
+                (names, line_start + start)
             }
-            return reply(code, matches, c.start.min(cursor), c.end.max(cursor));
+            None => {
+                let c = self.engine.complete(code, cursor).await;
+                let mut matches = c.matches;
+                let word_start = ident_start(code, cursor);
+                let prefix = &code[word_start..cursor];
+                if matches.is_empty() && !prefix.is_empty() {
+                    for (name, _) in self.engine.variables().await {
+                        if name.starts_with(prefix) && !matches.contains(&name) {
+                            matches.push(name);
+                        }
+                    }
+                    return reply(code, matches, word_start, cursor);
+                }
+                return reply(code, matches, c.start.min(cursor), c.end.max(cursor));
+            }
         };
         reply(code, matches, start, cursor)
     }

@@ -66,7 +66,7 @@ impl RustKernel {
                 .settings(None)
                 .map_err(|e| magic_error(format!("%config: {e}")))?;
             let platform = settings
-                .get("platform")
+                .platform()
                 .map(str::to_owned)
                 .unwrap_or_else(slurmbook_magics::exec::cluster::local_platform);
             let env = slurmbook_magics::exec::job_env::EnvStatus::of(

@@ -55,12 +55,12 @@ pub enum ClusterError {
 
 /// The SSH target of the effective configuration.
 pub fn ssh_target(settings: &Settings) -> Result<SshTarget, ClusterError> {
-    let host = settings.get("host").ok_or(ClusterError::NoHost)?;
+    let host = settings.host().ok_or(ClusterError::NoHost)?;
     let mut target = SshTarget::new(host);
-    target.user = settings.get("user").map(str::to_owned);
-    target.port = settings.get("port").and_then(|p| p.parse().ok());
-    target.identity = settings.get("identity").map(Into::into);
-    target.config_file = settings.get("ssh_config").map(Into::into);
+    target.user = settings.user().map(str::to_owned);
+    target.port = settings.port();
+    target.identity = settings.identity().map(Into::into);
+    target.config_file = settings.ssh_config().map(Into::into);
     Ok(target.with_env())
 }
 
@@ -159,10 +159,8 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
         &parts.next().unwrap_or_default(),
         &parts.next().unwrap_or_default(),
     );
-    let base = remote
-        .expand_dir(settings.get("remote_dir").unwrap_or("$HOME/slurmbook"))
-        .await?;
-    let build_remotely = match settings.get("build").unwrap_or("auto") {
+    let base = remote.expand_dir(settings.remote_dir()).await?;
+    let build_remotely = match settings.build().as_str() {
         "remote" => true,
         "local" if remote_platform != local_platform() => {
             return Err(ClusterError::Platform {
@@ -511,7 +509,7 @@ async fn prepare_envs(
     if names.is_empty() {
         return Ok(BTreeMap::new());
     }
-    let platform = settings.get("platform").unwrap_or(remote_platform);
+    let platform = settings.platform().unwrap_or(remote_platform);
     let envs = job_env::prepare(
         remote,
         job_env::EnvRequest {

@@ -62,9 +62,7 @@ pub fn pixi_project(project: &Project) -> Option<PixiProject> {
 
 /// The environment name an asset's job runs in (`None`: the cluster's own).
 pub fn env_name(settings: &Settings, asset_env: Option<&str>) -> Option<String> {
-    let name = asset_env
-        .or(settings.get("env"))
-        .unwrap_or(DEFAULT_ENVIRONMENT);
+    let name = asset_env.or(settings.env()).unwrap_or(DEFAULT_ENVIRONMENT);
     (name != "none").then(|| name.to_string())
 }
 

@@ -15,6 +15,7 @@ pub mod target;
 pub use cell::{AssetSpec, CellRef, CheckSpec};
 pub use digest::digest_of;
 pub use ident::{is_identifier, is_keyword, is_simple_name};
+pub use options::spec::{OptionInfo, Options};
 pub use options::AssetOptions;
 pub use resources::{Gpus, MemSize, MemUnit, SlurmTime};
 pub use run::{MaterializationId, MaterializationStatus, RunId, RunStatus};

@@ -300,7 +300,7 @@ impl Plan {
     pub fn with_profile(mut self, project: &Project, settings: &crate::config::Settings) -> Plan {
         let grouping = self
             .jobs
-            .or_else(|| settings.get("jobs").and_then(|j| j.parse().ok()))
+            .or_else(|| settings.jobs())
             .unwrap_or(JobGrouping::Grouped);
         self.allocate(
             project,

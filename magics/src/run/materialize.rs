@@ -83,7 +83,7 @@ impl Workspace {
         if slurm > 0 {
             let grouping = plan
                 .jobs
-                .or_else(|| settings.get("jobs").and_then(|j| j.parse().ok()))
+                .or_else(|| settings.jobs())
                 .unwrap_or(JobGrouping::Grouped);
             let limits = match grouping {
                 JobGrouping::PerAsset => ClusterLimits::default(),

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::args::{split_words, ArgsError};
-use super::options::{describe_options, parse_asset_options, OptionError, ASSET_OPTIONS};
+use super::options::{options_help, parse_asset_options, OptionError, ASSET_OPTIONS};
 use crate::model::{is_identifier, AssetOptions};
 
 /// The parsed first line of an asset cell.
@@ -224,23 +224,11 @@ pub fn parse_check_header(args: &str, column: usize) -> Result<CheckHeader, Head
 
 /// Help text for `%%asset` including every option.
 pub fn asset_help() -> String {
-    let mut s = format!(
+    format!(
         "{ASSET_USAGE}\n  Declare the cell as an asset: its value is the cell's final expression.\n  \
-         Dependencies are inferred from the body; options:\n"
-    );
-    for o in ASSET_OPTIONS {
-        let left = match o.value {
-            Some(v) => format!("--{} {v}", o.name),
-            None => format!("--{}", o.name),
-        };
-        s.push_str(&format!("    {left:<28} {}\n", o.help));
-    }
-    s
-}
-
-/// All option names, for error messages.
-pub fn asset_options_summary() -> String {
-    describe_options(ASSET_OPTIONS)
+         Dependencies are inferred from the body; options:\n{}",
+        options_help(ASSET_OPTIONS)
+    )
 }
 
 #[cfg(test)]

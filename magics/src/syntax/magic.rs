@@ -1,119 +1,119 @@
-//! Line magics (`%name args`): parsing into [`LineMagic`], names and help.
+//! Line magics (`%name args`): the table that declares each magic (name,
+//! arguments, summary, options, parser), parsing a line with it, and the
+//! `%help` and `%lsmagic` texts that come from the same table.
 //!
 //! Parsing is all-or-nothing: an unknown magic or a bad argument gives one
 //! [`MagicError`] that lists what is valid, and no partial command.
 
-use serde::{Deserialize, Serialize};
-use thiserror::Error;
-
-use super::args::{split_words, Word};
+use super::args::split_words;
 use super::asset::{asset_help, ASSET_USAGE, CHECK_USAGE};
-use super::options::{describe_options, scan_options, OptionInfo};
-use super::selection::{parse_selection_at, Selection};
-use crate::model::is_identifier;
-use crate::model::{is_simple_name, JobGrouping, RunId, Target};
+use super::line::{self, Args};
+pub use super::line::{LineMagic, MagicError, MaterializeArgs};
+use super::options::{options_help, OptionInfo, Options};
+use crate::config;
 
-/// Arguments of `%materialize`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MaterializeArgs {
-    /// `None`: every asset.
-    pub selection: Option<Selection>,
-    pub target: Option<Target>,
-    pub profile: Option<String>,
-    pub force: bool,
-    pub dry_run: bool,
-    pub jobs: Option<JobGrouping>,
-    /// Pack the job environment afresh and unpack it again on the cluster.
-    #[serde(default)]
-    pub repack: bool,
-}
-
-/// A parsed line magic.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "magic")]
-pub enum LineMagic {
-    Assets,
-    Graph {
-        selection: Option<Selection>,
-    },
-    Materialize(MaterializeArgs),
-    Load {
-        name: String,
-    },
-    Runs,
-    Attach {
-        run: Option<RunId>,
-    },
-    Cancel {
-        run: Option<RunId>,
-    },
-    /// `%config` with no settings shows the configuration.
-    Config {
-        settings: Vec<(String, String)>,
-    },
-    LsMagic,
-    Help {
-        topic: Option<String>,
-    },
-}
-
-/// Name, usage, one-line summary and options of a line magic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One line magic: name, arguments as the usage shows them, one-line
+/// summary, options, and the parser of its arguments.
+#[derive(Debug, Clone, Copy)]
 pub struct MagicInfo {
     pub name: &'static str,
-    pub usage: &'static str,
+    /// The arguments before the options in the usage line (`[SELECTION]`).
+    pub args: &'static str,
     pub summary: &'static str,
     pub options: &'static [OptionInfo],
+    parse: fn(&Args<'_>) -> Result<LineMagic, MagicError>,
 }
 
-const MATERIALIZE_OPTIONS: &[OptionInfo] = &[
-    OptionInfo {
-        name: "target",
-        value: Some("local|slurm"),
-        help: "run everything locally or on Slurm",
-    },
-    OptionInfo {
-        name: "profile",
-        value: Some("PROFILE"),
-        help: "profile from slurmbook.toml",
-    },
-    OptionInfo {
-        name: "force",
-        value: None,
-        help: "also run assets that are fresh",
-    },
-    OptionInfo {
-        name: "dry-run",
-        value: None,
-        help: "show the plan without running it",
-    },
-    OptionInfo {
-        name: "jobs",
-        value: Some("per-asset|grouped"),
-        help: "Slurm jobs: grouped (compatible assets share one allocation as srun steps; the default) or per-asset (one job each, chained with afterok)",
-    },
-    OptionInfo {
-        name: "repack",
-        value: None,
-        help: "pack the jobs' pixi environment afresh and unpack it again on the cluster",
-    },
-];
+impl MagicInfo {
+    /// `%name ARGS [--option VALUE] ...`
+    pub fn usage(&self) -> String {
+        let mut usage = format!("%{}", self.name);
+        for part in std::iter::once(self.args.to_string())
+            .chain(self.options.iter().map(|o| format!("[{}]", o.usage())))
+            .filter(|p| !p.is_empty())
+        {
+            usage.push(' ');
+            usage.push_str(&part);
+        }
+        usage
+    }
+}
 
 /// Every line magic, in `%lsmagic` order.
 pub const LINE_MAGICS: &[MagicInfo] = &[
-    MagicInfo { name: "assets", usage: "%assets", summary: "table of the notebook's assets: dependencies, state (fresh/stale/missing/running/failed), last materialization, where", options: &[] },
-    MagicInfo { name: "graph", usage: "%graph [SELECTION]", summary: "draw the asset graph (or a selection of it)", options: &[] },
-    MagicInfo { name: "materialize", usage: "%materialize [SELECTION] [--target local|slurm] [--profile P] [--force] [--dry-run] [--jobs per-asset|grouped] [--repack]", summary: "materialize the selected assets (all by default), skipping fresh ones unless --force", options: MATERIALIZE_OPTIONS },
-    MagicInfo { name: "load", usage: "%load NAME", summary: "bring a materialized asset's value into the session", options: &[] },
-    MagicInfo { name: "runs", usage: "%runs", summary: "list recent runs", options: &[] },
-    MagicInfo { name: "attach", usage: "%attach [RUN]", summary: "follow a Slurm run again after a kernel restart, from where its output stopped (the newest run in progress by default)", options: &[] },
-    MagicInfo { name: "cancel", usage: "%cancel [RUN]", summary: "cancel a Slurm run's jobs (the newest run in progress by default)", options: &[] },
-    MagicInfo { name: "config", usage: "%config [KEY=VALUE ...]", summary: "show or change the configuration", options: &[] },
-    MagicInfo { name: "lsmagic", usage: "%lsmagic", summary: "list the magics", options: &[] },
-    MagicInfo { name: "help", usage: "%help [TOPIC]", summary: "help on a magic, `asset`, `check` or `selection`", options: &[] },
+    MagicInfo {
+        name: "assets",
+        args: "",
+        summary: "table of the notebook's assets: dependencies, state (fresh/stale/missing/running/failed), last materialization, where",
+        options: &[],
+        parse: line::assets,
+    },
+    MagicInfo {
+        name: "graph",
+        args: "[SELECTION]",
+        summary: "draw the asset graph (or a selection of it)",
+        options: &[],
+        parse: line::graph,
+    },
+    MagicInfo {
+        name: "materialize",
+        args: "[SELECTION]",
+        summary: "materialize the selected assets (all by default), skipping fresh ones unless --force",
+        options: MaterializeArgs::OPTIONS,
+        parse: line::materialize,
+    },
+    MagicInfo {
+        name: "load",
+        args: "NAME",
+        summary: "bring a materialized asset's value into the session",
+        options: &[],
+        parse: line::load,
+    },
+    MagicInfo {
+        name: "runs",
+        args: "",
+        summary: "list recent runs",
+        options: &[],
+        parse: line::runs,
+    },
+    MagicInfo {
+        name: "attach",
+        args: "[RUN]",
+        summary: "follow a Slurm run again after a kernel restart, from where its output stopped (the newest run in progress by default)",
+        options: &[],
+        parse: line::attach,
+    },
+    MagicInfo {
+        name: "cancel",
+        args: "[RUN]",
+        summary: "cancel a Slurm run's jobs (the newest run in progress by default)",
+        options: &[],
+        parse: line::cancel,
+    },
+    MagicInfo {
+        name: "config",
+        args: "[KEY=VALUE ...]",
+        summary: "show or change the configuration",
+        options: &[],
+        parse: line::config,
+    },
+    MagicInfo {
+        name: "lsmagic",
+        args: "",
+        summary: "list the magics",
+        options: &[],
+        parse: line::lsmagic,
+    },
+    MagicInfo {
+        name: "help",
+        args: "[TOPIC]",
+        summary: "help on a magic, `asset`, `check` or `selection`",
+        options: &[],
+        parse: help,
+    },
 ];
 
-/// Cell magics (first line of a cell).
+/// Cell magics (first line of a cell): name, usage, summary.
 pub const CELL_MAGICS: &[(&str, &str, &str)] = &[
     (
         "asset",
@@ -161,20 +161,17 @@ combine with `,` (union), and, or, not and parentheses; e.g. `+summary and not g
 pub fn help_text(topic: &str) -> Option<String> {
     let topic = topic.trim_start_matches('%');
     if let Some(m) = magic_info(topic) {
-        let mut s = format!("{}\n  {}\n", m.usage, m.summary);
+        let mut s = format!("{}\n  {}\n", m.usage(), m.summary);
         if !m.options.is_empty() {
             s.push_str("  options:\n");
-            for o in m.options {
-                let left = match o.value {
-                    Some(v) => format!("--{} {v}", o.name),
-                    None => format!("--{}", o.name),
-                };
-                s.push_str(&format!("    {left:<28} {}\n", o.help));
-            }
+            s.push_str(&options_help(m.options));
         }
         if matches!(topic, "graph" | "materialize") {
             s.push('\n');
             s.push_str(SELECTION_HELP);
+        }
+        if topic == "config" {
+            s.push_str(&config::keys_help());
         }
         return Some(s);
     }
@@ -201,27 +198,27 @@ pub fn lsmagic_text() -> String {
     s
 }
 
-/// An unknown magic or bad arguments. Nothing was applied.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum MagicError {
-    #[error("unknown magic `%{name}`; valid magics: {valid}")]
-    Unknown { name: String, valid: String },
-    #[error("unknown cell magic `%%{name}`; valid cell magics: %%asset, %%check (`%%` is only valid on a cell's first line)")]
-    UnknownCell { name: String },
-    #[error("%{magic}: {message}; usage: {usage}")]
-    BadArgs {
-        magic: &'static str,
-        message: String,
-        usage: &'static str,
-    },
-}
-
 fn all_magics_text() -> String {
     LINE_MAGICS
         .iter()
         .map(|m| format!("%{}", m.name))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// `%help [TOPIC]`: the topic must be one of [`help_topics`].
+fn help(a: &Args<'_>) -> Result<LineMagic, MagicError> {
+    a.at_most(1, "one topic")?;
+    let topic = a.words.first().map(|w| w.text.clone());
+    if let Some(t) = &topic {
+        if help_text(t).is_none() {
+            return Err(a.bad(format!(
+                "no help on `{t}`; topics: {}",
+                help_topics().join(", ")
+            )));
+        }
+    }
+    Ok(LineMagic::Help { topic })
 }
 
 /// Parse a line magic. `line` starts with `%` (leading whitespace allowed, a
@@ -243,236 +240,29 @@ pub fn parse_line_magic(line: &str) -> Result<LineMagic, MagicError> {
     }
     let name_len = body.find(char::is_whitespace).unwrap_or(body.len());
     let name = &body[..name_len];
-    let args = &body[name_len..];
-    let args_column = indent + 2 + name.chars().count();
     let Some(info) = magic_info(name) else {
         return Err(MagicError::Unknown {
             name: name.to_string(),
             valid: all_magics_text(),
         });
     };
-    let bad = |message: String| MagicError::BadArgs {
+    let mut args = Args {
         magic: info.name,
-        message,
-        usage: info.usage,
+        usage: info.usage(),
+        text: &body[name_len..],
+        column: indent + 2 + name.chars().count(),
+        words: Vec::new(),
     };
-    let words = split_words(args, args_column).map_err(|e| bad(e.to_string()))?;
-    let no_options = |words: &[Word]| -> Result<(), MagicError> {
-        match words
-            .iter()
-            .find(|w| w.text.starts_with('-') && w.text.len() > 1)
-        {
-            Some(w) => Err(bad(format!(
-                "unknown option `{}` at column {}; `%{}` takes no options",
-                w.text, w.column, info.name
-            ))),
-            None => Ok(()),
-        }
-    };
-    let at_most = |words: &[Word], n: usize, what: &str| -> Result<(), MagicError> {
-        match words.get(n) {
-            Some(w) => Err(bad(format!(
-                "unexpected argument `{}` at column {}; expected {what}",
-                w.text, w.column
-            ))),
-            None => Ok(()),
-        }
-    };
-    let run_id = |words: &[Word]| -> Result<Option<RunId>, MagicError> {
-        no_options(words)?;
-        at_most(words, 1, "at most one run id")?;
-        words
-            .first()
-            .map(|w| {
-                w.text
-                    .parse::<RunId>()
-                    .ok()
-                    .filter(|id| *id >= 1 && w.text.bytes().all(|b| b.is_ascii_digit()))
-                    .ok_or_else(|| {
-                        bad(format!(
-                            "`{}` at column {} is not a run id (a number from %runs)",
-                            w.text, w.column
-                        ))
-                    })
-            })
-            .transpose()
-    };
-    let selection = |words: &[&Word]| -> Result<Option<Selection>, MagicError> {
-        let (Some(first), Some(last)) = (words.first(), words.last()) else {
-            return Ok(None);
-        };
-        // Parse the original text when the words are contiguous so columns are exact.
-        let start = first.column - args_column;
-        let end = last.column - args_column + last.text.chars().count();
-        let original: String = args.chars().skip(start).take(end - start).collect();
-        let joined = words
-            .iter()
-            .map(|w| w.text.as_str())
-            .collect::<Vec<_>>()
-            .join(" ");
-        let text = if original.split_whitespace().collect::<Vec<_>>().join(" ") == joined {
-            original
-        } else {
-            joined
-        };
-        parse_selection_at(&text, first.column)
-            .map(Some)
-            .map_err(|e| bad(format!("bad selection: {e}")))
-    };
-    Ok(match info.name {
-        "assets" | "runs" | "lsmagic" => {
-            no_options(&words)?;
-            at_most(&words, 0, "no arguments")?;
-            match info.name {
-                "assets" => LineMagic::Assets,
-                "runs" => LineMagic::Runs,
-                _ => LineMagic::LsMagic,
-            }
-        }
-        "graph" => {
-            no_options(&words)?;
-            LineMagic::Graph {
-                selection: selection(&words.iter().collect::<Vec<_>>())?,
-            }
-        }
-        "materialize" => {
-            let mut positional: Vec<&Word> = Vec::new();
-            let mut positional_idx = Vec::new();
-            let raw = scan_options(&words, MATERIALIZE_OPTIONS, |w| {
-                positional_idx.push(w.column);
-                Ok(())
-            })
-            .map_err(|e| bad(e.to_string()))?;
-            for w in &words {
-                if positional_idx.contains(&w.column) {
-                    positional.push(w);
-                }
-            }
-            let mut args = MaterializeArgs {
-                selection: selection(&positional)?,
-                ..MaterializeArgs::default()
-            };
-            let mut seen: Vec<&str> = Vec::new();
-            for r in &raw {
-                if seen.contains(&r.name.as_str()) {
-                    return Err(bad(format!(
-                        "option `--{}` given twice (column {})",
-                        r.name, r.column
-                    )));
-                }
-                seen.push(&r.name);
-                let value = r.value.as_deref().unwrap_or("");
-                let invalid = |expected: &str| {
-                    bad(format!(
-                        "invalid value {value:?} for `--{}` at column {}: expected {expected}",
-                        r.name, r.value_column
-                    ))
-                };
-                let flag = |v: Option<&str>| match v {
-                    None | Some("true") => Ok(true),
-                    Some("false") => Ok(false),
-                    Some(_) => Err(invalid("no value (or `true`/`false`)")),
-                };
-                match r.name.as_str() {
-                    "target" => args.target = Some(value.parse().map_err(|e: String| invalid(&e))?),
-                    "profile" => {
-                        if !is_simple_name(value) {
-                            return Err(invalid("a profile name (letters, digits, `_`, `.`, `-`)"));
-                        }
-                        args.profile = Some(value.to_string());
-                    }
-                    "force" => args.force = flag(r.value.as_deref())?,
-                    "dry-run" => args.dry_run = flag(r.value.as_deref())?,
-                    "repack" => args.repack = flag(r.value.as_deref())?,
-                    "jobs" => {
-                        args.jobs = Some(match value {
-                            "per-asset" => JobGrouping::PerAsset,
-                            "grouped" => JobGrouping::Grouped,
-                            _ => return Err(invalid("`per-asset` or `grouped`")),
-                        })
-                    }
-                    other => unreachable!("materialize option table and match disagree on {other}"),
-                }
-            }
-            LineMagic::Materialize(args)
-        }
-        "load" => {
-            no_options(&words)?;
-            at_most(&words, 1, "one asset name")?;
-            let Some(w) = words.first() else {
-                return Err(bad("missing the asset name".to_string()));
-            };
-            if !is_identifier(&w.text) {
-                return Err(bad(format!(
-                    "`{}` at column {} is not an asset name",
-                    w.text, w.column
-                )));
-            }
-            LineMagic::Load {
-                name: w.text.clone(),
-            }
-        }
-        "attach" => LineMagic::Attach {
-            run: run_id(&words)?,
-        },
-        "cancel" => LineMagic::Cancel {
-            run: run_id(&words)?,
-        },
-        "config" => {
-            let mut settings = Vec::new();
-            for w in &words {
-                let Some((key, value)) = w.text.split_once('=') else {
-                    return Err(bad(format!(
-                        "`{}` at column {} is not KEY=VALUE",
-                        w.text, w.column
-                    )));
-                };
-                let key_ok = key.starts_with(|c: char| c.is_ascii_alphabetic())
-                    && key
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-                if !key_ok {
-                    return Err(bad(format!(
-                        "`{key}` at column {} is not a configuration key (letters, digits, `_`, `.`, `-`)",
-                        w.column
-                    )));
-                }
-                if value.chars().any(char::is_control) {
-                    return Err(bad(format!(
-                        "the value of `{key}` contains control characters"
-                    )));
-                }
-                settings.push((key.to_string(), value.to_string()));
-            }
-            LineMagic::Config { settings }
-        }
-        "help" => {
-            no_options(&words)?;
-            at_most(&words, 1, "one topic")?;
-            let topic = words.first().map(|w| w.text.clone());
-            if let Some(t) = &topic {
-                if help_text(t).is_none() {
-                    return Err(bad(format!(
-                        "no help on `{t}`; topics: {}",
-                        help_topics().join(", ")
-                    )));
-                }
-            }
-            LineMagic::Help { topic }
-        }
-        other => unreachable!("magic table and match disagree on {other}"),
-    })
-}
-
-/// Options of `%materialize`, for completion.
-pub fn materialize_options() -> String {
-    describe_options(MATERIALIZE_OPTIONS)
+    args.words = split_words(args.text, args.column).map_err(|e| args.bad(e.to_string()))?;
+    (info.parse)(&args)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{JobGrouping, Target};
     use crate::syntax::selection::Layers;
+    use crate::syntax::selection::Selection;
 
     fn ok(s: &str) -> LineMagic {
         parse_line_magic(s).unwrap_or_else(|e| panic!("{s}: {e}"))

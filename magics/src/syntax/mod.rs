@@ -3,6 +3,8 @@
 
 pub mod args;
 pub mod asset;
+pub mod complete;
+pub mod line;
 pub mod magic;
 pub mod options;
 pub mod selection;

@@ -1,118 +1,36 @@
-//! `%%asset` options, mirroring `sbatch` long options, plus slurmbook's own.
+//! Parsing `--name[=value]` options of a magic line or an `%%asset` header
+//! against their declarations ([`Options`]: `AssetOptions`, `MaterializeArgs`).
+//! Errors name the option, its column in the line, the expected form, and
+//! list the valid options.
 //!
-//! Every value is validated against a strict character set here, because
-//! these values end up in remote shell commands later. Nothing that could
-//! break out of a word (`;`, whitespace, quotes, `$`, backticks, newlines,
-//! redirections, parentheses) is ever accepted.
+//! Hand-written rather than clap: clap's errors cannot carry the column of
+//! the option in the cell's line, and the values are validated by the
+//! declarations' own strict parsers anyway (see `model::options::values`).
 
 use thiserror::Error;
 
 use super::args::Word;
-use crate::model::ident::{is_identifier, positive_int, slurm_name_char, valid_chars};
 use crate::model::AssetOptions;
-
-/// One accepted option: its name, value placeholder (None for flags) and help.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OptionInfo {
-    pub name: &'static str,
-    pub value: Option<&'static str>,
-    pub help: &'static str,
-}
+pub use crate::model::{OptionInfo, Options};
 
 /// Every option `%%asset` accepts.
-pub const ASSET_OPTIONS: &[OptionInfo] = &[
-    OptionInfo {
-        name: "partition",
-        value: Some("NAME"),
-        help: "Slurm partition (sbatch --partition)",
-    },
-    OptionInfo {
-        name: "time",
-        value: Some("TIME"),
-        help: "time limit: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS",
-    },
-    OptionInfo {
-        name: "cpus",
-        value: Some("N"),
-        help: "CPUs per task (sbatch --cpus-per-task)",
-    },
-    OptionInfo {
-        name: "mem",
-        value: Some("SIZE"),
-        help: "memory, e.g. 4G, 500M, 1024 (megabytes)",
-    },
-    OptionInfo {
-        name: "gpus",
-        value: Some("N|TYPE:N"),
-        help: "GPUs (sbatch --gpus)",
-    },
-    OptionInfo {
-        name: "nodes",
-        value: Some("N"),
-        help: "number of nodes",
-    },
-    OptionInfo {
-        name: "ntasks",
-        value: Some("N"),
-        help: "number of tasks",
-    },
-    OptionInfo {
-        name: "account",
-        value: Some("NAME"),
-        help: "Slurm account to charge",
-    },
-    OptionInfo {
-        name: "qos",
-        value: Some("NAME"),
-        help: "Slurm quality of service",
-    },
-    OptionInfo {
-        name: "constraint",
-        value: Some("FEATURES"),
-        help: "node features (sbatch --constraint)",
-    },
-    OptionInfo {
-        name: "target",
-        value: Some("local|slurm"),
-        help: "where this asset runs",
-    },
-    OptionInfo {
-        name: "env",
-        value: Some("ENV"),
-        help: "pixi environment to run in",
-    },
-    OptionInfo {
-        name: "group",
-        value: Some("GROUP"),
-        help: "asset group (select with group:GROUP)",
-    },
-    OptionInfo {
-        name: "tags",
-        value: Some("K=V[,K=V]"),
-        help: "tags (select with tag:K=V)",
-    },
-    OptionInfo {
-        name: "deps",
-        value: Some("A[,B]"),
-        help: "order-only dependencies on other assets",
-    },
-    OptionInfo {
-        name: "own-job",
-        value: None,
-        help: "always run in a Slurm job of its own",
-    },
-];
+pub const ASSET_OPTIONS: &[OptionInfo] = AssetOptions::OPTIONS;
 
-/// Render a list of options as `--a V, --b` for error messages and help.
+/// Render a list of options as `--a V, --b` for error messages.
 pub fn describe_options(options: &[OptionInfo]) -> String {
     options
         .iter()
-        .map(|o| match o.value {
-            Some(v) => format!("--{} {v}", o.name),
-            None => format!("--{}", o.name),
-        })
+        .map(OptionInfo::usage)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The options as help lists them: one `--name VALUE   help` line each.
+pub fn options_help(options: &[OptionInfo]) -> String {
+    options
+        .iter()
+        .map(|o| format!("    {:<28} {}\n", o.usage(), o.help))
+        .collect()
 }
 
 /// A bad option in a magic or `%%asset` header.
@@ -130,8 +48,6 @@ pub enum OptionError {
         column: usize,
         expected: String,
     },
-    #[error("option `--{option}` at column {column} takes no value")]
-    UnexpectedValue { option: String, column: usize },
     #[error("invalid value {value:?} for `--{option}` at column {column}: expected {expected}")]
     Invalid {
         option: String,
@@ -149,26 +65,21 @@ pub enum OptionError {
     },
 }
 
-fn tag_part_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "_.-:/@+".contains(c)
-}
-
-/// One parsed `--name[=value]` occurrence.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RawOption {
-    pub name: String,
-    pub value: Option<String>,
-    pub column: usize,
-    pub value_column: usize,
+/// One `--name[=value]` occurrence.
+struct RawOption {
+    info: &'static OptionInfo,
+    value: Option<String>,
+    column: usize,
+    value_column: usize,
 }
 
 /// Walk `words` as options from `table`; non-option words are handed to
 /// `positional` (which may reject them). Values of options that take one are
 /// read from `--opt=value` or from the next word (`--opt value`).
-pub(crate) fn scan_options(
-    words: &[Word],
-    table: &[OptionInfo],
-    mut positional: impl FnMut(&Word) -> Result<(), OptionError>,
+fn scan_options<'w>(
+    words: &'w [Word],
+    table: &'static [OptionInfo],
+    mut positional: impl FnMut(&'w Word) -> Result<(), OptionError>,
 ) -> Result<Vec<RawOption>, OptionError> {
     let mut out = Vec::new();
     let mut i = 0;
@@ -199,9 +110,8 @@ pub(crate) fn scan_options(
         };
         let value_column = word.column + 3 + name.len();
         let (value, value_column) = match (info.value, inline) {
+            (_, Some(v)) => (Some(v), value_column),
             (None, None) => (None, value_column),
-            (None, Some(v)) => (Some(v), value_column),
-            (Some(_), Some(v)) => (Some(v), value_column),
             (Some(expected), None) => match words.get(i) {
                 Some(next) if !next.text.starts_with("--") => {
                     i += 1;
@@ -217,7 +127,7 @@ pub(crate) fn scan_options(
             },
         };
         out.push(RawOption {
-            name: name.to_string(),
+            info,
             value,
             column: word.column,
             value_column,
@@ -226,127 +136,43 @@ pub(crate) fn scan_options(
     Ok(out)
 }
 
+/// Parse `words` as the options of `T`, each value by its declared parser;
+/// non-option words go to `positional`.
+pub fn parse_options<'w, T: Options>(
+    words: &'w [Word],
+    positional: impl FnMut(&'w Word) -> Result<(), OptionError>,
+) -> Result<T, OptionError> {
+    let mut out = T::default();
+    let mut seen: Vec<&str> = Vec::new();
+    for raw in scan_options(words, T::OPTIONS, positional)? {
+        let name = raw.info.name;
+        if !raw.info.repeatable && seen.contains(&name) {
+            return Err(OptionError::Duplicate {
+                option: name.to_string(),
+                column: raw.column,
+            });
+        }
+        seen.push(name);
+        out.apply(name, raw.value.as_deref())
+            .map_err(|expected| OptionError::Invalid {
+                option: name.to_string(),
+                value: raw.value.clone().unwrap_or_default(),
+                column: raw.value_column,
+                expected,
+            })?;
+    }
+    Ok(out)
+}
+
 /// Parse and validate `%%asset` options.
 pub fn parse_asset_options(words: &[Word]) -> Result<AssetOptions, OptionError> {
-    let raw = scan_options(words, ASSET_OPTIONS, |w| {
+    parse_options(words, |w| {
         Err(OptionError::Unexpected {
             text: w.text.clone(),
             column: w.column,
             valid: describe_options(ASSET_OPTIONS),
         })
-    })?;
-    let mut opts = AssetOptions::default();
-    let mut seen: Vec<&str> = Vec::new();
-    for r in &raw {
-        let invalid = |expected: &str| OptionError::Invalid {
-            option: r.name.clone(),
-            value: r.value.clone().unwrap_or_default(),
-            column: r.value_column,
-            expected: expected.to_string(),
-        };
-        let repeatable = matches!(r.name.as_str(), "tags" | "deps");
-        if !repeatable && seen.contains(&r.name.as_str()) {
-            return Err(OptionError::Duplicate {
-                option: r.name.clone(),
-                column: r.column,
-            });
-        }
-        seen.push(
-            ASSET_OPTIONS
-                .iter()
-                .find(|o| o.name == r.name)
-                .map_or("", |o| o.name),
-        );
-        let value = r.value.clone().unwrap_or_default();
-        let v = value.as_str();
-        let name_like = |ok: fn(char) -> bool, what: &str| -> Result<String, OptionError> {
-            if valid_chars(v, ok) {
-                Ok(v.to_string())
-            } else {
-                Err(invalid(what))
-            }
-        };
-        match r.name.as_str() {
-            "partition" => {
-                opts.partition = Some(name_like(
-                    |c| slurm_name_char(c) || c == ',',
-                    "a partition name (letters, digits, `_`, `.`, `-`; several separated by `,`)",
-                )?)
-            }
-            "account" => {
-                opts.account = Some(name_like(
-                    slurm_name_char,
-                    "an account name (letters, digits, `_`, `.`, `-`)",
-                )?)
-            }
-            "qos" => {
-                opts.qos = Some(name_like(
-                    |c| slurm_name_char(c) || c == ',',
-                    "a QOS name (letters, digits, `_`, `.`, `-`; several separated by `,`)",
-                )?)
-            }
-            "constraint" => {
-                opts.constraint = Some(name_like(
-                    |c| slurm_name_char(c) || ":|&[]*!,".contains(c),
-                    "node features: letters, digits and `_ . - : | & [ ] * ! ,`",
-                )?)
-            }
-            "time" => opts.time = Some(v.parse().map_err(|e: String| invalid(&e))?),
-            "mem" => opts.mem = Some(v.parse().map_err(|e: String| invalid(&e))?),
-            "gpus" => opts.gpus = Some(v.parse().map_err(|e: String| invalid(&e))?),
-            "cpus" => opts.cpus = Some(positive_int(v).ok_or_else(|| invalid("an integer >= 1"))?),
-            "nodes" => {
-                opts.nodes = Some(positive_int(v).ok_or_else(|| invalid("an integer >= 1"))?)
-            }
-            "ntasks" => {
-                opts.ntasks = Some(positive_int(v).ok_or_else(|| invalid("an integer >= 1"))?)
-            }
-            "target" => opts.target = Some(v.parse().map_err(|e: String| invalid(&e))?),
-            "env" => {
-                opts.env = Some(name_like(
-                    slurm_name_char,
-                    "a pixi environment name (letters, digits, `_`, `-`)",
-                )?)
-            }
-            "group" => {
-                opts.group = Some(name_like(
-                    slurm_name_char,
-                    "a group name (letters, digits, `_`, `.`, `-`)",
-                )?)
-            }
-            "tags" => {
-                let expected = "K=V[,K=V] with letters, digits and `_ . - : / @ +`";
-                for pair in v.split(',') {
-                    let (k, val) = pair.split_once('=').unwrap_or((pair, ""));
-                    if !valid_chars(k, slurm_name_char)
-                        || !(val.is_empty() || valid_chars(val, tag_part_char))
-                    {
-                        return Err(invalid(expected));
-                    }
-                    opts.tags.insert(k.to_string(), val.to_string());
-                }
-            }
-            "deps" => {
-                for dep in v.split(',') {
-                    if !is_identifier(dep) {
-                        return Err(invalid("asset names (Rust identifiers) separated by `,`"));
-                    }
-                    if !opts.deps.iter().any(|d| d == dep) {
-                        opts.deps.push(dep.to_string());
-                    }
-                }
-            }
-            "own-job" => {
-                opts.own_job = match r.value.as_deref() {
-                    None | Some("true") => true,
-                    Some("false") => false,
-                    Some(_) => return Err(invalid("no value (or `true`/`false`)")),
-                }
-            }
-            other => unreachable!("option table and match disagree on {other}"),
-        }
-    }
-    Ok(opts)
+    })
 }
 
 #[cfg(test)]
