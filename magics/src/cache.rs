@@ -11,36 +11,11 @@
 use rustc_hash::FxHashMap as HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::decl::{declare, plain_items, CellDecl, DeclError};
 use crate::infer::{analyze_body, BodyAnalysis, InferError};
 use crate::items::{CellItems, ItemsError};
 use crate::model::CellRef;
-use crate::notebook::{declare, plain_items, CellDecl, NotebookError};
-
-/// Below this many inputs per worker, fewer workers are used.
-const MIN_PER_WORKER: usize = 64;
-
-/// Map `f` over `inputs` on worker threads (at least one), preserving order.
-pub(crate) fn par_map<T: Sync, R: Send>(inputs: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    if inputs.is_empty() {
-        return Vec::new();
-    }
-    let cores = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(16);
-    let workers = cores.min(inputs.len().div_ceil(MIN_PER_WORKER)).max(1);
-    let chunk = inputs.len().div_ceil(workers);
-    let f = &f;
-    std::thread::scope(|s| {
-        let handles: Vec<_> = inputs
-            .chunks(chunk)
-            .map(|part| s.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    })
-}
+use crate::workers::par_map;
 
 #[derive(Default)]
 struct Inner {
@@ -88,11 +63,11 @@ impl PlanCache {
     pub(crate) fn declare_all(
         &self,
         cells: &[(&CellRef, &str)],
-    ) -> Vec<Result<CellDecl, NotebookError>> {
+    ) -> Vec<Result<CellDecl, DeclError>> {
         let mut old = std::mem::take(&mut self.lock().decls);
         let mut new: HashMap<String, Arc<CellDecl>> =
             HashMap::with_capacity_and_hasher(cells.len(), Default::default());
-        let mut out: Vec<Option<Result<CellDecl, NotebookError>>> = Vec::with_capacity(cells.len());
+        let mut out: Vec<Option<Result<CellDecl, DeclError>>> = Vec::with_capacity(cells.len());
         let mut misses: Vec<(usize, &CellRef, &str)> = Vec::new();
         for (i, (cell, src)) in cells.iter().enumerate() {
             if let Some((key, hit)) = old.remove_entry(*src) {
@@ -210,16 +185,6 @@ fn relabel(items: &CellItems, cell: &CellRef) -> CellItems {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn par_map_preserves_order_across_workers() {
-        let inputs: Vec<usize> = (0..1000).collect();
-        assert_eq!(
-            par_map(&inputs, |x| x * 2),
-            inputs.iter().map(|x| x * 2).collect::<Vec<_>>()
-        );
-        assert!(par_map(&Vec::<u8>::new(), |x| *x).is_empty());
-    }
 
     #[test]
     fn bodies_are_cached_and_evicted() {

@@ -15,8 +15,8 @@ use syn::spanned::Spanned;
 use syn::{Block, Stmt};
 use thiserror::Error;
 
-use crate::infer::collect_idents;
 use crate::model::CellRef;
+use crate::names::{collect_idents, use_tree_names};
 
 /// What kind of item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -155,25 +155,6 @@ fn parse_dep_line(
         ),
         cell: cell.clone(),
     })
-}
-
-/// Names a `use` tree brings into scope (`self` in a group names the parent).
-pub(crate) fn use_tree_names(tree: &syn::UseTree, out: &mut Vec<String>) {
-    fn walk(tree: &syn::UseTree, parent: Option<&syn::Ident>, out: &mut Vec<String>) {
-        match tree {
-            syn::UseTree::Path(p) => walk(&p.tree, Some(&p.ident), out),
-            syn::UseTree::Name(n) if n.ident == "self" => {
-                if let Some(parent) = parent {
-                    out.push(parent.unraw().to_string());
-                }
-            }
-            syn::UseTree::Name(n) => out.push(n.ident.unraw().to_string()),
-            syn::UseTree::Rename(r) => out.push(r.rename.unraw().to_string()),
-            syn::UseTree::Glob(_) => {}
-            syn::UseTree::Group(g) => g.items.iter().for_each(|t| walk(t, parent, out)),
-        }
-    }
-    walk(tree, None, out);
 }
 
 fn has_glob(tree: &syn::UseTree) -> bool {

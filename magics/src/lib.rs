@@ -8,6 +8,7 @@
 pub mod bundle;
 pub mod cache;
 pub mod config;
+pub(crate) mod decl;
 pub mod draw;
 pub mod events;
 pub mod exec;
@@ -15,6 +16,7 @@ pub mod graph;
 pub mod infer;
 pub mod items;
 pub mod model;
+pub(crate) mod names;
 pub mod notebook;
 pub mod plan;
 pub mod project;
@@ -22,6 +24,7 @@ pub mod state;
 pub mod store;
 pub mod syntax;
 pub mod version;
+pub(crate) mod workers;
 
 pub use cache::PlanCache;
 pub use graph::{AssetGraph, AssetNode, EdgeKind, GraphError, SelectionError};
