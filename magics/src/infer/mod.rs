@@ -23,6 +23,7 @@ use syn::parse::Parser;
 use syn::Block;
 use thiserror::Error;
 
+mod fast;
 mod format;
 mod free;
 
@@ -67,8 +68,17 @@ pub fn free_identifiers(body: &str) -> Result<BTreeSet<String>, InferError> {
 }
 
 /// Parse `body` once and return its free identifiers, mentioned identifiers
-/// and normalized source.
+/// and normalized source. Common bodies take a fast path without syn;
+/// the others (and every error) go through syn, with the same results.
 pub fn analyze_body(body: &str) -> Result<BodyAnalysis, InferError> {
+    match fast::analyze(body) {
+        Some(analysis) => Ok(analysis),
+        None => analyze_with_syn(body),
+    }
+}
+
+/// [`analyze_body`] with syn only.
+pub(crate) fn analyze_with_syn(body: &str) -> Result<BodyAnalysis, InferError> {
     let tokens: TokenStream = body
         .parse()
         .map_err(|e: proc_macro2::LexError| position_error(body, e.span(), &e.to_string()))?;

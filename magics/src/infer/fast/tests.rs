@@ -1,0 +1,191 @@
+//! The fast path against syn: whenever it answers, it answers exactly as
+//! the syn path does (free identifiers, mentioned identifiers, normalized
+//! text, digest); and it answers for the common bodies.
+
+use super::analyze;
+use crate::infer::analyze_with_syn;
+
+/// Bodies the fast path must handle (and agree with syn on).
+const COMMON: &[&str] = &[
+    "",
+    "temperatures.len() as f64",
+    "let n = temperatures.len() as f64;\n(temperatures.iter().sum::<f64>() / n, n)",
+    "(0..1_000_000).map(|i| (i as f64).sin()).collect::<Vec<f64>>()",
+    "// combine upstreams\nlet base = a1.iter().sum::<usize>() + a7.iter().sum::<usize>();\nlet scaled: Vec<usize> = (0..base % 100).map(|x| x * 2 + helper_3(x)).collect();\nlet stats = Stats3 { n: scaled.len(), total: scaled.iter().sum() };\nprintln!(\"{} values, mean {:.2}, base {base}\", stats.n, stats.mean());\nscaled",
+    "let a = 1; a + b",
+    "let x = x + 1; x",
+    "let (a, b) = pair; let P { x, y: z } = p; a + b + x + z",
+    "let [first, .., last] = arr; first + last",
+    "{ let a = 1; a }; a",
+    "let a = { let b = c; b }; a + b",
+    "loop { let t = 1; break t; }",
+    "unsafe { raw_ptr.read() }",
+    "data.iter().map(|x| x * factor).sum::<f64>()",
+    "let f = |(a, b): (u8, u8), c| a + b + c + d; f((1, 2), 3)",
+    "let f = move || x; f()",
+    "for (i, v) in items.iter().enumerate() { total += i * v; }",
+    "for x in xs {} x",
+    "match value { Some(inner) if inner > limit => inner, Some(_) | None => other }",
+    "if let Some(v) = maybe { v } else { v }",
+    "if let Some(a) = x && let Some(b) = a.get(0) { a.len() + b } else { 0 }",
+    "while let Some(top) = stack.pop() { seen.push(top); }",
+    "println!(\"{}\", x)",
+    "format!(\"{} {}\", a, b.len())",
+    "vec![x, y]",
+    "vec![x; n]",
+    "assert!(ok, \"failed: {}\", why); 1",
+    "assert_eq!(left, right); 1",
+    "let t = 1; println!(\"{}\", t)",
+    "println!(\"{:?}\", xs.iter().map(|q| q + 1).collect::<Vec<_>>())",
+    "println!(\"{x}\")",
+    "format!(\"{x:?} and {y:#?}\")",
+    "format!(\"{x:>w$} {:.prec$}\", 1.0)",
+    "format!(\"{{x}} {0} {}\", a)",
+    "format!(\"{x}\", x = other)",
+    "let x = 1; println!(\"{x}\")",
+    "write!(f, \"{val}\")",
+    "panic!(\"bad {why}\")",
+    "a::b(c)",
+    "x.field + y.method(z)",
+    "::std::mem::drop(v)",
+    "Point { x, y: other }",
+    "self_val.0",
+    "helper::<u8>(n)",
+    "let mut v = Vec::new(); v.push(1); v",
+    "let m: HashMap<String, Vec<u8>> = HashMap::new(); m",
+    "if a < b && c >= d { -x } else if !y { *z } else { &w }",
+    "match n { 0 => \"zero\", 1 | 2 => \"small\", _ => \"big\" }",
+    "let Some(q) = opt else { panic!(\"{q}\") }; q",
+    "let s = String::from(\"a\\n\\\"b\\\"\"); s + &t",
+    "x == 'a' || x=='b'",
+    "let r = &mut buf[..n]; r.len()",
+    "let v: [u8; 4] = [0; 4]; v[i..]",
+    "(a, b,).0 .. c",
+    "Some(x?).map(|y| y.to_string()).unwrap_or_default()",
+    "let total: f64 = rows.iter().filter(|r| r.ok).map(|r| r.value).sum(); total / rows.len() as f64",
+    "matches!(x, Foo::Bar)",
+    "{ }",
+    "if x { } else { }",
+    "x = y; z += 1; w",
+    "return a;",
+    "for i in 0..n { if i % 2 == 0 { continue; } acc.push(i); } acc",
+    "let s = S { a: 1, ..base }; s",
+    "data.chunks(4).map(|c| c.iter().copied().max().unwrap_or(0)).collect::<Vec<_>>()",
+];
+
+/// Bodies outside the subset or with errors: the fast path may answer only
+/// if it agrees with syn.
+const EDGES: &[&str] = &[
+    "let v @ 1..=5 = n else { return }; v",
+    "fn helper(v: &[f64]) -> f64 { v[0] + w } helper(&data)",
+    "let r = twice(2); fn twice(n: u8) -> u8 { n * 2 } r",
+    "struct S; impl S { fn get(&self) -> u8 { self.0 + k } } S",
+    "use std::collections::HashMap; HashMap::<u8, u8>::new()",
+    "matches!(x, 1..=5 | 7)",
+    "my_dsl!(select a.field from table where b != c)",
+    "m!(std::f64::consts::PI, key: value, inner!(z) ; ;)",
+    "json!({\"a\": x, \"b\": Point { q: 1 }})",
+    "<T as Default>::default()",
+    "r#foo + 1",
+    "let a = 1;\nlet b = ;\nb",
+    "let a = (1,\n2",
+    "let a =",
+    "a < b < c",
+    "a == b == c",
+    "a..b..c",
+    "x as usize < y",
+    "let x = 1 let y = 2",
+    "println!(\"a\") println!(\"b\")",
+    "if x == S { a } else { b }",
+    "match x { S { a } => a }",
+    "'outer: loop { break 'outer; }",
+    "/// doc\nx",
+    "x /* c */ + y // d",
+    "x.await",
+    "async { x }",
+    "|x| -> u8 { x }",
+    "let x = match a { _ => 1 } else { return };",
+    "0x1f + 1e3 + 1.5e-3 + b'a' as u32",
+    "\"\\u{7b}x}\"",
+    "println!(\"\\u{7b}x}\")",
+    "x.0.1",
+    "1.max(2)",
+    "&raw const x",
+    "_ = f()",
+    "x = || y = z",
+    "if let x = y { x }",
+    "{ a } - b",
+    "match a { _ => {} - 1 }",
+    "let r = a..; r",
+    "let r = ..=b; r",
+    "for x in 0.. { }",
+    "vec![1, 2, 3].len()",
+    "m!{ a } . b",
+    "m!{ a } b",
+    "union.x",
+    "default.y",
+    "let x: impl Fn() = y;",
+    "let x: Vec<u8>= y; x",
+    "a &&b || &c",
+    "a & &b",
+    "let Foo(x, ..) = y; x",
+    "let Foo { x, .. } = y; x",
+    "let &(ref a, mut b) = y; a + b",
+    "x?.y?",
+    "f(a)(b)[c]",
+    "(a)",
+    "[a, b][c]",
+    "[]",
+    "()",
+    "return",
+    "break",
+    "while x { break }",
+    "if x { 1 } else { 2 } + 3",
+    "let y = if x { 1 } else { 2 } + 3; y",
+    "x!= y",
+    "x! = y",
+    "é + 1",
+    "\"é\" + x",
+    "a\r\nb",
+];
+
+fn check(body: &str) -> bool {
+    let syn = analyze_with_syn(body);
+    match analyze(body) {
+        Some(fast) => {
+            assert_eq!(
+                Ok(&fast),
+                syn.as_ref(),
+                "fast path differs from syn on {body:?}"
+            );
+            true
+        }
+        None => false,
+    }
+}
+
+#[test]
+fn common_bodies_take_the_fast_path_and_agree_with_syn() {
+    for body in COMMON {
+        assert!(check(body), "not on the fast path: {body:?}");
+    }
+}
+
+#[test]
+fn edge_bodies_agree_with_syn_when_the_fast_path_answers() {
+    for body in EDGES {
+        check(body);
+    }
+}
+
+#[test]
+fn every_prefix_and_suffix_agrees_with_syn() {
+    // Truncated bodies hit unbalanced groups, missing operands, dangling
+    // operators: the fast path must never accept what syn rejects.
+    for body in COMMON.iter().chain(EDGES) {
+        for (i, _) in body.char_indices() {
+            check(&body[..i]);
+            check(&body[i..]);
+        }
+    }
+}
