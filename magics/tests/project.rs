@@ -403,3 +403,74 @@ fn cached_planning_matches_uncached_after_an_edit() {
     assert_eq!(version(&first, "readings"), version(&cached, "readings"));
     assert_eq!(cache.len(), (5, 2), "old entries were dropped");
 }
+
+/// Everything a plan reads from a project, for comparing two of them.
+fn summary(p: &Project) -> String {
+    let mut out = format!(
+        "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n",
+        p.assets,
+        p.checks,
+        p.items,
+        p.deps,
+        p.graph.names().collect::<Vec<_>>(),
+        p.graph.edges()
+    );
+    for a in &p.assets {
+        out += &format!(
+            "{} {:?} {:?} {:?} {:?}\n",
+            a.name,
+            p.versions.get(&a.name),
+            p.free_identifiers(&a.name),
+            p.unresolved(&a.name),
+            p.items_for(&a.name)
+                .iter()
+                .map(|i| &i.source)
+                .collect::<Vec<_>>()
+        );
+    }
+    out + &format!("{:?}", p.asset_rows())
+}
+
+#[test]
+fn cold_and_warm_planning_give_identical_projects() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = edited(dir.path(), &[]);
+    let cache = PlanCache::new();
+    let overrides = SessionOverrides::new();
+    let mut last_versions = Vec::new();
+    // A sequence of edits of the fixture, each planned warm (shared cache)
+    // and cold.
+    let edits: Vec<Vec<(usize, String)>> = vec![
+        vec![],
+        vec![(4, cell_source(4).replace("(mean, n)", "(mean, n + 1)"))],
+        vec![(4, cell_source(4) + " // only a comment")],
+        vec![(1, cell_source(1).replace("x * 0.1", "x * 0.3"))],
+        // a body outside the fast path's subset (a nested fn) and back
+        vec![(
+            4,
+            cell_source(4).replace(
+                "(mean, n)",
+                "fn twice(x: f64) -> f64 { x * 2.0 } (twice(mean), n)",
+            ),
+        )],
+        vec![],
+    ];
+    for edit in &edits {
+        let refs: Vec<(usize, &str)> = edit.iter().map(|(i, s)| (*i, s.as_str())).collect();
+        edited(dir.path(), &refs);
+        let warm = load_project_cached(&path, &overrides, &cache).unwrap();
+        let cold = load_project(&path, &overrides).unwrap();
+        assert_eq!(summary(&warm), summary(&cold), "after edit {edit:?}");
+        assert_eq!(warm.versions, cold.versions);
+        last_versions.push(version(&warm, "report"));
+    }
+    assert_eq!(
+        last_versions[0], last_versions[5],
+        "same notebook, same versions"
+    );
+    assert_eq!(
+        last_versions[1], last_versions[2],
+        "a comment changes no version"
+    );
+    assert_ne!(last_versions[0], last_versions[1]);
+}
