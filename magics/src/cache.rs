@@ -1,7 +1,8 @@
-//! Memo of the content-determined, expensive steps of planning: parsing
-//! asset bodies and extracting plain cells' items with `syn`. Keyed by the
-//! source text, so re-planning after an edit re-parses only what changed.
-//! Each planning pass keeps only the entries the notebook still uses.
+//! Memo of the content-determined, expensive steps of planning: cell
+//! declarations, body analyses and plain cells' items, keyed by the source
+//! text, so re-planning after an edit re-parses only what changed (each
+//! pass keeps only the entries the notebook still uses); and the last
+//! pass's derived graph, item references and versions ([`Derivation`]).
 //!
 //! The parsing itself runs on short-lived worker threads (in parallel for
 //! big notebooks): proc-macro2 keeps a per-thread map of every source it
@@ -12,9 +13,11 @@ use rustc_hash::FxHashMap as HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::decl::{declare, plain_items, CellDecl, DeclError};
+use crate::derived::{Derivation, Derived};
+use crate::graph::GraphError;
 use crate::infer::{analyze_body, BodyAnalysis, InferError};
-use crate::items::{CellItems, ItemsError};
-use crate::model::CellRef;
+use crate::items::{CellItems, DepLine, Item, ItemsError};
+use crate::model::{AssetSpec, CellRef, CheckSpec};
 use crate::workers::par_map;
 
 #[derive(Default)]
@@ -22,6 +25,7 @@ struct Inner {
     decls: HashMap<String, Arc<CellDecl>>,
     bodies: HashMap<String, Arc<BodyAnalysis>>,
     items: HashMap<String, Arc<CellItems>>,
+    derivation: Derivation,
 }
 
 /// Reusable across planning passes (hold one per kernel session).
@@ -167,6 +171,21 @@ impl PlanCache {
         out.into_iter()
             .map(|r| r.expect("every cell read"))
             .collect()
+    }
+
+    /// The graph, item references and versions of analysed specs, reusing
+    /// the last pass's where their inputs did not change.
+    pub(crate) fn derive(
+        &self,
+        assets: &[AssetSpec],
+        checks: &[CheckSpec],
+        items: &[Item],
+        deps: &[DepLine],
+        analyses: &[Arc<BodyAnalysis>],
+    ) -> Result<Derived, GraphError> {
+        self.lock()
+            .derivation
+            .derive(assets, checks, items, deps, analyses)
     }
 }
 

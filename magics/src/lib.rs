@@ -9,6 +9,7 @@ pub mod bundle;
 pub mod cache;
 pub mod config;
 pub(crate) mod decl;
+pub(crate) mod derived;
 pub mod draw;
 pub mod events;
 pub mod exec;

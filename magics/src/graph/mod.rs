@@ -6,6 +6,7 @@
 use std::borrow::Borrow;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
@@ -81,15 +82,16 @@ pub enum GraphError {
     },
 }
 
-/// The dependency graph of a notebook's assets.
+/// The dependency graph of a notebook's assets. Cloning is cheap (the
+/// parts are shared), so a re-plan can keep an unchanged graph.
 #[derive(Debug, Clone)]
 pub struct AssetGraph {
-    graph: DiGraph<AssetNode, EdgeKind>,
-    index: FxHashMap<String, NodeIndex>,
+    graph: Arc<DiGraph<AssetNode, EdgeKind>>,
+    index: Arc<FxHashMap<String, NodeIndex>>,
     /// Nodes in topological order (ties broken by notebook order).
-    topo: Vec<NodeIndex>,
+    topo: Arc<[NodeIndex]>,
     /// Position of each node (by index) in `topo`.
-    position: Vec<usize>,
+    position: Arc<[usize]>,
 }
 
 impl AssetGraph {
@@ -170,10 +172,10 @@ impl AssetGraph {
             position[n.index()] = p;
         }
         Ok(AssetGraph {
-            graph,
-            index,
-            topo,
-            position,
+            graph: Arc::new(graph),
+            index: Arc::new(index),
+            topo: topo.into(),
+            position: position.into(),
         })
     }
 
@@ -259,7 +261,7 @@ impl AssetGraph {
     /// All edges as (upstream, downstream, kind), in topological order of the downstream.
     pub fn edges(&self) -> Vec<(&str, &str, EdgeKind)> {
         let mut out = Vec::with_capacity(self.graph.edge_count());
-        for &n in &self.topo {
+        for &n in self.topo.iter() {
             for (u, k) in self.dependencies(&self.graph[n].name) {
                 out.push((u, self.graph[n].name.as_str(), k));
             }

@@ -31,11 +31,11 @@ impl AssetGraph {
         let Some(max) = depth else {
             let mut visit = |n: NodeIndex| mark[n.index()] = true;
             match dir {
-                Direction::Outgoing => Bfs::new(&self.graph, start)
-                    .iter(&self.graph)
+                Direction::Outgoing => Bfs::new(&*self.graph, start)
+                    .iter(&*self.graph)
                     .for_each(&mut visit),
                 Direction::Incoming => {
-                    let up = Reversed(&self.graph);
+                    let up = Reversed(&*self.graph);
                     Bfs::new(up, start).iter(up).for_each(&mut visit)
                 }
             }
