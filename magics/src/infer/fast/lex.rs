@@ -27,13 +27,16 @@ pub(super) struct Tok {
     pub close: u32,
 }
 
-const PUNCT: &[u8] = b"~!@#$%^&*-=+|;:,<.>/?'";
-
+/// proc-macro2's punct characters (`~!@#$%^&*-=+|;:,<.>/?'`), where a `/`
+/// does not start a comment.
 fn is_punct_at(b: &[u8], i: usize) -> bool {
     match b.get(i) {
         Some(b'/') => !matches!(b.get(i + 1), Some(b'/' | b'*')),
-        Some(c) => PUNCT.contains(c),
-        None => false,
+        Some(
+            b'~' | b'!' | b'@' | b'#' | b'$' | b'%' | b'^' | b'&' | b'*' | b'-' | b'=' | b'+'
+            | b'|' | b';' | b':' | b',' | b'<' | b'.' | b'>' | b'?' | b'\'',
+        ) => true,
+        _ => false,
     }
 }
 

@@ -18,16 +18,62 @@ pub(super) struct Bail;
 pub(super) type R<T = ()> = Result<T, Bail>;
 
 /// Words syn never takes as an identifier, and `gen`.
-const RESERVED: &[&str] = &[
-    "_", "abstract", "as", "async", "await", "become", "box", "break", "const", "continue",
-    "crate", "do", "dyn", "else", "enum", "extern", "false", "final", "fn", "for", "if", "impl",
-    "in", "let", "loop", "macro", "match", "mod", "move", "mut", "override", "priv", "pub", "ref",
-    "return", "Self", "self", "static", "struct", "super", "trait", "true", "try", "type",
-    "typeof", "unsafe", "unsized", "use", "virtual", "where", "while", "yield", "gen",
-];
-
 pub(super) fn reserved(w: &str) -> bool {
-    RESERVED.contains(&w)
+    matches!(
+        w,
+        "_" | "abstract"
+            | "as"
+            | "async"
+            | "await"
+            | "become"
+            | "box"
+            | "break"
+            | "const"
+            | "continue"
+            | "crate"
+            | "do"
+            | "dyn"
+            | "else"
+            | "enum"
+            | "extern"
+            | "false"
+            | "final"
+            | "fn"
+            | "for"
+            | "if"
+            | "impl"
+            | "in"
+            | "let"
+            | "loop"
+            | "macro"
+            | "match"
+            | "mod"
+            | "move"
+            | "mut"
+            | "override"
+            | "priv"
+            | "pub"
+            | "ref"
+            | "return"
+            | "Self"
+            | "self"
+            | "static"
+            | "struct"
+            | "super"
+            | "trait"
+            | "true"
+            | "try"
+            | "type"
+            | "typeof"
+            | "unsafe"
+            | "unsized"
+            | "use"
+            | "virtual"
+            | "where"
+            | "while"
+            | "yield"
+            | "gen"
+    )
 }
 
 /// Words that may start a path.
@@ -159,12 +205,13 @@ impl<'a> Scan<'a> {
     }
 
     pub(super) fn use_name(&mut self, name: &str) {
-        if is_keyword(name) || self.bound.iter().rev().any(|b| *b == name) {
+        if self.bound.iter().rev().any(|b| *b == name)
+            || self.free.contains(name)
+            || is_keyword(name)
+        {
             return;
         }
-        if !self.free.contains(name) {
-            self.free.insert(name.to_string());
-        }
+        self.free.insert(name.to_string());
     }
 
     // ---- statements ----
