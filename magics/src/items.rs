@@ -11,7 +11,6 @@ use quote::ToTokens;
 use serde::{Deserialize, Serialize};
 use syn::ext::IdentExt;
 use syn::parse::Parser;
-use syn::spanned::Spanned;
 use syn::{Block, Stmt};
 use thiserror::Error;
 
@@ -266,13 +265,12 @@ pub fn extract_items(
         let Some((kind, names, attached_to, glob)) = describe(&item) else {
             continue;
         };
-        let range = item.span().byte_range();
-        let source = cleaned
-            .get(range)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .unwrap_or_else(|| item.to_token_stream().to_string());
         let tokens = item.to_token_stream();
+        let normalized = tokens.to_string();
+        let source = cleaned
+            .get(byte_range(&tokens))
+            .filter(|s| !s.is_empty())
+            .map_or_else(|| normalized.clone(), str::to_string);
         let mut mentions = Vec::new();
         collect_idents(&tokens, &mut mentions);
         out.items.push(Item {
@@ -281,12 +279,23 @@ pub fn extract_items(
             attached_to,
             glob,
             source,
-            normalized: tokens.to_string(),
+            normalized,
             mentions: mentions.into_iter().collect(),
             cell: cell.clone(),
         });
     }
     Ok(out)
+}
+
+/// The source bytes from the first token to the end of the last (what
+/// `Spanned::span` gives, without printing the item a second time).
+fn byte_range(tokens: &TokenStream) -> std::ops::Range<usize> {
+    let mut spans = tokens.clone().into_iter().map(|tt| tt.span());
+    let Some(first) = spans.next() else {
+        return 0..0;
+    };
+    let last = spans.last().unwrap_or(first);
+    first.byte_range().start..last.byte_range().end
 }
 
 /// Lookup from names to the items that define them, to find which items a

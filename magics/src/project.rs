@@ -216,20 +216,15 @@ impl Project {
         &self,
         last_successes: &HashMap<String, Materialization>,
     ) -> HashMap<String, Freshness> {
-        self.assets
-            .iter()
-            .map(|a| {
-                let current = self
-                    .versions
-                    .get(&a.name)
-                    .expect("every asset has a version");
-                let f = freshness(
-                    current,
-                    last_successes.get(&a.name).map(Materialization::recorded),
-                );
-                (a.name.clone(), f)
-            })
-            .collect()
+        let mut out = HashMap::with_capacity(self.assets.len());
+        for (i, a) in self.assets.iter().enumerate() {
+            let f = freshness(
+                self.versions.at(i),
+                last_successes.get(&a.name).map(Materialization::recorded),
+            );
+            out.insert(a.name.clone(), f);
+        }
+        out
     }
 
     /// Freshness of every asset, reading the state database once.
@@ -252,11 +247,9 @@ impl Project {
     pub fn asset_rows(&self) -> Vec<AssetRow> {
         self.assets
             .iter()
-            .map(|a| {
-                let v = self
-                    .versions
-                    .get(&a.name)
-                    .expect("every asset has a version");
+            .enumerate()
+            .map(|(i, a)| {
+                let v = self.versions.at(i);
                 AssetRow {
                     name: a.name.clone(),
                     version: v.version.clone(),

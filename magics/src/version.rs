@@ -255,6 +255,11 @@ impl Versions {
         self.by_name.get(name).map(|&i| &*self.list[i])
     }
 
+    /// The version of the asset at `index` (the project's asset order).
+    pub(crate) fn at(&self, index: usize) -> &AssetVersion {
+        &self.list[index]
+    }
+
     pub fn len(&self) -> usize {
         self.list.len()
     }
