@@ -2,7 +2,7 @@
 //! declarations, body analyses and plain cells' items, keyed by the source
 //! text, so re-planning after an edit re-parses only what changed (each
 //! pass keeps only the entries the notebook still uses); and the last
-//! pass's derived graph, item references and versions ([`Derivation`]).
+//! pass's derived graph, item references and versions (`derived::Derivation`).
 //!
 //! The parsing itself runs on short-lived worker threads (in parallel for
 //! big notebooks): proc-macro2 keeps a per-thread map of every source it

@@ -1,7 +1,7 @@
 //! The asset graph: nodes are assets (with their checks), edges go from an
 //! upstream asset to the asset that uses it (inferred) or orders after it
 //! (`--deps`); its topological order and cycle errors. Selections are
-//! evaluated in [`select`].
+//! evaluated in `select`.
 
 use std::borrow::Borrow;
 use std::cmp::Reverse;

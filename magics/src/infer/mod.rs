@@ -1,4 +1,7 @@
-//! Free identifiers of an asset body, found with `syn`.
+//! Body analysis: an asset body's free identifiers, mentioned identifiers
+//! and normalized text. Common bodies go through `fast` (a hand-written
+//! lexer and walk, no syn); the others through syn and `free`, with the
+//! same results.
 //!
 //! The body is parsed as the statements of a block (evcxr cells end with an
 //! expression without `;`). The walk is scope-aware: `let` patterns bind for
