@@ -147,6 +147,21 @@ const EDGES: &[&str] = &[
     "é + 1",
     "\"é\" + x",
     "a\r\nb",
+    "let mut a = 1; a += b; a -= c; a *= d; a /= e; a %= f; a ^= g; a &= h; a |= i; a <<= j; a >>= k; a",
+    "a<<b>>c & d | e ^ f",
+    "a<-b",
+    "x--1",
+    "x = y..=z",
+    "!a == b",
+    "a<=b && c>=d || e!=f",
+    "a.. =b",
+    "a ... b",
+    "a => b",
+    "a -> b",
+    "a::b::<c>::d",
+    "a: b",
+    "x & &y && z",
+    "v.iter().map(|x| x as f64 * 2.0).sum::<f64>() / n as f64",
 ];
 
 fn check(body: &str) -> bool {

@@ -24,55 +24,36 @@ impl<'a> Scan<'a> {
         self.binary_rest(cx, floor)
     }
 
+    /// The binary operator at the current token, as syn's `BinOp` and
+    /// assignment, range and cast checks read it (multi-character operators
+    /// are joint puncts).
     fn peek_op(&self) -> Op {
-        if self.ident_at(0) == Some("as") {
-            return Op::Cast;
-        }
-        for op in [b"<<=", b">>="] {
-            if self.op(op) {
-                return Op::Assign(3);
-            }
-        }
-        if self.op(b"...") {
-            return Op::None;
-        }
-        if self.op(b"..=") {
-            return Op::Range(3);
-        }
-        for op in [b"=>", b"->", b"::"] {
-            if self.op(op) {
-                return Op::None;
-            }
-        }
-        for op in [b"+=", b"-=", b"*=", b"/=", b"%=", b"^=", b"&=", b"|="] {
-            if self.op(op) {
-                return Op::Assign(2);
-            }
-        }
-        for op in [b"&&", b"||"] {
-            if self.op(op) {
-                return Op::Lazy(2);
-            }
-        }
-        for op in [b"==", b"!=", b"<=", b">="] {
-            if self.op(op) {
-                return Op::Compare(2);
-            }
-        }
-        for op in [b"<<", b">>"] {
-            if self.op(op) {
-                return Op::Other(2);
-            }
-        }
-        if self.op(b"..") {
-            return Op::Range(2);
-        }
-        match self.kind(0) {
-            Some(Kind::Punct(b'=')) => Op::Assign(1),
-            Some(Kind::Punct(b'<' | b'>')) => Op::Compare(1),
-            Some(Kind::Punct(b'+' | b'-' | b'*' | b'/' | b'%' | b'^' | b'&' | b'|')) => {
-                Op::Other(1)
-            }
+        let c = match self.kind(0) {
+            Some(Kind::Punct(c)) => c,
+            Some(Kind::Ident) if self.text(self.i) == "as" => return Op::Cast,
+            _ => return Op::None,
+        };
+        let joined = |k: usize| match self.kind(k) {
+            Some(Kind::Punct(n)) if self.t[self.i + k - 1].joint => n,
+            _ => 0,
+        };
+        let next = joined(1);
+        let third = if next == 0 { 0 } else { joined(2) };
+        match (c, next) {
+            (b'<', b'<') | (b'>', b'>') if third == b'=' => Op::Assign(3),
+            (b'.', b'.') => match third {
+                b'.' => Op::None,
+                b'=' => Op::Range(3),
+                _ => Op::Range(2),
+            },
+            (b'=', b'>') | (b'-', b'>') | (b':', _) => Op::None,
+            (b'+' | b'-' | b'*' | b'/' | b'%' | b'^' | b'&' | b'|', b'=') => Op::Assign(2),
+            (b'&', b'&') | (b'|', b'|') => Op::Lazy(2),
+            (b'=' | b'!' | b'<' | b'>', b'=') => Op::Compare(2),
+            (b'<', b'<') | (b'>', b'>') => Op::Other(2),
+            (b'=', _) => Op::Assign(1),
+            (b'<' | b'>', _) => Op::Compare(1),
+            (b'+' | b'-' | b'*' | b'/' | b'%' | b'^' | b'&' | b'|', _) => Op::Other(1),
             _ => Op::None,
         }
     }
