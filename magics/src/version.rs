@@ -130,6 +130,14 @@ pub fn deps_digest(deps: &[DepLine]) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// Lowercase hex of a finished hash (what `hex::encode` gives, without
+/// going through one `char` at a time).
+fn hex_of(h: Sha256) -> String {
+    let mut buf = [0u8; 64];
+    hex::encode_to_slice(h.finalize(), &mut buf).expect("64 hex digits for 32 bytes");
+    String::from_utf8(buf.to_vec()).expect("hex digits are ASCII")
+}
+
 fn field(h: &mut Sha256, tag: &str, value: &[u8]) {
     h.update(tag.as_bytes());
     h.update((value.len() as u64).to_le_bytes());
@@ -173,7 +181,7 @@ pub fn own_hash_of_digest(
         field(&mut h, "item", d);
     }
     field(&mut h, "deps", deps_digest);
-    hex::encode(h.finalize())
+    hex_of(h)
 }
 
 /// The version from the own hash and the upstreams' versions.
@@ -184,7 +192,7 @@ pub fn version_of(own_hash: &str, upstreams: &BTreeMap<String, String>) -> Strin
         field(&mut h, "up", name.as_bytes());
         field(&mut h, "v", version.as_bytes());
     }
-    hex::encode(h.finalize())
+    hex_of(h)
 }
 
 /// The current code version of one asset.
@@ -422,6 +430,14 @@ mod tests {
             "a b c \"s  // kept\""
         );
         assert_eq!(normalize_source("( a  // c\n"), "( a");
+    }
+
+    #[test]
+    fn hex_of_is_hex_encode() {
+        let mut h = Sha256::new();
+        h.update(b"slurmbook");
+        let expected = hex::encode(h.clone().finalize());
+        assert_eq!(hex_of(h), expected);
     }
 
     #[test]
