@@ -204,3 +204,65 @@ fn every_prefix_and_suffix_agrees_with_syn() {
         }
     }
 }
+
+/// Random bodies from Rust fragments, with balanced groups: most do not
+/// parse, some do; the fast path must agree with syn whenever it answers.
+/// `FUZZ_SEED`, `FUZZ_ROUNDS` and `FUZZ_LEN` (fragments per body) run a
+/// longer search.
+#[test]
+fn random_bodies_agree_with_syn() {
+    const FRAGMENTS: &[&str] = &[
+        "a", "b", "x", "v", "S", "Some", "None", "1", "2.5", "0u8", "\"s{a}\"", "'c'", "true", "+",
+        "-", "*", "/", "%", "==", "!=", "<", ">", "<=", "&&", "||", "=", "+=", "..", "..=", ",",
+        ";", ".", "?", "!", "&", "|", "||", "|x|", "move", "let", "mut", "ref", "if", "else",
+        "match", "=>", "for", "in", "while", "loop", "break", "continue", "return", "as", "u8",
+        "::", ":", "_", "@", "vec!", "println!", "format!", "len()", ".0", "fn", "use", "'a", "#",
+        "x.y", "f(a)", "S { a }", "|a, b|",
+    ];
+    let mut state: u64 = std::env::var("FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed);
+    let mut next = |bound: usize| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 33) % bound as u64) as usize
+    };
+    let fuzz_len: usize = std::env::var("FUZZ_LEN")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(12);
+    let mut answered = 0;
+    let rounds: usize = std::env::var("FUZZ_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50_000);
+    for _ in 0..rounds {
+        let mut body = String::new();
+        let mut closers: Vec<&str> = Vec::new();
+        for _ in 0..1 + next(fuzz_len) {
+            match next(10) {
+                0 => {
+                    let (open, close) = [("(", ")"), ("[", "]"), ("{ ", " }")][next(3)];
+                    body.push_str(open);
+                    closers.push(close);
+                }
+                1 if !closers.is_empty() => body.push_str(closers.pop().unwrap_or("")),
+                _ => body.push_str(FRAGMENTS[next(FRAGMENTS.len())]),
+            }
+            body.push(' ');
+        }
+        while let Some(close) = closers.pop() {
+            body.push_str(close);
+        }
+        if check(&body) {
+            answered += 1;
+        }
+    }
+    eprintln!("answered {answered}");
+    assert!(
+        answered > 100,
+        "the fast path answered only {answered} times"
+    );
+}

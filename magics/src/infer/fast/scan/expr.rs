@@ -268,8 +268,9 @@ impl<'a> Scan<'a> {
             "return" | "break" => {
                 self.i += 1;
                 if self.value_follows(cx)? {
-                    let value_cx = if w == "break" { Cx::default() } else { inner };
-                    self.binary(value_cx, Floor::All)?;
+                    // syn parses the value as a full expression, struct
+                    // literals allowed even in a condition.
+                    self.binary(Cx::default(), Floor::All)?;
                     return Ok(true);
                 }
             }
