@@ -266,3 +266,144 @@ fn random_bodies_agree_with_syn() {
         "the fast path answered only {answered} times"
     );
 }
+
+/// Random well-formed bodies from a small grammar of the subset (nested
+/// closures, matches, lets, loops, macros, struct literals and patterns):
+/// the fast path must answer for most and agree with syn on all.
+/// `FUZZ_SEED` and `FUZZ_ROUNDS` run a longer search.
+#[test]
+fn generated_bodies_agree_with_syn() {
+    struct Gen(u64);
+    impl Gen {
+        fn pick(&mut self, bound: usize) -> usize {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((self.0 >> 33) % bound as u64) as usize
+        }
+        fn name(&mut self) -> &'static str {
+            ["a", "b", "x", "y", "n", "acc", "Some", "None", "S"][self.pick(9)]
+        }
+        fn pat(&mut self, depth: usize) -> String {
+            match if depth == 0 {
+                self.pick(3)
+            } else {
+                self.pick(8)
+            } {
+                0 | 1 => self.name().to_string(),
+                2 => "_".to_string(),
+                3 => format!("({}, {})", self.pat(depth - 1), self.pat(depth - 1)),
+                4 => format!("Some({})", self.pat(depth - 1)),
+                5 => format!("P {{ {}, y: {} }}", self.name(), self.pat(depth - 1)),
+                6 => format!("&{}", self.pat(depth - 1)),
+                _ => format!("[{}, ..]", self.pat(depth - 1)),
+            }
+        }
+        fn expr(&mut self, depth: usize) -> String {
+            let leaf = depth == 0;
+            match if leaf { self.pick(4) } else { self.pick(22) } {
+                0 | 1 => self.name().to_string(),
+                2 => "1".to_string(),
+                3 => "\"t{x}\"".to_string(),
+                4 => format!("{} + {}", self.expr(depth - 1), self.expr(depth - 1)),
+                5 => format!("{}.len()", self.expr(depth - 1)),
+                6 => format!("f({}, {})", self.expr(depth - 1), self.expr(depth - 1)),
+                7 => format!("|{}| {}", self.pat(1), self.expr(depth - 1)),
+                8 => format!("move || {}", self.expr(depth - 1)),
+                9 => format!(
+                    "if {} {{ {} }} else {{ {} }}",
+                    self.expr(depth - 1),
+                    self.body(depth - 1),
+                    self.expr(depth - 1)
+                ),
+                10 => format!(
+                    "if let {} = {} {{ {} }}",
+                    self.pat(1),
+                    self.expr(depth - 1),
+                    self.body(depth - 1)
+                ),
+                11 => format!(
+                    "match {} {{ {} => {}, {} if {} => {{ {} }} _ => {} }}",
+                    self.expr(depth - 1),
+                    self.pat(2),
+                    self.expr(depth - 1),
+                    self.pat(1),
+                    self.expr(depth - 1),
+                    self.body(depth - 1),
+                    self.expr(depth - 1)
+                ),
+                12 => format!("{{ {} }}", self.body(depth - 1)),
+                13 => format!("println!(\"{{}} {{x}}\", {})", self.expr(depth - 1)),
+                14 => format!("vec![{}; {}]", self.expr(depth - 1), self.expr(depth - 1)),
+                15 => format!("S {{ a: {}, b }}", self.expr(depth - 1)),
+                16 => format!(
+                    "for {} in {} {{ {} }}",
+                    self.pat(1),
+                    self.expr(depth - 1),
+                    self.body(depth - 1)
+                ),
+                17 => format!(
+                    "({} as f64, {})",
+                    self.expr(depth - 1),
+                    self.expr(depth - 1)
+                ),
+                18 => format!("{}..={}", self.expr(depth - 1), self.expr(depth - 1)),
+                19 => format!(
+                    "{}?.map(|v| v * {})",
+                    self.expr(depth - 1),
+                    self.expr(depth - 1)
+                ),
+                20 => format!("x.iter().map({}).sum::<u8>()", self.expr(depth - 1)),
+                _ => format!(
+                    "!{} && {} < {}",
+                    self.expr(depth - 1),
+                    self.expr(depth - 1),
+                    self.expr(0)
+                ),
+            }
+        }
+        fn stmt(&mut self, depth: usize) -> String {
+            match self.pick(5) {
+                0 => format!("let {} = {};", self.pat(2), self.expr(depth)),
+                1 => format!("let {}: u8 = {};", self.name(), self.expr(depth)),
+                2 => format!(
+                    "let Some({}) = {} else {{ return {} }};",
+                    self.name(),
+                    self.expr(depth),
+                    self.expr(0)
+                ),
+                3 => format!("{} += {};", self.name(), self.expr(depth)),
+                _ => format!("{};", self.expr(depth)),
+            }
+        }
+        fn body(&mut self, depth: usize) -> String {
+            let mut out = String::new();
+            for _ in 0..self.pick(3) {
+                out += &self.stmt(depth);
+                out.push(' ');
+            }
+            out + &self.expr(depth)
+        }
+    }
+    let mut gen = Gen(std::env::var("FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(7));
+    let mut answered = 0;
+    let rounds: usize = std::env::var("FUZZ_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3_000);
+    for _ in 0..rounds {
+        let body = gen.body(3);
+        if check(&body) {
+            answered += 1;
+        }
+    }
+    eprintln!("answered {answered} of {rounds}");
+    assert!(
+        answered * 2 > rounds,
+        "the fast path answered only {answered} of {rounds}"
+    );
+}
