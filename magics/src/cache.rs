@@ -1,52 +1,111 @@
-//! Memo of the content-determined, expensive steps of planning: parsing
-//! asset bodies and extracting plain cells' items with `syn`. Keyed by the
-//! source text, so re-planning after an edit re-parses only what changed.
-//! Each planning pass keeps only the entries the notebook still uses.
+//! Memo of the content-determined, expensive steps of planning: cell
+//! declarations, body analyses and plain cells' items, keyed by the source
+//! text, so re-planning after an edit re-parses only what changed (each
+//! pass keeps only the entries the notebook still uses); and the last
+//! pass's derived graph, item references and versions (`derived::Derivation`).
 //!
 //! The parsing itself runs on short-lived worker threads (in parallel for
 //! big notebooks): proc-macro2 keeps a per-thread map of every source it
 //! lexed, and a worker's map is freed when it exits, so a long kernel
 //! session does not accumulate them.
 
-use rustc_hash::FxHashMap as HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::decl::{declare, plain_items, CellDecl, DeclError};
+use crate::derived::{Derivation, Derived};
+use crate::graph::GraphError;
 use crate::infer::{analyze_body, BodyAnalysis, InferError};
-use crate::items::{CellItems, ItemsError};
-use crate::model::CellRef;
-use crate::notebook::{declare, plain_items, CellDecl, NotebookError};
+use crate::items::{CellItems, DepLine, Item, ItemsError};
+use crate::model::{AssetSpec, CellRef, CheckSpec};
+use crate::workers::par_map;
 
-/// Below this many inputs per worker, fewer workers are used.
-const MIN_PER_WORKER: usize = 64;
+/// Above this many inputs not found at their last position, the others are
+/// looked up by text (cells were inserted or moved); below, they are
+/// computed again, which is cheaper than hashing every input.
+const MAX_POSITIONAL_MISSES: usize = 16;
 
-/// Map `f` over `inputs` on worker threads (at least one), preserving order.
-pub(crate) fn par_map<T: Sync, R: Send>(inputs: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    if inputs.is_empty() {
-        return Vec::new();
+/// Results by input text, in the last pass's input order (`None`: an error,
+/// not cached): an edit leaves the other inputs where they were, so they
+/// are found by one comparison each, without hashing.
+struct Memo<V> {
+    entries: Vec<Option<(Box<str>, V)>>,
+}
+
+impl<V> Default for Memo<V> {
+    fn default() -> Self {
+        Memo {
+            entries: Vec::new(),
+        }
     }
-    let cores = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(16);
-    let workers = cores.min(inputs.len().div_ceil(MIN_PER_WORKER)).max(1);
-    let chunk = inputs.len().div_ceil(workers);
-    let f = &f;
-    std::thread::scope(|s| {
-        let handles: Vec<_> = inputs
-            .chunks(chunk)
-            .map(|part| s.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    })
+}
+
+impl<V: Clone> Memo<V> {
+    fn len(&self) -> usize {
+        self.entries.iter().flatten().count()
+    }
+
+    /// The value for each of `texts`: cached, or computed by `compute`
+    /// (given the indices of the misses, it returns their results in
+    /// order). Afterwards the memo holds exactly these texts' values.
+    fn pass<E>(
+        &mut self,
+        texts: &[&str],
+        compute: impl FnOnce(&[usize]) -> Vec<Result<V, E>>,
+    ) -> Vec<Result<V, E>> {
+        let mut old = std::mem::take(&mut self.entries);
+        let mut found: Vec<Option<(Box<str>, V)>> = Vec::with_capacity(texts.len());
+        let mut misses = Vec::new();
+        for (i, text) in texts.iter().enumerate() {
+            match old.get_mut(i) {
+                Some(slot) if slot.as_ref().is_some_and(|(k, _)| **k == **text) => {
+                    found.push(slot.take())
+                }
+                _ => {
+                    found.push(None);
+                    misses.push(i);
+                }
+            }
+        }
+        if misses.len() > MAX_POSITIONAL_MISSES {
+            let by_text: FxHashMap<&str, &V> =
+                old.iter().flatten().map(|(k, v)| (&**k, v)).collect();
+            misses.retain(|&i| match by_text.get(texts[i]) {
+                Some(v) => {
+                    found[i] = Some((texts[i].into(), (*v).clone()));
+                    false
+                }
+                None => true,
+            });
+        }
+        let mut computed = compute(&misses).into_iter();
+        let mut out = Vec::with_capacity(texts.len());
+        self.entries = Vec::with_capacity(texts.len());
+        for (text, hit) in texts.iter().zip(found) {
+            let result = match hit {
+                Some((key, value)) => {
+                    self.entries.push(Some((key, value.clone())));
+                    Ok(value)
+                }
+                None => {
+                    let result = computed.next().expect("one result per miss");
+                    let entry = result.as_ref().ok().map(|v| ((*text).into(), v.clone()));
+                    self.entries.push(entry);
+                    result
+                }
+            };
+            out.push(result);
+        }
+        out
+    }
 }
 
 #[derive(Default)]
 struct Inner {
-    decls: HashMap<String, Arc<CellDecl>>,
-    bodies: HashMap<String, Arc<BodyAnalysis>>,
-    items: HashMap<String, Arc<CellItems>>,
+    decls: Memo<Arc<CellDecl>>,
+    bodies: Memo<Arc<BodyAnalysis>>,
+    items: Memo<Arc<CellItems>>,
+    derivation: Derivation,
 }
 
 /// Reusable across planning passes (hold one per kernel session).
@@ -88,74 +147,32 @@ impl PlanCache {
     pub(crate) fn declare_all(
         &self,
         cells: &[(&CellRef, &str)],
-    ) -> Vec<Result<CellDecl, NotebookError>> {
-        let mut old = std::mem::take(&mut self.lock().decls);
-        let mut new: HashMap<String, Arc<CellDecl>> =
-            HashMap::with_capacity_and_hasher(cells.len(), Default::default());
-        let mut out: Vec<Option<Result<CellDecl, NotebookError>>> = Vec::with_capacity(cells.len());
-        let mut misses: Vec<(usize, &CellRef, &str)> = Vec::new();
-        for (i, (cell, src)) in cells.iter().enumerate() {
-            if let Some((key, hit)) = old.remove_entry(*src) {
-                out.push(Some(Ok(hit.relabel(cell))));
-                new.insert(key, hit);
-            } else if let Some(hit) = new.get(*src) {
-                out.push(Some(Ok(hit.relabel(cell))));
-            } else {
-                misses.push((i, cell, src));
-                out.push(None);
-            }
-        }
-        // Type annotations are parsed with syn: do it on workers too.
-        let computed = par_map(&misses, |(_, cell, src)| declare(cell, src));
-        for ((i, _, src), result) in misses.into_iter().zip(computed) {
-            if let Ok(decl) = &result {
-                new.insert(src.to_string(), Arc::new(decl.clone()));
-            }
-            out[i] = Some(result);
-        }
-        self.lock().decls = new;
-        out.into_iter()
-            .map(|r| r.expect("every cell declared"))
+    ) -> Vec<Result<CellDecl, DeclError>> {
+        let mut memo = std::mem::take(&mut self.lock().decls);
+        let texts: Vec<&str> = cells.iter().map(|(_, src)| *src).collect();
+        // Type annotations are parsed with syn: on workers too.
+        let got = memo.pass(&texts, |misses| {
+            par_map(misses, |&i| declare(cells[i].0, cells[i].1).map(Arc::new))
+        });
+        self.lock().decls = memo;
+        got.into_iter()
+            .zip(cells)
+            .map(|(r, (cell, _))| r.map(|d| d.relabel(cell)))
             .collect()
     }
 
-    /// Analyse bodies (cached ones are not parsed again); the cache then
+    /// Analyse bodies (cached ones are not analysed again); the cache then
     /// holds exactly these bodies.
     pub(crate) fn analyze_bodies(
         &self,
         bodies: &[&str],
     ) -> Vec<Result<Arc<BodyAnalysis>, InferError>> {
-        let mut old = std::mem::take(&mut self.lock().bodies);
-        let mut out: Vec<Option<Result<Arc<BodyAnalysis>, InferError>>> =
-            Vec::with_capacity(bodies.len());
-        let mut new: HashMap<String, Arc<BodyAnalysis>> =
-            HashMap::with_capacity_and_hasher(bodies.len(), Default::default());
-        let mut misses: Vec<(usize, &str)> = Vec::new();
-        for (i, body) in bodies.iter().enumerate() {
-            if let Some((key, hit)) = old.remove_entry(*body) {
-                new.insert(key, hit.clone());
-                out.push(Some(Ok(hit)));
-                continue;
-            }
-            match new.get(*body).cloned() {
-                Some(hit) => out.push(Some(Ok(hit))),
-                None => {
-                    misses.push((i, body));
-                    out.push(None);
-                }
-            }
-        }
-        let computed = par_map(&misses, |(_, body)| analyze_body(body).map(Arc::new));
-        for ((i, body), result) in misses.into_iter().zip(computed) {
-            if let Ok(a) = &result {
-                new.insert(body.to_string(), a.clone());
-            }
-            out[i] = Some(result);
-        }
-        self.lock().bodies = new;
-        out.into_iter()
-            .map(|r| r.expect("every body analysed"))
-            .collect()
+        let mut memo = std::mem::take(&mut self.lock().bodies);
+        let got = memo.pass(bodies, |misses| {
+            par_map(misses, |&i| analyze_body(bodies[i]).map(Arc::new))
+        });
+        self.lock().bodies = memo;
+        got
     }
 
     /// Items of plain cells (cached ones are not parsed again); the cache
@@ -164,34 +181,33 @@ impl PlanCache {
         &self,
         cells: &[(&CellRef, &str)],
     ) -> Vec<Result<CellItems, ItemsError>> {
-        let mut old = std::mem::take(&mut self.lock().items);
-        let mut new: HashMap<String, Arc<CellItems>> =
-            HashMap::with_capacity_and_hasher(cells.len(), Default::default());
-        let mut out: Vec<Option<Result<CellItems, ItemsError>>> = Vec::with_capacity(cells.len());
-        let mut misses: Vec<(usize, &CellRef, &str)> = Vec::new();
-        for (i, (cell, src)) in cells.iter().enumerate() {
-            match old.remove(*src).or_else(|| new.get(*src).cloned()) {
-                Some(hit) => {
-                    out.push(Some(Ok(relabel(&hit, cell))));
-                    new.insert(src.to_string(), hit);
-                }
-                None => {
-                    misses.push((i, cell, src));
-                    out.push(None);
-                }
-            }
-        }
-        let computed = par_map(&misses, |(_, cell, src)| plain_items(cell, src));
-        for ((i, _, src), result) in misses.into_iter().zip(computed) {
-            if let Ok(items) = &result {
-                new.insert(src.to_string(), Arc::new(items.clone()));
-            }
-            out[i] = Some(result);
-        }
-        self.lock().items = new;
-        out.into_iter()
-            .map(|r| r.expect("every cell read"))
+        let mut memo = std::mem::take(&mut self.lock().items);
+        let texts: Vec<&str> = cells.iter().map(|(_, src)| *src).collect();
+        let got = memo.pass(&texts, |misses| {
+            par_map(misses, |&i| {
+                plain_items(cells[i].0, cells[i].1).map(Arc::new)
+            })
+        });
+        self.lock().items = memo;
+        got.into_iter()
+            .zip(cells)
+            .map(|(r, (cell, _))| r.map(|items| relabel(&items, cell)))
             .collect()
+    }
+
+    /// The graph, item references and versions of analysed specs, reusing
+    /// the last pass's where their inputs did not change.
+    pub(crate) fn derive(
+        &self,
+        assets: &[AssetSpec],
+        checks: &[CheckSpec],
+        items: &[Item],
+        deps: &[DepLine],
+        analyses: &[Arc<BodyAnalysis>],
+    ) -> Result<Derived, GraphError> {
+        self.lock()
+            .derivation
+            .derive(assets, checks, items, deps, analyses)
     }
 }
 
@@ -212,16 +228,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn par_map_preserves_order_across_workers() {
-        let inputs: Vec<usize> = (0..1000).collect();
-        assert_eq!(
-            par_map(&inputs, |x| x * 2),
-            inputs.iter().map(|x| x * 2).collect::<Vec<_>>()
-        );
-        assert!(par_map(&Vec::<u8>::new(), |x| *x).is_empty());
-    }
-
-    #[test]
     fn bodies_are_cached_and_evicted() {
         let cache = PlanCache::new();
         let first = cache.analyze_bodies(&["a + 1", "b + 2"]);
@@ -236,6 +242,31 @@ mod tests {
         let errs = cache.analyze_bodies(&["let = ;"]);
         assert!(errs[0].is_err());
         assert_eq!(cache.len().0, 0, "errors are not cached");
+    }
+
+    #[test]
+    fn moved_inputs_are_found_by_text() {
+        let cache = PlanCache::new();
+        let bodies: Vec<String> = (0..40).map(|i| format!("a{i} + 1")).collect();
+        let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
+        let first = cache.analyze_bodies(&refs);
+        // A body inserted in front moves all the others.
+        let mut moved = vec!["new + 1"];
+        moved.extend(&refs);
+        let again = cache.analyze_bodies(&moved);
+        for (a, b) in first.iter().zip(&again[1..]) {
+            assert!(Arc::ptr_eq(a.as_ref().unwrap(), b.as_ref().unwrap()));
+        }
+        assert_eq!(cache.len().0, 41);
+        // One edit in place: the others are found where they were.
+        moved[7] = "edited + 2";
+        let third = cache.analyze_bodies(&moved);
+        assert!(Arc::ptr_eq(
+            third[8].as_ref().unwrap(),
+            again[8].as_ref().unwrap()
+        ));
+        assert_eq!(third[7].as_ref().unwrap().free.len(), 1);
+        assert_eq!(cache.len().0, 41);
     }
 
     #[test]

@@ -11,12 +11,11 @@ use quote::ToTokens;
 use serde::{Deserialize, Serialize};
 use syn::ext::IdentExt;
 use syn::parse::Parser;
-use syn::spanned::Spanned;
 use syn::{Block, Stmt};
 use thiserror::Error;
 
-use crate::infer::collect_idents;
 use crate::model::CellRef;
+use crate::names::{collect_idents, use_tree_names};
 
 /// What kind of item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -157,25 +156,6 @@ fn parse_dep_line(
     })
 }
 
-/// Names a `use` tree brings into scope (`self` in a group names the parent).
-pub(crate) fn use_tree_names(tree: &syn::UseTree, out: &mut Vec<String>) {
-    fn walk(tree: &syn::UseTree, parent: Option<&syn::Ident>, out: &mut Vec<String>) {
-        match tree {
-            syn::UseTree::Path(p) => walk(&p.tree, Some(&p.ident), out),
-            syn::UseTree::Name(n) if n.ident == "self" => {
-                if let Some(parent) = parent {
-                    out.push(parent.unraw().to_string());
-                }
-            }
-            syn::UseTree::Name(n) => out.push(n.ident.unraw().to_string()),
-            syn::UseTree::Rename(r) => out.push(r.rename.unraw().to_string()),
-            syn::UseTree::Glob(_) => {}
-            syn::UseTree::Group(g) => g.items.iter().for_each(|t| walk(t, parent, out)),
-        }
-    }
-    walk(tree, None, out);
-}
-
 fn has_glob(tree: &syn::UseTree) -> bool {
     match tree {
         syn::UseTree::Path(p) => has_glob(&p.tree),
@@ -285,13 +265,12 @@ pub fn extract_items(
         let Some((kind, names, attached_to, glob)) = describe(&item) else {
             continue;
         };
-        let range = item.span().byte_range();
-        let source = cleaned
-            .get(range)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .unwrap_or_else(|| item.to_token_stream().to_string());
         let tokens = item.to_token_stream();
+        let normalized = tokens.to_string();
+        let source = cleaned
+            .get(byte_range(&tokens))
+            .filter(|s| !s.is_empty())
+            .map_or_else(|| normalized.clone(), str::to_string);
         let mut mentions = Vec::new();
         collect_idents(&tokens, &mut mentions);
         out.items.push(Item {
@@ -300,12 +279,23 @@ pub fn extract_items(
             attached_to,
             glob,
             source,
-            normalized: tokens.to_string(),
+            normalized,
             mentions: mentions.into_iter().collect(),
             cell: cell.clone(),
         });
     }
     Ok(out)
+}
+
+/// The source bytes from the first token to the end of the last (what
+/// `Spanned::span` gives, without printing the item a second time).
+fn byte_range(tokens: &TokenStream) -> std::ops::Range<usize> {
+    let mut spans = tokens.clone().into_iter().map(|tt| tt.span());
+    let Some(first) = spans.next() else {
+        return 0..0;
+    };
+    let last = spans.last().unwrap_or(first);
+    first.byte_range().start..last.byte_range().end
 }
 
 /// Lookup from names to the items that define them, to find which items a

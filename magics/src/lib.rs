@@ -8,6 +8,8 @@
 pub mod bundle;
 pub mod cache;
 pub mod config;
+pub(crate) mod decl;
+pub(crate) mod derived;
 pub mod draw;
 pub mod events;
 pub mod exec;
@@ -15,6 +17,7 @@ pub mod graph;
 pub mod infer;
 pub mod items;
 pub mod model;
+pub(crate) mod names;
 pub mod notebook;
 pub mod plan;
 pub mod project;
@@ -24,6 +27,7 @@ pub mod store;
 pub mod syntax;
 pub mod version;
 pub mod views;
+pub(crate) mod workers;
 
 pub use cache::PlanCache;
 pub use graph::{AssetGraph, AssetNode, EdgeKind, GraphError, SelectionError};

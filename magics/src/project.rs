@@ -17,9 +17,7 @@ use crate::model::{AssetSpec, CellRef, CheckSpec};
 use crate::notebook::{Notebook, NotebookContents, NotebookError, SessionOverrides};
 use crate::state::{AssetRow, Materialization, StateDb, StateError};
 use crate::syntax::selection::Selection;
-use crate::version::{
-    deps_digest, freshness, item_digest, own_hash_of_digest, Freshness, Versions,
-};
+use crate::version::{freshness, Freshness, Versions};
 
 /// Names from Rust's prelude that are neither assets nor notebook items.
 const PRELUDE: &[&str] = &[
@@ -83,9 +81,9 @@ pub struct Project {
     /// Plain cells whose items could not be read.
     pub warnings: Vec<ItemsError>,
     analyses: Vec<Arc<BodyAnalysis>>,
-    item_refs: Vec<Vec<usize>>,
-    by_name: FxHashMap<String, usize>,
-    item_index: ItemIndex,
+    item_refs: Vec<Arc<[usize]>>,
+    by_name: Arc<FxHashMap<String, usize>>,
+    item_index: Arc<ItemIndex>,
 }
 
 /// Read the notebook at `notebook_path`, merge the session's executed
@@ -157,45 +155,20 @@ impl Project {
             })?;
             analyses.push(analysis);
         }
-        let free: Vec<&BTreeSet<String>> = analyses.iter().map(|a| &a.free).collect();
-        let graph = AssetGraph::build(&assets, &free, &checks)?;
-        let item_index = ItemIndex::new(&items);
-        let digests: Vec<[u8; 32]> = items.iter().map(item_digest).collect();
-        let deps_hash = deps_digest(&deps);
-        let mut own_hashes = Vec::with_capacity(assets.len());
-        let mut item_refs = Vec::with_capacity(assets.len());
-        let mut scratch: Vec<[u8; 32]> = Vec::new();
-        for (a, analysis) in assets.iter().zip(&analyses) {
-            let refs = item_index.referenced(analysis.mentioned());
-            scratch.clear();
-            scratch.extend(refs.iter().map(|&r| digests[r]));
-            own_hashes.push(own_hash_of_digest(
-                a,
-                &analysis.digest,
-                &scratch,
-                &deps_hash,
-            ));
-            item_refs.push(refs);
-        }
-        let versions = Versions::compute_indexed(&graph, own_hashes);
-        let by_name = assets
-            .iter()
-            .enumerate()
-            .map(|(i, a)| (a.name.clone(), i))
-            .collect();
+        let derived = cache.derive(&assets, &checks, &items, &deps, &analyses)?;
         Ok(Project {
             notebook_path: None,
             assets,
             checks,
             items,
             deps,
-            graph,
-            versions,
+            graph: derived.graph,
+            versions: derived.versions,
             warnings,
             analyses,
-            item_refs,
-            by_name,
-            item_index,
+            item_refs: derived.item_refs,
+            by_name: derived.by_name,
+            item_index: derived.item_index,
         })
     }
 
@@ -243,20 +216,15 @@ impl Project {
         &self,
         last_successes: &HashMap<String, Materialization>,
     ) -> HashMap<String, Freshness> {
-        self.assets
-            .iter()
-            .map(|a| {
-                let current = self
-                    .versions
-                    .get(&a.name)
-                    .expect("every asset has a version");
-                let f = freshness(
-                    current,
-                    last_successes.get(&a.name).map(Materialization::recorded),
-                );
-                (a.name.clone(), f)
-            })
-            .collect()
+        let mut out = HashMap::with_capacity(self.assets.len());
+        for (i, a) in self.assets.iter().enumerate() {
+            let f = freshness(
+                self.versions.at(i),
+                last_successes.get(&a.name).map(Materialization::recorded),
+            );
+            out.insert(a.name.clone(), f);
+        }
+        out
     }
 
     /// Freshness of every asset, reading the state database once.
@@ -279,11 +247,9 @@ impl Project {
     pub fn asset_rows(&self) -> Vec<AssetRow> {
         self.assets
             .iter()
-            .map(|a| {
-                let v = self
-                    .versions
-                    .get(&a.name)
-                    .expect("every asset has a version");
+            .enumerate()
+            .map(|(i, a)| {
+                let v = self.versions.at(i);
                 AssetRow {
                     name: a.name.clone(),
                     version: v.version.clone(),

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -129,6 +130,14 @@ pub fn deps_digest(deps: &[DepLine]) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// Lowercase hex of a finished hash (what `hex::encode` gives, without
+/// going through one `char` at a time).
+fn hex_of(h: Sha256) -> String {
+    let mut buf = [0u8; 64];
+    hex::encode_to_slice(h.finalize(), &mut buf).expect("64 hex digits for 32 bytes");
+    String::from_utf8(buf.to_vec()).expect("hex digits are ASCII")
+}
+
 fn field(h: &mut Sha256, tag: &str, value: &[u8]) {
     h.update(tag.as_bytes());
     h.update((value.len() as u64).to_le_bytes());
@@ -172,7 +181,7 @@ pub fn own_hash_of_digest(
         field(&mut h, "item", d);
     }
     field(&mut h, "deps", deps_digest);
-    hex::encode(h.finalize())
+    hex_of(h)
 }
 
 /// The version from the own hash and the upstreams' versions.
@@ -183,7 +192,7 @@ pub fn version_of(own_hash: &str, upstreams: &BTreeMap<String, String>) -> Strin
         field(&mut h, "up", name.as_bytes());
         field(&mut h, "v", version.as_bytes());
     }
-    hex::encode(h.finalize())
+    hex_of(h)
 }
 
 /// The current code version of one asset.
@@ -195,11 +204,12 @@ pub struct AssetVersion {
     pub upstreams: BTreeMap<String, String>,
 }
 
-/// Versions of every asset of a graph.
+/// Versions of every asset of a graph. Shared pieces: cloning is cheap,
+/// and a re-plan keeps the versions that did not change.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Versions {
-    by_name: FxHashMap<String, usize>,
-    list: Vec<AssetVersion>,
+    by_name: Arc<FxHashMap<String, usize>>,
+    list: Vec<Arc<AssetVersion>>,
 }
 
 impl Versions {
@@ -219,40 +229,43 @@ impl Versions {
     /// Like [`Versions::compute`] with the own hashes by asset index.
     pub fn compute_indexed(graph: &AssetGraph, own_hashes: Vec<String>) -> Versions {
         assert_eq!(own_hashes.len(), graph.len(), "one own hash per asset");
-        let mut list: Vec<Option<AssetVersion>> = vec![None; graph.len()];
+        let mut list: Vec<Option<Arc<AssetVersion>>> = vec![None; graph.len()];
         let mut own_hashes = own_hashes;
         for i in graph.topo_indices() {
-            let upstreams: BTreeMap<String, String> = graph
-                .upstream_indices(i)
-                .map(|u| {
-                    let v = list[u]
-                        .as_ref()
-                        .expect("upstreams come first in topological order");
-                    (graph.name_at(u).to_string(), v.version.clone())
-                })
-                .collect();
             let own = std::mem::take(&mut own_hashes[i]);
-            let version = version_of(&own, &upstreams);
-            list[i] = Some(AssetVersion {
-                own_hash: own,
-                version,
-                upstreams,
+            let v = version_after_upstreams(graph, i, own, |u| {
+                list[u]
+                    .as_ref()
+                    .expect("upstreams come first in topological order")
             });
+            list[i] = Some(Arc::new(v));
         }
         let by_name = (0..graph.len())
             .map(|i| (graph.name_at(i).to_string(), i))
             .collect();
-        Versions {
-            by_name,
-            list: list
-                .into_iter()
+        Versions::from_parts(
+            Arc::new(by_name),
+            list.into_iter()
                 .map(|v| v.expect("every asset visited"))
                 .collect(),
-        }
+        )
+    }
+
+    /// Versions from an index (asset name to position) and one version per position.
+    pub(crate) fn from_parts(
+        by_name: Arc<FxHashMap<String, usize>>,
+        list: Vec<Arc<AssetVersion>>,
+    ) -> Versions {
+        Versions { by_name, list }
     }
 
     pub fn get(&self, name: &str) -> Option<&AssetVersion> {
-        self.by_name.get(name).map(|&i| &self.list[i])
+        self.by_name.get(name).map(|&i| &*self.list[i])
+    }
+
+    /// The version of the asset at `index` (the project's asset order).
+    pub(crate) fn at(&self, index: usize) -> &AssetVersion {
+        &self.list[index]
     }
 
     pub fn len(&self) -> usize {
@@ -265,7 +278,32 @@ impl Versions {
 
     /// (name, version) pairs, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&String, &AssetVersion)> {
-        self.by_name.iter().map(|(n, &i)| (n, &self.list[i]))
+        self.by_name.iter().map(|(n, &i)| (n, &*self.list[i]))
+    }
+}
+
+/// The version of the asset at `index` from its own hash and its upstreams'
+/// versions (`version_of(u)`; they come first in topological order).
+pub(crate) fn version_after_upstreams<'v>(
+    graph: &AssetGraph,
+    index: usize,
+    own_hash: String,
+    version_of_upstream: impl Fn(usize) -> &'v Arc<AssetVersion>,
+) -> AssetVersion {
+    let upstreams: BTreeMap<String, String> = graph
+        .upstream_indices(index)
+        .map(|u| {
+            (
+                graph.name_at(u).to_string(),
+                version_of_upstream(u).version.clone(),
+            )
+        })
+        .collect();
+    let version = version_of(&own_hash, &upstreams);
+    AssetVersion {
+        own_hash,
+        version,
+        upstreams,
     }
 }
 
@@ -392,6 +430,14 @@ mod tests {
             "a b c \"s  // kept\""
         );
         assert_eq!(normalize_source("( a  // c\n"), "( a");
+    }
+
+    #[test]
+    fn hex_of_is_hex_encode() {
+        let mut h = Sha256::new();
+        h.update(b"slurmbook");
+        let expected = hex::encode(h.clone().finalize());
+        assert_eq!(hex_of(h), expected);
     }
 
     #[test]

@@ -403,3 +403,99 @@ fn cached_planning_matches_uncached_after_an_edit() {
     assert_eq!(version(&first, "readings"), version(&cached, "readings"));
     assert_eq!(cache.len(), (5, 2), "old entries were dropped");
 }
+
+/// Everything a plan reads from a project, for comparing two of them.
+fn summary(p: &Project) -> String {
+    let mut out = format!(
+        "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n",
+        p.assets,
+        p.checks,
+        p.items,
+        p.deps,
+        p.graph.names().collect::<Vec<_>>(),
+        p.graph.edges()
+    );
+    for a in &p.assets {
+        out += &format!(
+            "{} {:?} {:?} {:?} {:?}\n",
+            a.name,
+            p.versions.get(&a.name),
+            p.free_identifiers(&a.name),
+            p.unresolved(&a.name),
+            p.items_for(&a.name)
+                .iter()
+                .map(|i| &i.source)
+                .collect::<Vec<_>>()
+        );
+    }
+    out + &format!("{:?}", p.asset_rows())
+}
+
+#[test]
+fn cold_and_warm_planning_give_identical_projects() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = edited(dir.path(), &[]);
+    let cache = PlanCache::new();
+    let overrides = SessionOverrides::new();
+    let mut last_versions = Vec::new();
+    // Edits of the saved fixture (each from the original), each planned
+    // warm (shared cache) and cold.
+    let edits: Vec<Vec<(usize, String)>> = vec![
+        vec![],
+        vec![(4, cell_source(4).replace("(mean, n)", "(mean, n + 1)"))],
+        vec![(4, cell_source(4) + " // only a comment")],
+        vec![(1, cell_source(1).replace("x * 0.1", "x * 0.3"))],
+        // a body outside the fast path's subset (a nested fn) and back
+        vec![(
+            4,
+            cell_source(4).replace(
+                "(mean, n)",
+                "fn twice(x: f64) -> f64 { x * 2.0 } (twice(mean), n)",
+            ),
+        )],
+        vec![],
+        // the graph changes: fewer edges, no `--deps`, a moved check
+        vec![(8, "%%asset report\nformat!(\"{}\", summary.0)".to_string())],
+        vec![(5, cell_source(5).replace("--deps summary ", ""))],
+        vec![(
+            6,
+            "%%check temperatures some\n!temperatures.is_empty()".to_string(),
+        )],
+        // names change: a renamed asset
+        vec![(2, cell_source(2).replace("%%asset readings", "%%asset raw"))],
+        // a cycle (an error, warm and cold), then the saved notebook again
+        vec![(2, cell_source(2) + ";\nreport.len()")],
+        vec![],
+    ];
+    for edit in &edits {
+        let refs: Vec<(usize, &str)> = edit.iter().map(|(i, s)| (*i, s.as_str())).collect();
+        edited(dir.path(), &refs);
+        let warm = load_project_cached(&path, &overrides, &cache);
+        let cold = load_project(&path, &overrides);
+        let (warm, cold) = match (warm, cold) {
+            (Ok(warm), Ok(cold)) => (warm, cold),
+            (warm, cold) => {
+                let (w, c) = (warm.unwrap_err(), cold.unwrap_err());
+                assert_eq!(w.to_string(), c.to_string());
+                last_versions.push(String::new());
+                continue;
+            }
+        };
+        assert_eq!(summary(&warm), summary(&cold), "after edit {edit:?}");
+        assert_eq!(warm.versions, cold.versions);
+        last_versions.push(version(&warm, "report"));
+    }
+    assert_eq!(
+        last_versions[0], last_versions[5],
+        "same notebook, same versions"
+    );
+    assert_eq!(
+        last_versions[0], last_versions[2],
+        "a comment changes no version"
+    );
+    assert_ne!(last_versions[0], last_versions[1]);
+    assert_ne!(last_versions[0], last_versions[4]);
+    assert_ne!(last_versions[0], last_versions[6]);
+    assert!(last_versions[10].is_empty(), "the cycle is an error");
+    assert_eq!(last_versions[0], last_versions[11]);
+}

@@ -1,17 +1,23 @@
 //! Reading a `.ipynb` into cells, and cells into asset specs, check specs
-//! and item code; merging the cells executed in the session over them.
+//! and item code ([`NotebookContents`]); the cells executed in the session
+//! ([`SessionOverrides`]) are merged over them.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::cache::{par_map, PlanCache};
-use crate::items::{extract_items, DepLine, Item, ItemsError};
-use crate::model::{AssetSpec, CellRef, CheckSpec};
-use crate::syntax::{self, asset, CellError, Head};
+use crate::cache::PlanCache;
+use crate::decl::{CellDecl, DeclError};
+use crate::model::CellRef;
+use crate::syntax::CellError;
+
+mod contents;
+mod session;
+
+pub use contents::NotebookContents;
+pub use session::SessionOverrides;
 
 /// nbformat cell type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -196,222 +202,12 @@ impl Notebook {
     }
 }
 
-/// What the code cells of a notebook declare.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NotebookContents {
-    pub assets: Vec<AssetSpec>,
-    pub checks: Vec<CheckSpec>,
-    pub items: Vec<Item>,
-    pub deps: Vec<DepLine>,
-    /// Plain cells whose items could not be read (they are left out).
-    pub warnings: Vec<ItemsError>,
-}
-
-/// What one cell declares.
-#[allow(clippy::large_enum_variant)] // a parse result, not stored in bulk
-#[derive(Debug, Clone)]
-pub(crate) enum CellDecl {
-    Asset(AssetSpec),
-    Check(CheckSpec),
-    /// Rust code (items, statements) and line magics.
-    Plain,
-    /// Another cell magic (`%%bash`...): not Rust, nothing declared.
-    Foreign,
-}
-
-impl CellDecl {
-    /// The same declaration made by another cell.
-    pub(crate) fn relabel(&self, cell: &CellRef) -> CellDecl {
-        let mut out = self.clone();
-        match &mut out {
-            CellDecl::Asset(a) => a.cell = cell.clone(),
-            CellDecl::Check(c) => c.cell = cell.clone(),
-            CellDecl::Plain | CellDecl::Foreign => {}
+impl From<DeclError> for NotebookError {
+    fn from(e: DeclError) -> Self {
+        NotebookError::Cell {
+            cell: e.cell,
+            source: e.source,
         }
-        out
-    }
-}
-
-/// Parse the header of an asset or check cell; plain cells give `Plain`.
-pub(crate) fn declare(cell: &CellRef, src: &str) -> Result<CellDecl, NotebookError> {
-    let err = |line: usize, source| NotebookError::Cell {
-        cell: cell.clone(),
-        source: CellError::Header {
-            line: line + 1,
-            source,
-        },
-    };
-    match syntax::head(src) {
-        Head::Asset { args, line } => {
-            let h = asset::parse_asset_header(args, 8).map_err(|e| err(line, e))?;
-            Ok(CellDecl::Asset(AssetSpec {
-                name: h.name,
-                type_annotation: h.type_annotation,
-                options: h.options,
-                body: body_after(src, line),
-                cell: cell.clone(),
-            }))
-        }
-        Head::Check { args, line } => {
-            let h = asset::parse_check_header(args, 8).map_err(|e| err(line, e))?;
-            Ok(CellDecl::Check(CheckSpec {
-                asset: h.asset,
-                name: h.name.unwrap_or_else(|| "check".to_string()),
-                body: body_after(src, line),
-                cell: cell.clone(),
-            }))
-        }
-        Head::UnknownCell { .. } => Ok(CellDecl::Foreign),
-        Head::Plain => Ok(CellDecl::Plain),
-    }
-}
-
-fn body_after(src: &str, line: usize) -> String {
-    src.split_inclusive('\n').skip(line + 1).collect()
-}
-
-/// Items and `:dep` lines of a plain cell; line magics are skipped (they
-/// are not validated here: a bad magic does not hide the cell's items).
-pub(crate) fn plain_items(
-    cell: &CellRef,
-    src: &str,
-) -> Result<crate::items::CellItems, ItemsError> {
-    let mut all = crate::items::CellItems::default();
-    for (line, piece) in syntax::split_code(src) {
-        if let syntax::Piece::Rust(code) = piece {
-            let got = extract_items(&code, cell, line)?;
-            all.items.extend(got.items);
-            all.deps.extend(got.deps);
-        }
-    }
-    Ok(all)
-}
-
-impl NotebookContents {
-    /// Apply the session's executed cells over the saved notebook: an
-    /// executed asset replaces the saved asset of the same name (and
-    /// whatever the same cell id declared before), executed checks replace
-    /// the same (asset, name), and an executed plain cell's items replace
-    /// the saved items of the same cell id (or are appended).
-    pub fn apply_overrides(&mut self, overrides: &SessionOverrides) {
-        let replaced_cells: Vec<&str> = overrides.cell_ids().collect();
-        let from_replaced = |c: &CellRef| {
-            c.id.as_deref()
-                .is_some_and(|id| replaced_cells.contains(&id))
-        };
-        self.assets
-            .retain(|a| !overrides.assets.contains_key(&a.name) && !from_replaced(&a.cell));
-        self.checks.retain(|c| {
-            !overrides
-                .checks
-                .contains_key(&(c.asset.clone(), c.name.clone()))
-                && !from_replaced(&c.cell)
-        });
-        let mut session_assets: Vec<&AssetSpec> = overrides.assets.values().collect();
-        session_assets.sort_by_key(|a| overrides.rank(&format!("a:{}", a.name)));
-        for a in session_assets {
-            self.assets.push(a.clone());
-        }
-        let mut session_checks: Vec<&CheckSpec> = overrides.checks.values().collect();
-        session_checks.sort_by_key(|c| overrides.rank(&format!("c:{}:{}", c.asset, c.name)));
-        self.checks.extend(session_checks.into_iter().cloned());
-        let plain_ids: Vec<&str> = overrides.plain.keys().map(String::as_str).collect();
-        let replaced = |c: &CellRef| c.id.as_deref().is_some_and(|id| plain_ids.contains(&id));
-        self.items.retain(|i| !replaced(&i.cell));
-        self.deps.retain(|d| !replaced(&d.cell));
-        let mut plain: Vec<(&String, &crate::items::CellItems)> = overrides.plain.iter().collect();
-        plain.sort_by_key(|(id, _)| overrides.rank(&format!("p:{id}")));
-        for (_, got) in plain {
-            self.items.extend(got.items.iter().cloned());
-            self.deps.extend(got.deps.iter().cloned());
-        }
-        // Saved cells keep notebook order; session-only specs follow.
-        self.assets.sort_by_key(|a| a.cell.index);
-        self.checks.sort_by_key(|c| c.cell.index);
-    }
-}
-
-/// Cells executed in the session, to be merged over the saved notebook
-/// (which may be stale: the user has not saved yet).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SessionOverrides {
-    /// Executed `%%asset` cells by asset name.
-    pub assets: BTreeMap<String, AssetSpec>,
-    /// Executed `%%check` cells by (asset, check name).
-    pub checks: BTreeMap<(String, String), CheckSpec>,
-    /// Items of executed plain cells, by cell id (cells without an id get a
-    /// generated key, so each execution adds).
-    pub plain: BTreeMap<String, crate::items::CellItems>,
-    order: BTreeMap<String, u64>,
-    counter: u64,
-}
-
-impl SessionOverrides {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Record a cell the kernel executed. `cell_id` is the nbformat id
-    /// JupyterLab sends (`cellId` in the request metadata), if any; `index`
-    /// the cell's index in the saved notebook if known. Returns an error for
-    /// a malformed asset/check header (and records nothing).
-    pub fn record(
-        &mut self,
-        cell_id: Option<&str>,
-        index: Option<usize>,
-        source: &str,
-    ) -> Result<(), NotebookError> {
-        let cell = CellRef {
-            index: index.unwrap_or(CellRef::SESSION),
-            id: cell_id.map(str::to_string),
-        };
-        self.counter += 1;
-        let n = self.counter;
-        let decl = declare(&cell, source)?;
-        // A cell that used to declare something else no longer does.
-        if let Some(id) = cell_id {
-            self.assets.retain(|_, a| a.cell.id.as_deref() != Some(id));
-            self.checks.retain(|_, c| c.cell.id.as_deref() != Some(id));
-            self.plain.remove(id);
-        }
-        match decl {
-            CellDecl::Asset(a) => {
-                self.order.insert(format!("a:{}", a.name), n);
-                self.assets.insert(a.name.clone(), a);
-            }
-            CellDecl::Check(c) => {
-                self.order.insert(format!("c:{}:{}", c.asset, c.name), n);
-                self.checks.insert((c.asset.clone(), c.name.clone()), c);
-            }
-            CellDecl::Foreign => {}
-            CellDecl::Plain => {
-                // Items that do not parse were not defined in the session either.
-                let got = par_map(&[(&cell, source)], |(c, s)| plain_items(c, s))
-                    .pop()
-                    .and_then(Result::ok)
-                    .unwrap_or_default();
-                let key = cell_id.map_or_else(|| format!("#{n}"), str::to_string);
-                self.order.insert(format!("p:{key}"), n);
-                self.plain.insert(key, got);
-            }
-        }
-        Ok(())
-    }
-
-    /// When a key was recorded (entries added by hand sort last).
-    fn rank(&self, key: &str) -> u64 {
-        self.order.get(key).copied().unwrap_or(u64::MAX)
-    }
-
-    fn cell_ids(&self) -> impl Iterator<Item = &str> {
-        self.assets
-            .values()
-            .filter_map(|a| a.cell.id.as_deref())
-            .chain(self.checks.values().filter_map(|c| c.cell.id.as_deref()))
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.assets.is_empty() && self.checks.is_empty() && self.plain.is_empty()
     }
 }
 

@@ -1,20 +1,26 @@
 //! The asset graph: nodes are assets (with their checks), edges go from an
 //! upstream asset to the asset that uses it (inferred) or orders after it
-//! (`--deps`). Selections are evaluated here.
+//! (`--deps`); its topological order and cycle errors. Selections are
+//! evaluated in `select`.
 
 use std::borrow::Borrow;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
+use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::Direction;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::model::{AssetSpec, CellRef, CheckSpec};
-use crate::syntax::selection::Selection;
+
+mod select;
+
+pub use select::SelectionError;
 
 /// Why an edge exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -76,25 +82,16 @@ pub enum GraphError {
     },
 }
 
-/// A selection that names something the graph lacks.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum SelectionError {
-    #[error("no asset named `{name}` in the notebook{}", .suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
-    UnknownAsset {
-        name: String,
-        suggestion: Option<String>,
-    },
-}
-
-/// The dependency graph of a notebook's assets.
+/// The dependency graph of a notebook's assets. Cloning is cheap (the
+/// parts are shared), so a re-plan can keep an unchanged graph.
 #[derive(Debug, Clone)]
 pub struct AssetGraph {
-    graph: DiGraph<AssetNode, EdgeKind>,
-    index: FxHashMap<String, NodeIndex>,
+    graph: Arc<DiGraph<AssetNode, EdgeKind>>,
+    index: Arc<FxHashMap<String, NodeIndex>>,
     /// Nodes in topological order (ties broken by notebook order).
-    topo: Vec<NodeIndex>,
+    topo: Arc<[NodeIndex]>,
     /// Position of each node (by index) in `topo`.
-    position: Vec<usize>,
+    position: Arc<[usize]>,
 }
 
 impl AssetGraph {
@@ -169,16 +166,16 @@ impl AssetGraph {
             };
             graph[node].checks.push(c.name.clone());
         }
-        let topo = kahn(&graph)?;
+        let topo = notebook_topo_order(&graph)?;
         let mut position = vec![0; graph.node_count()];
         for (p, n) in topo.iter().enumerate() {
             position[n.index()] = p;
         }
         Ok(AssetGraph {
-            graph,
-            index,
-            topo,
-            position,
+            graph: Arc::new(graph),
+            index: Arc::new(index),
+            topo: topo.into(),
+            position: position.into(),
         })
     }
 
@@ -264,7 +261,7 @@ impl AssetGraph {
     /// All edges as (upstream, downstream, kind), in topological order of the downstream.
     pub fn edges(&self) -> Vec<(&str, &str, EdgeKind)> {
         let mut out = Vec::with_capacity(self.graph.edge_count());
-        for &n in &self.topo {
+        for &n in self.topo.iter() {
             for (u, k) in self.dependencies(&self.graph[n].name) {
                 out.push((u, self.graph[n].name.as_str(), k));
             }
@@ -285,158 +282,13 @@ impl AssetGraph {
             .map(|n| self.graph[n].name.clone())
             .collect()
     }
-
-    fn walk(&self, start: NodeIndex, dir: Direction, depth: Option<usize>, mark: &mut [bool]) {
-        let mut queue = VecDeque::from([(start, 0usize)]);
-        while let Some((n, d)) = queue.pop_front() {
-            if depth.is_some_and(|max| d >= max) {
-                continue;
-            }
-            for m in self.graph.neighbors_directed(n, dir) {
-                if !mark[m.index()] {
-                    mark[m.index()] = true;
-                    queue.push_back((m, d + 1));
-                }
-            }
-        }
-    }
-
-    fn closure(
-        &self,
-        name: &str,
-        dir: Direction,
-        depth: Option<usize>,
-    ) -> Result<Vec<String>, SelectionError> {
-        let &n = self.index.get(name).ok_or_else(|| self.unknown(name))?;
-        let mut mark = vec![false; self.len()];
-        self.walk(n, dir, depth, &mut mark);
-        mark[n.index()] = false;
-        Ok(self.marked(&mark))
-    }
-
-    /// Everything upstream of `name` (not itself), up to `depth` layers
-    /// (`None`: all), in topological order.
-    pub fn upstream(
-        &self,
-        name: &str,
-        depth: Option<usize>,
-    ) -> Result<Vec<String>, SelectionError> {
-        self.closure(name, Direction::Incoming, depth)
-    }
-
-    /// Everything downstream of `name` (not itself), up to `depth` layers.
-    pub fn downstream(
-        &self,
-        name: &str,
-        depth: Option<usize>,
-    ) -> Result<Vec<String>, SelectionError> {
-        self.closure(name, Direction::Outgoing, depth)
-    }
-
-    fn marked(&self, mark: &[bool]) -> Vec<String> {
-        self.topo
-            .iter()
-            .filter(|n| mark[n.index()])
-            .map(|&n| self.graph[n].name.clone())
-            .collect()
-    }
-
-    fn unknown(&self, name: &str) -> SelectionError {
-        let suggestion = self
-            .index
-            .keys()
-            .map(|k| (edit_distance(name, k), k))
-            .filter(|(d, k)| *d <= 2.max(k.len() / 3))
-            .min()
-            .map(|(_, k)| k.clone());
-        SelectionError::UnknownAsset {
-            name: name.to_string(),
-            suggestion,
-        }
-    }
-
-    /// Evaluate a selection; the result is in topological order.
-    /// `is_stale` answers `stale` for one asset.
-    pub fn select(
-        &self,
-        selection: &Selection,
-        is_stale: impl Fn(&str) -> bool,
-    ) -> Result<Vec<String>, SelectionError> {
-        let mark = self.eval(selection, &is_stale)?;
-        Ok(self.marked(&mark))
-    }
-
-    /// Like [`AssetGraph::select`], as a set.
-    pub fn select_set(
-        &self,
-        selection: &Selection,
-        is_stale: impl Fn(&str) -> bool,
-    ) -> Result<BTreeSet<String>, SelectionError> {
-        Ok(self.select(selection, is_stale)?.into_iter().collect())
-    }
-
-    fn eval(
-        &self,
-        sel: &Selection,
-        is_stale: &dyn Fn(&str) -> bool,
-    ) -> Result<Vec<bool>, SelectionError> {
-        let n = self.len();
-        let nodes = self.graph.node_indices();
-        Ok(match sel {
-            Selection::All => vec![true; n],
-            Selection::Stale => nodes.map(|i| is_stale(&self.graph[i].name)).collect(),
-            Selection::Group(g) => nodes
-                .map(|i| self.graph[i].group.as_deref() == Some(g.as_str()))
-                .collect(),
-            Selection::Tag { key, value } => nodes
-                .map(|i| match (self.graph[i].tags.get(key), value) {
-                    (Some(v), Some(want)) => v == want,
-                    (Some(_), None) => true,
-                    (None, _) => false,
-                })
-                .collect(),
-            Selection::Asset {
-                name,
-                upstream,
-                downstream,
-            } => {
-                let &start = self.index.get(name).ok_or_else(|| self.unknown(name))?;
-                let mut mark = vec![false; n];
-                mark[start.index()] = true;
-                if let Some(l) = upstream {
-                    self.walk(start, Direction::Incoming, l.limit(), &mut mark);
-                }
-                if let Some(l) = downstream {
-                    self.walk(start, Direction::Outgoing, l.limit(), &mut mark);
-                }
-                mark[start.index()] = true;
-                mark
-            }
-            Selection::Union(items) => {
-                let mut acc = vec![false; n];
-                for s in items {
-                    for (a, b) in acc.iter_mut().zip(self.eval(s, is_stale)?) {
-                        *a |= b;
-                    }
-                }
-                acc
-            }
-            Selection::Or(a, b) => {
-                let (a, b) = (self.eval(a, is_stale)?, self.eval(b, is_stale)?);
-                a.into_iter().zip(b).map(|(x, y)| x || y).collect()
-            }
-            Selection::And(a, b) => {
-                let (a, b) = (self.eval(a, is_stale)?, self.eval(b, is_stale)?);
-                a.into_iter().zip(b).map(|(x, y)| x && y).collect()
-            }
-            Selection::Not(a) => self.eval(a, is_stale)?.into_iter().map(|x| !x).collect(),
-        })
-    }
 }
 
-/// Topological order by Kahn's algorithm, smallest notebook index first;
-/// on a cycle, the cycle's path.
-fn kahn(graph: &DiGraph<AssetNode, EdgeKind>) -> Result<Vec<NodeIndex>, GraphError> {
+/// Topological order, smallest notebook index first among the ready
+/// assets; on a cycle, the cycle's path. Kahn's algorithm with a min-heap
+/// is kept by hand: petgraph's `toposort` and `Topo` do not promise an order
+/// among independent nodes, and users see notebook order.
+fn notebook_topo_order(graph: &DiGraph<AssetNode, EdgeKind>) -> Result<Vec<NodeIndex>, GraphError> {
     let n = graph.node_count();
     let mut indegree: Vec<usize> = graph
         .node_indices()
@@ -455,62 +307,50 @@ fn kahn(graph: &DiGraph<AssetNode, EdgeKind>) -> Result<Vec<NodeIndex>, GraphErr
         }
     }
     if order.len() == n {
-        return Ok(order);
+        Ok(order)
+    } else {
+        Err(cycle_error(graph))
     }
-    // Every node left has a predecessor that is left: walking predecessors
-    // from any of them must come back to a node already seen.
-    let left = |i: usize| indegree[i] > 0;
-    let start = (0..n).find(|&i| left(i)).expect("some node is left");
-    let mut seen_at: HashMap<usize, usize> = HashMap::new();
+}
+
+/// The cycle through the earliest asset (in notebook order) that is on
+/// one: its strongly connected component (petgraph's `tarjan_scc`), walked
+/// upstream from that asset, always to the earliest predecessor in the
+/// component, until the walk comes back.
+fn cycle_error(graph: &DiGraph<AssetNode, EdgeKind>) -> GraphError {
+    let on_cycle = |scc: &Vec<NodeIndex>| scc.len() > 1 || graph.contains_edge(scc[0], scc[0]);
+    let scc = tarjan_scc(graph)
+        .into_iter()
+        .filter(on_cycle)
+        .min_by_key(|scc| scc.iter().min().copied())
+        .expect("a graph without a topological order has a cycle");
+    let in_scc = |n: &NodeIndex| scc.contains(n);
+    let start = *scc.iter().min().expect("a component is not empty");
     let mut walk = vec![start];
-    let mut cur = start;
     loop {
-        seen_at.insert(cur, walk.len() - 1);
+        let cur = *walk.last().expect("the walk starts with one node");
         let pred = graph
-            .neighbors_directed(NodeIndex::new(cur), Direction::Incoming)
-            .map(|p| p.index())
-            .filter(|&p| left(p))
+            .neighbors_directed(cur, Direction::Incoming)
+            .filter(in_scc)
             .min()
-            .expect("a node left after Kahn has a predecessor left");
-        if let Some(&at) = seen_at.get(&pred) {
+            .expect("a node on a cycle has a predecessor on it");
+        if let Some(at) = walk.iter().position(|&n| n == pred) {
             // walk[at..] is the cycle, in downstream-to-upstream order.
-            let mut cycle: Vec<usize> = walk[at..].to_vec();
+            let mut cycle: Vec<NodeIndex> = walk[at..].to_vec();
             cycle.reverse();
             let first = cycle
                 .iter()
                 .enumerate()
-                .min_by_key(|(_, &i)| i)
+                .min_by_key(|(_, &n)| n)
                 .map_or(0, |(p, _)| p);
             cycle.rotate_left(first);
-            let mut path: Vec<String> = cycle
-                .iter()
-                .map(|&i| graph[NodeIndex::new(i)].name.clone())
-                .collect();
+            let mut path: Vec<String> = cycle.iter().map(|&n| graph[n].name.clone()).collect();
             path.push(path[0].clone());
-            let cells = cycle
-                .iter()
-                .map(|&i| graph[NodeIndex::new(i)].cell.clone())
-                .collect();
-            return Err(GraphError::Cycle { path, cells });
+            let cells = cycle.iter().map(|&n| graph[n].cell.clone()).collect();
+            return GraphError::Cycle { path, cells };
         }
         walk.push(pred);
-        cur = pred;
     }
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 #[cfg(test)]
