@@ -258,7 +258,8 @@ fn outcome(db: &slurmbook_magics::StateDb, summary: &RunSummary) -> Result<ExitC
 /// default) from where its output stopped, or, with `cancel`, `slurmbook
 /// cancel`: cancel its jobs.
 pub fn attach(notebook: PathBuf, run: Option<RunId>, cancel: bool) -> Result<ExitCode> {
-    use slurmbook_magics::exec::{cluster, slurm::Remote};
+    use slurmbook_magics::exec::{cluster, slurm::OutputGate};
+    use slurmbook_magics::transport::{Remote, Transport};
     let path = std::path::absolute(&notebook)?;
     let mut workspace = AssetWorkspace::for_notebook(path);
     let db = workspace.db()?;
@@ -294,6 +295,7 @@ pub fn attach(notebook: PathBuf, run: Option<RunId>, cancel: bool) -> Result<Exi
         remote: &remote,
         emit: &events,
         cancel: &flag,
+        gate: &OutputGate::new(),
     }));
     if let Ok(summary) = &result {
         db.finish_run(run.id, summary.status())?;
@@ -317,7 +319,8 @@ fn run_on_cluster(
     cancel: &AtomicBool,
     args: &MaterializeArgs,
 ) -> Result<ExitCode> {
-    use slurmbook_magics::exec::{cluster, slurm::Remote};
+    use slurmbook_magics::exec::{cluster, slurm::OutputGate};
+    use slurmbook_magics::transport::{Remote, Transport};
     let profile = args.profile.as_deref();
     let remote = Remote::new(cluster::ssh_target(settings)?);
     let db = workspace.db()?;
@@ -333,6 +336,7 @@ fn run_on_cluster(
         session_types: &session_types,
         emit: events,
         cancel,
+        gate: &OutputGate::new(),
         repack: args.repack,
     }));
     db.finish_run(

@@ -21,6 +21,7 @@ pub mod project;
 pub mod state;
 pub mod store;
 pub mod syntax;
+pub mod transport;
 pub mod version;
 
 pub use cache::PlanCache;

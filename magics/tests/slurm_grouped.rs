@@ -15,10 +15,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use slurmbook_magics::events::{AssetState, Event, Stream};
+use slurmbook_magics::exec::db_log::DbRunLog;
 use slurmbook_magics::exec::slurm::{
     plan_allocations, steps_file, submit_allocations, watch_run, Allocation, ClusterLimits,
-    JobSpec, Remote, SlurmJobsResult, SshTarget, StepLine, StepRequest, WatchJob, WatchRun,
+    JobSpec, OutputGate, Remote, SlurmJobsResult, SshTarget, StepLine, StepRequest, WatchJob,
+    WatchRun,
 };
+use slurmbook_magics::transport::Transport;
 use slurmbook_magics::{JobGrouping, StateDb, Target};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -195,12 +198,13 @@ async fn watch_until(
         l.lock().unwrap().push(e)
     };
     let w = WatchRun {
-        remote,
+        transport: remote,
         run_dir: &dir,
         jobs: &jobs,
         emit: &emit,
         cancel: &cancel,
-        db: Some((&db, run)),
+        log: &DbRunLog::new(&db, run),
+        gate: &OutputGate::new(),
     };
     let result = tokio::time::timeout(Duration::from_secs(180), watch_run(w))
         .await

@@ -17,6 +17,7 @@ use slurmbook_magics::exec::cluster;
 use slurmbook_magics::exec::local::{self, check_code, LocalRun};
 use slurmbook_magics::plan::{self, Action, Plan, Step};
 use slurmbook_magics::syntax::{AssetCell, CheckCell};
+use slurmbook_magics::transport::Transport;
 use slurmbook_magics::{MaterializeArgs, Project, RunStatus, Selection, Target};
 use std::sync::atomic::Ordering;
 use tokio::sync::mpsc;
@@ -430,10 +431,11 @@ impl RustKernel {
             db,
             run_id,
             settings,
-            remote: &remote,
+            remote: remote.as_ref(),
             session_types: &session_types,
             emit,
             cancel: &self.cancel,
+            gate: &self.output_gate,
             repack: args.repack,
         })
         .await;

@@ -89,9 +89,10 @@ impl RustKernel {
         let summary = cluster::attach(cluster::AttachRun {
             db,
             run_id: run.id,
-            remote: &remote,
+            remote: remote.as_ref(),
             emit: &events,
             cancel: &self.cancel,
+            gate: &self.output_gate,
         })
         .await
         .map_err(|e| ErrorInfo::new("SlurmError", format!("%attach {}: {e}", run.id)))?;
@@ -118,7 +119,7 @@ impl RustKernel {
         }
         let remote = self.remote_of("%cancel", &run)?;
         let db = self.workspace.db().map_err(state_error)?;
-        let jobs = cluster::cancel_run(db, run.id, &remote)
+        let jobs = cluster::cancel_run(db, run.id, remote.as_ref())
             .await
             .map_err(|e| ErrorInfo::new("SlurmError", format!("%cancel {}: {e}", run.id)))?;
         db.finish_run(run.id, RunStatus::Cancelled)

@@ -6,8 +6,9 @@
 use crate::bundle::{self, BundleError};
 use crate::config::Settings;
 use crate::events::{AssetState, Emit, Event, RunSummary};
+use crate::exec::db_log::DbRunLog;
 use crate::exec::slurm::{
-    self, ClusterLimits, JobSpec, Remote, SshError, SshTarget, StepRequest, WatchJob, WatchRun,
+    self, ClusterLimits, JobSpec, OutputGate, StepRequest, WatchJob, WatchRun,
 };
 use crate::exec::{job_env, remote_build};
 use crate::model::{AssetOptions, Target};
@@ -16,6 +17,7 @@ use crate::model::{MaterializationStatus, RunStatus};
 use crate::plan::{Action, Plan};
 use crate::project::Project;
 use crate::state::{Materialization, ResultRecord, Run, StartRecord, StateDb, StateError};
+use crate::transport::{SshTarget, Transport, TransportError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
@@ -28,7 +30,7 @@ pub enum ClusterError {
     #[error(transparent)]
     Bundle(#[from] BundleError),
     #[error(transparent)]
-    Ssh(#[from] SshError),
+    Ssh(#[from] TransportError),
     #[error(transparent)]
     Env(#[from] job_env::EnvError),
     #[error(transparent)]
@@ -100,11 +102,13 @@ pub struct ClusterRun<'a> {
     pub db: &'a StateDb,
     pub run_id: RunId,
     pub settings: &'a Settings,
-    pub remote: &'a Remote,
+    pub remote: &'a dyn Transport,
     /// Types known from the kernel session (name -> type).
     pub session_types: &'a HashMap<String, String>,
     pub emit: &'a dyn Emit,
     pub cancel: &'a AtomicBool,
+    /// The process's output gate (see [`OutputGate`]).
+    pub gate: &'a OutputGate,
     /// Pack the job environments afresh and unpack them again on the
     /// cluster (`--repack`).
     pub repack: bool,
@@ -129,6 +133,7 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
         session_types,
         emit,
         cancel,
+        gate,
         repack,
     } = run;
     let started = Instant::now();
@@ -301,7 +306,10 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
         run_id,
         &serde_json::to_string(&saved).expect("a run's jobs serialize"),
     )?;
-    follow(db, run_id, &saved, remote, emit, cancel, started, summary).await
+    follow(
+        db, run_id, &saved, remote, emit, cancel, gate, started, summary,
+    )
+    .await
 }
 
 /// What following a submitted run needs, saved in the run's row so that
@@ -354,9 +362,11 @@ pub fn slurm_run(db: &StateDb, run: Option<RunId>) -> Result<Option<Run>, Cluste
 pub struct AttachRun<'a> {
     pub db: &'a StateDb,
     pub run_id: RunId,
-    pub remote: &'a Remote,
+    pub remote: &'a dyn Transport,
     pub emit: &'a dyn Emit,
     pub cancel: &'a AtomicBool,
+    /// The process's output gate (see [`OutputGate`]).
+    pub gate: &'a OutputGate,
 }
 
 /// Follow a submitted run again (after a kernel restart): stream what was
@@ -377,6 +387,7 @@ pub async fn attach(a: AttachRun<'_>) -> Result<RunSummary, ClusterError> {
         a.remote,
         a.emit,
         a.cancel,
+        a.gate,
         Instant::now(),
         summary,
     )
@@ -388,7 +399,7 @@ pub async fn attach(a: AttachRun<'_>) -> Result<RunSummary, ClusterError> {
 pub async fn cancel_run(
     db: &StateDb,
     run_id: RunId,
-    remote: &Remote,
+    remote: &dyn Transport,
 ) -> Result<Vec<String>, ClusterError> {
     let saved = RemoteRun::load(db, run_id)?;
     let ids: Vec<String> = saved.jobs.iter().map(|j| j.job_id.clone()).collect();
@@ -420,19 +431,21 @@ async fn follow(
     db: &StateDb,
     run_id: RunId,
     saved: &RemoteRun,
-    remote: &Remote,
+    remote: &dyn Transport,
     emit: &dyn Emit,
     cancel: &AtomicBool,
+    gate: &OutputGate,
     started: Instant,
     mut summary: RunSummary,
 ) -> Result<RunSummary, ClusterError> {
     let result = slurm::watch_run(WatchRun {
-        remote,
+        transport: remote,
         run_dir: &saved.run_dir,
         jobs: &saved.jobs,
         emit,
         cancel,
-        db: Some((db, run_id)),
+        log: &DbRunLog::new(db, run_id),
+        gate,
     })
     .await?;
     // The rows this run started, newest per asset (versions come from them,
@@ -500,7 +513,7 @@ async fn prepare_envs(
     settings: &Settings,
     remote_platform: &str,
     base: &str,
-    remote: &Remote,
+    remote: &dyn Transport,
     repack: bool,
 ) -> Result<BTreeMap<String, job_env::PreparedEnv>, ClusterError> {
     let Some(pixi) = job_env::pixi_project(project) else {
@@ -536,7 +549,7 @@ async fn prepare_envs(
 /// Plan the run's allocations (grouped unless `--jobs per-asset` or the
 /// profile's `jobs = "per-asset"`) and submit them in one round trip.
 async fn submit_grouped(
-    remote: &Remote,
+    remote: &dyn Transport,
     layout: &Layout,
     plan: &Plan,
     settings: &Settings,

@@ -21,8 +21,8 @@ use std::collections::{HashMap, HashSet};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use super::ssh::{check_abs_path, quote, Remote, SshError};
 use crate::model::is_identifier;
+use crate::transport::{check_abs_path, quote, Transport, TransportError};
 
 /// One asset to run as a Slurm job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,7 +72,7 @@ pub enum SubmitError {
     #[error("cannot submit: {0}")]
     Invalid(String),
     #[error(transparent)]
-    Ssh(#[from] SshError),
+    Ssh(#[from] TransportError),
     #[error("sbatch failed for asset `{asset}`: {stderr}{}", cancelled_text(.cancelled))]
     Sbatch {
         asset: String,
@@ -374,7 +374,7 @@ mkdir -p "$d" || fail - ''
 /// Submit every job in ONE ssh round trip (see the module docs). Returns
 /// `(asset, job id)` in submission (topological) order.
 pub async fn submit_all(
-    remote: &Remote,
+    remote: &dyn Transport,
     run_dir: &str,
     run_tag: &str,
     jobs: &[JobSpec],
