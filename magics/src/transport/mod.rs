@@ -14,6 +14,12 @@
 //!
 //! Executors hold a `&dyn Transport` (or `Arc<dyn Transport>`); only the
 //! code that chooses the transport names [`Remote`].
+//!
+//! Another implementation (say, Slurm on this machine) runs the same argv
+//! as local processes, scripts with `sh -s`, uploads as copies into the
+//! cache directory, the watcher's tail as a local `sh -c` child, and
+//! expands directories from its own environment with
+//! [`shell::split_dir_var`] and [`shell::join_dir_var`].
 
 pub mod error;
 pub mod shell;

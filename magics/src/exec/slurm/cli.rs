@@ -443,6 +443,22 @@ mod tests {
     }
 
     #[test]
+    fn sacct_fills_in_for_jobs_slurmctld_forgot() {
+        let n = "SBy";
+        let text = format!(
+            "{n} JOB 123 a\nSACCT|123|CANCELLED by 0|0:15|vm|3\n{n} ERR\n{n} SIZE 5 0\n\
+             {n} JOB 124 b\nSACCT|124|COMPLETED|0:0|None assigned|0\n{n} ERR\n{n} SIZE 0 0\n"
+        );
+        let d = parse_details(&text, n);
+        assert_eq!(d["a"].state.as_deref(), Some("CANCELLED"));
+        assert_eq!((d["a"].exit_code, d["a"].signal), (Some(0), Some(15)));
+        assert_eq!(d["a"].elapsed_ms, Some(3000));
+        assert_eq!(d["a"].node.as_deref(), Some("vm"));
+        assert_eq!(d["b"].node, None);
+        assert_eq!(d["b"].restarts, None);
+    }
+
+    #[test]
     fn details_script_asks_each_job_once() {
         let reqs = [
             DetailRequest {
