@@ -180,7 +180,10 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
         "local" => false,
         _ => remote_platform != local_platform(),
     };
-    let run_tag = format!("{run_id}-{}", &uuid_like()[..6]);
+    let run_tag = format!(
+        "{run_id}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..6]
+    );
     let layout = Layout {
         cache: format!("{base}/cache"),
         values: format!("{base}/values"),
@@ -605,20 +608,6 @@ fn remote_value(db: &StateDb, asset: &str) -> Option<String> {
     (m.target == Target::Slurm)
         .then_some(m.value_path)
         .flatten()
-}
-
-fn uuid_like() -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    h.update(format!("{:?}{}", Instant::now(), std::process::id()).as_bytes());
-    h.update(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-            .to_le_bytes(),
-    );
-    hex::encode(h.finalize())
 }
 
 #[cfg(test)]
