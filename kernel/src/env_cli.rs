@@ -6,8 +6,8 @@
 use anyhow::{Context, Result};
 use slurmbook_magics::exec::cluster;
 use slurmbook_magics::exec::job_env::{self, EnvStatus};
-use slurmbook_magics::exec::slurm::Remote;
 use slurmbook_magics::run::Workspace;
+use slurmbook_magics::transport::{Remote, Transport};
 use std::path::PathBuf;
 use std::process::ExitCode;
 

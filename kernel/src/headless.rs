@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use slurmbook_magics::draw::graph;
 use slurmbook_magics::events::{Emit, Event, RunSummary};
 use slurmbook_magics::exec::local::Sessions;
+use slurmbook_magics::exec::slurm::OutputGate;
 use slurmbook_magics::run::{RunIo, Workspace};
 use slurmbook_magics::views;
 use slurmbook_magics::{parse_selection, MaterializeArgs, RunId, RunStatus, Target};
@@ -100,9 +101,11 @@ pub fn run(options: RunOptions) -> Result<ExitCode> {
         session: None,
         started,
     };
+    let gate = OutputGate::new();
     let io = RunIo {
         emit: &events,
         cancel: &cancel,
+        gate: &gate,
     };
     let result = runtime.block_on(workspace.execute(&planned, &mut sessions, io));
     if let Some(s) = &sessions.session {
@@ -154,7 +157,7 @@ fn outcome(workspace: &mut Workspace, summary: &RunSummary) -> Result<ExitCode> 
 }
 
 fn print_ssh_stats(workspace: &Workspace) {
-    if let Some(remote) = workspace.open_remote() {
+    if let Some(remote) = workspace.open_transport() {
         let stats = remote.stats();
         println!(
             "ssh: {} connection(s), {} remote command(s), {} byte(s) uploaded",
@@ -189,9 +192,11 @@ pub fn attach(notebook: PathBuf, run: Option<RunId>, cancel: bool) -> Result<Exi
         .jobs
         .len();
     let events = TerminalEvents::new(steps);
+    let gate = OutputGate::new();
     let io = RunIo {
         emit: &events,
         cancel: &flag,
+        gate: &gate,
     };
     let summary = runtime.block_on(workspace.attach(&run, io))?;
     let code = outcome(&mut workspace, &summary)?;

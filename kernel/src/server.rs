@@ -50,9 +50,11 @@ pub async fn serve(conn: ConnectionInfo) -> Result<()> {
         ),
     };
     let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let output_gate = Arc::new(slurmbook_magics::exec::slurm::OutputGate::new());
     let control_handler = Arc::new(KernelControl {
         engine: engine.clone(),
         cancel: cancel.clone(),
+        output_gate: output_gate.clone(),
     });
     let (control_send, control_recv) = control_socket.split();
     tokio::spawn(control::run(
@@ -67,7 +69,7 @@ pub async fn serve(conn: ConnectionInfo) -> Result<()> {
         shell_recv,
         Replier::new(shell_send, signer),
         io,
-        RustKernel::new(engine, Workspace::from_env(), cancel),
+        RustKernel::new(engine, Workspace::from_env(), cancel, output_gate),
         control_handler,
     )
     .await;

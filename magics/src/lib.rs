@@ -25,6 +25,7 @@ pub mod run;
 pub mod state;
 pub mod store;
 pub mod syntax;
+pub mod transport;
 pub mod version;
 pub mod views;
 pub(crate) mod workers;

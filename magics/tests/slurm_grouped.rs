@@ -15,13 +15,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use slurmbook_magics::events::{AssetState, Event, Stream};
+use slurmbook_magics::exec::db_log::DbRunLog;
 use slurmbook_magics::exec::slurm::{
-    steps_file, submit_allocations, watch_run, JobSpec, Remote, SlurmJobsResult, SshTarget,
-    StepLine, WatchJob, WatchRun,
+    steps_file, submit_allocations, watch_run, JobSpec, OutputGate, Remote, SlurmJobsResult,
+    SshTarget, StepLine, WatchJob, WatchRun,
 };
 use slurmbook_magics::plan::{
     plan_allocations, Allocation, ClusterLimits, SbatchRequest, StepRequest,
 };
+use slurmbook_magics::transport::Transport;
 use slurmbook_magics::{JobGrouping, StateDb, Target};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -205,12 +207,13 @@ async fn watch_until(
         l.lock().unwrap().push(e)
     };
     let w = WatchRun {
-        remote,
+        transport: remote,
         run_dir: &dir,
         jobs: &jobs,
         emit: &emit,
         cancel: &cancel,
-        db: Some((&db, run)),
+        log: &DbRunLog::new(&db, run),
+        gate: &OutputGate::new(),
     };
     let result = tokio::time::timeout(Duration::from_secs(180), watch_run(w))
         .await

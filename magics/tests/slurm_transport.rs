@@ -18,11 +18,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use slurmbook_magics::events::{AssetState, Event, Stream};
+use slurmbook_magics::exec::db_log::DbRunLog;
 use slurmbook_magics::exec::slurm::{
-    cancel, submit_all, watch_jobs, watch_run, JobSpec, Remote, SlurmJobsResult, SshError,
-    SshTarget, SubmitError, WatchJob, WatchRun,
+    cancel, submit_all, watch_jobs, watch_run, JobSpec, NoRunLog, OutputGate, Remote, RunLog,
+    SlurmJobsResult, SshError, SshTarget, SubmitError, WatchJob, WatchRun,
 };
 use slurmbook_magics::plan::SbatchRequest;
+use slurmbook_magics::transport::{self, Transport};
 use slurmbook_magics::{StateDb, Target};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -128,13 +130,19 @@ async fn watch(
     cancel: &AtomicBool,
     db: Option<(&StateDb, i64)>,
 ) -> SlurmJobsResult {
+    let db_log = db.map(|(db, run)| DbRunLog::new(db, run));
+    let log: &dyn RunLog = match &db_log {
+        Some(l) => l,
+        None => &NoRunLog,
+    };
     let w = WatchRun {
-        remote,
+        transport: remote,
         run_dir: dir,
         jobs,
         emit: &emit,
         cancel,
-        db,
+        log,
+        gate: &OutputGate::new(),
     };
     tokio::time::timeout(Duration::from_secs(180), watch_run(w))
         .await
@@ -178,7 +186,7 @@ async fn slurm_run_passes_arguments_verbatim_and_executes_nothing() {
     ];
     let mut argv = vec!["printf".to_string(), "<%s>\\n".to_string()];
     argv.extend(words.iter().cloned());
-    let out = remote.run(&argv).await.unwrap();
+    let out = remote.run(&transport::words(&argv)).await.unwrap();
     assert!(out.success(), "{out:?}");
     let expect: String = words.iter().map(|w| format!("<{w}>\n")).collect();
     assert_eq!(out.stdout_text(), expect);
@@ -684,12 +692,13 @@ async fn slurm_resume_from_saved_offsets_loses_and_repeats_nothing() {
     };
     {
         let w = WatchRun {
-            remote: &remote,
+            transport: &remote,
             run_dir: &dir,
             jobs: &jobs,
             emit: &emit1,
             cancel: &never,
-            db: Some((&db, run)),
+            log: &DbRunLog::new(&db, run),
+            gate: &OutputGate::new(),
         };
         let fut = watch_run(w);
         tokio::pin!(fut);

@@ -122,6 +122,7 @@ impl RustKernel {
                 RunIo {
                     emit: &CellEvents { out },
                     cancel: &self.cancel,
+                    gate: &self.output_gate,
                 },
             )
             .await

@@ -39,6 +39,7 @@ impl RustKernel {
         let io = RunIo {
             emit: &events,
             cancel: &self.cancel,
+            gate: &self.output_gate,
         };
         let summary = self
             .workspace

@@ -19,6 +19,7 @@ use crate::engine::{is_complete, Engine};
 use crate::protocol::{CodeAtCursor, ExecuteRequest, HistoryRequest};
 use crate::wire::Message;
 use serde_json::{json, Value};
+use slurmbook_magics::exec::slurm::OutputGate;
 use slurmbook_magics::run::Workspace;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -32,16 +33,24 @@ pub struct RustKernel {
     workspace: Workspace,
     /// Set by an interrupt: the running materialization stops.
     cancel: Arc<AtomicBool>,
+    /// Output of Slurm runs shown and saved as one step; frozen on shutdown.
+    output_gate: Arc<OutputGate>,
 }
 
 impl RustKernel {
-    pub fn new(engine: Engine, workspace: Workspace, cancel: Arc<AtomicBool>) -> RustKernel {
+    pub fn new(
+        engine: Engine,
+        workspace: Workspace,
+        cancel: Arc<AtomicBool>,
+        output_gate: Arc<OutputGate>,
+    ) -> RustKernel {
         RustKernel {
             engine,
             execution_count: 0,
             history: history::History::default(),
             workspace,
             cancel,
+            output_gate,
         }
     }
 }
@@ -81,6 +90,8 @@ impl ShellHandler for RustKernel {
 pub struct KernelControl {
     pub engine: Engine,
     pub cancel: Arc<AtomicBool>,
+    /// The gate of the kernel's Slurm watches (see [`OutputGate`]).
+    pub output_gate: Arc<OutputGate>,
 }
 
 impl ControlHandler for KernelControl {
@@ -93,7 +104,7 @@ impl ControlHandler for KernelControl {
     fn shutdown(&self) {
         // A Slurm run being watched keeps going on the cluster; `%attach`
         // resumes right after the last line this kernel showed.
-        slurmbook_magics::exec::slurm::freeze_output();
+        self.output_gate.freeze();
         self.engine.kill_child();
     }
 }

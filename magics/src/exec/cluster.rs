@@ -6,7 +6,8 @@
 use crate::bundle::{self, BundleError};
 use crate::config::Settings;
 use crate::events::{AssetState, Emit, Event, RunSummary};
-use crate::exec::slurm::{self, JobSpec, Remote, SshError, SshTarget, WatchJob, WatchRun};
+use crate::exec::db_log::DbRunLog;
+use crate::exec::slurm::{self, JobSpec, OutputGate, WatchJob, WatchRun};
 use crate::exec::{job_env, remote_build};
 use crate::model::RunId;
 use crate::model::Target;
@@ -14,6 +15,7 @@ use crate::model::{MaterializationStatus, RunStatus};
 use crate::plan::{Action, Plan, SbatchRequest};
 use crate::project::Project;
 use crate::state::{Materialization, ResultRecord, Run, StartRecord, StateDb, StateError};
+use crate::transport::{SshTarget, Transport, TransportError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
@@ -26,7 +28,7 @@ pub enum ClusterError {
     #[error(transparent)]
     Bundle(#[from] BundleError),
     #[error(transparent)]
-    Ssh(#[from] SshError),
+    Ssh(#[from] TransportError),
     #[error(transparent)]
     Env(#[from] job_env::EnvError),
     #[error(transparent)]
@@ -98,11 +100,13 @@ pub struct ClusterRun<'a> {
     pub db: &'a StateDb,
     pub run_id: RunId,
     pub settings: &'a Settings,
-    pub remote: &'a Remote,
+    pub remote: &'a dyn Transport,
     /// Types known from the kernel session (name -> type).
     pub session_types: &'a HashMap<String, String>,
     pub emit: &'a dyn Emit,
     pub cancel: &'a AtomicBool,
+    /// The process's output gate (see [`OutputGate`]).
+    pub gate: &'a OutputGate,
     /// Pack the job environments afresh and unpack them again on the
     /// cluster (`--repack`).
     pub repack: bool,
@@ -127,6 +131,7 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
         session_types,
         emit,
         cancel,
+        gate,
         repack,
     } = run;
     let started = Instant::now();
@@ -171,7 +176,10 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
         "local" => false,
         _ => remote_platform != local_platform(),
     };
-    let run_tag = format!("{run_id}-{}", &uuid_like()[..6]);
+    let run_tag = format!(
+        "{run_id}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..6]
+    );
     let layout = Layout {
         cache: format!("{base}/cache"),
         values: format!("{base}/values"),
@@ -297,7 +305,10 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
         run_id,
         &serde_json::to_string(&saved).expect("a run's jobs serialize"),
     )?;
-    follow(db, run_id, &saved, remote, emit, cancel, started, summary).await
+    follow(
+        db, run_id, &saved, remote, emit, cancel, gate, started, summary,
+    )
+    .await
 }
 
 /// What following a submitted run needs, saved in the run's row so that
@@ -350,9 +361,11 @@ pub fn slurm_run(db: &StateDb, run: Option<RunId>) -> Result<Option<Run>, Cluste
 pub struct AttachRun<'a> {
     pub db: &'a StateDb,
     pub run_id: RunId,
-    pub remote: &'a Remote,
+    pub remote: &'a dyn Transport,
     pub emit: &'a dyn Emit,
     pub cancel: &'a AtomicBool,
+    /// The process's output gate (see [`OutputGate`]).
+    pub gate: &'a OutputGate,
 }
 
 /// Follow a submitted run again (after a kernel restart): stream what was
@@ -373,6 +386,7 @@ pub async fn attach(a: AttachRun<'_>) -> Result<RunSummary, ClusterError> {
         a.remote,
         a.emit,
         a.cancel,
+        a.gate,
         Instant::now(),
         summary,
     )
@@ -384,7 +398,7 @@ pub async fn attach(a: AttachRun<'_>) -> Result<RunSummary, ClusterError> {
 pub async fn cancel_run(
     db: &StateDb,
     run_id: RunId,
-    remote: &Remote,
+    remote: &dyn Transport,
 ) -> Result<Vec<String>, ClusterError> {
     let saved = RemoteRun::load(db, run_id)?;
     let ids: Vec<String> = saved.jobs.iter().map(|j| j.job_id.clone()).collect();
@@ -416,19 +430,21 @@ async fn follow(
     db: &StateDb,
     run_id: RunId,
     saved: &RemoteRun,
-    remote: &Remote,
+    remote: &dyn Transport,
     emit: &dyn Emit,
     cancel: &AtomicBool,
+    gate: &OutputGate,
     started: Instant,
     mut summary: RunSummary,
 ) -> Result<RunSummary, ClusterError> {
     let result = slurm::watch_run(WatchRun {
-        remote,
+        transport: remote,
         run_dir: &saved.run_dir,
         jobs: &saved.jobs,
         emit,
         cancel,
-        db: Some((db, run_id)),
+        log: &DbRunLog::new(db, run_id),
+        gate,
     })
     .await?;
     // The rows this run started, newest per asset (versions come from them,
@@ -496,7 +512,7 @@ async fn prepare_envs(
     settings: &Settings,
     remote_platform: &str,
     base: &str,
-    remote: &Remote,
+    remote: &dyn Transport,
     repack: bool,
 ) -> Result<BTreeMap<String, job_env::PreparedEnv>, ClusterError> {
     let Some(pixi) = job_env::pixi_project(project) else {
@@ -532,7 +548,7 @@ async fn prepare_envs(
 /// Submit the allocations the plan made (see `Plan::allocate`: the dry run
 /// showed exactly these) in one round trip.
 async fn submit_planned(
-    remote: &Remote,
+    remote: &dyn Transport,
     layout: &Layout,
     plan: &Plan,
     jobs: &[JobSpec],
@@ -556,20 +572,6 @@ fn remote_value(db: &StateDb, asset: &str) -> Option<String> {
     (m.target == Target::Slurm)
         .then_some(m.value_path)
         .flatten()
-}
-
-fn uuid_like() -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    h.update(format!("{:?}{}", Instant::now(), std::process::id()).as_bytes());
-    h.update(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-            .to_le_bytes(),
-    );
-    hex::encode(h.finalize())
 }
 
 #[cfg(test)]

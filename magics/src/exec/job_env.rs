@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use slurmbook_pack::{PackError, PixiProject, DEFAULT_ENVIRONMENT, READY_MARKER};
 
 use crate::config::Settings;
-use crate::exec::slurm::{JobEnv, Remote, SshError};
+use crate::exec::slurm::JobEnv;
 use crate::project::Project;
+use crate::transport::{Transport, TransportError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnvError {
@@ -39,7 +40,7 @@ pub enum EnvError {
         detail: String,
     },
     #[error(transparent)]
-    Ssh(#[from] SshError),
+    Ssh(#[from] TransportError),
 }
 
 /// One environment made ready for the run's jobs.
@@ -180,7 +181,7 @@ pub struct EnvRequest<'a> {
 /// Pack (unless the cluster has it) and upload each environment; returns
 /// them by name. Nothing is submitted if one fails.
 pub async fn prepare(
-    remote: &Remote,
+    remote: &dyn Transport,
     req: EnvRequest<'_>,
 ) -> Result<BTreeMap<String, PreparedEnv>, EnvError> {
     let mut out = BTreeMap::new();
@@ -274,7 +275,7 @@ pub async fn prepare(
 /// Upload `slurmbook-env` (found beside this program or on PATH),
 /// content-addressed; returns its remote path and the bytes sent.
 async fn upload_tool(
-    remote: &Remote,
+    remote: &dyn Transport,
     base: &str,
     platform: &str,
     local_platform: &str,

@@ -16,8 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::bundle::{self, binary_name, io, BundleError, BundleSources};
-use crate::exec::slurm::ssh::check_abs_path;
-use crate::exec::slurm::{command_line, Remote, SshError};
+use crate::transport::{check_abs_path, command_line, Transport, TransportError};
 
 /// Where a bundle's vendored sources are prepared locally.
 fn bundle_dir(root: &Path, sources: &BundleSources) -> PathBuf {
@@ -137,7 +136,7 @@ pub struct RemoteBuild {
 /// Build the bundle on the cluster (see the module docs) under `base`
 /// (the expanded `remote_dir`), with `activate` sourced first when given.
 pub async fn build_on_cluster(
-    remote: &Remote,
+    remote: &dyn Transport,
     base: &str,
     sources: &BundleSources,
     root: &Path,
@@ -198,7 +197,7 @@ pub async fn build_on_cluster(
     })
 }
 
-fn ssh(e: SshError) -> BundleError {
+fn ssh(e: TransportError) -> BundleError {
     BundleError::RemoteBuild(e.to_string())
 }
 

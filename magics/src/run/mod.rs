@@ -21,11 +21,15 @@ pub use workspace::{AttachError, NotebookSource, Workspace};
 use std::sync::atomic::AtomicBool;
 
 use crate::events::Emit;
+use crate::exec::slurm::OutputGate;
 
-/// Where a run reports (its events) and what stops it (the cancel flag: an
-/// interrupt in the kernel, Ctrl-C in the CLI).
+/// Where a run reports (its events), what stops it (the cancel flag: an
+/// interrupt in the kernel, Ctrl-C in the CLI) and the gate its Slurm
+/// output passes (frozen when the kernel shuts down, so `%attach` resumes
+/// exactly after the last line shown).
 #[derive(Clone, Copy)]
 pub struct RunIo<'a> {
     pub emit: &'a dyn Emit,
     pub cancel: &'a AtomicBool,
+    pub gate: &'a OutputGate,
 }

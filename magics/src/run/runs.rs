@@ -24,14 +24,15 @@ impl Workspace {
     /// output stopped, and records how it ended.
     pub async fn attach(&mut self, run: &Run, io: RunIo<'_>) -> Result<RunSummary, RunError> {
         let settings = self.settings(run.profile.as_deref())?;
-        let remote = self.remote(&settings)?;
+        let remote = self.transport(&settings)?;
         let db = self.db()?;
         let summary = cluster::attach(cluster::AttachRun {
             db,
             run_id: run.id,
-            remote: &remote,
+            remote: remote.as_ref(),
             emit: io.emit,
             cancel: io.cancel,
+            gate: io.gate,
         })
         .await?;
         db.finish_run(run.id, summary.status())?;
@@ -42,9 +43,9 @@ impl Workspace {
     /// them and the run as cancelled; returns the cancelled job ids.
     pub async fn cancel(&mut self, run: &Run) -> Result<Vec<String>, RunError> {
         let settings = self.settings(run.profile.as_deref())?;
-        let remote = self.remote(&settings)?;
+        let remote = self.transport(&settings)?;
         let db = self.db()?;
-        let jobs = cluster::cancel_run(db, run.id, &remote).await?;
+        let jobs = cluster::cancel_run(db, run.id, remote.as_ref()).await?;
         db.finish_run(run.id, RunStatus::Cancelled)?;
         Ok(jobs)
     }
@@ -87,7 +88,7 @@ impl Workspace {
             }
         }
         let settings = self.settings(None)?;
-        let remote = self.remote(&settings)?;
+        let remote = self.transport(&settings)?;
         let out = remote
             .run(&["cat", path.as_str()])
             .await

@@ -12,11 +12,11 @@ use crate::cache::PlanCache;
 use crate::config::{ConfigError, ConfigFile, Settings};
 use crate::exec::cluster::{self, ClusterError};
 use crate::exec::local::Prepared;
-use crate::exec::slurm::{Remote, SshTarget};
 use crate::notebook::{Notebook, NotebookError};
 use crate::project::{load_project_cached, Project, ProjectError};
 use crate::state::{StateDb, StateError};
 use crate::store::ValueStore;
+use crate::transport::{Remote, SshTarget, Transport};
 use crate::SessionOverrides;
 
 /// Where the notebook path came from (shown by `%config`).
@@ -66,7 +66,7 @@ pub struct Workspace {
     pub config: BTreeMap<String, String>,
     /// The cluster connection (one multiplexed SSH master), opened lazily
     /// and reused while the target stays the same.
-    connection: Option<(SshTarget, Arc<Remote>)>,
+    connection: Option<(SshTarget, Arc<dyn Transport>)>,
 }
 
 impl Workspace {
@@ -163,20 +163,20 @@ impl Workspace {
     }
 
     /// The cluster connection of `settings` (reused while the target is the same).
-    pub fn remote(&mut self, settings: &Settings) -> Result<Arc<Remote>, ClusterError> {
+    pub fn transport(&mut self, settings: &Settings) -> Result<Arc<dyn Transport>, ClusterError> {
         let target = cluster::ssh_target(settings)?;
         if let Some((t, remote)) = &self.connection {
             if *t == target {
                 return Ok(remote.clone());
             }
         }
-        let remote = Arc::new(Remote::new(target.clone()));
+        let remote: Arc<dyn Transport> = Arc::new(Remote::new(target.clone()));
         self.connection = Some((target, remote.clone()));
         Ok(remote)
     }
 
     /// The open cluster connection, if any (for its statistics).
-    pub fn open_remote(&self) -> Option<Arc<Remote>> {
+    pub fn open_transport(&self) -> Option<Arc<dyn Transport>> {
         self.connection.as_ref().map(|(_, r)| r.clone())
     }
 

@@ -32,86 +32,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::ssh::{check_abs_path, quote, Remote};
+use super::jobs::WatchJob;
 use super::submit::{env_prelude, submit_script_with, JobEnv, JobSpec, SubmitError};
-use super::watch::WatchJob;
 use crate::model::is_identifier;
 use crate::plan::sbatch::check_value;
 use crate::plan::{Allocation, StepResources};
-
-/// A status line of a `.steps` file.
-#[derive(Debug, Clone, PartialEq)]
-pub enum StepLine {
-    Start {
-        asset: String,
-        node: String,
-        at: f64,
-    },
-    End {
-        asset: String,
-        code: i32,
-        at: f64,
-    },
-    Skip {
-        asset: String,
-        upstream: String,
-    },
-}
-
-impl StepLine {
-    pub fn parse(line: &str) -> Option<StepLine> {
-        let w: Vec<&str> = line.split_whitespace().collect();
-        match w.as_slice() {
-            ["start", a, node, at] => Some(StepLine::Start {
-                asset: a.to_string(),
-                node: node.to_string(),
-                at: at.parse().ok()?,
-            }),
-            ["end", a, code, at] => Some(StepLine::End {
-                asset: a.to_string(),
-                code: code.parse().ok()?,
-                at: at.parse().ok()?,
-            }),
-            ["skip", a, up] => Some(StepLine::Skip {
-                asset: a.to_string(),
-                upstream: up.to_string(),
-            }),
-            _ => None,
-        }
-    }
-}
-
-/// What the `.steps` file says about one asset.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct StepStatus {
-    pub node: Option<String>,
-    pub started: Option<f64>,
-    pub ended: Option<(i32, f64)>,
-    pub skipped_because: Option<String>,
-}
-
-impl StepStatus {
-    pub fn apply(map: &mut HashMap<String, StepStatus>, line: &StepLine) {
-        match line {
-            StepLine::Start { asset, node, at } => {
-                let s = map.entry(asset.clone()).or_default();
-                s.node = Some(node.clone());
-                s.started = Some(*at);
-            }
-            StepLine::End { asset, code, at } => {
-                map.entry(asset.clone()).or_default().ended = Some((*code, *at));
-            }
-            StepLine::Skip { asset, upstream } => {
-                map.entry(asset.clone()).or_default().skipped_because = Some(upstream.clone());
-            }
-        }
-    }
-
-    pub fn elapsed_ms(&self) -> Option<u64> {
-        let (s, (_, e)) = (self.started?, self.ended?);
-        Some(((e - s).max(0.0) * 1000.0).round() as u64)
-    }
-}
+use crate::transport::{check_abs_path, quote, Transport};
 
 /// One step of a grouped job.
 #[derive(Debug, Clone, Copy)]
@@ -121,11 +47,6 @@ pub struct DriverStep<'a> {
     pub after: &'a [String],
     pub command: &'a [String],
     pub resources: &'a StepResources,
-}
-
-/// `<run>/<allocation>.steps`.
-pub fn steps_file(run_dir: &str, allocation: &str) -> String {
-    format!("{}/{allocation}.steps", run_dir.trim_end_matches('/'))
 }
 
 const DRIVER_PRELUDE: &str = r#"st="$d/$g.steps"
@@ -275,7 +196,7 @@ pub fn driver_script(
 /// [`JobSpec`] per asset (its argv and upstreams). Returns the
 /// [`WatchJob`]s to follow, one per asset, in the allocations' order.
 pub async fn submit_allocations(
-    remote: &Remote,
+    remote: &dyn Transport,
     run_dir: &str,
     run_tag: &str,
     jobs: &[JobSpec],
@@ -483,26 +404,6 @@ mod tests {
         };
         let e = one("a", &[], &bad).unwrap_err();
         assert!(e.to_string().contains("not allowed"), "{e}");
-    }
-
-    #[test]
-    fn parses_status_lines() {
-        let mut m = HashMap::new();
-        for l in [
-            "start a vm 1795566113.198467870",
-            "end a 3 1795566115.7",
-            "skip b a",
-            "garbage",
-        ] {
-            if let Some(x) = StepLine::parse(l) {
-                StepStatus::apply(&mut m, &x);
-            }
-        }
-        assert_eq!(m["a"].node.as_deref(), Some("vm"));
-        assert_eq!(m["a"].ended.map(|e| e.0), Some(3));
-        assert_eq!(m["a"].elapsed_ms(), Some(2502));
-        assert_eq!(m["b"].skipped_because.as_deref(), Some("a"));
-        assert_eq!(m.len(), 2);
     }
 
     #[test]

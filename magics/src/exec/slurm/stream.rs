@@ -33,10 +33,8 @@
 
 use std::collections::HashMap;
 
+use super::protocol::PROTOCOL_PREFIX;
 use crate::events::Stream;
-
-/// A stdout line starting with this, then JSON, is the bundle's event protocol.
-pub const PROTOCOL_PREFIX: &[u8] = "\u{1e}SLURMBOOK ".as_bytes();
 
 /// Longest partial line held back waiting for its newline.
 const MAX_LINE: usize = 1 << 20;
@@ -249,7 +247,7 @@ impl Demux {
     }
 
     /// Also accept headers of `path`, whose content is ignored (the
-    /// watcher's anchor file, see `watch.rs`).
+    /// watcher's anchor file, see `follow.rs`).
     pub fn ignore(mut self, path: impl Into<String>) -> Demux {
         self.by_path.insert(path.into(), None);
         self

@@ -21,10 +21,10 @@ use std::collections::HashMap;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use super::ssh::{check_abs_path, quote, Remote, SshError};
 use crate::model::is_identifier;
 use crate::plan::order::topo_order;
 use crate::plan::SbatchRequest;
+use crate::transport::{check_abs_path, quote, Transport, TransportError};
 
 /// One asset to run as a Slurm job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +71,7 @@ pub enum SubmitError {
     #[error("cannot submit: {0}")]
     Invalid(String),
     #[error(transparent)]
-    Ssh(#[from] SshError),
+    Ssh(#[from] TransportError),
     #[error("sbatch failed for asset `{asset}`: {stderr}{}", cancelled_text(.cancelled))]
     Sbatch {
         asset: String,
@@ -214,7 +214,7 @@ pub fn submit_script(
 }
 
 /// [`submit_script`] where the jobs named in `scripts` get that batch
-/// script (already validated, e.g. [`super::driver::driver_script`])
+/// script (already validated, e.g. a grouped job's driver script)
 /// instead of [`job_script`] of their command.
 pub fn submit_script_with(
     run_dir: &str,
@@ -302,7 +302,7 @@ mkdir -p "$d" || fail - ''
 /// Submit every job in ONE ssh round trip (see the module docs). Returns
 /// `(asset, job id)` in submission (topological) order.
 pub async fn submit_all(
-    remote: &Remote,
+    remote: &dyn Transport,
     run_dir: &str,
     run_tag: &str,
     jobs: &[JobSpec],

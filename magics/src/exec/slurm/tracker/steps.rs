@@ -1,0 +1,170 @@
+//! The tracker's side of grouped runs: assets that run as `srun` steps of
+//! one allocation (see [`crate::exec::slurm::driver`]).
+//!
+//! The allocation's `.steps` lines (followed by the same `tail -F` as the
+//! output) update [`Steps`]. Each poll then derives the step's state:
+//! pending until its `start` line (the job may be running other steps),
+//! running until its `end`/`skip` line, and when it ended, one detail round
+//! trip (the job's record, the step's stderr tail and file sizes, and the
+//! whole `.steps` file again, which is authoritative) makes it terminal:
+//! `end 0` is COMPLETED, `end N` FAILED with exit code N, `skip` CANCELLED
+//! because of the upstream step. A step without an end whose job ended
+//! takes the job's state (TIMEOUT, CANCELLED by an interrupt or a failed
+//! upstream job, ...).
+
+use std::collections::HashMap;
+
+use super::super::cli::{is_pending_state, is_terminal_state, Detail, QueueRow};
+use super::super::jobs::WatchJob;
+use super::super::protocol::{StepLine, StepStatus};
+use super::Track;
+
+/// What the allocations' `.steps` files said so far.
+#[derive(Debug, Default)]
+pub(super) struct Steps {
+    /// Allocations followed, in order.
+    groups: Vec<String>,
+    status: HashMap<String, StepStatus>,
+    /// A line arrived since the last poll (wakes the poll loop early).
+    pub dirty: bool,
+}
+
+impl Steps {
+    pub fn new(jobs: &[WatchJob]) -> Steps {
+        let mut groups: Vec<String> = Vec::new();
+        for j in jobs {
+            if let Some(g) = &j.step_of {
+                if !groups.contains(g) {
+                    groups.push(g.clone());
+                }
+            }
+        }
+        Steps {
+            groups,
+            ..Steps::default()
+        }
+    }
+
+    pub fn groups(&self) -> &[String] {
+        &self.groups
+    }
+
+    pub fn feed(&mut self, line: &StepLine) {
+        StepStatus::apply(&mut self.status, line);
+        self.dirty = true;
+    }
+
+    /// A whole `.steps` file (or part of one).
+    pub fn feed_text(&mut self, text: &str) {
+        for line in text.lines() {
+            if let Some(l) = StepLine::parse(line) {
+                self.feed(&l);
+            }
+        }
+    }
+
+    pub fn get(&self, asset: &str) -> StepStatus {
+        self.status.get(asset).cloned().unwrap_or_default()
+    }
+}
+
+/// A poll of step `i` whose job is `job` in squeue. Pushes it to
+/// `need_detail` when it (or its job) ended. Returns whether its state
+/// changed.
+pub(super) fn poll_step(
+    status: &StepStatus,
+    t: &mut Track,
+    job: Option<&QueueRow>,
+    i: usize,
+    need_detail: &mut Vec<usize>,
+) -> bool {
+    if status.ended.is_some() || status.skipped_because.is_some() {
+        need_detail.push(i);
+        return false;
+    }
+    let Some(row) = job else {
+        need_detail.push(i);
+        return false;
+    };
+    let st = row.state.as_str();
+    t.missing_polls = 0;
+    if is_terminal_state(st) {
+        need_detail.push(i);
+        return false;
+    }
+    let new = if status.started.is_some() && !is_pending_state(st) {
+        "RUNNING"
+    } else {
+        "PENDING"
+    };
+    if let Some(node) = &status.node {
+        t.node = Some(node.clone());
+    }
+    t.reason = row.reason.clone();
+    let changed = t.slurm_state != new;
+    t.slurm_state = new.into();
+    changed
+}
+
+/// After the detail round trip: make the step terminal if it (or its job)
+/// ended. Returns whether it became terminal.
+pub(super) fn step_detail(status: &StepStatus, t: &mut Track, d: Option<&Detail>) -> bool {
+    if let Some(d) = d {
+        t.stderr_tail = d.stderr_tail.clone();
+        t.final_sizes = d.sizes;
+        if t.node.is_none() {
+            t.node = d.node.clone();
+        }
+    }
+    if status.node.is_some() {
+        t.node = status.node.clone();
+    }
+    if let Some((code, _)) = status.ended {
+        t.slurm_state = if code == 0 { "COMPLETED" } else { "FAILED" }.into();
+        t.reason = "step".into();
+        t.exit_code = Some(code);
+        t.elapsed_ms = status.elapsed_ms();
+        t.terminal = true;
+        return true;
+    }
+    if let Some(up) = &status.skipped_because {
+        t.slurm_state = "CANCELLED".into();
+        t.reason = format!("Dependency (upstream step {up} did not succeed)");
+        t.terminal = true;
+        return true;
+    }
+    match d.and_then(|d| d.state.as_ref().map(|st| (d, st.clone()))) {
+        Some((d, st)) if is_terminal_state(&st) => {
+            t.reason = d.reason.clone().unwrap_or_default();
+            t.failed_deps = d.failed_deps.clone();
+            t.slurm_state = match (status.started.is_some(), st.as_str()) {
+                // The driver ended without the step's end line.
+                (true, "COMPLETED") => {
+                    t.reason = "the step did not report its end".into();
+                    "FAILED".into()
+                }
+                (true, _) => st,
+                (false, "TIMEOUT") => "TIMEOUT".into(),
+                (false, _) => {
+                    if !t.reason.contains("Dependency") && st != "CANCELLED" {
+                        t.reason = format!("the allocation ended ({st}) before the step started");
+                    }
+                    "CANCELLED".into()
+                }
+            };
+            t.terminal = true;
+            true
+        }
+        Some(_) => false,
+        None => {
+            t.missing_polls += 1;
+            if t.missing_polls >= 3 {
+                t.terminal = true;
+                t.slurm_state = "UNKNOWN".into();
+                t.reason = "vanished".into();
+                return true;
+            }
+            false
+        }
+    }
+}
