@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use slurmbook_magics::events::{AssetState, Event, Stream};
-use slurmbook_magics::exec::db_log::DbRunLog;
 use slurmbook_magics::exec::slurm::{
     steps_file, submit_allocations, watch_run, JobSpec, OutputGate, Remote, SlurmJobsResult,
     SshTarget, StepLine, WatchJob, WatchRun,
@@ -23,6 +22,7 @@ use slurmbook_magics::exec::slurm::{
 use slurmbook_magics::plan::{
     plan_allocations, Allocation, ClusterLimits, SbatchRequest, StepRequest,
 };
+use slurmbook_magics::run::DbRunLog;
 use slurmbook_magics::transport::Transport;
 use slurmbook_magics::{JobGrouping, StateDb, Target};
 

@@ -18,12 +18,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use slurmbook_magics::events::{AssetState, Event, Stream};
-use slurmbook_magics::exec::db_log::DbRunLog;
 use slurmbook_magics::exec::slurm::{
     cancel, submit_all, watch_jobs, watch_run, JobSpec, NoRunLog, OutputGate, Remote, RunLog,
     SlurmJobsResult, SshError, SshTarget, SubmitError, WatchJob, WatchRun,
 };
 use slurmbook_magics::plan::SbatchRequest;
+use slurmbook_magics::run::DbRunLog;
 use slurmbook_magics::transport::{self, Transport};
 use slurmbook_magics::{StateDb, Target};
 

@@ -6,8 +6,7 @@
 use crate::bundle::{self, BundleError};
 use crate::config::Settings;
 use crate::events::{AssetState, Emit, Event, RunSummary};
-use crate::exec::db_log::DbRunLog;
-use crate::exec::slurm::{self, JobSpec, OutputGate, WatchJob, WatchRun};
+use crate::exec::slurm::{self, JobSpec, OutputGate, RunLog, WatchJob, WatchRun};
 use crate::exec::{job_env, remote_build};
 use crate::model::RunId;
 use crate::model::Target;
@@ -107,6 +106,8 @@ pub struct ClusterRun<'a> {
     pub cancel: &'a AtomicBool,
     /// The process's output gate (see [`OutputGate`]).
     pub gate: &'a OutputGate,
+    /// Where the watcher's offsets and job states are recorded.
+    pub log: &'a dyn RunLog,
     /// Pack the job environments afresh and unpack them again on the
     /// cluster (`--repack`).
     pub repack: bool,
@@ -132,6 +133,7 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
         emit,
         cancel,
         gate,
+        log,
         repack,
     } = run;
     let started = Instant::now();
@@ -306,7 +308,7 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
         &serde_json::to_string(&saved).expect("a run's jobs serialize"),
     )?;
     follow(
-        db, run_id, &saved, remote, emit, cancel, gate, started, summary,
+        db, run_id, &saved, remote, emit, cancel, gate, log, started, summary,
     )
     .await
 }
@@ -366,6 +368,8 @@ pub struct AttachRun<'a> {
     pub cancel: &'a AtomicBool,
     /// The process's output gate (see [`OutputGate`]).
     pub gate: &'a OutputGate,
+    /// Where the watcher's offsets and job states are recorded.
+    pub log: &'a dyn RunLog,
 }
 
 /// Follow a submitted run again (after a kernel restart): stream what was
@@ -387,6 +391,7 @@ pub async fn attach(a: AttachRun<'_>) -> Result<RunSummary, ClusterError> {
         a.emit,
         a.cancel,
         a.gate,
+        a.log,
         Instant::now(),
         summary,
     )
@@ -434,6 +439,7 @@ async fn follow(
     emit: &dyn Emit,
     cancel: &AtomicBool,
     gate: &OutputGate,
+    log: &dyn RunLog,
     started: Instant,
     mut summary: RunSummary,
 ) -> Result<RunSummary, ClusterError> {
@@ -443,7 +449,7 @@ async fn follow(
         jobs: &saved.jobs,
         emit,
         cancel,
-        log: &DbRunLog::new(db, run_id),
+        log,
         gate,
     })
     .await?;

@@ -2,7 +2,6 @@
 //! They know nothing of Jupyter.
 
 pub mod cluster;
-pub mod db_log;
 pub mod job_env;
 pub mod local;
 pub mod remote_build;

@@ -12,7 +12,7 @@ use crate::project::Project;
 use crate::syntax::magic::MaterializeArgs;
 use crate::views::Snapshot;
 
-use super::{RunError, RunIo, Workspace};
+use super::{DbRunLog, RunError, RunIo, Workspace};
 
 /// A planned `%materialize`: what it runs, where, and with which settings.
 pub struct PlannedRun {
@@ -211,6 +211,7 @@ impl Workspace {
             emit: io.emit,
             cancel: io.cancel,
             gate: io.gate,
+            log: &DbRunLog::new(db, run_id),
             repack: run.args.repack,
         })
         .await;

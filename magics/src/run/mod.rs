@@ -7,15 +7,18 @@
 //!   and executed ([`Workspace::execute`]);
 //! * [`runs`]: Slurm runs after the fact: `%attach`, `%cancel`, and values
 //!   fetched for `%load`;
+//! * [`record`]: [`DbRunLog`], what the Slurm watcher reports, recorded;
 //! * [`error`]: [`RunError`], what failed and of which kind.
 
 pub mod error;
 pub mod materialize;
+pub mod record;
 pub mod runs;
 pub mod workspace;
 
 pub use error::{RunError, RunErrorKind};
 pub use materialize::PlannedRun;
+pub use record::DbRunLog;
 pub use workspace::{AttachError, NotebookSource, Workspace};
 
 use std::sync::atomic::AtomicBool;

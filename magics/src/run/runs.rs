@@ -9,7 +9,7 @@ use crate::exec::cluster::{self, ClusterError};
 use crate::model::{RunId, RunStatus, Target};
 use crate::state::{Materialization, Run};
 
-use super::{RunError, RunIo, Workspace};
+use super::{DbRunLog, RunError, RunIo, Workspace};
 
 impl Workspace {
     /// The run `%attach`/`%cancel` act on: `run` when given (it must be a
@@ -33,6 +33,7 @@ impl Workspace {
             emit: io.emit,
             cancel: io.cancel,
             gate: io.gate,
+            log: &DbRunLog::new(db, run.id),
         })
         .await?;
         db.finish_run(run.id, summary.status())?;

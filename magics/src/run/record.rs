@@ -1,5 +1,6 @@
 //! [`DbRunLog`]: the [`RunLog`] of a Slurm run over the state database
-//! (its `run_jobs` rows), as `exec::cluster` records a watch for now.
+//! (its `run_jobs` rows): how the run service records what the watcher
+//! reports — offsets after each batch of output shown, job state changes.
 
 use crate::exec::slurm::{RunLog, RunLogError, WatchJob};
 use crate::model::RunId;
