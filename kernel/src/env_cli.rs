@@ -1,13 +1,14 @@
 //! `slurmbook env status NOTEBOOK [--profile P]`: the pixi environment a
 //! notebook's Slurm jobs run in, its cache key, whether it is packed on this
-//! machine and whether the cluster has it unpacked (one SSH connection:
-//! `uname -sm` unless `platform` is configured, then one `test -e`).
+//! machine and whether the cluster has it unpacked (over SSH, or on this
+//! machine for a profile without `host`: `uname -sm` unless `platform` is
+//! configured, then one `test -e`).
 
 use anyhow::{Context, Result};
 use slurmbook_magics::exec::cluster;
 use slurmbook_magics::exec::job_env::{self, EnvStatus};
 use slurmbook_magics::run::Workspace;
-use slurmbook_magics::transport::{Remote, Transport};
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -29,14 +30,12 @@ pub fn status(notebook: PathBuf, profile: Option<String>) -> Result<ExitCode> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let remote = match settings.host() {
-        Some(_) => Some(Remote::new(cluster::ssh_target(&settings)?)),
-        None => None,
-    };
+    let target = cluster::transport_target(&settings);
+    let remote = target.open();
     let result = runtime.block_on(async {
-        let platform = match (settings.platform(), &remote) {
-            (Some(p), _) => (p.to_string(), "configured"),
-            (None, Some(remote)) => {
+        let platform = match settings.platform() {
+            Some(p) => (p.to_string(), "configured"),
+            None => {
                 let out = remote.run(&["uname", "-sm"]).await?;
                 let text = out.stdout_text();
                 let mut parts = text.split_whitespace();
@@ -46,10 +45,6 @@ pub fn status(notebook: PathBuf, profile: Option<String>) -> Result<ExitCode> {
                 );
                 (platform, "the cluster's")
             }
-            (None, None) => (
-                cluster::local_platform(),
-                "this machine's: no host configured",
-            ),
         };
         let status = EnvStatus::of(&dir, &settings, &platform.0);
         println!("platform:      {} ({})", platform.0, platform.1);
@@ -67,10 +62,7 @@ pub fn status(notebook: PathBuf, profile: Option<String>) -> Result<ExitCode> {
             }
             None => println!("local archive: not packed on this machine"),
         }
-        let Some(remote) = &remote else {
-            println!("cluster:       unknown (no host configured)");
-            return Ok(true);
-        };
+        println!("transport:     {}", target.describe());
         let base = remote.expand_dir(settings.remote_dir()).await?;
         let prefix = job_env::remote_prefix(&base, &key);
         let ready = remote
@@ -85,9 +77,7 @@ pub fn status(notebook: PathBuf, profile: Option<String>) -> Result<ExitCode> {
         }
         anyhow::Ok(true)
     });
-    if let Some(remote) = &remote {
-        runtime.block_on(remote.close());
-    }
+    runtime.block_on(remote.close());
     let ok = result.context("asking the cluster")?;
     Ok(if ok {
         ExitCode::SUCCESS

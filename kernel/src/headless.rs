@@ -114,7 +114,7 @@ pub fn run(options: RunOptions) -> Result<ExitCode> {
     let summary = result?;
     let code = outcome(&mut workspace, &summary)?;
     if planned.on_slurm() {
-        print_ssh_stats(&workspace);
+        print_transport_stats(&workspace);
         runtime.block_on(workspace.close());
     }
     Ok(code)
@@ -156,13 +156,22 @@ fn outcome(workspace: &mut Workspace, summary: &RunSummary) -> Result<ExitCode> 
     })
 }
 
-fn print_ssh_stats(workspace: &Workspace) {
-    if let Some(remote) = workspace.open_transport() {
-        let stats = remote.stats();
-        println!(
-            "ssh: {} connection(s), {} remote command(s), {} byte(s) uploaded",
-            stats.connections, stats.commands, stats.bytes_uploaded
-        );
+/// How much the run asked of its transport: SSH connections, commands and
+/// bytes uploaded, or, on a submit host, local commands and bytes copied.
+fn print_transport_stats(workspace: &Workspace) {
+    if let Some(transport) = workspace.open_transport() {
+        let stats = transport.stats();
+        if transport.location() == slurmbook_magics::transport::local::LOCATION {
+            println!(
+                "local: {} command(s), {} byte(s) copied",
+                stats.commands, stats.bytes_uploaded
+            );
+        } else {
+            println!(
+                "ssh: {} connection(s), {} remote command(s), {} byte(s) uploaded",
+                stats.connections, stats.commands, stats.bytes_uploaded
+            );
+        }
     }
 }
 

@@ -74,12 +74,14 @@ impl RustKernel {
                 &settings,
                 &platform,
             );
+            let transport = slurmbook_magics::exec::cluster::transport_target(&settings);
             out.stream(
                 "stdout",
                 &format!(
-                    "{notebook}state      = {}\n{}{}",
+                    "{notebook}state      = {}\n{}transport: {} (Slurm runs)\n{}",
                     self.workspace.dir().join(".slurmbook/state.db").display(),
                     settings.render(),
+                    transport.describe(),
                     env.render()
                 ),
             );

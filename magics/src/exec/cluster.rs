@@ -14,7 +14,7 @@ use crate::model::{MaterializationStatus, RunStatus};
 use crate::plan::{Action, Plan, SbatchRequest};
 use crate::project::Project;
 use crate::state::{Materialization, ResultRecord, Run, StartRecord, StateDb, StateError};
-use crate::transport::{SshTarget, Transport, TransportError};
+use crate::transport::{SshTarget, Transport, TransportError, TransportTarget};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
@@ -22,8 +22,8 @@ use std::time::Instant;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    #[error("no cluster configured: set `host` (slurmbook.toml profile, SLURMBOOK_HOST or %config host=...)")]
-    NoHost,
+    #[error("profile `{profile}` has no `host`: set one (slurmbook.toml, SLURMBOOK_HOST or %config host=...) to reach the cluster over SSH")]
+    NoHost { profile: String },
     #[error(transparent)]
     Bundle(#[from] BundleError),
     #[error(transparent)]
@@ -54,9 +54,22 @@ pub enum ClusterError {
     UpstreamNotRemote { asset: String, upstream: String },
 }
 
+/// How the effective configuration reaches Slurm: SSH to `host`, or, in a
+/// profile without one, this machine (a kernel on a submit host).
+pub fn transport_target(settings: &Settings) -> TransportTarget {
+    match ssh_target(settings) {
+        Ok(target) => TransportTarget::Ssh(target),
+        Err(_) => TransportTarget::Local {
+            profile: settings.profile.clone(),
+        },
+    }
+}
+
 /// The SSH target of the effective configuration.
 pub fn ssh_target(settings: &Settings) -> Result<SshTarget, ClusterError> {
-    let host = settings.host().ok_or(ClusterError::NoHost)?;
+    let host = settings.host().ok_or_else(|| ClusterError::NoHost {
+        profile: settings.profile.clone(),
+    })?;
     let mut target = SshTarget::new(host);
     target.user = settings.user().map(str::to_owned);
     target.port = settings.port();

@@ -121,7 +121,7 @@ impl Workspace {
 
     /// The partitions' limits and the node size, from one `sinfo`.
     async fn cluster_limits(&mut self, settings: &Settings) -> Result<ClusterLimits, RunError> {
-        let remote = self.transport(settings)?;
+        let remote = self.transport(settings);
         let out = remote
             .run(plan::limits::SINFO_ARGV)
             .await
@@ -187,7 +187,7 @@ impl Workspace {
         sessions: &mut S,
         io: RunIo<'_>,
     ) -> Result<RunSummary, RunError> {
-        let remote = self.transport(&run.settings)?;
+        let remote = self.transport(&run.settings);
         // Types the kernel's session already knows help the type probe.
         let session_types: std::collections::HashMap<String, String> = match sessions.existing() {
             Some(session) => session.variables().await.into_iter().collect(),

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use crate::events::RunSummary;
-use crate::exec::cluster::{self, ClusterError};
+use crate::exec::cluster;
 use crate::model::{RunId, RunStatus, Target};
 use crate::state::{Materialization, Run};
 
@@ -24,7 +24,7 @@ impl Workspace {
     /// output stopped, and records how it ended.
     pub async fn attach(&mut self, run: &Run, io: RunIo<'_>) -> Result<RunSummary, RunError> {
         let settings = self.settings(run.profile.as_deref())?;
-        let remote = self.transport(&settings)?;
+        let remote = self.transport(&settings);
         let db = self.db()?;
         let summary = cluster::attach(cluster::AttachRun {
             db,
@@ -44,7 +44,7 @@ impl Workspace {
     /// them and the run as cancelled; returns the cancelled job ids.
     pub async fn cancel(&mut self, run: &Run) -> Result<Vec<String>, RunError> {
         let settings = self.settings(run.profile.as_deref())?;
-        let remote = self.transport(&settings)?;
+        let remote = self.transport(&settings);
         let db = self.db()?;
         let jobs = cluster::cancel_run(db, run.id, remote.as_ref()).await?;
         db.finish_run(run.id, RunStatus::Cancelled)?;
@@ -88,20 +88,22 @@ impl Workspace {
                 return Ok(local);
             }
         }
-        let settings = self.settings(None)?;
-        let remote = self.transport(&settings)?;
-        let out = remote
-            .run(&["cat", path.as_str()])
+        // The cluster of the run that made it (its profile), else the default.
+        let profile = match m.run_id {
+            Some(id) => self.db()?.run(id)?.and_then(|r| r.profile),
+            None => None,
+        };
+        let settings = self.settings(profile.as_deref())?;
+        let bytes = self
+            .transport(&settings)
+            .fetch(&path)
             .await
-            .map_err(ClusterError::from)?;
-        if !out.success() {
-            return Err(RunError::Fetch {
-                path,
-                detail: out.stderr_text().trim().to_string(),
-            });
-        }
+            .map_err(|e| RunError::Fetch {
+                path: path.clone(),
+                detail: e.to_string(),
+            })?;
         store
-            .write_bytes(&m.asset, &m.version, "json", &out.stdout)
+            .write_bytes(&m.asset, &m.version, "json", &bytes)
             .map_err(|e| RunError::Store {
                 asset: m.asset.clone(),
                 detail: e.to_string(),

@@ -10,13 +10,13 @@ use std::sync::Arc;
 
 use crate::cache::PlanCache;
 use crate::config::{ConfigError, ConfigFile, Settings};
-use crate::exec::cluster::{self, ClusterError};
+use crate::exec::cluster;
 use crate::exec::local::Prepared;
 use crate::notebook::{Notebook, NotebookError};
 use crate::project::{load_project_cached, Project, ProjectError};
 use crate::state::{StateDb, StateError};
 use crate::store::ValueStore;
-use crate::transport::{Remote, SshTarget, Transport};
+use crate::transport::{Transport, TransportTarget};
 use crate::SessionOverrides;
 
 /// Where the notebook path came from (shown by `%config`).
@@ -64,9 +64,9 @@ pub struct Workspace {
     cache: PlanCache,
     /// `%config KEY=VALUE` settings of this session (validated).
     pub config: BTreeMap<String, String>,
-    /// The cluster connection (one multiplexed SSH master), opened lazily
-    /// and reused while the target stays the same.
-    connection: Option<(SshTarget, Arc<dyn Transport>)>,
+    /// The way to the cluster (one multiplexed SSH master, or this
+    /// machine), opened lazily and reused while the target stays the same.
+    connection: Option<(TransportTarget, Arc<dyn Transport>)>,
 }
 
 impl Workspace {
@@ -162,17 +162,18 @@ impl Workspace {
         ValueStore::new(self.dir())
     }
 
-    /// The cluster connection of `settings` (reused while the target is the same).
-    pub fn transport(&mut self, settings: &Settings) -> Result<Arc<dyn Transport>, ClusterError> {
-        let target = cluster::ssh_target(settings)?;
-        if let Some((t, remote)) = &self.connection {
+    /// The way to the cluster of `settings` (reused while the target is the
+    /// same): SSH to its `host`, or this machine when it has none.
+    pub fn transport(&mut self, settings: &Settings) -> Arc<dyn Transport> {
+        let target = cluster::transport_target(settings);
+        if let Some((t, transport)) = &self.connection {
             if *t == target {
-                return Ok(remote.clone());
+                return transport.clone();
             }
         }
-        let remote: Arc<dyn Transport> = Arc::new(Remote::new(target.clone()));
-        self.connection = Some((target, remote.clone()));
-        Ok(remote)
+        let transport = target.open();
+        self.connection = Some((target, transport.clone()));
+        transport
     }
 
     /// The open cluster connection, if any (for its statistics).

@@ -35,12 +35,16 @@ pub enum TransportError {
         retried: &'static str,
         detail: String,
     },
-    #[error("ssh: running `{command}` on `{host}` failed: {detail}")]
+    #[error("running `{command}` on `{host}` failed: {detail}")]
     Command {
         host: String,
         command: String,
         detail: String,
     },
+    #[error("`{program}` is not on this machine's PATH: profile `{profile}` has no `host`, so Slurm commands run here. Run the kernel on a Slurm submit host, or set `host = ...` (slurmbook.toml, SLURMBOOK_HOST or %config host=...) to submit over SSH")]
+    NotOnPath { program: String, profile: String },
+    #[error("running `{command}` on this machine failed: {detail}")]
+    Local { command: String, detail: String },
     #[error("invalid remote path `{path}`: {why}")]
     BadPath { path: String, why: String },
     #[error("invalid argument for a remote command: {0}")]

@@ -8,6 +8,8 @@
 //!   expand `$HOME`/`$SCRATCH` directories, counters, close.
 //! * [`ssh`]: [`Remote`], one lazily opened, multiplexed OpenSSH master per
 //!   host (strict host key checking), reconnect-once after the master died.
+//! * [`local`]: [`LocalHost`], Slurm on this machine without SSH (a
+//!   profile without `host`).
 //! * [`shell`]: quoting ([`quote`], [`command_line`]) and the remote path
 //!   rules ([`check_abs_path`]), shared by every implementation.
 //! * The error type: [`TransportError`] (module [`error`]).
@@ -15,13 +17,12 @@
 //! Executors hold a `&dyn Transport` (or `Arc<dyn Transport>`); only the
 //! code that chooses the transport names [`Remote`].
 //!
-//! Another implementation (say, Slurm on this machine) runs the same argv
-//! as local processes, scripts with `sh -s`, uploads as copies into the
-//! cache directory, the watcher's tail as a local `sh -c` child, and
-//! expands directories from its own environment with
-//! [`shell::split_dir_var`] and [`shell::join_dir_var`].
+//! [`LocalHost`] runs the same argv as local processes, scripts with
+//! `sh -s`, uploads as copies into the cache directory, the watcher's tail
+//! as a local child, and expands directories from its own environment.
 
 pub mod error;
+pub mod local;
 pub mod shell;
 pub mod ssh;
 
@@ -32,8 +33,38 @@ use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use error::{Result, TransportError};
+pub use local::LocalHost;
 pub use shell::{check_abs_path, command_line, is_safe_path, quote, words};
 pub use ssh::{Remote, SshTarget, CONNECT_TIMEOUT, SSH_CONFIG_ENV};
+
+/// Which transport a profile asks for: SSH to a host, or this machine (a
+/// Slurm profile without `host`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportTarget {
+    Ssh(SshTarget),
+    /// Slurm commands run here; the profile's name, for messages.
+    Local {
+        profile: String,
+    },
+}
+
+impl TransportTarget {
+    /// A transport to it (SSH connects lazily, on the first command).
+    pub fn open(&self) -> std::sync::Arc<dyn Transport> {
+        match self {
+            TransportTarget::Ssh(t) => std::sync::Arc::new(Remote::new(t.clone())),
+            TransportTarget::Local { profile } => std::sync::Arc::new(LocalHost::new(profile)),
+        }
+    }
+
+    /// `ssh login.hpc.example` or `local (no SSH)`, for `%config`.
+    pub fn describe(&self) -> String {
+        match self {
+            TransportTarget::Ssh(t) => format!("ssh {}", t.host),
+            TransportTarget::Local { .. } => "local (no SSH)".to_string(),
+        }
+    }
+}
 
 /// Whether a command may run a second time when the connection broke while
 /// it ran (and was re-established).
