@@ -157,16 +157,7 @@ async fn submit(
         .unwrap();
     let limits = ClusterLimits::from_sinfo(&sinfo.stdout_text());
     assert_eq!(limits.default_partition.as_deref(), Some("debug"));
-    let requests: Vec<StepRequest> = specs
-        .iter()
-        .map(|j| StepRequest {
-            asset: j.asset.clone(),
-            after: j.after.clone(),
-            sbatch: j.sbatch.clone(),
-            own_job: false,
-            env: None,
-        })
-        .collect();
+    let requests: Vec<StepRequest> = specs.iter().map(JobSpec::step_request).collect();
     let allocations = plan_allocations(&requests, JobGrouping::Grouped, &limits);
     let jobs = submit_allocations(remote, &dir, name, specs, &allocations)
         .await

@@ -430,16 +430,7 @@ mod tests {
                 ..spec("d", &["c"])
             },
         ];
-        let reqs: Vec<StepRequest> = jobs
-            .iter()
-            .map(|j| StepRequest {
-                asset: j.asset.clone(),
-                after: j.after.clone(),
-                sbatch: j.sbatch.clone(),
-                own_job: false,
-                env: None,
-            })
-            .collect();
+        let reqs: Vec<StepRequest> = jobs.iter().map(JobSpec::step_request).collect();
         let allocs = plan_allocations(&reqs, JobGrouping::Grouped, &ClusterLimits::default());
         let (specs, scripts) = allocation_jobs("/r", &jobs, &allocs).unwrap();
         assert_eq!(specs.len(), 2);

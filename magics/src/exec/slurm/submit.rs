@@ -40,6 +40,20 @@ pub struct JobSpec {
     pub env: Option<JobEnv>,
 }
 
+impl JobSpec {
+    /// What the allocation planner sees of this job (not `--own-job`; its
+    /// environment named by its prefix).
+    pub fn step_request(&self) -> crate::plan::StepRequest {
+        crate::plan::StepRequest {
+            asset: self.asset.clone(),
+            after: self.after.clone(),
+            sbatch: self.sbatch.clone(),
+            own_job: false,
+            env: self.env.as_ref().map(|e| e.prefix.clone()),
+        }
+    }
+}
+
 /// A packed environment on the cluster: the job unpacks it once (a no-op
 /// when ready; concurrent jobs wait on its lock) and activates it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
