@@ -13,11 +13,10 @@ use tokio::sync::mpsc::UnboundedSender;
 const STDERR_GRACE: Duration = Duration::from_secs(2);
 
 pub(super) fn run(rx: Receiver<Request>, shared: Arc<Shared>) {
-    let pumps = Arc::new(PumpState::default());
     let started = std::time::Instant::now();
     let mut engine = match CommandContext::new() {
         Ok((ctx, outputs)) => {
-            pumps::spawn(pumps.clone(), outputs.stdout, outputs.stderr);
+            let pumps = pumps::spawn(outputs.stdout, outputs.stderr);
             *shared.process.lock().unwrap() = Some(ctx.process_handle());
             tracing::info!(elapsed = ?started.elapsed(), "evcxr is ready");
             Ok(Evcxr {
