@@ -9,7 +9,8 @@ use anyhow::{Context, Result};
 use std::sync::Arc;
 use zeromq::{RepSocket, RouterSocket, Socket, XPubSocket};
 
-pub async fn serve(conn: ConnectionInfo) -> Result<()> {
+/// Serves the kernel's channels; `engine` was started (and warms up) already.
+pub async fn serve(conn: ConnectionInfo, engine: Engine) -> Result<()> {
     let signer = Signer::new(&conn.key);
     let session = uuid::Uuid::new_v4().to_string();
 
@@ -33,9 +34,6 @@ pub async fn serve(conn: ConnectionInfo) -> Result<()> {
     ));
     tokio::spawn(heartbeat::run(hb_socket));
     iopub.status(None, "starting");
-
-    // evcxr warms up on its own thread while the channels already answer.
-    let engine = Engine::start();
 
     let (stdin_send, stdin_recv) = stdin_socket.split();
     let io = Io {

@@ -14,6 +14,20 @@ const STDERR_GRACE: Duration = Duration::from_secs(2);
 
 pub(super) fn run(rx: Receiver<Request>, shared: Arc<Shared>) {
     let started = std::time::Instant::now();
+    match super::workdir::prepared() {
+        Some(prepared) => {
+            if let Some(slot) = &prepared.slot {
+                super::workdir::tidy_slot(slot);
+            }
+            tracing::info!(
+                slot = ?prepared.slot,
+                compile_cache = ?prepared.rustc_cache,
+                note = prepared.note.as_deref().unwrap_or(""),
+                "evcxr work directory"
+            );
+        }
+        None => tracing::info!("evcxr builds in a temporary directory"),
+    }
     let mut engine = match CommandContext::new() {
         Ok((ctx, outputs)) => {
             let pumps = pumps::spawn(outputs.stdout, outputs.stderr);
