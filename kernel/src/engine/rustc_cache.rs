@@ -106,6 +106,7 @@ pub fn wrapper_main() -> ! {
         );
     }
     let rustc = args.remove(0);
+    let args = with_runpath(args, Path::new(&rustc));
     let cache = match (std::env::var_os(CACHE_ENV), std::env::var_os(CRATE_ENV)) {
         (Some(dir), Some(crate_dir)) => Some(Cache {
             dir: dir.into(),
@@ -129,6 +130,45 @@ pub fn wrapper_main() -> ! {
         _ => exec(&rustc, &args),
     };
     std::process::exit(code)
+}
+
+/// The cell crate with an absolute runpath to the standard library beside
+/// the relative one rustc writes: evcxr loads the library after moving it
+/// one directory up, and the relative path only survives that when it climbs
+/// to `/` (a work directory under `/tmp`), not from a persistent cache in the
+/// home directory that also holds rustup's toolchains.
+fn with_runpath(mut args: Vec<OsString>, rustc: &Path) -> Vec<OsString> {
+    let is_cell_crate = args
+        .windows(2)
+        .any(|w| w[0] == "--crate-name" && w[1] == "ctx");
+    if !is_cell_crate {
+        return args;
+    }
+    // evcxr names the standard library it links (`core=<libdir>/libstd-*.so`).
+    let from_evcxr = std::env::var_os("EVCXR_CORE_EXTERN").and_then(|v| {
+        let v = v.to_str()?.to_owned();
+        Some(Path::new(v.split_once('=')?.1).parent()?.to_path_buf())
+    });
+    let target = args
+        .windows(2)
+        .find(|w| w[0] == "--target")
+        .map(|w| w[1].clone());
+    let from_rustc = || {
+        let toolchain = rustc.parent()?.parent()?;
+        Some(
+            toolchain
+                .join("lib/rustlib")
+                .join(target.as_ref()?)
+                .join("lib"),
+        )
+    };
+    if let Some(dir) = from_evcxr.or_else(from_rustc).filter(|d| d.is_dir()) {
+        if let Some(dir) = dir.to_str().filter(|d| !d.contains(',')) {
+            args.push("-C".into());
+            args.push(format!("link-arg=-Wl,-rpath,{dir}").into());
+        }
+    }
+    args
 }
 
 /// Replaces this process with rustc.

@@ -51,7 +51,8 @@ pub fn cache_root() -> Option<PathBuf> {
     }
 }
 
-/// Takes a slot and points evcxr at it. It sets `EVCXR_TMPDIR`, so it must
+/// Takes a slot and points evcxr at it (with the compile cache, which also
+/// keeps the slot's cell libraries loadable). It sets `EVCXR_TMPDIR`, so it must
 /// run before any other thread starts; later calls return what the first one
 /// did.
 pub fn prepare_process() -> &'static Prepared {
@@ -101,19 +102,18 @@ fn prepare() -> Prepared {
     .any(|key| std::env::var_os(key).is_some_and(|v| !v.is_empty()));
     let written = std::env::current_exe()
         .and_then(|exe| write_cargo_config(&slot, &rustc_cache, &exe, !user_wrapper));
-    let (rustc_cache, note) = match written {
-        Ok(true) => (Some(rustc_cache), None),
-        Ok(false) => (
-            None,
-            Some("compile cache off: a rustc wrapper is set, or an unusual path".into()),
-        ),
-        Err(error) => (None, Some(format!("compile cache off: {error}"))),
-    };
-    Prepared {
-        slot: Some(slot),
-        rustc_cache,
-        note,
-        _lock: Some(lock),
+    // Without the wrapper, a cell library built in the slot may not find the
+    // standard library (see rustc_cache::with_runpath): evcxr then keeps its
+    // temporary directory.
+    match written {
+        Ok(true) => Prepared {
+            slot: Some(slot),
+            rustc_cache: Some(rustc_cache),
+            note: None,
+            _lock: Some(lock),
+        },
+        Ok(false) => off("a rustc wrapper of the user's is set, or the cache's path is unusual"),
+        Err(error) => off(&format!("the slot's cargo configuration: {error}")),
     }
 }
 
