@@ -11,6 +11,9 @@ use zeromq::{RepSocket, RouterSocket, Socket, XPubSocket};
 
 /// Serves the kernel's channels; `engine` was started (and warms up) already.
 pub async fn serve(conn: ConnectionInfo, engine: Engine) -> Result<()> {
+    // The first kernel_info_reply asks rustc for its version (once, through
+    // rustup's proxy): ask now, while the sockets are bound.
+    std::thread::spawn(|| drop(crate::protocol::kernel_info_reply()));
     let signer = Signer::new(&conn.key);
     let session = uuid::Uuid::new_v4().to_string();
 
