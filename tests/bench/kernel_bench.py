@@ -15,7 +15,8 @@ slurmbook is measured with a cold persistent cache (its cache directory
 emptied before each start) and with a warm one (a start that already ran the
 same cells came before: a notebook run again after a restart), and warm with
 a first cell no start ran before (`1 + 2 + 0 * <nonce>`, a new notebook). The
-cache lives in a temporary SLURMBOOK_CACHE_DIR, never the user's. --slurmbook-before adds another
+cache lives in a temporary SLURMBOOK_CACHE_DIR under ~/.cache, never the
+user's. --slurmbook-before adds another
 slurmbook binary (e.g. a build of an older commit) as its own column.
 
 Kernels are started through jupyter_client from temporary kernelspecs, so the
@@ -156,7 +157,11 @@ def main():
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="sb-bench-")
     os.environ["JUPYTER_PATH"] = tmp
-    cache = pathlib.Path(tmp) / "slurmbook-cache"
+    # Under the user's cache directory, where the real one lives (its depth
+    # matters to the libraries evcxr builds), but not the real one.
+    user_cache = pathlib.Path(os.environ.get("XDG_CACHE_HOME", pathlib.Path.home() / ".cache"))
+    user_cache.mkdir(parents=True, exist_ok=True)
+    cache = pathlib.Path(tempfile.mkdtemp(prefix="slurmbook-bench-", dir=user_cache))
 
     def clear_cache():
         shutil.rmtree(cache, ignore_errors=True)
@@ -213,6 +218,7 @@ def main():
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps({"medians": results, "samples": raw}, indent=1))
     shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(cache, ignore_errors=True)
 
 
 if __name__ == "__main__":
