@@ -5,16 +5,19 @@
 //! compiled before (the probe at every start; every cell when a notebook is
 //! run again after a restart). cargo runs this binary as the cell crate's
 //! rustc wrapper (`build.rustc-workspace-wrapper` in the slot's cargo
-//! configuration, see [`super::workdir`]): `slurmbook <rustc> <args>`. A compile of `ctx` in the kernel's slot whose inputs are known
-//! (rustc, its arguments, the source file, the `--extern` libraries) is looked
-//! up by their digest; a hit writes back the outputs, messages and exit
-//! status rustc gave, a miss runs rustc and stores them. Anything else, and
-//! anything unexpected, runs rustc unchanged. A compile that read other files
-//! or environment variables (its dep-info says so) or links native libraries
-//! is not stored.
+//! configuration, written by the `workdir` module): `slurmbook <rustc>
+//! <args>`. A compile of `ctx` in the kernel's slot whose inputs are known
+//! (rustc, its arguments, the source file, the `--extern` libraries) is
+//! looked up by their digest; a hit writes back the outputs, messages and
+//! exit status rustc gave, a miss runs rustc and stores them. Anything else,
+//! and anything unexpected, runs rustc unchanged. A compile that read other
+//! files or environment variables (its dep-info says so) or links native
+//! libraries is not stored. The wrapper also gives the cell library an
+//! absolute runpath to the standard library (`with_runpath`).
 //!
-//! Entries are shared by all slots: paths inside the slot are stored with the
-//! slot's path replaced by a placeholder.
+//! Paths inside the slot are stored with a placeholder; cargo's crate hash
+//! (`-C metadata`, part of the key) differs between slots, so in practice
+//! each slot has its own entries.
 
 use sha2::{Digest, Sha256};
 use std::ffi::OsString;
