@@ -131,13 +131,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Kernel { connection_file } => {
             init_logging();
+            // evcxr's warm-up takes seconds: it starts first, while the
+            // process is still single-threaded (the work directory is set
+            // through the environment), before the sockets are bound.
+            crate::engine::workdir::prepare_process();
+            let engine = crate::engine::Engine::start();
             let conn = crate::wire::ConnectionInfo::from_file(&connection_file)?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            runtime.block_on(crate::server::serve(conn))?;
+            runtime.block_on(crate::server::serve(conn, engine))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Install { location } => {
@@ -160,6 +165,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             jobs,
         } => {
             init_cli_logging();
+            // Before any thread starts; evcxr starts later, if assets run locally.
+            crate::engine::workdir::prepare_process();
             crate::headless::run(crate::headless::RunOptions {
                 notebook,
                 select,

@@ -13,11 +13,24 @@ use tokio::sync::mpsc::UnboundedSender;
 const STDERR_GRACE: Duration = Duration::from_secs(2);
 
 pub(super) fn run(rx: Receiver<Request>, shared: Arc<Shared>) {
-    let pumps = Arc::new(PumpState::default());
     let started = std::time::Instant::now();
+    match super::workdir::prepared() {
+        Some(prepared) => {
+            if let Some(slot) = &prepared.slot {
+                super::workdir::tidy_slot(slot);
+            }
+            tracing::info!(
+                slot = ?prepared.slot,
+                compile_cache = ?prepared.rustc_cache,
+                note = prepared.note.as_deref().unwrap_or(""),
+                "evcxr work directory"
+            );
+        }
+        None => tracing::info!("evcxr builds in a temporary directory"),
+    }
     let mut engine = match CommandContext::new() {
         Ok((ctx, outputs)) => {
-            pumps::spawn(pumps.clone(), outputs.stdout, outputs.stderr);
+            let pumps = pumps::spawn(outputs.stdout, outputs.stderr);
             *shared.process.lock().unwrap() = Some(ctx.process_handle());
             tracing::info!(elapsed = ?started.elapsed(), "evcxr is ready");
             Ok(Evcxr {
