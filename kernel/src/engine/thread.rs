@@ -195,12 +195,20 @@ impl Evcxr {
             // A cell ending in `;` has no value: content evcxr collected at its
             // end came from displays the cell printed.
             Ok(outputs) if ends_with_statement(code) => {
-                let _ = sink.send(Output::Display(rich::bundle(outputs.content_by_mime_type)));
+                let _ = sink.send(rich::content_output(outputs.content_by_mime_type));
                 ExecOutcome::Ok { result: None }
             }
-            Ok(outputs) => ExecOutcome::Ok {
-                result: Some(rich::bundle(outputs.content_by_mime_type)),
-            },
+            Ok(outputs) => {
+                // The last content the cell printed may be a clear-output,
+                // collected with the cell's value.
+                let (clear, data) = rich::split_clear(rich::bundle(outputs.content_by_mime_type));
+                if let Some(clear) = clear {
+                    let _ = sink.send(clear);
+                }
+                ExecOutcome::Ok {
+                    result: (!data.is_empty()).then_some(data),
+                }
+            }
             Err(error) => ExecOutcome::Error(errors::from_evcxr(&error, code)),
         }
     }
