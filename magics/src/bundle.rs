@@ -110,12 +110,24 @@ pub fn generate(
     }
     main.push_str(RUNTIME);
     let mut arms = String::new();
+    let mut foreign = false;
     for asset in assets {
         let spec = project
             .asset(asset)
             .ok_or_else(|| BundleError::UnknownType {
                 asset: asset.clone(),
             })?;
+        if spec.lang().is_foreign() {
+            // Run by the environment's interpreter; every upstream (data or
+            // `--deps`) comes as an --input.
+            foreign = true;
+            arms.push_str(&format!(
+                "        \"{asset}\" => slurmbook_foreign(&inputs, &output, \"{}\", \"{asset}\", {:?}),\n",
+                spec.lang(),
+                spec.body
+            ));
+            continue;
+        }
         let ty = types.get(asset).ok_or_else(|| BundleError::UnknownType {
             asset: asset.clone(),
         })?;
@@ -141,7 +153,16 @@ pub fn generate(
         ));
         let loads: Vec<String> = ups
             .iter()
-            .map(|(n, t)| format!("let {n}: {t} = slurmbook_load(&inputs, \"{n}\");"))
+            .map(|(n, t)| match project.asset(n).map(|u| u.lang()).filter(|l| l.is_foreign()) {
+                // A Python or bash value that does not decode into its stated
+                // type is an error naming both assets and the type.
+                Some(lang) => format!(
+                    "let {n}: {t} = slurmbook_load_foreign(&inputs, \"{n}\", {:?});",
+                    crate::exec::foreign::decode_error(n, lang.as_str(), t, asset, "")
+                        .trim_end_matches(": ")
+                ),
+                None => format!("let {n}: {t} = slurmbook_load(&inputs, \"{n}\");"),
+            })
             .collect();
         let args: Vec<&str> = ups.iter().map(|(n, _)| n.as_str()).collect();
         arms.push_str(&format!(
@@ -149,6 +170,9 @@ pub fn generate(
             loads.join(" "),
             args.join(", ")
         ));
+    }
+    if foreign {
+        main.push_str(&crate::exec::foreign::job::runtime());
     }
     main.push_str(&MAIN.replace("        // ARMS\n", &arms));
     let mut hasher = Sha256::new();
@@ -410,7 +434,8 @@ pub fn probe_types(
         }
     }
     for a in &wanted {
-        if let Some(ty) = project.asset(a).and_then(|s| s.type_annotation.clone()) {
+        // Annotated, or a Python or bash asset's default.
+        if let Some(ty) = project.asset(a).and_then(|s| s.declared_type()) {
             types.insert(a.clone(), ty);
         }
     }

@@ -14,10 +14,11 @@ use std::sync::{Arc, Mutex};
 
 use crate::decl::{declare, plain_items, CellDecl, DeclError};
 use crate::derived::{Derivation, Derived};
+use crate::env_lock::EnvDigests;
 use crate::graph::GraphError;
-use crate::infer::{analyze_body, BodyAnalysis, InferError};
+use crate::infer::{analyze_source, BodyAnalysis, InferError};
 use crate::items::{CellItems, DepLine, Item, ItemsError};
-use crate::model::{AssetSpec, CellRef, CheckSpec};
+use crate::model::{AssetSpec, CellRef, CheckSpec, Lang};
 use crate::workers::par_map;
 
 /// Above this many inputs not found at their last position, the others are
@@ -106,6 +107,7 @@ struct Inner {
     bodies: Memo<Arc<BodyAnalysis>>,
     items: Memo<Arc<CellItems>>,
     derivation: Derivation,
+    default_env: Option<String>,
 }
 
 /// Reusable across planning passes (hold one per kernel session).
@@ -163,13 +165,36 @@ impl PlanCache {
 
     /// Analyse bodies (cached ones are not analysed again); the cache then
     /// holds exactly these bodies.
+    #[cfg(test)]
     pub(crate) fn analyze_bodies(
         &self,
         bodies: &[&str],
     ) -> Vec<Result<Arc<BodyAnalysis>, InferError>> {
+        let langs: Vec<(Lang, &str)> = bodies.iter().map(|b| (Lang::Rust, *b)).collect();
+        self.analyze_sources(&langs)
+    }
+
+    /// Analyse bodies of any language ([`analyze_source`]); Rust bodies
+    /// share their entries with [`PlanCache::analyze_bodies`]'s.
+    pub(crate) fn analyze_sources(
+        &self,
+        bodies: &[(Lang, &str)],
+    ) -> Vec<Result<Arc<BodyAnalysis>, InferError>> {
+        // A Python body and a Rust body of the same text differ: the key
+        // of a foreign body starts with a NUL and its language.
+        let keys: Vec<std::borrow::Cow<'_, str>> = bodies
+            .iter()
+            .map(|(lang, body)| match lang {
+                Lang::Rust => std::borrow::Cow::Borrowed(*body),
+                other => std::borrow::Cow::Owned(format!("\0{other}\0{body}")),
+            })
+            .collect();
+        let texts: Vec<&str> = keys.iter().map(|k| &**k).collect();
         let mut memo = std::mem::take(&mut self.lock().bodies);
-        let got = memo.pass(bodies, |misses| {
-            par_map(misses, |&i| analyze_body(bodies[i]).map(Arc::new))
+        let got = memo.pass(&texts, |misses| {
+            par_map(misses, |&i| {
+                analyze_source(bodies[i].0, bodies[i].1).map(Arc::new)
+            })
         });
         self.lock().bodies = memo;
         got
@@ -204,10 +229,21 @@ impl PlanCache {
         items: &[Item],
         deps: &[DepLine],
         analyses: &[Arc<BodyAnalysis>],
+        envs: &EnvDigests,
     ) -> Result<Derived, GraphError> {
         self.lock()
             .derivation
-            .derive(assets, checks, items, deps, analyses)
+            .derive(assets, checks, items, deps, analyses, envs)
+    }
+
+    /// The environment of assets without `--env` (the configuration's
+    /// `env`; `None`: `default`), for the environment entries of versions.
+    pub fn set_default_env(&self, env: Option<String>) {
+        self.lock().default_env = env;
+    }
+
+    pub(crate) fn default_env(&self) -> Option<String> {
+        self.lock().default_env.clone()
     }
 }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
+use crate::env_lock::EnvDigests;
 use crate::graph::{AssetGraph, GraphError};
 use crate::infer::BodyAnalysis;
 use crate::items::{DepLine, Item, ItemIndex};
@@ -28,11 +29,16 @@ struct AssetKey {
     deps: Vec<String>,
     type_annotation: Option<String>,
     env: Option<String>,
+    lang: Option<crate::model::Lang>,
+    /// The `env:<name>` entry of its version.
+    env_entry: Option<(String, String)>,
 }
 
 impl AssetKey {
-    fn of(a: &AssetSpec) -> AssetKey {
+    fn of(a: &AssetSpec, envs: &EnvDigests) -> AssetKey {
         AssetKey {
+            lang: a.options.lang,
+            env_entry: envs.entry(a.options.env.as_deref()),
             name: a.name.clone(),
             cell: a.cell.clone(),
             group: a.options.group.clone(),
@@ -50,8 +56,11 @@ impl AssetKey {
             && self.deps == a.options.deps
     }
 
-    fn same_own(&self, a: &AssetSpec) -> bool {
-        self.type_annotation == a.type_annotation && self.env == a.options.env
+    fn same_own(&self, a: &AssetSpec, envs: &EnvDigests) -> bool {
+        self.type_annotation == a.type_annotation
+            && self.env == a.options.env
+            && self.lang == a.options.lang
+            && self.env_entry == envs.entry(a.options.env.as_deref())
     }
 }
 
@@ -89,8 +98,9 @@ impl Derivation {
         items: &[Item],
         deps: &[DepLine],
         analyses: &[Arc<BodyAnalysis>],
+        envs: &EnvDigests,
     ) -> Result<Derived, GraphError> {
-        let result = self.update(assets, checks, items, deps, analyses);
+        let result = self.update(assets, checks, items, deps, analyses, envs);
         if result.is_err() {
             *self = Derivation::default();
         }
@@ -104,13 +114,14 @@ impl Derivation {
         items: &[Item],
         deps: &[DepLine],
         analyses: &[Arc<BodyAnalysis>],
+        envs: &EnvDigests,
     ) -> Result<Derived, GraphError> {
         let n = assets.len();
         // Per-asset results are kept by position while the names stay.
         let fresh =
             !(self.keys.len() == n && self.keys.iter().zip(assets).all(|(k, a)| k.name == a.name));
         if fresh {
-            self.keys = assets.iter().map(AssetKey::of).collect();
+            self.keys = assets.iter().map(|a| AssetKey::of(a, envs)).collect();
             self.by_name = Arc::new(
                 assets
                     .iter()
@@ -136,9 +147,10 @@ impl Derivation {
                 same_body[i] = Arc::ptr_eq(prev, now) || prev.digest == now.digest;
                 let key = &mut self.keys[i];
                 same_graph &= key.same_node(a) && (same_body[i] || prev.free == now.free);
-                same_own[i] = same_body[i] && key.same_own(a);
-                if !(key.same_node(a) && key.same_own(a)) {
-                    *key = AssetKey::of(a);
+                let own = key.same_own(a, envs);
+                same_own[i] = same_body[i] && own;
+                if !(key.same_node(a) && own) {
+                    *key = AssetKey::of(a, envs);
                 }
             }
         }
@@ -177,11 +189,17 @@ impl Derivation {
             }
             scratch.clear();
             scratch.extend(self.item_refs[i].iter().map(|&r| self.item_digests[r]));
+            // Python and bash bodies cannot see `:dep` lines.
+            let deps_of = if a.lang().is_foreign() {
+                &[0u8; 32]
+            } else {
+                &deps_hash
+            };
             own_hashes[i] = Some(own_hash_of_digest(
                 a,
                 &analyses[i].digest,
                 &scratch,
-                &deps_hash,
+                deps_of,
             ));
         }
 
@@ -196,7 +214,8 @@ impl Derivation {
                     graph.upstream_indices(i).all(|u| !changed[u])
                 } else {
                     let prev = &old[i].upstreams;
-                    let mut count = 0;
+                    // The environment entry did not change (else own_hashes[i]).
+                    let mut count = usize::from(self.keys[i].env_entry.is_some());
                     graph.upstream_indices(i).all(|u| {
                         count += 1;
                         prev.get(graph.name_at(u)) == Some(&current(u).version)
@@ -210,7 +229,8 @@ impl Derivation {
             let own = own_hashes[i]
                 .take()
                 .unwrap_or_else(|| old[i].own_hash.clone());
-            let v = version_after_upstreams(&graph, i, own, current);
+            let v =
+                version_after_upstreams(&graph, i, own, self.keys[i].env_entry.as_ref(), current);
             changed[i] = fresh || v.version != old[i].version;
             new[i] = Some(Arc::new(v));
         }

@@ -11,6 +11,7 @@ pub mod config;
 pub(crate) mod decl;
 pub(crate) mod derived;
 pub mod draw;
+pub mod env_lock;
 pub mod events;
 pub mod exec;
 pub mod graph;

@@ -10,10 +10,11 @@ use rustc_hash::FxHashMap;
 use thiserror::Error;
 
 use crate::cache::PlanCache;
+use crate::env_lock::EnvDigests;
 use crate::graph::{AssetGraph, GraphError, SelectionError};
 use crate::infer::{BodyAnalysis, InferError};
 use crate::items::{DepLine, Item, ItemIndex, ItemsError};
-use crate::model::{AssetSpec, CellRef, CheckSpec};
+use crate::model::{AssetSpec, CellRef, CheckSpec, Lang};
 use crate::notebook::{Notebook, NotebookContents, NotebookError, SessionOverrides};
 use crate::state::{AssetRow, Materialization, StateDb, StateError};
 use crate::syntax::selection::Selection;
@@ -123,7 +124,11 @@ impl Project {
     ) -> Result<Project, ProjectError> {
         let mut contents = nb.contents_with(cache)?;
         contents.apply_overrides(overrides);
-        let mut p = Self::from_contents_cached(contents, cache)?;
+        let envs = match nb.path.as_deref().and_then(Path::parent) {
+            Some(dir) => EnvDigests::of(dir, cache.default_env().as_deref()),
+            None => EnvDigests::none(),
+        };
+        let mut p = Self::from_contents_in(contents, cache, &envs)?;
         p.notebook_path = nb.path.clone();
         Ok(p)
     }
@@ -133,10 +138,20 @@ impl Project {
         Self::from_contents_cached(contents, &PlanCache::new())
     }
 
-    /// Analyse specs and items, reusing a cache of parsed bodies.
+    /// Analyse specs and items, reusing a cache of parsed bodies (no pixi
+    /// environment: versions include none).
     pub fn from_contents_cached(
         contents: NotebookContents,
         cache: &PlanCache,
+    ) -> Result<Project, ProjectError> {
+        Self::from_contents_in(contents, cache, &EnvDigests::none())
+    }
+
+    /// Analyse specs and items whose environments' lock digests are `envs`.
+    pub fn from_contents_in(
+        contents: NotebookContents,
+        cache: &PlanCache,
+        envs: &EnvDigests,
     ) -> Result<Project, ProjectError> {
         let NotebookContents {
             assets,
@@ -146,8 +161,9 @@ impl Project {
             warnings,
         } = contents;
         let mut analyses: Vec<Arc<BodyAnalysis>> = Vec::with_capacity(assets.len());
-        let bodies: Vec<&str> = assets.iter().map(|a| a.body.as_str()).collect();
-        for (a, result) in assets.iter().zip(cache.analyze_bodies(&bodies)) {
+        let bodies: Vec<(Lang, &str)> =
+            assets.iter().map(|a| (a.lang(), a.body.as_str())).collect();
+        for (a, result) in assets.iter().zip(cache.analyze_sources(&bodies)) {
             let analysis = result.map_err(|source| ProjectError::Body {
                 asset: a.name.clone(),
                 cell: a.cell.clone(),
@@ -155,7 +171,7 @@ impl Project {
             })?;
             analyses.push(analysis);
         }
-        let derived = cache.derive(&assets, &checks, &items, &deps, &analyses)?;
+        let derived = cache.derive(&assets, &checks, &items, &deps, &analyses, envs)?;
         Ok(Project {
             notebook_path: None,
             assets,
@@ -188,7 +204,12 @@ impl Project {
 
     /// Free identifiers of an asset that are neither assets, notebook items
     /// nor prelude names: session variables a Slurm job would not have.
+    /// (Python and bash bodies see no session: their other free names are
+    /// their own business, builtins and the environment's.)
     pub fn unresolved(&self, asset: &str) -> Vec<&str> {
+        if self.asset(asset).is_some_and(|a| a.lang().is_foreign()) {
+            return Vec::new();
+        }
         self.free_identifiers(asset)
             .map(|free| {
                 free.iter()

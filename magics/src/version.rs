@@ -5,7 +5,13 @@
 //! resources, group and tags do not), the normalized source of the notebook
 //! items the body refers to (transitively) and the `:dep` lines.
 //! `version` = sha256 of `own_hash` and the sorted (upstream, version) pairs,
-//! so a change upstream changes every version downstream.
+//! so a change upstream changes every version downstream. The pixi
+//! environment an asset runs in is one of those pairs: `env:<name>` with
+//! the digest of what the lock file pins for it ([`ENV_PREFIX`]), so a
+//! changed `pixi.lock` makes the assets of that environment stale with
+//! the reason "environment changed" (and, through their versions, what is
+//! downstream of them). Python and bash bodies hash their language too, and
+//! neither notebook items nor `:dep` lines (they cannot see them).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -166,6 +172,11 @@ pub fn own_hash_of_digest(
     let mut h = Sha256::new();
     field(&mut h, "slurmbook-own-v1", b"");
     field(&mut h, "body", body_digest);
+    let lang = spec.lang();
+    if lang.is_foreign() {
+        // Rust assets hash as they always did.
+        field(&mut h, "lang", lang.as_str().as_bytes());
+    }
     let ty = spec
         .type_annotation
         .as_deref()
@@ -195,13 +206,34 @@ pub fn version_of(own_hash: &str, upstreams: &BTreeMap<String, String>) -> Strin
     hex_of(h)
 }
 
+/// The key of the environment entry among an asset's upstreams:
+/// `env:<name>` (not an asset name: those are identifiers).
+pub const ENV_PREFIX: &str = "env:";
+
 /// The current code version of one asset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AssetVersion {
     pub own_hash: String,
     pub version: String,
-    /// Current versions of the direct upstreams (data and `--deps`).
+    /// Current versions of the direct upstreams (data and `--deps`), and
+    /// the environment's digest under `env:<name>` when it has one.
     pub upstreams: BTreeMap<String, String>,
+}
+
+impl AssetVersion {
+    /// The upstream assets' versions (without the environment's entry).
+    pub fn asset_upstreams(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.upstreams
+            .iter()
+            .filter(|(k, _)| !k.starts_with(ENV_PREFIX))
+    }
+
+    /// The environment (name, lock digest) the version includes.
+    pub fn environment(&self) -> Option<(&str, &str)> {
+        self.upstreams
+            .iter()
+            .find_map(|(k, v)| Some((k.strip_prefix(ENV_PREFIX)?, v.as_str())))
+    }
 }
 
 /// Versions of every asset of a graph. Shared pieces: cloning is cheap,
@@ -233,7 +265,7 @@ impl Versions {
         let mut own_hashes = own_hashes;
         for i in graph.topo_indices() {
             let own = std::mem::take(&mut own_hashes[i]);
-            let v = version_after_upstreams(graph, i, own, |u| {
+            let v = version_after_upstreams(graph, i, own, None, |u| {
                 list[u]
                     .as_ref()
                     .expect("upstreams come first in topological order")
@@ -282,15 +314,17 @@ impl Versions {
     }
 }
 
-/// The version of the asset at `index` from its own hash and its upstreams'
-/// versions (`version_of(u)`; they come first in topological order).
+/// The version of the asset at `index` from its own hash, its environment
+/// (`env:<name>` and the lock's digest for it) and its upstreams' versions
+/// (`version_of(u)`; they come first in topological order).
 pub(crate) fn version_after_upstreams<'v>(
     graph: &AssetGraph,
     index: usize,
     own_hash: String,
+    env: Option<&(String, String)>,
     version_of_upstream: impl Fn(usize) -> &'v Arc<AssetVersion>,
 ) -> AssetVersion {
-    let upstreams: BTreeMap<String, String> = graph
+    let mut upstreams: BTreeMap<String, String> = graph
         .upstream_indices(index)
         .map(|u| {
             (
@@ -299,6 +333,9 @@ pub(crate) fn version_after_upstreams<'v>(
             )
         })
         .collect();
+    if let Some((key, digest)) = env {
+        upstreams.insert(key.clone(), digest.clone());
+    }
     let version = version_of(&own_hash, &upstreams);
     AssetVersion {
         own_hash,
@@ -308,13 +345,16 @@ pub(crate) fn version_after_upstreams<'v>(
 }
 
 /// Why an asset is stale. Renders as `code changed`, `upstream X changed`,
-/// `never materialized`.
+/// `never materialized`, `environment changed`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     CodeChanged,
     UpstreamChanged(String),
     NeverMaterialized,
+    /// The lock file pins something else for the asset's environment (or it
+    /// runs in another environment now).
+    EnvironmentChanged,
 }
 
 impl fmt::Display for Reason {
@@ -323,6 +363,7 @@ impl fmt::Display for Reason {
             Reason::CodeChanged => write!(f, "code changed"),
             Reason::UpstreamChanged(name) => write!(f, "upstream {name} changed"),
             Reason::NeverMaterialized => write!(f, "never materialized"),
+            Reason::EnvironmentChanged => write!(f, "environment changed"),
         }
     }
 }
@@ -401,8 +442,13 @@ pub fn freshness(current: &AssetVersion, last: Option<Recorded<'_>>) -> Freshnes
             .filter(|name| !current.upstreams.contains_key(*name)),
     );
     changed.sort();
+    let (envs, assets): (Vec<&String>, Vec<&String>) =
+        changed.into_iter().partition(|n| n.starts_with(ENV_PREFIX));
+    if !envs.is_empty() {
+        reasons.push(Reason::EnvironmentChanged);
+    }
     reasons.extend(
-        changed
+        assets
             .into_iter()
             .map(|n| Reason::UpstreamChanged(n.clone())),
     );
@@ -430,6 +476,52 @@ mod tests {
             "a b c \"s  // kept\""
         );
         assert_eq!(normalize_source("( a  // c\n"), "( a");
+    }
+
+    #[test]
+    fn a_changed_environment_is_its_own_reason() {
+        let ups: BTreeMap<String, String> = [
+            ("a".to_string(), "v1".to_string()),
+            ("env:default".to_string(), "lock1".to_string()),
+        ]
+        .into();
+        let cur = AssetVersion {
+            own_hash: "h".into(),
+            version: version_of("h", &ups),
+            upstreams: ups.clone(),
+        };
+        assert_eq!(cur.environment(), Some(("default", "lock1")));
+        assert_eq!(cur.asset_upstreams().count(), 1);
+        let mut old = ups.clone();
+        old.insert("env:default".into(), "lock0".into());
+        let recorded = Recorded {
+            own_hash: "h",
+            upstream_versions: &old,
+        };
+        assert_eq!(
+            freshness(&cur, Some(recorded)),
+            Freshness::Stale(vec![Reason::EnvironmentChanged])
+        );
+        assert_eq!(
+            Reason::EnvironmentChanged.to_string(),
+            "environment changed"
+        );
+        // Another environment (or none recorded before) is a change too.
+        let mut other: BTreeMap<String, String> = [("a".to_string(), "v0".to_string())].into();
+        other.insert("env:gpu".into(), "x".into());
+        assert_eq!(
+            freshness(
+                &cur,
+                Some(Recorded {
+                    own_hash: "h",
+                    upstream_versions: &other
+                })
+            ),
+            Freshness::Stale(vec![
+                Reason::EnvironmentChanged,
+                Reason::UpstreamChanged("a".into())
+            ])
+        );
     }
 
     #[test]

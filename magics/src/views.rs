@@ -162,10 +162,16 @@ pub fn graph_parts(
         .map(|name| {
             let status = snap.status(name);
             let spec = project.asset(name);
+            // A Python or bash asset says so on its node.
+            let why = match spec.map(|s| s.lang()).filter(|l| l.is_foreign()) {
+                Some(lang) if status.why.is_empty() => lang.to_string(),
+                Some(lang) => format!("{lang} · {}", status.why),
+                None => status.why,
+            };
             GraphNode {
                 name: name.clone(),
                 state: status.state.to_owned(),
-                detail: (!status.why.is_empty()).then_some(status.why),
+                detail: (!why.is_empty()).then_some(why),
                 group: spec.and_then(|s| s.options.group.clone()),
                 checks: project.checks_of(name).count(),
             }

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! make_test_env DIR [--lock-platform PLATFORM] [--cargo-shim REAL_CARGO]
+//!               [--python] [--wheel] [--sdist]
 //! ```
 //!
 //! `DIR/pixi.toml` and `DIR/pixi.lock` (a pixi project) lock three packages
@@ -12,7 +13,11 @@
 //! `hello from hello-tool`). The lock names the current platform, or
 //! `--lock-platform` (a lock without the current platform). With
 //! `--cargo-shim REAL_CARGO`, a fourth package's `bin/cargo` logs its use to
-//! `$CONDA_PREFIX/cargo-shim.log` and runs REAL_CARGO. Needs `cc`.
+//! `$CONDA_PREFIX/cargo-shim.log` and runs REAL_CARGO. `--python` adds a
+//! `python` package (this machine's interpreter, made the environment's by
+//! a `pyvenv.cfg`), `--wheel` a real pure-Python wheel built here
+//! (`slurmbook_greeting`, locked as a PyPI package), `--sdist` a source
+//! distribution in the lock. Needs `cc` (and `python3` for the last three).
 //! Prints one JSON object: project, channel, platform, lock_platform and
 //! packages (name -> .conda path).
 
@@ -27,10 +32,14 @@ fn main() -> ExitCode {
     let mut dir: Option<PathBuf> = None;
     let mut lock_platform: Option<String> = None;
     let mut cargo_shim: Option<PathBuf> = None;
+    let (mut python, mut wheel, mut sdist) = (false, false, false);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--lock-platform" => lock_platform = args.next(),
             "--cargo-shim" => cargo_shim = args.next().map(PathBuf::from),
+            "--python" => python = true,
+            "--wheel" => wheel = true,
+            "--sdist" => sdist = true,
             "-h" | "--help" => {
                 println!(
                     "usage: make_test_env DIR [--lock-platform PLATFORM] [--cargo-shim REAL_CARGO]"
@@ -52,12 +61,17 @@ fn main() -> ExitCode {
     let dir = dir.canonicalize().expect("the directory exists");
     let scratch = tempfile::tempdir().expect("a scratch directory");
     let channel = dir.join("channel");
-    let files = common::write_fixture(
+    let files = common::write_fixture_with(
         scratch.path(),
         &channel,
         &dir,
-        lock_platform.as_deref(),
-        cargo_shim.as_deref(),
+        common::Extras {
+            lock_platform: lock_platform.as_deref(),
+            cargo_shim: cargo_shim.as_deref(),
+            python,
+            wheel,
+            sdist,
+        },
     );
     let packages: serde_json::Map<String, serde_json::Value> = files
         .packages

@@ -60,6 +60,22 @@ pub enum PackError {
         packages: String,
     },
 
+    /// A PyPI package of the environment is not a wheel (a source
+    /// distribution, a source tree, an editable install).
+    #[error(
+        "PyPI package `{package}` of environment `{environment}` is {what} ({location}): slurmbook installs only wheels on the cluster (with no index and no build); make it a conda package (`pixi build` or `rattler-build`) or depend on a version that has a wheel"
+    )]
+    PypiNotWheel {
+        /// The package name.
+        package: String,
+        /// The environment.
+        environment: String,
+        /// "a source distribution", "a source tree (editable or path/git)".
+        what: &'static str,
+        /// Where the lock says it comes from.
+        location: String,
+    },
+
     /// A locked package has no sha256 in the lock, so it cannot be verified.
     #[error("package {package} has no sha256 in the lock file; refusing to pack it unverified")]
     MissingChecksum {

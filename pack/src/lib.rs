@@ -25,6 +25,7 @@
 
 mod error;
 mod pack;
+mod pypi;
 mod unpack;
 
 use std::path::{Path, PathBuf};
@@ -34,6 +35,7 @@ use sha2::{Digest, Sha256};
 
 pub use error::{PackError, Result};
 pub use pack::{index_channel, pack, pack_native, PackReport, PackedWith};
+pub use pypi::WHEEL_INSTALLER;
 pub use unpack::{unpack, UnpackReport};
 
 use error::IoContext;
@@ -93,6 +95,15 @@ impl PixiProject {
         }
     }
 
+    /// What the lock file pins for each of its environments, as a digest
+    /// (16 hex digits) per environment name: every platform's packages,
+    /// their locations and checksums (conda and PyPI). A change to one
+    /// environment leaves the others' digests as they were.
+    pub fn environment_digests(&self) -> Result<std::collections::BTreeMap<String, String>> {
+        let bytes = self.lock_bytes()?;
+        environment_digests_of(&self.lock, &bytes)
+    }
+
     /// The cache key of `environment` for `platform`: a hash of the lock
     /// file's bytes, the environment and the platform (and the archive format).
     /// The same lock gives the same key on every machine, so a cluster keeps
@@ -113,6 +124,60 @@ pub fn cache_key_of(lock_bytes: &[u8], environment: &str, platform: &str) -> Str
     hasher.update(b"\0");
     hasher.update(platform.as_bytes());
     hex::encode(&hasher.finalize()[..8])
+}
+
+/// [`PixiProject::environment_digests`] of lock file bytes read from `path`.
+pub fn environment_digests_of(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<std::collections::BTreeMap<String, String>> {
+    let text = std::str::from_utf8(bytes).map_err(|e| PackError::InvalidLock {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let lock =
+        rattler_lock::LockFile::from_str_with_base_directory(text, path.parent()).map_err(|e| {
+            PackError::InvalidLock {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            }
+        })?;
+    let mut out = std::collections::BTreeMap::new();
+    for (name, env) in lock.environments() {
+        let mut lines: Vec<String> = Vec::new();
+        for (platform, packages) in env.packages_by_platform() {
+            for p in packages {
+                let hashes = match (p.as_conda().and_then(|c| c.record()), p.as_pypi()) {
+                    (Some(r), _) => format!(
+                        "{} {}",
+                        r.sha256.map(hex::encode).unwrap_or_default(),
+                        r.md5.map(hex::encode).unwrap_or_default()
+                    ),
+                    (None, Some(pypi)) => pypi
+                        .as_wheel()
+                        .and_then(|w| w.hash.as_ref())
+                        .map(|h| format!("{h:?}"))
+                        .unwrap_or_default(),
+                    (None, None) => String::new(),
+                };
+                lines.push(format!(
+                    "{}\0{}\0{}\0{hashes}",
+                    platform.name(),
+                    p.name(),
+                    p.location()
+                ));
+            }
+        }
+        lines.sort();
+        let mut hasher = Sha256::new();
+        hasher.update(format!("slurmbook-env-digest/{FORMAT}\0").as_bytes());
+        for line in &lines {
+            hasher.update(line.as_bytes());
+            hasher.update(b"\n");
+        }
+        out.insert(name.to_string(), hex::encode(&hasher.finalize()[..8]));
+    }
+    Ok(out)
 }
 
 /// Where the environment with cache key `key` lives on the cluster:
@@ -152,6 +217,23 @@ pub struct Manifest {
     pub packed_with: PackedWith,
     /// The packages in the archive's local channel.
     pub packages: Vec<ManifestPackage>,
+    /// The PyPI wheels in the archive (`pypi/<file>`), installed into the
+    /// prefix after the conda packages, with its own Python, no index.
+    #[serde(default)]
+    pub pypi: Vec<ManifestWheel>,
+}
+
+/// One PyPI wheel of a [`Manifest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestWheel {
+    /// Package name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Path inside the archive, e.g. `pypi/six-1.17.0-py2.py3-none-any.whl`.
+    pub path: String,
+    /// sha256 of the wheel (verified against the lock file at pack time).
+    pub sha256: String,
 }
 
 /// One package of a [`Manifest`].

@@ -87,7 +87,9 @@ fn pack_inner(
     let sidecar = out_dir.join(format!("slurmbook-env-{key}.json"));
 
     // Validate the lock file first, even for pixi-pack: typed errors.
-    let (records, subdir) = locked_records(project, environment, platform)?;
+    // (pixi-pack handles PyPI packages its own way.)
+    let (records, subdir, wheels) =
+        locked_records(project, environment, platform, pixi_pack.is_none())?;
 
     if let Some(manifest) = read_sidecar(&sidecar).filter(|_| archive.is_file()) {
         let bytes = std::fs::metadata(&archive)
@@ -112,17 +114,18 @@ fn pack_inner(
         .io("cannot create a staging directory in", out_dir)?;
     let staged_archive = staging.path().join("env.tar");
 
-    let (packages, packed_with) = match pixi_pack {
+    let (packages, pypi, packed_with) = match pixi_pack {
         Some(exe) => {
             run_pixi_pack(exe, project, environment, platform, &staged_archive)?;
             let packages = records.iter().map(|r| manifest_package(r, None)).collect();
-            (packages, PackedWith::PixiPack)
+            (packages, Vec::new(), PackedWith::PixiPack)
         }
         None => {
             let channel = staging.path().join("channel");
             let packages = fetch_all(&records, &channel)?;
             index_channel(&channel, subdir)?;
-            (packages, PackedWith::Native)
+            let pypi = crate::pypi::fetch_wheels(&wheels, &staging.path().join("pypi"))?;
+            (packages, pypi, PackedWith::Native)
         }
     };
 
@@ -135,6 +138,7 @@ fn pack_inner(
         lock_sha256,
         packed_with,
         packages,
+        pypi,
     };
     let manifest_json = serde_json::to_vec_pretty(&manifest).expect("a manifest serializes");
     if packed_with == PackedWith::Native {
@@ -166,13 +170,19 @@ fn pack_inner(
     })
 }
 
-/// The locked binary conda packages of `environment` for `platform`, and the
-/// platform's subdir.
+/// The locked binary conda packages of `environment` for `platform`, the
+/// platform's subdir, and (with `wheels`) its PyPI wheels; PyPI packages
+/// that are not wheels are refused then.
 fn locked_records(
     project: &PixiProject,
     environment: &str,
     platform: &str,
-) -> Result<(Vec<RepoDataRecord>, rattler_conda_types::Subdir)> {
+    wheels: bool,
+) -> Result<(
+    Vec<RepoDataRecord>,
+    rattler_conda_types::Subdir,
+    Vec<crate::pypi::LockedWheel>,
+)> {
     let lock_path = &project.lock;
     if !lock_path.is_file() {
         return Err(PackError::MissingLock(lock_path.clone()));
@@ -206,14 +216,16 @@ fn locked_records(
         what,
         packages: join(names.into_iter()),
     };
-    let pypi: Vec<String> = packages
-        .iter()
-        .filter(|p| p.as_pypi().is_some())
-        .map(|p| p.name().to_string())
-        .collect();
-    if !pypi.is_empty() {
-        return Err(unsupported("PyPI packages", pypi));
-    }
+    let pypi = if wheels {
+        let dir = lock_path.parent().unwrap_or(Path::new("."));
+        crate::pypi::locked_wheels(
+            environment,
+            dir,
+            packages.iter().filter_map(|p| p.as_pypi()),
+        )?
+    } else {
+        Vec::new()
+    };
     let source: Vec<String> = packages
         .iter()
         .filter(|p| p.as_source_conda().is_some())
@@ -229,7 +241,7 @@ fn locked_records(
             message: e.to_string(),
         })?
         .ok_or_else(not_locked)?;
-    Ok((records, lock_platform.subdir()))
+    Ok((records, lock_platform.subdir(), pypi))
 }
 
 fn join(items: impl Iterator<Item = String>) -> String {
@@ -290,7 +302,7 @@ fn fetch_all(records: &[RepoDataRecord], channel: &Path) -> Result<Vec<ManifestP
 
 /// Copies (`file:`) or downloads (`http:`, `https:`) `url` to `dest`;
 /// returns the number of bytes.
-fn fetch(url: &Url, dest: &Path, package: &str) -> Result<u64> {
+pub(crate) fn fetch(url: &Url, dest: &Path, package: &str) -> Result<u64> {
     let fetch_error = |message: String| PackError::Fetch {
         package: package.to_string(),
         url: url.to_string(),
@@ -387,6 +399,10 @@ fn write_tar(staging: &Path, archive: &Path) -> Result<()> {
         .io("cannot add the manifest to", archive)?;
     tar.append_dir_all("channel", staging.join("channel"))
         .io("cannot add the channel to", archive)?;
+    if staging.join("pypi").is_dir() {
+        tar.append_dir_all("pypi", staging.join("pypi"))
+            .io("cannot add the PyPI wheels to", archive)?;
+    }
     let mut out = tar.into_inner().io("cannot finish", archive)?;
     out.flush().io("cannot write", archive)?;
     Ok(())

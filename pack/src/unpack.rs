@@ -97,19 +97,26 @@ pub fn unpack(archive: &Path, prefix: &Path) -> Result<UnpackReport> {
     let work = parent.join(format!(".{name}.work-{}", std::process::id()));
     let staged = parent.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = install(archive, &prefix, &work, &staged);
-    if work.exists() {
-        if let Err(e) = std::fs::remove_dir_all(&work) {
-            warn!(path = %work.display(), "cannot remove the work directory: {e}");
-        }
-    }
-    let packages = match result {
-        Ok(packages) => packages,
+    let (packages, wheels, marker) = match result {
+        Ok(done) => done,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&staged);
+            let _ = std::fs::remove_dir_all(&work);
             return Err(e);
         }
     };
     std::fs::rename(&staged, &prefix).io("cannot move the unpacked environment to", &prefix)?;
+    // Wheels install where they stay (their scripts name the final
+    // prefix's python); the ready marker comes last.
+    let installed = crate::pypi::install_wheels(&prefix, &wheels).and_then(|()| {
+        let marker_path = prefix.join(READY_MARKER);
+        std::fs::write(&marker_path, marker).io("cannot write", &marker_path)
+    });
+    let _ = std::fs::remove_dir_all(&work);
+    if let Err(e) = installed {
+        let _ = std::fs::remove_dir_all(&prefix);
+        return Err(e);
+    }
     info!(
         prefix = %prefix.display(),
         packages,
@@ -147,9 +154,16 @@ fn remove_stale(parent: &Path, name: &str, prefix: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Extracts the archive into `work`, installs its packages into `staged`
-/// (patched for `prefix`), writes the activation script and the ready marker.
-fn install(archive: &Path, prefix: &Path, work: &Path, staged: &Path) -> Result<usize> {
+/// Extracts the archive into `work`, installs its conda packages into
+/// `staged` (patched for `prefix`) and writes the activation script;
+/// returns the number of packages, the PyPI wheels (in `work`, verified)
+/// to install once the prefix is in place, and the ready marker's text.
+fn install(
+    archive: &Path,
+    prefix: &Path,
+    work: &Path,
+    staged: &Path,
+) -> Result<(usize, Vec<PathBuf>, Vec<u8>)> {
     extract_archive(archive, work)?;
     let manifest = read_manifest(archive, work)?;
     let channel_dir = work.join("channel");
@@ -206,6 +220,7 @@ fn install(archive: &Path, prefix: &Path, work: &Path, staged: &Path) -> Result<
         .map_err(|e| unpack_error(prefix, error_chain(&e)))?;
 
     write_activation(staged, prefix, subdir)?;
+    let wheels = archive_wheels(archive, work, manifest.as_ref())?;
     let marker = ReadyMarker {
         key: manifest.as_ref().map(|m| m.key.as_str()),
         environment: manifest.as_ref().map(|m| m.environment.as_str()),
@@ -213,13 +228,49 @@ fn install(archive: &Path, prefix: &Path, work: &Path, staged: &Path) -> Result<
         packages: count,
         unpacked_by_pid: std::process::id(),
     };
-    let marker_path = staged.join(READY_MARKER);
-    std::fs::write(
-        &marker_path,
+    Ok((
+        count,
+        wheels,
         serde_json::to_vec_pretty(&marker).unwrap_or_default(),
-    )
-    .io("cannot write", &marker_path)?;
-    Ok(count)
+    ))
+}
+
+/// The archive's PyPI wheels: the manifest's (each checked against its
+/// sha256), or every `pypi/*.whl` of a pixi-pack archive.
+fn archive_wheels(archive: &Path, work: &Path, manifest: Option<&Manifest>) -> Result<Vec<PathBuf>> {
+    match manifest {
+        Some(m) => m
+            .pypi
+            .iter()
+            .map(|w| {
+                let path = work.join(&w.path);
+                let actual = rattler_digest::compute_file_digest::<Sha256>(&path)
+                    .map_err(|e| bad_archive(archive, format!("{}: {e}", w.path)))?;
+                if hex::encode(actual) != w.sha256 {
+                    return Err(PackError::ChecksumMismatch {
+                        package: w.path.clone(),
+                        algorithm: "sha256",
+                        expected: w.sha256.clone(),
+                        actual: hex::encode(actual),
+                        url: archive.display().to_string(),
+                    });
+                }
+                Ok(path)
+            })
+            .collect(),
+        None => {
+            let dir = work.join("pypi");
+            let mut wheels: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "whl"))
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+            wheels.sort();
+            Ok(wheels)
+        }
+    }
 }
 
 fn bad_archive(archive: &Path, message: impl Into<String>) -> PackError {

@@ -78,11 +78,15 @@ impl RustKernel {
             out.stream(
                 "stdout",
                 &format!(
-                    "{notebook}state      = {}\n{}transport: {} (Slurm runs)\n{}",
+                    "{notebook}state      = {}\n{}transport: {} (Slurm runs)\n{}{}",
                     self.workspace.dir().join(".slurmbook/state.db").display(),
                     settings.render(),
                     transport.describe(),
-                    env.render()
+                    env.render(),
+                    slurmbook_magics::exec::foreign::local::describe(
+                        &self.workspace.dir(),
+                        &settings
+                    )
                 ),
             );
         }

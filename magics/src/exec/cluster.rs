@@ -247,11 +247,13 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
             format!("{}/{asset}-{version}.json", layout.values),
         ];
         let mut after = Vec::new();
+        // Python and bash assets get every upstream's value (`--deps` too).
+        let reads_all = spec.lang().is_foreign();
         for (up, kind) in project.graph.dependencies(asset) {
             if running.contains(up) {
                 after.push(up.to_owned());
             }
-            if !kind.carries_data() {
+            if !kind.carries_data() && !reads_all {
                 continue;
             }
             let path = if running.contains(up) {

@@ -4,6 +4,11 @@
 //! as skipped because of it, while independent branches still run.
 
 use crate::events::{format_duration, AssetState, Emit, Event, RunSummary, Stream};
+use crate::exec::foreign;
+use crate::exec::foreign::bind::{bind_foreign, bind_foreign_upstreams};
+pub use crate::exec::session::{
+    asset_code, check_code, load_code, store_code, Session, SessionError, Sessions,
+};
 use crate::model::MaterializationStatus;
 use crate::model::RunId;
 use crate::model::Target;
@@ -12,45 +17,8 @@ use crate::project::Project;
 use crate::state::{ResultRecord, StartRecord, StateDb, StateError};
 use crate::store::ValueStore;
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
-
-/// An error evaluating code in the session.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SessionError {
-    /// One line: "Panic: index out of bounds".
-    pub message: String,
-    /// The full traceback, for the asset's error.
-    pub detail: Vec<String>,
-}
-
-/// The kernel's Rust session as executors see it (`kernel/` implements it on
-/// top of evcxr; tests can implement it on anything that evaluates code).
-pub trait Session {
-    /// Evaluates `code`; output is reported as events of `asset`. Returns the
-    /// final value's text, if the code ends in an expression.
-    fn run(
-        &mut self,
-        code: &str,
-        asset: &str,
-        emit: &dyn Emit,
-    ) -> impl Future<Output = Result<Option<String>, SessionError>>;
-    /// The session's variables and their types.
-    fn variables(&mut self) -> impl Future<Output = Vec<(String, String)>>;
-    /// Changes whenever the session lost its state (evcxr restarted).
-    fn epoch(&self) -> u64;
-}
-
-/// Where the in-kernel executor gets its session: the kernel has one; the
-/// CLI starts evcxr only when something runs in it.
-pub trait Sessions {
-    type Session: Session;
-    /// The session, started if need be.
-    fn session(&mut self) -> &mut Self::Session;
-    /// The session, if it is running already.
-    fn existing(&mut self) -> Option<&mut Self::Session>;
-}
 
 /// What the executor already set up in the session, kept across runs.
 #[derive(Debug, Default)]
@@ -77,6 +45,9 @@ pub struct LocalRun<'a, S: Session> {
     pub prepared: &'a mut Prepared,
     pub emit: &'a dyn Emit,
     pub cancel: &'a AtomicBool,
+    /// The effective configuration (which environment Python and bash
+    /// assets run in).
+    pub settings: &'a crate::config::Settings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,47 +58,9 @@ pub enum LocalError {
     Prepare(String),
 }
 
-/// The code binding asset `name` in the session.
-pub fn asset_code(name: &str, type_annotation: Option<&str>, body: &str) -> String {
-    match type_annotation {
-        Some(ty) => format!("let {name}: {ty} = {{\n{body}\n}};"),
-        None => format!("let {name} = {{\n{body}\n}};"),
-    }
-}
-
-/// The code evaluating a check body (bool or Result) to `None` (passed) or
-/// `Some(message)`.
-pub fn check_code(body: &str) -> String {
-    format!(
-        "{{\n\
-         trait SlurmbookCheck {{ fn slurmbook_outcome(&self) -> Option<String>; }}\n\
-         impl SlurmbookCheck for bool {{ fn slurmbook_outcome(&self) -> Option<String> {{ if *self {{ None }} else {{ Some(\"returned false\".to_string()) }} }} }}\n\
-         impl<T, E: std::fmt::Debug> SlurmbookCheck for Result<T, E> {{ fn slurmbook_outcome(&self) -> Option<String> {{ self.as_ref().err().map(|e| format!(\"{{e:?}}\")) }} }}\n\
-         let slurmbook_check_value = {{\n{body}\n}};\n\
-         SlurmbookCheck::slurmbook_outcome(&slurmbook_check_value)\n\
-         }}"
-    )
-}
-
 /// Whether the notebook itself depends on serde_json.
 fn has_serde_json(project: &Project) -> bool {
     project.deps.iter().any(|d| d.name == "serde_json")
-}
-
-/// Code that serializes `name` to `staging` (the kernel then stores it).
-pub fn store_code(name: &str, staging: &std::path::Path) -> String {
-    format!(
-        "std::fs::write({path:?}, serde_json::to_vec(&{name}).expect(\"serializing {name}\")).expect(\"writing {name}\");",
-        path = staging.display().to_string()
-    )
-}
-
-/// Code that binds `name` from a stored JSON value.
-pub fn load_code(name: &str, type_name: &str, path: &std::path::Path) -> String {
-    format!(
-        "let {name}: {type_name} = serde_json::from_slice(&std::fs::read({path:?}).expect(\"reading the stored value of {name}\")).expect(\"decoding the stored value of {name}\");",
-        path = path.display().to_string()
-    )
 }
 
 /// Evaluates the notebook's `:dep` lines and item cells, when they changed or
@@ -191,7 +124,19 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
         prepared,
         emit,
         cancel,
+        settings,
     } = run;
+    let foreign_ctx = foreign::local::LocalForeign {
+        project,
+        settings,
+        db,
+        store,
+        emit,
+        cancel,
+    };
+    // Python and bash values of this run not yet bound in the session
+    // (bound, as their stated types, when Rust code needs them).
+    let mut pending: HashMap<String, std::path::PathBuf> = HashMap::new();
     let started = Instant::now();
     let mut summary = RunSummary {
         run_id: Some(run_id),
@@ -234,7 +179,7 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
         if step.action == Action::Skip {
             // A fresh asset a later step needs must be in the session: loaded
             // from the store, or computed again when its value cannot be.
-            let needed = needed_by_runs(project, plan, &rerun, name);
+            let needed = needed_in_session(project, plan, &rerun, name);
             let mut why_rerun = rerun.get(name).cloned();
             if why_rerun.is_none() && needed && !in_session.contains(name) {
                 why_rerun = load_fresh(session, db, name, emit).await;
@@ -299,13 +244,27 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
                 location: "kernel".into(),
             },
         });
-        let outcome = session
-            .run(
-                &asset_code(name, spec.type_annotation.as_deref(), &spec.body),
-                name,
-                emit,
-            )
-            .await;
+        let outcome = if spec.lang().is_foreign() {
+            foreign::local::run(&foreign_ctx, spec, &version.version)
+                .await
+                .map(Some)
+                .map_err(|f| SessionError {
+                    message: f.message,
+                    detail: vec![f.detail],
+                })
+        } else {
+            match bind_foreign_upstreams(project, session, name, &mut pending).await {
+                Err(e) => Err(e),
+                Ok(()) => session
+                    .run(
+                        &asset_code(name, spec.type_annotation.as_deref(), &spec.body),
+                        name,
+                        emit,
+                    )
+                    .await
+                    .map(|_| None),
+            }
+        };
         let eval_ms = t.elapsed().as_millis() as u64;
         match outcome {
             Err(error) => {
@@ -341,16 +300,33 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
                     summary.failed.push(name.to_owned());
                 }
             }
-            Ok(_) => {
-                let type_name = session
-                    .variables()
-                    .await
-                    .into_iter()
-                    .find(|(n, _)| n == name)
-                    .map(|(_, t)| t);
-                let value_path = store_value(session, store, name, &version.version).await;
-                let metadata =
-                    serde_json::json!({ "type": type_name, "eval": format_duration(eval_ms) });
+            Ok(foreign_value) => {
+                let (type_name, value_path, mut metadata) = match foreign_value {
+                    Some((path, reported)) => {
+                        // Rust code (checks, consumers) sees it as its stated type.
+                        pending.insert(name.to_owned(), path.clone());
+                        (
+                            spec.declared_type(),
+                            Some(path.display().to_string()),
+                            reported,
+                        )
+                    }
+                    None => {
+                        let type_name = session
+                            .variables()
+                            .await
+                            .into_iter()
+                            .find(|(n, _)| n == name)
+                            .map(|(_, t)| t);
+                        let path = store_value(session, store, name, &version.version).await;
+                        (type_name, path, serde_json::json!({}))
+                    }
+                };
+                if !metadata.is_object() {
+                    metadata = serde_json::json!({});
+                }
+                metadata["type"] = serde_json::json!(type_name);
+                metadata["eval"] = serde_json::json!(format_duration(eval_ms));
                 let ms = t.elapsed().as_millis() as u64;
                 db.record_result(
                     id,
@@ -367,7 +343,11 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
                 // Checks run after their asset; a failing one blocks dependents.
                 let mut failed_check = None;
                 for check in project.checks_of(name) {
-                    let result = session.run(&check_code(&check.body), name, emit).await;
+                    let result =
+                        match bind_foreign(project, session, name, None, &mut pending).await {
+                            Err(e) => Err(e),
+                            Ok(()) => session.run(&check_code(&check.body), name, emit).await,
+                        };
                     let message = match result {
                         Ok(Some(text)) if text.trim() == "None" => None,
                         Ok(Some(text)) => Some(
@@ -443,6 +423,31 @@ async fn store_value<S: Session>(
         .write_bytes(name, version, "json", &bytes)
         .ok()
         .map(|p| p.display().to_string())
+}
+
+/// Whether a Rust step that runs (or a fresh asset computed again) needs
+/// `name`'s value in the session (Python and bash steps read its file).
+fn needed_in_session(
+    project: &Project,
+    plan: &Plan,
+    rerun: &HashMap<String, String>,
+    name: &str,
+) -> bool {
+    plan.steps
+        .iter()
+        .filter(|s| s.action == Action::Run || rerun.contains_key(&s.asset))
+        .filter(|s| {
+            project
+                .asset(&s.asset)
+                .is_some_and(|a| !a.lang().is_foreign())
+        })
+        .any(|s| {
+            project
+                .graph
+                .dependencies(&s.asset)
+                .iter()
+                .any(|(d, k)| *d == name && k.carries_data())
+        })
 }
 
 /// Whether a step that runs (or a fresh asset computed again) needs `name`'s value.

@@ -2,7 +2,9 @@
 //! They know nothing of Jupyter.
 
 pub mod cluster;
+pub mod foreign;
 pub mod job_env;
 pub mod local;
 pub mod remote_build;
+pub mod session;
 pub mod slurm;

@@ -29,13 +29,21 @@ use thiserror::Error;
 mod fast;
 mod format;
 mod free;
+pub mod python;
+pub mod shell;
 
 pub use format::format_captures;
+pub use python::python_free_names;
+pub use shell::shell_free_names;
 
-/// A body that does not parse as Rust statements.
+use crate::model::Lang;
+
+/// A body that does not parse (as Rust statements, or as a Python module).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("Rust syntax error at line {line}, column {column} of the body: {message}")]
+#[error("{language} syntax error at line {line}, column {column} of the body: {message}")]
 pub struct InferError {
+    /// `Rust` or `Python`.
+    pub language: &'static str,
     /// 1-based line within the body.
     pub line: usize,
     /// 1-based column.
@@ -80,6 +88,27 @@ pub fn analyze_body(body: &str) -> Result<BodyAnalysis, InferError> {
     }
 }
 
+/// [`analyze_body`] for a body in `lang`: Python and bash bodies have
+/// their own parsers; their free names are dependency candidates and they
+/// mention no Rust items.
+pub fn analyze_source(lang: Lang, body: &str) -> Result<BodyAnalysis, InferError> {
+    match lang {
+        Lang::Rust => analyze_body(body),
+        Lang::Python => python::analyze_python(body),
+        Lang::Bash => Ok(shell::analyze_shell(body)),
+    }
+}
+
+/// Text without trailing whitespace and blank lines (the normalized form
+/// of Python and bash bodies, after their comments are gone).
+pub(crate) fn normalize_lines(text: &str) -> String {
+    text.lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// [`analyze_body`] with syn only.
 pub(crate) fn analyze_with_syn(body: &str) -> Result<BodyAnalysis, InferError> {
     let tokens: TokenStream = body
@@ -108,12 +137,14 @@ fn position_error(body: &str, span: proc_macro2::Span, message: &str) -> InferEr
         // No location (end of input): point after the last character.
         let lines: Vec<&str> = body.lines().collect();
         return InferError {
+            language: "Rust",
             line: lines.len().max(1),
             column: lines.last().map_or(0, |l| l.chars().count()) + 1,
             message: message.to_string(),
         };
     }
     InferError {
+        language: "Rust",
         line: start.line,
         column: start.column + 1,
         message: message.to_string(),

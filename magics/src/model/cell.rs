@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::lang::Lang;
 use super::options::AssetOptions;
 
 /// Where a spec came from: the cell's index in the notebook (0-based) and
@@ -62,6 +63,21 @@ pub struct AssetSpec {
     pub options: AssetOptions,
     pub body: String,
     pub cell: CellRef,
+}
+
+impl AssetSpec {
+    /// The body's language (Rust unless `--lang` says otherwise).
+    pub fn lang(&self) -> Lang {
+        self.options.lang.unwrap_or_default()
+    }
+
+    /// The Rust type of the value when it is known without compiling: the
+    /// annotation, else the default of a Python or bash asset.
+    pub fn declared_type(&self) -> Option<String> {
+        self.type_annotation
+            .clone()
+            .or_else(|| self.lang().default_rust_type().map(str::to_string))
+    }
 }
 
 /// An asset check declared by a `%%check` cell.

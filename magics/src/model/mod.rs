@@ -7,6 +7,7 @@
 pub mod cell;
 pub mod digest;
 pub mod ident;
+pub mod lang;
 pub mod options;
 pub mod resources;
 pub mod run;
@@ -15,6 +16,7 @@ pub mod target;
 pub use cell::{AssetSpec, CellRef, CheckSpec};
 pub use digest::digest_of;
 pub use ident::{is_identifier, is_keyword, is_simple_name};
+pub use lang::Lang;
 pub use options::spec::{OptionInfo, Options};
 pub use options::AssetOptions;
 pub use resources::{Gpus, MemSize, MemUnit, SlurmTime};

@@ -171,6 +171,7 @@ impl Workspace {
             prepared: &mut prepared,
             emit: io.emit,
             cancel: io.cancel,
+            settings: &run.settings,
         })
         .await;
         self.prepared = prepared;

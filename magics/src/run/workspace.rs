@@ -130,6 +130,13 @@ impl Workspace {
     }
 
     pub fn project_with(&self, overrides: &SessionOverrides) -> Result<Project, ProjectError> {
+        // Versions include the lock digest of each asset's environment,
+        // whose default is the configuration's `env`.
+        let env = self
+            .settings(None)
+            .ok()
+            .and_then(|s| s.env().map(str::to_string));
+        self.cache.set_default_env(env);
         match &self.notebook {
             Some((path, _)) => load_project_cached(path, overrides, &self.cache),
             None => Project::from_notebook(

@@ -159,6 +159,31 @@ pub struct FixtureFiles {
     pub lock_platform: String,
 }
 
+/// What the fixture adds for Python and PyPI tests.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extras<'a> {
+    /// The platform the lock names (default: the current one).
+    pub lock_platform: Option<&'a str>,
+    /// A `cargo-shim` package running this cargo.
+    pub cargo_shim: Option<&'a Path>,
+    /// A `python` package: `bin/python` is a copy of this machine's own
+    /// interpreter with a `pyvenv.cfg` beside `bin/` (so its `sys.prefix`,
+    /// and site-packages, are the environment's), standing in for
+    /// conda-forge's python.
+    pub python: bool,
+    /// A real pure-Python wheel built here (`slurmbook_greeting`, with a
+    /// console script), locked as a PyPI package by `file:` URL and sha256.
+    pub wheel: bool,
+    /// A source distribution locked as a PyPI package (which slurmbook
+    /// refuses to pack).
+    pub sdist: bool,
+}
+
+/// The Python module inside the fixture's wheel.
+pub const WHEEL_MODULE: &str = "slurmbook_greeting";
+/// What `slurmbook_greeting.greet()` returns.
+pub const WHEEL_GREETING: &str = "hello from a wheel";
+
 /// Builds the three packages (compiling libgreet and greet with `cc` in
 /// `scratch/src`, staging packages in `scratch/build`) into the local
 /// `channel`, indexes it, and writes `project_dir/pixi.toml` and
@@ -174,6 +199,104 @@ pub fn write_fixture(
     lock_platform: Option<&str>,
     cargo_shim: Option<&Path>,
 ) -> FixtureFiles {
+    write_fixture_with(
+        scratch,
+        channel,
+        project_dir,
+        Extras {
+            lock_platform,
+            cargo_shim,
+            ..Extras::default()
+        },
+    )
+}
+
+/// The real interpreter behind `python3` on PATH, and its directory.
+fn real_python() -> PathBuf {
+    let out = Command::new("python3")
+        .args(["-c", "import os, sys; print(os.path.realpath(sys.executable))"])
+        .output()
+        .expect("python3 runs");
+    assert!(out.status.success(), "python3 -c failed");
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+/// Writes `dir/<name>` (a zip made by python3's zipfile) with `files`.
+fn zip_with_python(dir: &Path, name: &str, files: &[(&str, String)]) -> PathBuf {
+    let path = dir.join(name);
+    let spec: Vec<(String, String)> = files
+        .iter()
+        .map(|(n, c)| (n.to_string(), c.clone()))
+        .collect();
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys, zipfile\nwith zipfile.ZipFile(sys.argv[1], 'w') as z:\n    for n, c in json.loads(sys.argv[2]):\n        z.writestr(n, c)",
+        ])
+        .arg(&path)
+        .arg(serde_json::to_string(&spec).unwrap())
+        .output()
+        .expect("python3 runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    path
+}
+
+/// The fixture's wheel: `slurmbook_greeting-1.0-py3-none-any.whl`.
+fn make_wheel(dir: &Path) -> PathBuf {
+    let info = "slurmbook_greeting-1.0.dist-info";
+    zip_with_python(
+        dir,
+        "slurmbook_greeting-1.0-py3-none-any.whl",
+        &[
+            (
+                "slurmbook_greeting/__init__.py",
+                format!("def greet():\n    return {WHEEL_GREETING:?}\n\ndef main():\n    print(greet())\n"),
+            ),
+            (&format!("{info}/METADATA"), "Metadata-Version: 2.1\nName: slurmbook-greeting\nVersion: 1.0\n".into()),
+            (&format!("{info}/WHEEL"), "Wheel-Version: 1.0\nGenerator: slurmbook-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n".into()),
+            (&format!("{info}/entry_points.txt"), "[console_scripts]\nslurmbook-greeting = slurmbook_greeting:main\n".into()),
+            (&format!("{info}/RECORD"), String::new()),
+        ],
+    )
+}
+
+/// Locks a PyPI file (`location`, its bytes' sha256) in `builder`.
+fn lock_pypi(
+    builder: rattler_lock::LockFileBuilder,
+    platform: &str,
+    name: &str,
+    file: &Path,
+) -> rattler_lock::LockFileBuilder {
+    use std::str::FromStr;
+    let bytes = std::fs::read(file).unwrap();
+    let sha = rattler_digest::compute_bytes_digest::<rattler_digest::Sha256>(&bytes);
+    let url = url::Url::from_file_path(file).unwrap();
+    let data = rattler_lock::PypiDistributionData {
+        name: pep508_rs::PackageName::from_str(name).unwrap(),
+        version: pep440_rs::Version::from_str("1.0").unwrap(),
+        location: rattler_lock::Verbatim::new(rattler_lock::UrlOrPath::Url(url)),
+        index_url: None,
+        hash: Some(rattler_lock::PackageHashes::Sha256(sha)),
+        requires_dist: Vec::new(),
+        requires_python: None,
+    };
+    builder
+        .with_pypi_package("default", platform, data.into())
+        .unwrap()
+}
+
+/// [`write_fixture`] with [`Extras`].
+pub fn write_fixture_with(
+    scratch: &Path,
+    channel: &Path,
+    project_dir: &Path,
+    extras: Extras<'_>,
+) -> FixtureFiles {
+    let Extras {
+        lock_platform,
+        cargo_shim,
+        ..
+    } = extras;
     let work = scratch.join("build");
     let subdir = Subdir::current().expect("a known platform");
     let platform = subdir.as_str().to_string();
@@ -261,6 +384,28 @@ pub fn write_fixture(
         )
     });
 
+    let python = extras.python.then(|| {
+        let real = real_python();
+        let home = real.parent().unwrap().display().to_string();
+        make_package(
+            &work,
+            channel,
+            "python",
+            &platform,
+            &[],
+            vec![
+                PkgFile {
+                    executable: true,
+                    ..file("bin/python", std::fs::read(&real).unwrap())
+                },
+                file(
+                    "pyvenv.cfg",
+                    format!("home = {home}\ninclude-system-site-packages = false\n"),
+                ),
+            ],
+        )
+    });
+
     slurmbook_pack::index_channel(channel, subdir).unwrap();
 
     let channel_url = url::Url::from_directory_path(channel).unwrap();
@@ -272,7 +417,7 @@ pub fn write_fixture(
     }
     assert_eq!(
         records.len(),
-        3 + usize::from(shim.is_some()),
+        3 + usize::from(shim.is_some()) + usize::from(python.is_some()),
         "the index lists the packages"
     );
 
@@ -310,14 +455,39 @@ pub fn write_fixture(
             )
             .unwrap();
     }
+    let pypi_dir = channel.parent().unwrap_or(channel).join("pypi");
+    std::fs::create_dir_all(&pypi_dir).unwrap();
+    let mut pypi_deps = String::new();
+    let mut pypi_files = Vec::new();
+    if extras.wheel {
+        let wheel = make_wheel(&pypi_dir);
+        builder = lock_pypi(builder, &lock_platform, "slurmbook-greeting", &wheel);
+        pypi_deps.push_str("slurmbook-greeting = \"*\"\n");
+        pypi_files.push(("slurmbook-greeting".to_string(), wheel));
+    }
+    if extras.sdist {
+        let sdist = pypi_dir.join("slurmbook_sdist-1.0.tar.gz");
+        std::fs::write(&sdist, b"not really a tarball").unwrap();
+        builder = lock_pypi(builder, &lock_platform, "slurmbook-sdist", &sdist);
+        pypi_deps.push_str("slurmbook-sdist = \"*\"\n");
+        pypi_files.push(("slurmbook-sdist".to_string(), sdist));
+    }
+    if !pypi_deps.is_empty() {
+        pypi_deps = format!("\n[pypi-dependencies]\n{pypi_deps}");
+    }
     std::fs::create_dir_all(project_dir).unwrap();
     std::fs::write(
         project_dir.join("pixi.toml"),
         format!(
             "[workspace]\nname = \"fixture\"\nchannels = [\"{channel_url}\"]\nplatforms = [\"{lock_platform}\"]\n\n\
-             [dependencies]\nhello-tool = \"*\"\ngreet-bin = \"*\"\n{}",
+             [dependencies]\nhello-tool = \"*\"\ngreet-bin = \"*\"\n{}{}{pypi_deps}",
             if shim.is_some() {
                 "cargo-shim = \"*\"\n"
+            } else {
+                ""
+            },
+            if python.is_some() {
+                "python = \"*\"\n"
             } else {
                 ""
             }
@@ -335,6 +505,8 @@ pub fn write_fixture(
         ("hello-tool".into(), hello),
     ];
     packages.extend(shim.map(|p| ("cargo-shim".to_string(), p)));
+    packages.extend(python.map(|p| ("python".to_string(), p)));
+    packages.extend(pypi_files);
     FixtureFiles {
         packages,
         platform,

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::lang::Lang;
 use super::resources::{Gpus, MemSize, SlurmTime};
 use super::target::Target;
 use spec::{declare_options, Options};
@@ -44,6 +45,9 @@ declare_options! {
         /// The pixi environment the asset runs in; part of the code version.
         pub env: Option<String> = option("env", "ENV",
             "pixi environment to run in", values::env),
+        /// The body's language (`None`: Rust); part of the code version.
+        pub lang: Option<Lang> = option("lang", "rust|python|bash",
+            "the body's language: Python and bash run in the asset's environment", values::lang),
         pub group: Option<String> = option("group", "GROUP",
             "asset group (select with group:GROUP)", values::group),
         #[serde(default)]

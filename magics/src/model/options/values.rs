@@ -5,6 +5,7 @@
 //! redirections, parentheses) is ever accepted.
 
 use crate::model::ident::{is_identifier, positive_int, slurm_name_char, valid_chars};
+use crate::model::lang::Lang;
 use crate::model::target::{JobGrouping, Target};
 
 /// `value` if it is a word of characters passing `ok`, else `Err(expected)`.
@@ -79,6 +80,10 @@ pub fn positive(v: &str) -> Result<u32, String> {
 }
 
 pub fn target(v: &str) -> Result<Target, String> {
+    v.parse()
+}
+
+pub fn lang(v: &str) -> Result<Lang, String> {
     v.parse()
 }
 
