@@ -96,6 +96,7 @@ impl Workspace {
         let Some(command) = command else {
             return;
         };
+        self.notifications.retain(|h| !h.is_finished());
         let dir = self.dir();
         let notebook = self.notebook().map(|(p, _)| p.to_path_buf());
         for asset in &check.newly_failed {
