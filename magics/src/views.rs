@@ -197,6 +197,13 @@ pub fn graph_parts(
         .map(|name| {
             let status = snap.status(name);
             let spec = project.asset(name);
+            // The badge's text, unless the detail says it already ("never materialized").
+            let badge_text = snap.policy_text(name);
+            let badge_text = if badge_text == status.why {
+                String::new()
+            } else {
+                badge_text
+            };
             GraphNode {
                 name: name.clone(),
                 state: status.state.to_owned(),
@@ -205,7 +212,7 @@ pub fn graph_parts(
                 checks: project.checks_of(name).count(),
                 freshness: snap.policy.get(name).map(|p| Badge {
                     state: p.state.as_str().to_string(),
-                    text: p.text(),
+                    text: badge_text,
                 }),
             }
         })

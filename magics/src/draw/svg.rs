@@ -197,12 +197,10 @@ pub fn svg(nodes: &[GraphNode], edges: &[GraphEdge]) -> String {
             let _ = write!(tip, "; {} checks", node.checks);
         }
         if let Some(b) = &node.freshness {
-            let _ = write!(
-                tip,
-                "; freshness {}: {}",
-                one_line(&b.state),
-                one_line(&b.text)
-            );
+            let _ = write!(tip, "; freshness {}", one_line(&b.state));
+            if !b.text.trim().is_empty() {
+                let _ = write!(tip, ": {}", one_line(&b.text));
+            }
         }
         // A policy that WARNs or FAILs outlines the box in its colour.
         let outline = node

@@ -63,7 +63,9 @@ pub fn text(nodes: &[GraphNode], edges: &[GraphEdge]) -> String {
             let _ = write!(tail, "  ✓{}", node.checks);
         }
         if let Some(b) = &node.freshness {
-            let _ = write!(tail, "  [{} {}]", one_line(&b.state), one_line(&b.text));
+            let text = one_line(&b.text);
+            let sep = if text.trim().is_empty() { "" } else { " " };
+            let _ = write!(tail, "  [{}{sep}{}]", one_line(&b.state), text.trim());
         }
         if !tail.is_empty() {
             let w = display_width(&line);
