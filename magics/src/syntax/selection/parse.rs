@@ -333,6 +333,21 @@ mod tests {
     }
 
     #[test]
+    fn freshness_atoms_compose() {
+        let p = |s: &str| parse_selection(s).unwrap();
+        assert_eq!(p("overdue"), Selection::Overdue);
+        assert_eq!(p("warn"), Selection::Warn);
+        assert_eq!(
+            p("stale or overdue"),
+            Selection::Or(Box::new(Selection::Stale), Box::new(Selection::Overdue))
+        );
+        assert_eq!(
+            p("(warn, overdue) and not stale").to_string(),
+            "(warn, overdue) and not stale"
+        );
+    }
+
+    #[test]
     fn every_atom_form() {
         assert_eq!(p("summary"), asset("summary", None, None));
         assert_eq!(p("+summary"), asset("summary", Some(Layers::All), None));
@@ -349,16 +364,6 @@ mod tests {
         );
         assert_eq!(p("*"), Selection::All);
         assert_eq!(p("stale"), Selection::Stale);
-        assert_eq!(p("overdue"), Selection::Overdue);
-        assert_eq!(p("warn"), Selection::Warn);
-        assert_eq!(
-            p("stale or overdue"),
-            Selection::Or(Box::new(Selection::Stale), Box::new(Selection::Overdue))
-        );
-        assert_eq!(
-            p("(warn, overdue) and not stale").to_string(),
-            "(warn, overdue) and not stale"
-        );
         assert_eq!(p("group:etl"), Selection::Group("etl".into()));
         assert_eq!(
             p("tag:team=geo"),
