@@ -1,5 +1,5 @@
 //! The `slurmbook` command line: the kernel itself, kernelspec installation,
-//! and headless runs of notebooks.
+//! headless runs of notebooks, and their freshness status.
 
 use crate::install::{self, Location};
 use anyhow::{Context, Result};
@@ -81,6 +81,15 @@ enum Command {
         notebook: PathBuf,
         #[arg(long)]
         run: Option<i64>,
+    },
+    /// Freshness policies: each asset's PASS, WARN, FAIL or UNKNOWN now;
+    /// exits 3 when an asset FAILs (0 otherwise), and runs `notify` for new FAILs.
+    Status {
+        /// The notebook (.ipynb).
+        notebook: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Print a notebook's asset graph.
     Graph {
@@ -205,6 +214,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             init_cli_logging();
             crate::headless::graph(notebook, select, format)
+        }
+        Command::Status { notebook, json } => {
+            init_cli_logging();
+            crate::status_cli::status(notebook, json)
         }
         Command::Uninstall { location } => {
             match install::uninstall(&location)? {

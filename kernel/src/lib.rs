@@ -12,5 +12,6 @@ pub mod protocol;
 pub mod render;
 pub mod server;
 pub mod session;
+pub mod status_cli;
 pub mod terminal;
 pub mod wire;

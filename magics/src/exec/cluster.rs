@@ -162,6 +162,10 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
         });
         summary.fresh.push(step.asset.clone());
     }
+    for step in plan.refused() {
+        super::record_refused(db, run_id, project, step, emit)?;
+        summary.skipped.push(step.asset.clone());
+    }
     // Everything that can fail before submission is checked first.
     bundle::check_free_variables(project, &to_run)?;
     let root = bundle::build_root();

@@ -231,6 +231,12 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
             job_id: None,
             node: None,
         };
+        if step.action == Action::Refused {
+            super::record_refused(db, run_id, project, step, emit)?;
+            blocked.insert(name.to_owned(), step.why.clone());
+            summary.skipped.push(name.to_owned());
+            continue;
+        }
         if step.action == Action::Skip {
             // A fresh asset a later step needs must be in the session: loaded
             // from the store, or computed again when its value cannot be.

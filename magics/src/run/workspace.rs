@@ -67,6 +67,8 @@ pub struct Workspace {
     /// The way to the cluster (one multiplexed SSH master, or this
     /// machine), opened lazily and reused while the target stays the same.
     connection: Option<(TransportTarget, Arc<dyn Transport>)>,
+    /// `notify` commands started and not waited for (see `run::policy`).
+    pub(super) notifications: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Workspace {
@@ -79,6 +81,7 @@ impl Workspace {
             cache: PlanCache::default(),
             config: BTreeMap::new(),
             connection: None,
+            notifications: Vec::new(),
         }
     }
 

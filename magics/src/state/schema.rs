@@ -1,4 +1,4 @@
-//! The schema: version 1 tables and the version 2 migration.
+//! The schema: version 1 tables and the migrations to versions 2 and 3.
 
 pub(super) const SCHEMA_V1: &str = "
 CREATE TABLE assets (
@@ -51,3 +51,13 @@ CREATE TABLE run_jobs (
 
 /// Version 2: how to follow a Slurm run again (`%attach`), as JSON.
 pub(super) const SCHEMA_V2: &str = "ALTER TABLE runs ADD COLUMN remote TEXT;";
+
+/// Version 3: each asset's last evaluated freshness policy state (for
+/// `notify`). `IF NOT EXISTS`: safe to renumber when migrations merge.
+pub(super) const SCHEMA_V3: &str = "CREATE TABLE IF NOT EXISTS policy_states (
+    asset TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    materialization_id INTEGER,
+    since TEXT NOT NULL,
+    evaluated_at TEXT NOT NULL
+);";
