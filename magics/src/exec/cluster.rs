@@ -162,7 +162,12 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
         });
         summary.fresh.push(step.asset.clone());
     }
-    // Everything that can fail before submission is checked first.
+    // Everything that can fail before submission is checked first. On a
+    // submit host, sbatch runs inside the submission script: its absence is
+    // found here, before the build, and named with the way out.
+    if remote.location() == crate::transport::local::LOCATION {
+        crate::transport::local::require_on_path("sbatch", &settings.profile)?;
+    }
     bundle::check_free_variables(project, &to_run)?;
     let root = bundle::build_root();
     let types = bundle::probe_types(project, &to_run, session_types, &root)?;

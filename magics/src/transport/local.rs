@@ -34,6 +34,29 @@ pub fn inherited_from_a_job(name: &str) -> bool {
         && name != "SLURM_CONF"
 }
 
+/// `Err(NotOnPath)` unless `program` is an executable file in a directory
+/// of this process's PATH. Starts no process: a run checks `sbatch` with it
+/// before building anything, since `sbatch` itself only runs inside the
+/// submission script (where a missing one would just be `sh: sbatch: not
+/// found`).
+pub fn require_on_path(program: &str, profile: &str) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let found = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            std::fs::metadata(dir.join(program))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    });
+    if found {
+        Ok(())
+    } else {
+        Err(TransportError::NotOnPath {
+            program: program.to_string(),
+            profile: profile.to_string(),
+        })
+    }
+}
+
 /// Slurm commands run as local processes (see the module docs).
 #[derive(Debug, Default)]
 pub struct LocalHost {
@@ -308,6 +331,17 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("host = "), "{text}");
+    }
+
+    #[test]
+    fn require_on_path_finds_executables_only() {
+        assert!(require_on_path("sh", "hub").is_ok());
+        let e = require_on_path("slurmbook-no-such-sbatch", "hub").unwrap_err();
+        assert!(
+            matches!(&e, TransportError::NotOnPath { program, profile }
+                if program == "slurmbook-no-such-sbatch" && profile == "hub"),
+            "{e}"
+        );
     }
 
     #[tokio::test]
