@@ -260,6 +260,8 @@ async fn grouped_chain_of_ten_runs_as_one_job_in_order(via: Via) {
         })
         .collect();
     let run = run_grouped(remote, "chain10", &specs).await;
+    // The tail ended with the run (no "did not finish" warning).
+    assert!(run.result.warnings.is_empty(), "{:?}", run.result.warnings);
     assert_eq!(run.allocations.len(), 1);
     assert_eq!(run.allocations[0].assets, names);
     let ids = run.job_ids();

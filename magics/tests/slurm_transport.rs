@@ -502,6 +502,8 @@ async fn slurm_chain_runs_in_order_streams_live_and_uses_one_connection(via: Via
     let jobs = watch_jobs(&specs, &ids);
     let never = AtomicBool::new(false);
     let result = watch(remote, &dir, &jobs, &emit, &never, None).await;
+    // The tail ended with the run (no "did not finish" warning).
+    assert!(result.warnings.is_empty(), "{:?}", result.warnings);
     for j in &result.jobs {
         assert!(matches!(j.state, AssetState::Done { .. }), "{j:?}");
         assert_eq!(j.exit_code, Some(0));
@@ -981,6 +983,7 @@ async fn slurm_twenty_job_chain_costs_one_connection_and_one_submit_command(via:
     let never = AtomicBool::new(false);
     let r = watch(remote, &dir, &watch_jobs(&specs, &ids), &emit, &never, None).await;
     assert!(r.all_done(), "{r:?}");
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
     for n in &names {
         assert_eq!(output_of(&log, n, Stream::Stdout), format!("{n}\n"));
     }

@@ -471,6 +471,9 @@ async fn follow(
         gate,
     })
     .await?;
+    for warning in &result.warnings {
+        tracing::warn!("run {run_id}: {warning}");
+    }
     // The rows this run started, newest per asset (versions come from them,
     // not from the notebook, which may have changed since).
     let started_rows: HashMap<String, Materialization> = db
