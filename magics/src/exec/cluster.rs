@@ -166,7 +166,12 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
         super::record_refused(db, run_id, project, step, emit)?;
         summary.skipped.push(step.asset.clone());
     }
-    // Everything that can fail before submission is checked first.
+    // Everything that can fail before submission is checked first. On a
+    // submit host, sbatch runs inside the submission script: its absence is
+    // found here, before the build, and named with the way out.
+    if remote.location() == crate::transport::local::LOCATION {
+        crate::transport::local::require_on_path("sbatch", &settings.profile)?;
+    }
     bundle::check_free_variables(project, &to_run)?;
     let root = bundle::build_root();
     let types = bundle::probe_types(project, &to_run, session_types, &root)?;
@@ -470,6 +475,9 @@ async fn follow(
         gate,
     })
     .await?;
+    for warning in &result.warnings {
+        tracing::warn!("run {run_id}: {warning}");
+    }
     // The rows this run started, newest per asset (versions come from them,
     // not from the notebook, which may have changed since).
     let started_rows: HashMap<String, Materialization> = db
