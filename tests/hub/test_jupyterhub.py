@@ -115,7 +115,7 @@ def _server_pid(db):
     return None
 
 
-def _stop_hub(hub, db, proxy_pid_file, server_pid):
+def _stop_hub(hub, proxy_pid_file, server_pid):
     """SIGTERM to the hub (it stops the single-user server and the proxy),
     then whatever of ours is left, by pid."""
     if hub.poll() is None:
@@ -229,16 +229,16 @@ c.JupyterHub.cleanup_proxy = True
 """)
     log_path = tmp / "jupyterhub.log"
     log = open(log_path, "w")
-    hub = subprocess.Popen([str(hub_env / "bin" / "jupyterhub"), "-f", str(config)], cwd=tmp,
-                           env=clean_env(PATH=f"{hub_env / 'bin'}:/usr/local/bin:/usr/bin:/bin"),
-                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    hub_proc = subprocess.Popen([str(hub_env / "bin" / "jupyterhub"), "-f", str(config)], cwd=tmp,
+                                env=clean_env(PATH=f"{hub_env / 'bin'}:/usr/local/bin:/usr/bin:/bin"),
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     server_pid = None
     try:
         deadline = time.time() + 120
         while True:
-            if hub.poll() is not None:
-                pytest.fail(f"jupyterhub exited with {hub.returncode}:\n{tail(log_path)}")
+            if hub_proc.poll() is not None:
+                pytest.fail(f"jupyterhub exited with {hub_proc.returncode}:\n{tail(log_path)}")
             try:
                 if _http_status(f"{url}/hub/api/") == 200:
                     break
@@ -280,7 +280,7 @@ c.JupyterHub.cleanup_proxy = True
         return result
     finally:
         server_pid = server_pid or _server_pid(db)
-        leftovers = _stop_hub(hub, db, proxy_pid_file, server_pid)
+        leftovers = _stop_hub(hub_proc, proxy_pid_file, server_pid)
         log.close()
         OUTPUT.mkdir(exist_ok=True)
         shutil.copy(log_path, OUTPUT / "jupyterhub.log")
