@@ -8,6 +8,7 @@ pub mod env_cli;
 pub mod handlers;
 pub mod headless;
 pub mod install;
+pub mod parent;
 pub mod protocol;
 pub mod render;
 pub mod server;

@@ -483,10 +483,10 @@ fn probe_layer(
     let cargo_toml = format!(
         "[package]\nname = \"slurmbook_probe\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n[dependencies]\n{deps}\n[workspace]\n"
     );
-    let dir = root.join("probe");
+    let dir = probe_dir(root, &cargo_toml, &main);
     std::fs::create_dir_all(dir.join("src")).map_err(io("creating the type probe"))?;
-    std::fs::write(dir.join("Cargo.toml"), cargo_toml).map_err(io("writing the type probe"))?;
-    std::fs::write(dir.join("src/main.rs"), &main).map_err(io("writing the type probe"))?;
+    write_once(&dir.join("Cargo.toml"), &cargo_toml).map_err(io("writing the type probe"))?;
+    write_once(&dir.join("src/main.rs"), &main).map_err(io("writing the type probe"))?;
     let out = Command::new("cargo")
         .args(["check", "--quiet", "--message-format=json"])
         .arg("--manifest-path")
@@ -536,6 +536,30 @@ fn probe_layer(
     Ok(found)
 }
 
+/// The type probe's crate directory, named by its content: kernels that
+/// probe at the same time (two notebooks of one user on a JupyterHub, or two
+/// test runs) never overwrite each other's sources, and an unchanged probe
+/// is checked again for free.
+fn probe_dir(root: &Path, cargo_toml: &str, main: &str) -> PathBuf {
+    let mut hasher = Sha256::new();
+    hasher.update(cargo_toml.as_bytes());
+    hasher.update([0]);
+    hasher.update(main.as_bytes());
+    root.join("probe")
+        .join(&hex::encode(hasher.finalize())[..16])
+}
+
+/// Writes `text` to `path` unless it is there (the path names its content):
+/// through a temporary file and a rename, so a reader never sees half of it.
+fn write_once(path: &Path, text: &str) -> std::io::Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
 /// The probe's line a compiler span points at: for a span inside a macro
 /// (the body ends in `format!(..)` or `vec![..]`), the line of the macro's
 /// call in the probe.
@@ -569,7 +593,27 @@ fn found_type(label: &str) -> Option<String> {
 
 #[cfg(test)]
 mod probe_tests {
-    use super::found_type;
+    use super::{found_type, probe_dir, write_once};
+    use std::path::Path;
+
+    #[test]
+    fn each_probe_has_its_own_directory() {
+        let root = Path::new("/cache/build");
+        let a = probe_dir(root, "[package]", "fn probe_a() -> () { 1 }");
+        assert_eq!(a, probe_dir(root, "[package]", "fn probe_a() -> () { 1 }"));
+        assert_ne!(a, probe_dir(root, "[package]", "fn probe_a() -> () { 2 }"));
+        assert_ne!(a, probe_dir(root, "[package] ", "fn probe_a() -> () { 1 }"));
+        assert!(a.starts_with("/cache/build/probe"), "{}", a.display());
+
+        let dir = std::env::temp_dir().join(format!("sb-probe-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("main.rs");
+        write_once(&file, "first").unwrap();
+        write_once(&file, "second").unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "first");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn reads_rustc_labels() {
