@@ -1,4 +1,4 @@
-//! The schema: version 1 tables and the version 2 migration.
+//! The schema: version 1 tables and the version 2 and 3 migrations.
 
 pub(super) const SCHEMA_V1: &str = "
 CREATE TABLE assets (
@@ -51,3 +51,32 @@ CREATE TABLE run_jobs (
 
 /// Version 2: how to follow a Slurm run again (`%attach`), as JSON.
 pub(super) const SCHEMA_V2: &str = "ALTER TABLE runs ADD COLUMN remote TEXT;";
+
+/// Version 3: resource usage and timeline of each materialization (one row
+/// per materialization that reported any; typed columns, so tables and
+/// hints can query them).
+pub(super) const SCHEMA_V3: &str = "
+CREATE TABLE IF NOT EXISTS usage (
+    materialization_id INTEGER PRIMARY KEY REFERENCES materializations(id),
+    source TEXT,
+    allocation TEXT,
+    submitted_at TEXT,
+    job_started_at TEXT,
+    started_at TEXT,
+    ended_at TEXT,
+    queue_ms INTEGER,
+    wall_ms INTEGER,
+    cpu_ms INTEGER,
+    max_rss_bytes INTEGER,
+    cpus INTEGER,
+    nodes INTEGER,
+    gpus INTEGER,
+    gpu_util_pct REAL,
+    gpu_mem_bytes INTEGER,
+    req_cpus INTEGER,
+    req_mem_bytes INTEGER,
+    req_time_s INTEGER,
+    req_gpus INTEGER,
+    req_nodes INTEGER
+);
+";
