@@ -1,7 +1,8 @@
 //! Bundles: a Cargo crate generated from selected assets — the notebook's
 //! item cells and `:dep` dependencies, one function per asset, and a `main`
 //! that computes one asset: it reads upstream values (JSON files), computes,
-//! writes its value atomically and reports events as JSON lines. The same
+//! writes its value atomically and reports events as JSON lines (with what
+//! it used, measured by itself: `crate::usage::job_runtime`). The same
 //! assets and dependencies always generate byte-identical sources, so builds
 //! are cached by the sources' hash.
 
@@ -109,6 +110,7 @@ pub fn generate(
         main.push_str("\n\n");
     }
     main.push_str(RUNTIME);
+    main.push_str(crate::usage::job_runtime::USAGE_RUNTIME);
     let mut arms = String::new();
     for asset in assets {
         let spec = project
@@ -217,10 +219,12 @@ const MAIN: &str = r#"fn main() {
     let asset = asset.expect("usage: slurmbook_job ASSET --output PATH [--input NAME=PATH]...");
     let output = output.expect("--output PATH");
     let started = std::time::Instant::now();
+    let started_at = slurmbook_now();
     let result = std::panic::catch_unwind(|| match asset.as_str() {
         // ARMS
         other => { eprintln!("unknown asset {other}"); std::process::exit(2) }
     });
+    slurmbook_report_usage(started, started_at);
     match result {
         Ok(bytes) => slurmbook_emit(serde_json::json!({
             "event": "materialized", "bytes": bytes, "elapsed_ms": started.elapsed().as_millis() as u64,
