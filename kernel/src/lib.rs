@@ -13,4 +13,5 @@ pub mod render;
 pub mod server;
 pub mod session;
 pub mod terminal;
+pub mod usage_cli;
 pub mod wire;

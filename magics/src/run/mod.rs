@@ -8,11 +8,13 @@
 //! * [`runs`]: Slurm runs after the fact: `%attach`, `%cancel`, and values
 //!   fetched for `%load`;
 //! * [`record`]: [`DbRunLog`], what the Slurm watcher reports, recorded;
+//! * [`report`]: `%runs RUN` and `%history NAME` (resource usage, timeline);
 //! * [`error`]: [`RunError`], what failed and of which kind.
 
 pub mod error;
 pub mod materialize;
 pub mod record;
+pub mod report;
 pub mod runs;
 pub mod workspace;
 
