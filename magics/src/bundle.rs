@@ -59,11 +59,15 @@ pub fn binary_name(hash: &str) -> String {
     format!("slurmbook_job_{}", &hash[..16])
 }
 
+/// Functions the job runtime gives asset code (`report_metadata(json)`).
+pub const RUNTIME_NAMES: &[&str] = &["report_metadata"];
+
 /// Checks what would make a job fail before anything is submitted: free
-/// variables that are neither assets nor items.
+/// variables that are neither assets nor items (nor the runtime's).
 pub fn check_free_variables(project: &Project, assets: &[String]) -> Result<(), BundleError> {
     for asset in assets {
-        let unresolved = project.unresolved(asset);
+        let mut unresolved = project.unresolved(asset);
+        unresolved.retain(|n| !RUNTIME_NAMES.contains(n));
         if !unresolved.is_empty() {
             return Err(BundleError::FreeVariables {
                 asset: asset.clone(),
@@ -218,13 +222,14 @@ const MAIN: &str = r#"fn main() {
     }
     let asset = asset.expect("usage: slurmbook_job ASSET --output PATH [--input NAME=PATH]...");
     let output = output.expect("--output PATH");
+    let before = slurmbook_rusage_now();
     let started = std::time::Instant::now();
     let started_at = slurmbook_now();
     let result = std::panic::catch_unwind(|| match asset.as_str() {
         // ARMS
         other => { eprintln!("unknown asset {other}"); std::process::exit(2) }
     });
-    slurmbook_report_usage(started, started_at);
+    slurmbook_report_usage(started, started_at, before);
     match result {
         Ok(bytes) => slurmbook_emit(serde_json::json!({
             "event": "materialized", "bytes": bytes, "elapsed_ms": started.elapsed().as_millis() as u64,
@@ -378,6 +383,8 @@ mod tests {
             "{text}"
         );
         let p = project(&["const THRESHOLD: i32 = 3;", "%%asset a\nTHRESHOLD + 1"]);
+        assert!(check_free_variables(&p, &["a".into()]).is_ok());
+        let p = project(&["%%asset a\nreport_metadata(serde_json::json!({\"n\": 1}));\n1"]);
         assert!(check_free_variables(&p, &["a".into()]).is_ok());
     }
 
