@@ -112,26 +112,42 @@ pub fn slurm_usage(
         (false, false) => None,
     };
     u.nodes = u.nodes.or(u.requested.nodes);
-    // When: Slurm's durations from the submission, else the Unix times
-    // the step's lines or the job itself reported.
+    place(&mut u, o, submitted, allocation.is_some());
+    u.allocation = allocation;
+    u
+}
+
+/// When it waited and ran. The computation: its step's lines, else its
+/// own clock (both to the millisecond), else — a job of its own — Slurm's
+/// times (whole seconds) from the submission. The job started at
+/// submission + queue wait, but no later than the computation, which also
+/// bounds the queue wait (Slurm's times are truncated to seconds).
+fn place(u: &mut Usage, o: &JobOutcome, submitted: DateTime<Utc>, step: bool) {
+    let own = o.job_usage.as_ref();
+    let own_start = own.and_then(|j| j.started_at).and_then(epoch);
+    let own_end = own.and_then(|j| j.ended_at).and_then(epoch);
+    let slurm_start = after(submitted, o.queue_ms);
+    let slurm_end = slurm_start.and_then(|s| after(s, o.elapsed_ms));
     let (step_start, step_end) = o.step_times;
-    let own_times = own.map(|j| (j.started_at, j.ended_at));
-    u.job_started_at = after(submitted, o.queue_ms);
-    u.started_at = match &allocation {
-        Some(_) => step_start.and_then(epoch),
-        None => u.job_started_at,
+    u.started_at = step_start
+        .and_then(epoch)
+        .or(own_start)
+        .or(slurm_start.filter(|_| !step));
+    u.ended_at = step_end
+        .and_then(epoch)
+        .or(own_end)
+        .or(slurm_end.filter(|_| !step));
+    u.job_started_at = match (slurm_start, u.started_at) {
+        (Some(j), Some(s)) => Some(j.min(s)),
+        (j, s) => j.or(s.filter(|_| !step)),
+    };
+    if let Some(j) = u.job_started_at.filter(|j| *j >= submitted) {
+        let waited = (j - submitted).num_milliseconds() as u64;
+        u.queue_ms = Some(u.queue_ms.map_or(waited, |q| q.min(waited)));
     }
-    .or_else(|| own_times.and_then(|t| t.0).and_then(epoch));
-    u.ended_at = match &allocation {
-        Some(_) => step_end.and_then(epoch),
-        None => u.job_started_at.and_then(|s| after(s, o.elapsed_ms)),
-    }
-    .or_else(|| own_times.and_then(|t| t.1).and_then(epoch));
     if matches!(o.state, AssetState::Cancelled { .. }) && u.started_at.is_none() {
         u.ended_at = None;
     }
-    u.allocation = allocation;
-    u
 }
 
 /// Records the usage of each job of a Slurm run with its materialization
@@ -241,10 +257,19 @@ mod tests {
         assert_eq!((u.wall_ms, u.cpu_ms), (Some(2500), Some(2300)));
         assert_eq!(u.max_rss_bytes, Some(200 << 20));
         assert_eq!(u.queue_ms, Some(2000));
-        // Slurm's durations place the job: submitted + queue, + elapsed.
+        // Its own clock places the computation; Slurm's queue wait the job.
         assert_eq!(u.job_started_at, Some(t(2)));
-        assert_eq!((u.started_at, u.ended_at), (Some(t(2)), Some(t(5))));
+        let ms = |s: i64, ms: i64| t(s) + Duration::milliseconds(ms);
+        assert_eq!(
+            (u.started_at, u.ended_at),
+            (Some(ms(2, 200)), Some(ms(4, 700)))
+        );
         assert_eq!(u.cpu_efficiency(), Some(0.92));
+        // Without it, Slurm's times: submitted + queue, + elapsed.
+        o.job_usage = None;
+        let u = slurm_usage(&o, Requested::default(), None, t(0));
+        assert_eq!((u.started_at, u.ended_at), (Some(t(2)), Some(t(5))));
+        assert_eq!(u.source, None);
     }
 
     #[test]
@@ -281,6 +306,11 @@ mod tests {
         assert_eq!(u.job_started_at, Some(t(2)));
         assert_eq!((u.started_at, u.ended_at), (Some(t(3)), Some(t(4))));
         assert_eq!(u.allocation.as_deref(), Some("alloc_a"));
+        // scontrol's whole seconds said 2 s; the step started 0.4 s in.
+        o.step_times = (Some(1_800_000_000.4), Some(1_800_000_001.0));
+        let u = slurm_usage(&o, Requested::default(), Some("alloc_a".into()), t(0));
+        assert_eq!(u.job_started_at, u.started_at);
+        assert_eq!(u.queue_ms, Some(400));
         // Nothing measured: Slurm's elapsed time, no source.
         assert_eq!((u.wall_ms, u.source), (Some(3000), None));
         // A job cancelled before it started has no run.

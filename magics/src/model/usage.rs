@@ -112,7 +112,7 @@ impl Usage {
 
     /// Nodes × wall time, in hours.
     pub fn node_hours(&self) -> Option<f64> {
-        let nodes = self.nodes.or(self.requested.nodes).unwrap_or(1);
+        let nodes = self.nodes.or(self.requested.nodes)?;
         self.wall_ms
             .map(|w| f64::from(nodes) * w as f64 / 3_600_000.0)
     }
@@ -150,7 +150,7 @@ impl Usage {
             parts.push(format!("peak {}", format_bytes(m)));
         }
         if let Some(g) = self.gpu_hours() {
-            parts.push(format!("{g:.2} GPU-h"));
+            parts.push(format!("{} GPU-h", format_hours(g)));
         }
         parts.join(" · ")
     }
@@ -203,6 +203,17 @@ pub fn format_ms(ms: u64) -> String {
     }
 }
 
+/// Node- or GPU-hours: `12.3`, `0.25`, `<0.01`.
+pub fn format_hours(h: f64) -> String {
+    if h >= 10.0 {
+        format!("{h:.1}")
+    } else if h >= 0.01 {
+        format!("{h:.2}")
+    } else {
+        "<0.01".to_string()
+    }
+}
+
 /// `85 %`.
 pub fn format_pct(fraction: f64) -> String {
     let pct = fraction * 100.0;
@@ -250,6 +261,7 @@ mod tests {
         assert!((u.gpu_hours().unwrap() - 40.0 / 3600.0).abs() < 1e-12);
         let none = Usage::default();
         assert_eq!(none.cpu_efficiency(), None);
+        assert_eq!(none.node_hours(), None);
         assert!(none.is_empty());
         // The request stands in for an unknown allocation.
         let req = Usage {
@@ -274,6 +286,8 @@ mod tests {
         assert_eq!(format_ms(3_900_000), "1h05m");
         assert_eq!(format_pct(0.091), "9.1 %");
         assert_eq!(format_pct(0.85), "85 %");
+        assert_eq!(format_hours(0.0006), "<0.01");
+        assert_eq!(format_hours(0.254), "0.25");
         let h = Hint {
             option: "mem".into(),
             asked: "16G".into(),

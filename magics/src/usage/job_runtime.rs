@@ -1,7 +1,8 @@
 //! The job binary's self-measurement (part of the generated bundle's
 //! runtime): after computing, `main` reports a `usage` event —
 //! `getrusage` of itself (`RUSAGE_SELF`) and of its waited-for children
-//! (`RUSAGE_CHILDREN`): user and system CPU time summed, peak resident
+//! (`RUSAGE_CHILDREN`): user and system CPU time summed (since the
+//! computation started, the same span as the wall time), peak resident
 //! memory the larger of the two; its wall time and Unix start/end times;
 //! the CPUs and GPUs Slurm gave it (`SLURM_CPUS_PER_TASK`, else
 //! `SLURM_CPUS_ON_NODE`; `SLURM_GPUS_ON_NODE`). So a cluster without
@@ -46,11 +47,8 @@ fn slurmbook_env_count(name: &str) -> Option<u32> {
     v.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
 }
 
-fn slurmbook_report_usage(started: std::time::Instant, started_at: f64) {
-    let wall_ms = started.elapsed().as_millis() as u64;
-    let mut event = serde_json::json!({
-        "event": "usage", "wall_ms": wall_ms, "started_at": started_at, "ended_at": slurmbook_now(),
-    });
+/// (user ms, system ms, peak RSS KiB) of itself and its children so far.
+fn slurmbook_rusage_now() -> (u64, u64, Option<u64>) {
     let (mut user, mut sys, mut rss) = (0u64, 0u64, None::<u64>);
     for who in [0, -1] {
         if let Some((u, s, m)) = slurmbook_rusage::get(who) {
@@ -59,8 +57,18 @@ fn slurmbook_report_usage(started: std::time::Instant, started_at: f64) {
             rss = Some(rss.unwrap_or(0).max(m));
         }
     }
-    event["user_ms"] = user.into();
-    event["sys_ms"] = sys.into();
+    (user, sys, rss)
+}
+
+/// `before`: [`slurmbook_rusage_now`] when the computation started.
+fn slurmbook_report_usage(started: std::time::Instant, started_at: f64, before: (u64, u64, Option<u64>)) {
+    let wall_ms = started.elapsed().as_millis() as u64;
+    let mut event = serde_json::json!({
+        "event": "usage", "wall_ms": wall_ms, "started_at": started_at, "ended_at": slurmbook_now(),
+    });
+    let (user, sys, rss) = slurmbook_rusage_now();
+    event["user_ms"] = user.saturating_sub(before.0).into();
+    event["sys_ms"] = sys.saturating_sub(before.1).into();
     if let Some(m) = rss {
         event["max_rss_kb"] = m.into();
     }

@@ -482,6 +482,36 @@ mod tests {
     }
 
     #[test]
+    fn details_carry_the_queue_wait_and_accounting_lines() {
+        let n = "SBq";
+        let text = format!(
+            "{n} JOB 7 a\nJobId=7 JobState=COMPLETED Reason=None ExitCode=0:0 SubmitTime=2026-11-26T15:05:00 StartTime=2026-11-26T15:05:09 EndTime=2026-11-26T15:05:19 NodeList=vm\n\
+             ACCT|7|10|00:08.000||cpu=2,mem=1G,node=1||1|alloc_a\nACCT|7.0|5|00:04.000|100M|cpu=1,mem=512M,node=1||1|a\n\
+             {n} ERR\n{n} SIZE 0 0\n{n} JOB 7 b\n{n} ERR\n{n} SIZE 0 0\n"
+        );
+        let d = parse_details(&text, n);
+        assert_eq!(d["a"].queue_ms, Some(9000));
+        assert_eq!(d["a"].elapsed_ms, Some(10_000));
+        assert_eq!(d["b"].queue_ms, Some(9000));
+        assert_eq!(d["a"].accounting.len(), 2);
+        assert_eq!(d["b"].accounting, d["a"].accounting);
+        // Without accounting (no ACCT lines) there are none.
+        let d = parse_details(&format!("{n} JOB 8 c\n{n} ERR\n{n} SIZE 0 0\n"), n);
+        assert!(d["c"].accounting.is_empty());
+        // sacct's fallback line with Submit and Start.
+        let mut f = Detail::default();
+        parse_sacct(
+            "9|COMPLETED|0:0|vm|4|2026-11-26T15:05:00|2026-11-26T15:05:02",
+            &mut f,
+        );
+        assert_eq!(f.queue_ms, Some(2000));
+        // The poll's fifth field: the expected start.
+        let rows = parse_squeue("3|PENDING||Priority|2026-11-26T15:10:00\n4|RUNNING|vm|None\n");
+        assert_eq!(rows["3"].start.as_deref(), Some("2026-11-26T15:10:00"));
+        assert_eq!(rows["4"].start, None);
+    }
+
+    #[test]
     fn details_script_asks_each_job_once() {
         let reqs = [
             DetailRequest {

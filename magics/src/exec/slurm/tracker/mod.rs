@@ -463,8 +463,13 @@ impl Tracker {
             };
         }
         match t.slurm_state.as_str() {
+            // Slurm's whole seconds and the job's own wall time are both
+            // lower bounds of the time it took.
             "COMPLETED" => AssetState::Done {
-                duration_ms: t.elapsed_ms.unwrap_or(0),
+                duration_ms: t
+                    .elapsed_ms
+                    .unwrap_or(0)
+                    .max(self.proto[i].usage.as_ref().map_or(0, |u| u.wall_ms)),
                 location: t.node.clone().unwrap_or_else(|| "slurm".into()),
             },
             "CANCELLED" => AssetState::Cancelled {

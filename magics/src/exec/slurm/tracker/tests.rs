@@ -547,3 +547,38 @@ fn failure_text_starts_with_exit_code() {
     assert!(s.starts_with("exit code 2: value too big\n"), "{s}");
     assert!(s.contains("panicked at x"), "{s}");
 }
+
+#[test]
+fn a_completed_job_takes_its_own_wall_time_over_slurms_whole_seconds() {
+    let mut t = Tracker::new(&[job("a", "4", &[])]);
+    t.record_bundle_event(
+        0,
+        &BundleEvent::Usage(JobUsage {
+            wall_ms: 350,
+            max_rss_kb: Some(2048),
+            ..JobUsage::default()
+        }),
+    );
+    assert_eq!(t.proto(0).usage.as_ref().unwrap().max_rss_kb, Some(2048));
+    // Started and ended within one second: scontrol says 0.
+    let record = scontrol(
+        "4",
+        "COMPLETED",
+        "None",
+        "(null)",
+        "ExitCode=0:0 SubmitTime=2026-11-26T14:57:35 StartTime=2026-11-26T14:57:36 EndTime=2026-11-26T14:57:36 NodeList=vm",
+    );
+    let changes = poll(&mut t, "4|COMPLETED|vm|None\n", &[record], "");
+    assert_eq!(
+        changes,
+        [(
+            "a".into(),
+            AssetState::Done {
+                duration_ms: 350,
+                location: "vm".into()
+            }
+        )]
+    );
+    // The queue wait is kept for the usage.
+    assert_eq!(t.track(0).queue_ms, Some(1000));
+}
