@@ -10,7 +10,7 @@ use crate::engine::ErrorInfo;
 use crate::protocol::MimeBundle;
 use crate::render::table_bundle;
 use serde_json::Value;
-use slurmbook_magics::draw::{plot, table, timeline};
+use slurmbook_magics::draw::{plot, timeline};
 use slurmbook_magics::RunId;
 
 /// An SVG picture with its text form.
@@ -71,7 +71,7 @@ impl RustKernel {
         }
         out.display(table_bundle(&report.table), None);
         out.display(
-            picture(plot::svg(&report.plot), table::text(&report.table)),
+            picture(plot::svg(&report.plot), plot::text(&report.plot)),
             None,
         );
         Ok(CellResult::none())

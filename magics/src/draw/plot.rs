@@ -88,20 +88,22 @@ pub fn svg(p: &Plot) -> String {
             .fold((f64::MAX, f64::MIN), |(lo, hi), &(_, v)| {
                 (lo.min(v), hi.max(v))
             });
+        // Values that (nearly) agree get an axis around them, ±10 %
+        // (at least ±1 around 0), so noise does not look like a trend.
+        let magnitude = lo.abs().max(hi.abs());
         let (lo, hi) = if known.is_empty() {
             (0.0, 1.0)
-        } else if hi - lo < 1e-12 {
-            (
-                lo - 1.0_f64.max(lo.abs() * 0.1),
-                hi + 1.0_f64.max(hi.abs() * 0.1),
-            )
+        } else if hi - lo < magnitude * 0.05 || hi - lo < 1e-12 {
+            let (mid, half) = ((lo + hi) / 2.0, (magnitude * 0.1).max(1e-9));
+            let half = if magnitude < 1e-9 { 1.0 } else { half };
+            (mid - half, mid + half)
         } else {
             (lo, hi)
         };
         let (left, right, top, bottom) = (
             ox + 44.0,
             ox + PANEL_W - 8.0,
-            oy + 22.0,
+            oy + 32.0,
             oy + PANEL_H - 22.0,
         );
         let n = series.values.len().max(2) - 1;
@@ -163,6 +165,24 @@ pub fn svg(p: &Plot) -> String {
     s
 }
 
+/// The plot as text: each series' values, oldest to newest (`-`: unknown).
+pub fn text(p: &Plot) -> String {
+    let mut out = format!("{}\n", one_line(&p.title));
+    for series in &p.series {
+        let values: Vec<String> = series
+            .values
+            .iter()
+            .map(|v| v.map_or("-".to_string(), short_number))
+            .collect();
+        out.push_str(&format!(
+            "  {}: {}\n",
+            one_line(&series.name),
+            values.join(" ")
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,6 +234,7 @@ mod tests {
         let y = |g: &xml::Element| g.find_all("rect")[0].num("y");
         assert!(y(panels[3]) > y(panels[0]));
         assert!(svg(&Plot::default()).contains("nothing to plot"));
+        assert_eq!(text(&p).lines().nth(1), Some("  duration (s): 1 2.5 - 2"));
         assert_eq!(short_number(1e9), "1.0e9");
         assert_eq!(short_number(0.35), "0.35");
         assert_eq!(short_number(12.0), "12");

@@ -1,6 +1,6 @@
 //! A run's timeline as a Gantt chart: one bar per asset, in order of start
-//! — queued (submitted until its job started), waiting inside its
-//! allocation (a step of a grouped job, until its upstream steps ended),
+//! — queued (submitted until its job started), waiting in its job (a step
+//! of a grouped job until its upstream steps ended, or the job's setup),
 //! running (coloured by how it ended) — and, behind the bars of a grouped
 //! allocation's steps, the job's own bar. As a self-contained SVG and as
 //! text.
@@ -143,6 +143,23 @@ const WAITING: &str = "#e3f2fd";
 const INK: &str = "#1f2328";
 const MUTED: &str = "#57606a";
 
+/// A job box's label: after its right end, or inside it when the chart
+/// ends there.
+fn job_label(text: &str, right: f64, y: f64) -> String {
+    let w = text_px(text, 10.0);
+    let (x, anchor) = if right + 4.0 + w < WIDTH - 8.0 {
+        (right + 4.0, "start")
+    } else {
+        (right - 4.0, "end")
+    };
+    format!(
+        "<text x=\"{}\" y=\"{}\" font-size=\"10\" text-anchor=\"{anchor}\" fill=\"{MUTED}\">{}</text>",
+        num(x),
+        num(y),
+        xml_escape(text)
+    )
+}
+
 /// The timeline as a self-contained SVG: each asset a `<g class="bar">`
 /// (`data-asset`, `data-start`, `data-state`) with its segments
 /// (`rect.queued`, `rect.waiting`, `rect.run`) and a `<title>`; grouped
@@ -194,7 +211,7 @@ pub fn svg(t: &Timeline) -> String {
         let _ = writeln!(
             s,
             "<g class=\"job\" data-allocation=\"{n}\" data-job=\"{j}\"><title>job {j} ({n}): {} steps</title>\
-             <rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" rx=\"4\" fill=\"#f6f8fa\" stroke=\"#8c959f\" stroke-dasharray=\"3 2\"/></g>",
+             <rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" rx=\"4\" fill=\"#f6f8fa\" stroke=\"#8c959f\" stroke-dasharray=\"3 2\"/>{label}</g>",
             last - first + 1,
             num(x(start)),
             num(y),
@@ -202,6 +219,7 @@ pub fn svg(t: &Timeline) -> String {
             num(h),
             n = xml_escape(&name),
             j = xml_escape(&job),
+            label = job_label(&format!("job {job}"), x(end), y + 11.0),
         );
     }
     for (i, b) in t.bars.iter().enumerate() {
@@ -257,7 +275,7 @@ pub fn svg(t: &Timeline) -> String {
     let ly = bottom + 20.0;
     let mut states: Vec<&str> = vec!["queued"];
     if t.bars.iter().any(|b| b.segments(now)[1].is_some()) {
-        states.push("waiting in allocation");
+        states.push("waiting in its job");
     }
     for b in &t.bars {
         if !states.contains(&b.state.as_str()) {
@@ -267,7 +285,7 @@ pub fn svg(t: &Timeline) -> String {
     for st in states {
         let fill = match st {
             "queued" => QUEUED,
-            "waiting in allocation" => WAITING,
+            "waiting in its job" => WAITING,
             other => state_color(other),
         };
         let _ = writeln!(
@@ -287,7 +305,7 @@ pub fn svg(t: &Timeline) -> String {
 }
 
 /// The timeline as text: a heading, a time scale, and one line per asset
-/// (`.` queued, `:` waiting in its allocation, `#` running, `x` failed,
+/// (`.` queued, `:` waiting in its job, `#` running, `x` failed,
 /// `-` cancelled), the allocation's steps under a `job N (name)` line.
 pub fn text(t: &Timeline) -> String {
     const COLS: usize = 50;

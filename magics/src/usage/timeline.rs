@@ -117,8 +117,8 @@ pub fn build(
     }
 }
 
-/// `run 3 · slurm · ok — 3 assets over 14 s: queued 3.1s, computing 9.8s`
-/// (queued: each job's wait once; computing: each asset's run).
+/// `run 3 · slurm · ok — 3 assets over 14s; in total 3.1s queued, 9.8s
+/// computing` (queued: each job's wait once; computing: each asset's run).
 fn title(run: &Run, bars: &[TimelineBar]) -> String {
     let mut waits: HashMap<String, f64> = HashMap::new();
     let mut computing = 0.0;
@@ -139,7 +139,7 @@ fn title(run: &Run, bars: &[TimelineBar]) -> String {
         .fold(0.0, f64::max);
     let queued: f64 = waits.values().sum();
     format!(
-        "run {} · {} · {} — {} asset{} over {}: queued {}, computing {}",
+        "run {} · {} · {} — {} asset{} over {}; in total {} queued, {} computing",
         run.id,
         run.target.as_str(),
         run.status.as_str(),
@@ -263,6 +263,10 @@ mod tests {
             t.title
         );
         // Queued: late 9 s + early 0.5 s + the allocation's 2 s once + old 0.
-        assert!(t.title.contains("queued 11.5s"), "{}", t.title);
+        assert!(
+            t.title.ends_with("in total 11.5s queued, 10.5s computing"),
+            "{}",
+            t.title
+        );
     }
 }

@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use crate::draw::plot::{Plot, Series};
 use crate::draw::table::Table;
 use crate::events::AssetState;
-use crate::model::usage::{format_bytes, format_ms, format_pct};
+use crate::model::usage::{format_bytes, format_hours, format_ms, format_pct};
 use crate::model::{Hint, MaterializationId, MaterializationStatus, Usage};
 use crate::state::Materialization;
 use crate::views::status_table;
@@ -105,9 +105,9 @@ pub fn run_table(
     {
         let u = usage.get(&m.id).cloned().unwrap_or_default();
         let wall = u.wall_ms.or_else(|| m.duration_ms.map(|d| d.max(0) as u64));
-        let gpu = match (u.gpu_hours(), u.gpu_util_pct) {
-            (Some(h), Some(p)) => format!("{h:.2} GPU-h, {p:.0} %"),
-            (Some(h), None) => format!("{h:.2} GPU-h"),
+        let gpu = match (u.gpu_hours().map(format_hours), u.gpu_util_pct) {
+            (Some(h), Some(p)) => format!("{h} GPU-h, {p:.0} %"),
+            (Some(h), None) => format!("{h} GPU-h"),
             _ => String::new(),
         };
         let state = state_label(m.status);
@@ -121,7 +121,7 @@ pub fn run_table(
             opt(u.cpu_ms.map(format_ms)),
             opt(u.cpu_efficiency().map(format_pct)),
             opt(u.max_rss_bytes.map(format_bytes)),
-            opt(u.node_hours().map(|h| format!("{h:.4}"))),
+            opt(u.node_hours().map(format_hours)),
             gpu,
             opt(u.source.map(|s| s.describe().to_string())),
         ];
@@ -264,7 +264,11 @@ pub fn history_plot(asset: &str, history: &[(Materialization, Option<Usage>)]) -
             .to_string()
     };
     Plot {
-        title: format!("{asset}: {} successful materializations", ok.len()),
+        title: format!(
+            "{asset}: {} successful materialization{}",
+            ok.len(),
+            if ok.len() == 1 { "" } else { "s" }
+        ),
         first: ok.first().map(|(m, _)| label(m)).unwrap_or_default(),
         last: ok.last().map(|(m, _)| label(m)).unwrap_or_default(),
         series: if ok.is_empty() { Vec::new() } else { series },
