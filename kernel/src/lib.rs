@@ -15,4 +15,5 @@ pub mod server;
 pub mod session;
 pub mod status_cli;
 pub mod terminal;
+pub mod usage_cli;
 pub mod wire;

@@ -1,7 +1,8 @@
 //! Bundles: a Cargo crate generated from selected assets — the notebook's
 //! item cells and `:dep` dependencies, one function per asset, and a `main`
 //! that computes one asset: it reads upstream values (JSON files), computes,
-//! writes its value atomically and reports events as JSON lines. The same
+//! writes its value atomically and reports events as JSON lines (with what
+//! it used, measured by itself: `crate::usage::job_runtime`). The same
 //! assets and dependencies always generate byte-identical sources, so builds
 //! are cached by the sources' hash.
 
@@ -58,11 +59,15 @@ pub fn binary_name(hash: &str) -> String {
     format!("slurmbook_job_{}", &hash[..16])
 }
 
+/// Functions the job runtime gives asset code (`report_metadata(json)`).
+pub const RUNTIME_NAMES: &[&str] = &["report_metadata"];
+
 /// Checks what would make a job fail before anything is submitted: free
-/// variables that are neither assets nor items.
+/// variables that are neither assets nor items (nor the runtime's).
 pub fn check_free_variables(project: &Project, assets: &[String]) -> Result<(), BundleError> {
     for asset in assets {
-        let unresolved = project.unresolved(asset);
+        let mut unresolved = project.unresolved(asset);
+        unresolved.retain(|n| !RUNTIME_NAMES.contains(n));
         if !unresolved.is_empty() {
             return Err(BundleError::FreeVariables {
                 asset: asset.clone(),
@@ -109,6 +114,7 @@ pub fn generate(
         main.push_str("\n\n");
     }
     main.push_str(RUNTIME);
+    main.push_str(crate::usage::job_runtime::USAGE_RUNTIME);
     let mut arms = String::new();
     for asset in assets {
         let spec = project
@@ -216,11 +222,14 @@ const MAIN: &str = r#"fn main() {
     }
     let asset = asset.expect("usage: slurmbook_job ASSET --output PATH [--input NAME=PATH]...");
     let output = output.expect("--output PATH");
+    let before = slurmbook_rusage_now();
     let started = std::time::Instant::now();
+    let started_at = slurmbook_now();
     let result = std::panic::catch_unwind(|| match asset.as_str() {
         // ARMS
         other => { eprintln!("unknown asset {other}"); std::process::exit(2) }
     });
+    slurmbook_report_usage(started, started_at, before);
     match result {
         Ok(bytes) => slurmbook_emit(serde_json::json!({
             "event": "materialized", "bytes": bytes, "elapsed_ms": started.elapsed().as_millis() as u64,
@@ -374,6 +383,8 @@ mod tests {
             "{text}"
         );
         let p = project(&["const THRESHOLD: i32 = 3;", "%%asset a\nTHRESHOLD + 1"]);
+        assert!(check_free_variables(&p, &["a".into()]).is_ok());
+        let p = project(&["%%asset a\nreport_metadata(serde_json::json!({\"n\": 1}));\n1"]);
         assert!(check_free_variables(&p, &["a".into()]).is_ok());
     }
 

@@ -305,9 +305,7 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
         db.upsert_job(run_id, asset, Some(job), "PENDING")?;
         emit.emit(Event::State {
             asset: asset.clone(),
-            state: AssetState::Queued {
-                job_id: Some(job.clone()),
-            },
+            state: AssetState::queued(Some(job.clone())),
         });
     }
     let saved = RemoteRun {
@@ -528,6 +526,7 @@ async fn follow(
             _ => summary.cancelled.push(outcome.asset.clone()),
         }
     }
+    super::usage::record_slurm(db, &saved.plan, &result, &started_rows, emit)?;
     summary.duration_ms = started.elapsed().as_millis() as u64;
     emit.emit(Event::Finished {
         summary: summary.clone(),
