@@ -3,6 +3,7 @@
 //! and reported by both.
 
 pub mod cluster;
+pub mod connect;
 pub mod job_env;
 pub mod local;
 pub mod remote_build;
