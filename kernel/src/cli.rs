@@ -1,5 +1,5 @@
 //! The `slurmbook` command line: the kernel itself, kernelspec installation,
-//! and headless runs of notebooks.
+//! headless runs of notebooks, and their freshness status.
 
 use crate::install::{self, Location};
 use anyhow::{Context, Result};
@@ -81,6 +81,35 @@ enum Command {
         notebook: PathBuf,
         #[arg(long)]
         run: Option<i64>,
+    },
+    /// Freshness policies: each asset's PASS, WARN, FAIL or UNKNOWN now;
+    /// exits 3 when an asset FAILs (0 otherwise), and runs `notify` for new FAILs.
+    Status {
+        /// The notebook (.ipynb).
+        notebook: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a notebook's runs; with a run id, what each asset used (wall
+    /// time, queue wait, CPU, peak memory, hints) and the run's timeline.
+    Runs {
+        notebook: PathBuf,
+        /// The run's id.
+        run: Option<i64>,
+        /// Print the timeline as SVG instead.
+        #[arg(long, requires = "run")]
+        svg: bool,
+    },
+    /// An asset's last materializations: version, code change, job,
+    /// duration, peak memory, metadata.
+    History {
+        notebook: PathBuf,
+        /// The asset.
+        name: String,
+        /// Print the plots (duration, peak memory, numeric metadata) as SVG.
+        #[arg(long)]
+        svg: bool,
     },
     /// Print a notebook's asset graph.
     Graph {
@@ -198,6 +227,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             init_cli_logging();
             crate::headless::attach(notebook, run, true)
         }
+        Command::Runs { notebook, run, svg } => {
+            init_cli_logging();
+            crate::usage_cli::runs(notebook, run, svg)
+        }
+        Command::History {
+            notebook,
+            name,
+            svg,
+        } => {
+            init_cli_logging();
+            crate::usage_cli::history(notebook, name, svg)
+        }
         Command::Graph {
             notebook,
             select,
@@ -205,6 +246,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             init_cli_logging();
             crate::headless::graph(notebook, select, format)
+        }
+        Command::Status { notebook, json } => {
+            init_cli_logging();
+            crate::status_cli::status(notebook, json)
         }
         Command::Uninstall { location } => {
             match install::uninstall(&location)? {

@@ -22,8 +22,11 @@ pub struct EnvDigests {
     digests: BTreeMap<String, String>,
 }
 
-fn memo() -> &'static Mutex<HashMap<[u8; 32], BTreeMap<String, String>>> {
-    static MEMO: OnceLock<Mutex<HashMap<[u8; 32], BTreeMap<String, String>>>> = OnceLock::new();
+/// Lock file bytes' sha256 -> environment name -> digest.
+type Memo = Mutex<HashMap<[u8; 32], BTreeMap<String, String>>>;
+
+fn memo() -> &'static Memo {
+    static MEMO: OnceLock<Memo> = OnceLock::new();
     MEMO.get_or_init(Default::default)
 }
 

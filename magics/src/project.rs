@@ -11,7 +11,7 @@ use thiserror::Error;
 
 use crate::cache::PlanCache;
 use crate::env_lock::EnvDigests;
-use crate::graph::{AssetGraph, GraphError, SelectionError};
+use crate::graph::{AssetGraph, GraphError, SelectionError, StateAtom};
 use crate::infer::{BodyAnalysis, InferError};
 use crate::items::{DepLine, Item, ItemIndex, ItemsError};
 use crate::model::{AssetSpec, CellRef, CheckSpec, Lang};
@@ -262,6 +262,16 @@ impl Project {
         self.graph.select(selection, |n| {
             freshness.get(n).is_none_or(|f| !f.is_fresh())
         })
+    }
+
+    /// Evaluate a selection whose state atoms (`stale`, `overdue`, `warn`)
+    /// `is` answers, in topological order.
+    pub fn select_states(
+        &self,
+        selection: &Selection,
+        is: impl Fn(StateAtom, &str) -> bool,
+    ) -> Result<Vec<String>, SelectionError> {
+        self.graph.select_states(selection, is)
     }
 
     /// Rows for [`StateDb::sync_assets`].

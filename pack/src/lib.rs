@@ -24,6 +24,7 @@
 //! ```
 
 mod error;
+mod fetch;
 mod pack;
 mod pypi;
 mod unpack;

@@ -2,7 +2,7 @@
 //! channel plus a manifest.
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -12,9 +12,9 @@ use rattler_digest::{Md5, Sha256};
 use rattler_lock::LockFile;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
-use url::Url;
 
 use crate::error::{IoContext, PackError, Result};
+use crate::fetch::fetch;
 use crate::{cache_key_of, Manifest, ManifestPackage, PixiProject, FORMAT, MANIFEST_NAME};
 
 /// How an archive was made.
@@ -298,35 +298,6 @@ fn fetch_all(records: &[RepoDataRecord], channel: &Path) -> Result<Vec<ManifestP
         packages.push(manifest_package(record, Some(size)));
     }
     Ok(packages)
-}
-
-/// Copies (`file:`) or downloads (`http:`, `https:`) `url` to `dest`;
-/// returns the number of bytes.
-pub(crate) fn fetch(url: &Url, dest: &Path, package: &str) -> Result<u64> {
-    let fetch_error = |message: String| PackError::Fetch {
-        package: package.to_string(),
-        url: url.to_string(),
-        message,
-    };
-    let mut reader: Box<dyn Read> = match url.scheme() {
-        "file" => {
-            let path = url
-                .to_file_path()
-                .map_err(|()| fetch_error("not a local path".into()))?;
-            Box::new(File::open(&path).map_err(|e| fetch_error(e.to_string()))?)
-        }
-        "http" | "https" => {
-            let response = ureq::get(url.as_str())
-                .call()
-                .map_err(|e| fetch_error(e.to_string()))?;
-            Box::new(response.into_body().into_reader())
-        }
-        other => return Err(fetch_error(format!("unsupported URL scheme `{other}`"))),
-    };
-    let mut out = BufWriter::new(File::create(dest).io("cannot create", dest)?);
-    let bytes = std::io::copy(&mut reader, &mut out).map_err(|e| fetch_error(e.to_string()))?;
-    out.flush().io("cannot write", dest)?;
-    Ok(bytes)
 }
 
 /// Checks `path` against the sha256 (and md5) of `record`.

@@ -98,9 +98,10 @@ pub(crate) fn fetch_wheels(wheels: &[LockedWheel], dir: &Path) -> Result<Vec<Man
             message: e.to_string(),
         })?;
         debug!(url = %url, "fetching {}", w.file_name);
-        crate::pack::fetch(&url, &dest, &w.file_name)?;
-        let actual =
-            hex::encode(rattler_digest::compute_file_digest::<Sha256>(&dest).io("cannot read", &dest)?);
+        crate::fetch::fetch(&url, &dest, &w.file_name)?;
+        let actual = hex::encode(
+            rattler_digest::compute_file_digest::<Sha256>(&dest).io("cannot read", &dest)?,
+        );
         if actual != expected {
             return Err(PackError::ChecksumMismatch {
                 package: w.file_name.clone(),
@@ -170,7 +171,11 @@ pub(crate) fn install_wheels(prefix: &Path, wheels: &[PathBuf]) -> Result<()> {
         return Err(failed(format!(
             "installing the PyPI wheels with {} ({}) failed: {}",
             python.display(),
-            if has_pip { "pip" } else { "slurmbook's installer" },
+            if has_pip {
+                "pip"
+            } else {
+                "slurmbook's installer"
+            },
             String::from_utf8_lossy(&output.stderr).trim()
         )));
     }

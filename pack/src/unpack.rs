@@ -237,7 +237,11 @@ fn install(
 
 /// The archive's PyPI wheels: the manifest's (each checked against its
 /// sha256), or every `pypi/*.whl` of a pixi-pack archive.
-fn archive_wheels(archive: &Path, work: &Path, manifest: Option<&Manifest>) -> Result<Vec<PathBuf>> {
+fn archive_wheels(
+    archive: &Path,
+    work: &Path,
+    manifest: Option<&Manifest>,
+) -> Result<Vec<PathBuf>> {
     match manifest {
         Some(m) => m
             .pypi

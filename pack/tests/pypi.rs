@@ -92,7 +92,10 @@ fn a_wheel_is_packed_verified_and_installed_with_the_environments_python() {
         ])
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&meta.stdout).trim(), "1.0 slurmbook");
+    assert_eq!(
+        String::from_utf8_lossy(&meta.stdout).trim(),
+        "1.0 slurmbook"
+    );
     // Ready only now, and a second unpack does nothing.
     assert!(slurmbook_pack::is_ready(&prefix));
     assert!(unpack(&report.archive, &prefix).unwrap().already);
@@ -114,8 +117,13 @@ fn a_tampered_wheel_is_a_checksum_error() {
     let mut bytes = std::fs::read(wheel).unwrap();
     bytes.push(b'\n');
     std::fs::write(wheel, bytes).unwrap();
-    let err = pack_native(&project, "default", &files.platform, &dir.path().join("out"))
-        .unwrap_err();
+    let err = pack_native(
+        &project,
+        "default",
+        &files.platform,
+        &dir.path().join("out"),
+    )
+    .unwrap_err();
     assert!(
         matches!(&err, PackError::ChecksumMismatch { package, .. } if package == "slurmbook_greeting-1.0-py3-none-any.whl"),
         "{err}"
@@ -129,8 +137,13 @@ fn a_source_distribution_is_refused_naming_it_and_the_way_out() {
         sdist: true,
         ..Extras::default()
     });
-    let err = pack_native(&project, "default", &files.platform, &dir.path().join("out"))
-        .unwrap_err();
+    let err = pack_native(
+        &project,
+        "default",
+        &files.platform,
+        &dir.path().join("out"),
+    )
+    .unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, PackError::PypiNotWheel { .. }), "{text}");
     assert!(

@@ -3,6 +3,7 @@
 //! selected subgraph, then one watcher streaming every job's output, with
 //! every state recorded in the state database.
 
+pub use super::connect::{local_platform, platform_name, ssh_target, transport_target};
 use crate::bundle::{self, BundleError};
 use crate::config::Settings;
 use crate::events::{AssetState, Emit, Event, RunSummary};
@@ -14,7 +15,7 @@ use crate::model::{MaterializationStatus, RunStatus};
 use crate::plan::{Action, Plan, SbatchRequest};
 use crate::project::Project;
 use crate::state::{Materialization, ResultRecord, Run, StartRecord, StateDb, StateError};
-use crate::transport::{SshTarget, Transport, TransportError, TransportTarget};
+use crate::transport::{Transport, TransportError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
@@ -22,8 +23,6 @@ use std::time::Instant;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    #[error("profile `{profile}` has no `host`: set one (slurmbook.toml, SLURMBOOK_HOST or %config host=...) to reach the cluster over SSH")]
-    NoHost { profile: String },
     #[error(transparent)]
     Bundle(#[from] BundleError),
     #[error(transparent)]
@@ -52,57 +51,6 @@ pub enum ClusterError {
     Saved { run: RunId, error: String },
     #[error("upstream `{upstream}` of `{asset}` has no value on the cluster (it was materialized in the kernel, or never); select it too (`+{asset}`) or run it with --target slurm")]
     UpstreamNotRemote { asset: String, upstream: String },
-}
-
-/// How the effective configuration reaches Slurm: SSH to `host`, or, in a
-/// profile without one, this machine (a kernel on a submit host).
-pub fn transport_target(settings: &Settings) -> TransportTarget {
-    match ssh_target(settings) {
-        Ok(target) => TransportTarget::Ssh(target),
-        Err(_) => TransportTarget::Local {
-            profile: settings.profile.clone(),
-        },
-    }
-}
-
-/// The SSH target of the effective configuration.
-pub fn ssh_target(settings: &Settings) -> Result<SshTarget, ClusterError> {
-    let host = settings.host().ok_or_else(|| ClusterError::NoHost {
-        profile: settings.profile.clone(),
-    })?;
-    let mut target = SshTarget::new(host);
-    target.user = settings.user().map(str::to_owned);
-    target.port = settings.port();
-    target.identity = settings.identity().map(Into::into);
-    target.config_file = settings.ssh_config().map(Into::into);
-    Ok(target.with_env())
-}
-
-/// `linux-64`-style name of this machine's platform.
-pub fn local_platform() -> String {
-    platform_name(std::env::consts::OS, std::env::consts::ARCH)
-}
-
-/// The conda platform name of an OS and architecture as `uname -sm` or Rust
-/// name them (`linux-64`, `osx-arm64`, ...).
-pub fn platform_name(os: &str, arch: &str) -> String {
-    let os = match os.to_ascii_lowercase().as_str() {
-        "linux" => "linux",
-        "macos" | "darwin" => "osx",
-        other => return format!("{other}-{arch}"),
-    };
-    let arch = match arch {
-        "x86_64" | "amd64" => "64",
-        "aarch64" | "arm64" => {
-            if os == "osx" {
-                "arm64"
-            } else {
-                "aarch64"
-            }
-        }
-        other => other,
-    };
-    format!("{os}-{arch}")
 }
 
 /// Everything a cluster run needs.
@@ -162,7 +110,16 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
         });
         summary.fresh.push(step.asset.clone());
     }
-    // Everything that can fail before submission is checked first.
+    for step in plan.refused() {
+        super::record_refused(db, run_id, project, step, emit)?;
+        summary.skipped.push(step.asset.clone());
+    }
+    // Everything that can fail before submission is checked first. On a
+    // submit host, sbatch runs inside the submission script: its absence is
+    // found here, before the build, and named with the way out.
+    if remote.location() == crate::transport::local::LOCATION {
+        crate::transport::local::require_on_path("sbatch", &settings.profile)?;
+    }
     bundle::check_free_variables(project, &to_run)?;
     let root = bundle::build_root();
     let types = bundle::probe_types(project, &to_run, session_types, &root)?;
@@ -298,9 +255,7 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
         db.upsert_job(run_id, asset, Some(job), "PENDING")?;
         emit.emit(Event::State {
             asset: asset.clone(),
-            state: AssetState::Queued {
-                job_id: Some(job.clone()),
-            },
+            state: AssetState::queued(Some(job.clone())),
         });
     }
     let saved = RemoteRun {
@@ -468,6 +423,9 @@ async fn follow(
         gate,
     })
     .await?;
+    for warning in &result.warnings {
+        tracing::warn!("run {run_id}: {warning}");
+    }
     // The rows this run started, newest per asset (versions come from them,
     // not from the notebook, which may have changed since).
     let started_rows: HashMap<String, Materialization> = db
@@ -518,6 +476,7 @@ async fn follow(
             _ => summary.cancelled.push(outcome.asset.clone()),
         }
     }
+    super::usage::record_slurm(db, &saved.plan, &result, &started_rows, emit)?;
     summary.duration_ms = started.elapsed().as_millis() as u64;
     emit.emit(Event::Finished {
         summary: summary.clone(),

@@ -3,6 +3,7 @@
 //! order. A failing asset (or check) stops its dependents, which are reported
 //! as skipped because of it, while independent branches still run.
 
+use super::usage::kernel_usage;
 use crate::events::{format_duration, AssetState, Emit, Event, RunSummary, Stream};
 use crate::exec::foreign;
 use crate::exec::foreign::bind::{bind_foreign, bind_foreign_upstreams};
@@ -16,6 +17,7 @@ use crate::plan::{Action, Plan};
 use crate::project::Project;
 use crate::state::{ResultRecord, StartRecord, StateDb, StateError};
 use crate::store::ValueStore;
+use crate::usage::process::ProcessProbe;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -138,6 +140,8 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
     // (bound, as their stated types, when Rust code needs them).
     let mut pending: HashMap<String, std::path::PathBuf> = HashMap::new();
     let started = Instant::now();
+    let queued_at = chrono::Utc::now();
+    let mut usages = Vec::new();
     let mut summary = RunSummary {
         run_id: Some(run_id),
         ..RunSummary::default()
@@ -145,7 +149,7 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
     for step in plan.runs() {
         emit.emit(Event::State {
             asset: step.asset.clone(),
-            state: AssetState::Queued { job_id: None },
+            state: AssetState::queued(None),
         });
     }
     if plan.runs().next().is_some() {
@@ -176,6 +180,12 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
             job_id: None,
             node: None,
         };
+        if step.action == Action::Refused {
+            super::record_refused(db, run_id, project, step, emit)?;
+            blocked.insert(name.to_owned(), step.why.clone());
+            summary.skipped.push(name.to_owned());
+            continue;
+        }
         if step.action == Action::Skip {
             // A fresh asset a later step needs must be in the session: loaded
             // from the store, or computed again when its value cannot be.
@@ -244,6 +254,10 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
                 location: "kernel".into(),
             },
         });
+        let (started_at, probe) = (
+            chrono::Utc::now(),
+            ProcessProbe::start(session.process_id()),
+        );
         let outcome = if spec.lang().is_foreign() {
             foreign::local::run(&foreign_ctx, spec, &version.version)
                 .await
@@ -266,6 +280,9 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
             }
         };
         let eval_ms = t.elapsed().as_millis() as u64;
+        let usage = kernel_usage(queued_at, started_at, eval_ms, probe.finish());
+        db.record_usage(id, &usage)?;
+        usages.push((name.to_owned(), usage));
         match outcome {
             Err(error) => {
                 let cancelled = cancel.load(Ordering::SeqCst);
@@ -384,6 +401,14 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
                 summary.done.push(name.to_owned());
             }
         }
+    }
+    for (asset, usage) in usages {
+        let hints = Vec::new();
+        emit.emit(Event::Usage {
+            asset,
+            usage,
+            hints,
+        });
     }
     summary.duration_ms = started.elapsed().as_millis() as u64;
     emit.emit(Event::Finished {

@@ -30,6 +30,10 @@ pub trait Session {
     fn variables(&mut self) -> impl Future<Output = Vec<(String, String)>>;
     /// Changes whenever the session lost its state (evcxr restarted).
     fn epoch(&self) -> u64;
+    /// The process the code runs in, for measuring what an asset used.
+    fn process_id(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// Where the in-kernel executor gets its session: the kernel has one; the

@@ -12,6 +12,8 @@ pub mod options;
 pub mod resources;
 pub mod run;
 pub mod target;
+pub mod usage;
+pub mod window;
 
 pub use cell::{AssetSpec, CellRef, CheckSpec};
 pub use digest::digest_of;
@@ -22,3 +24,5 @@ pub use options::AssetOptions;
 pub use resources::{Gpus, MemSize, MemUnit, SlurmTime};
 pub use run::{MaterializationId, MaterializationStatus, RunId, RunStatus};
 pub use target::{JobGrouping, Target};
+pub use usage::{Hint, Requested, Usage, UsageSource};
+pub use window::{CronSchedule, Window};

@@ -1,4 +1,4 @@
-//! The schema: version 1 tables and the version 2 migration.
+//! The schema: version 1 tables and the migrations to versions 2, 3 and 4.
 
 pub(super) const SCHEMA_V1: &str = "
 CREATE TABLE assets (
@@ -51,3 +51,42 @@ CREATE TABLE run_jobs (
 
 /// Version 2: how to follow a Slurm run again (`%attach`), as JSON.
 pub(super) const SCHEMA_V2: &str = "ALTER TABLE runs ADD COLUMN remote TEXT;";
+
+/// Version 3: each asset's last evaluated freshness policy state (for
+/// `notify`). `IF NOT EXISTS`: safe to renumber when migrations merge.
+pub(super) const SCHEMA_V3: &str = "CREATE TABLE IF NOT EXISTS policy_states (
+    asset TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    materialization_id INTEGER,
+    since TEXT NOT NULL,
+    evaluated_at TEXT NOT NULL
+);";
+
+/// Version 4: resource usage and timeline of each materialization (one row
+/// per materialization that reported any; typed columns, so tables and
+/// hints can query them).
+pub(super) const SCHEMA_V4: &str = "
+CREATE TABLE IF NOT EXISTS usage (
+    materialization_id INTEGER PRIMARY KEY REFERENCES materializations(id),
+    source TEXT,
+    allocation TEXT,
+    submitted_at TEXT,
+    job_started_at TEXT,
+    started_at TEXT,
+    ended_at TEXT,
+    queue_ms INTEGER,
+    wall_ms INTEGER,
+    cpu_ms INTEGER,
+    max_rss_bytes INTEGER,
+    cpus INTEGER,
+    nodes INTEGER,
+    gpus INTEGER,
+    gpu_util_pct REAL,
+    gpu_mem_bytes INTEGER,
+    req_cpus INTEGER,
+    req_mem_bytes INTEGER,
+    req_time_s INTEGER,
+    req_gpus INTEGER,
+    req_nodes INTEGER
+);
+";

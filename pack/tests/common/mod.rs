@@ -214,7 +214,10 @@ pub fn write_fixture(
 /// The real interpreter behind `python3` on PATH, and its directory.
 fn real_python() -> PathBuf {
     let out = Command::new("python3")
-        .args(["-c", "import os, sys; print(os.path.realpath(sys.executable))"])
+        .args([
+            "-c",
+            "import os, sys; print(os.path.realpath(sys.executable))",
+        ])
         .output()
         .expect("python3 runs");
     assert!(out.status.success(), "python3 -c failed");
@@ -237,7 +240,11 @@ fn zip_with_python(dir: &Path, name: &str, files: &[(&str, String)]) -> PathBuf 
         .arg(serde_json::to_string(&spec).unwrap())
         .output()
         .expect("python3 runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     path
 }
 

@@ -1,15 +1,12 @@
 //! Python and bash assets in Slurm jobs: the part of the job binary
-//! (`crate::bundle`) that runs them, with the packed environment activated.
+//! (the bundle) that runs them, with the packed environment activated.
 
 /// The job binary's runner of Python and bash assets (see
 /// [`super`]): the body in a file beside the value, the
 /// environment's `python` (or `python3`) with the runner script, or
 /// `bash -euo pipefail` with upstreams in environment variables and `$OUT`.
 pub fn runtime() -> String {
-    FOREIGN_RUNTIME.replace(
-        "@RUNNER@",
-        &format!("{:?}", super::PYTHON_RUNNER),
-    )
+    FOREIGN_RUNTIME.replace("@RUNNER@", &format!("{:?}", super::PYTHON_RUNNER))
 }
 
 const FOREIGN_RUNTIME: &str = r#"// ---- Python and bash assets ----
@@ -79,4 +76,3 @@ fn slurmbook_foreign(inputs: &[(String, String)], output: &str, lang: &str, asse
 }
 
 "#;
-

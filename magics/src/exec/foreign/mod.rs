@@ -13,7 +13,7 @@
 //! The body is always a file and values are files or environment
 //! variables: nothing is interpolated into a shell. In the kernel,
 //! [`local`] runs them; in Slurm jobs, the job binary does the same
-//! (`crate::bundle`), with the packed environment activated.
+//! (the bundle), with the packed environment activated.
 
 pub mod bind;
 pub mod job;
