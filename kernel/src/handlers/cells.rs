@@ -11,6 +11,7 @@ use crate::engine::{ErrorInfo, ExecOutcome};
 use crate::session::EngineSession;
 use serde_json::Value;
 use slurmbook_magics::events::{Emit, Event, Stream};
+use slurmbook_magics::exec::foreign::bind::bind_stored;
 use slurmbook_magics::exec::local::check_code;
 use slurmbook_magics::run::RunIo;
 use slurmbook_magics::syntax::{AssetCell, CheckCell};
@@ -91,12 +92,16 @@ impl RustKernel {
         let project = self.record_cell(code, cell_id)?;
         let name = cell.header.name.clone();
         let variables = self.session_variables().await;
+        // A Python or bash asset reads its upstreams' stored values; a Rust
+        // asset gets Python and bash upstreams from the store too.
+        let foreign = |n: &str| project.asset(n).is_some_and(|a| a.lang().is_foreign());
         let missing: Vec<&str> = project
             .graph
             .dependencies(&name)
             .into_iter()
             .filter(|(d, kind)| kind.carries_data() && !variables.iter().any(|v| v == d))
             .map(|(d, _)| d)
+            .filter(|d| !foreign(&name) && !foreign(d))
             .collect();
         if !missing.is_empty() {
             return Err(ErrorInfo::new(
@@ -138,6 +143,21 @@ impl RustKernel {
                 "UpstreamTooOld",
                 format!("`{name}` was not run: {}", step.why),
             ));
+        }
+        // A Python or bash value is in the session as its stated type, as a
+        // Rust cell's is.
+        if run
+            .project
+            .asset(&name)
+            .is_some_and(|a| a.lang().is_foreign())
+        {
+            let db = self
+                .workspace
+                .db()
+                .map_err(|e| ErrorInfo::new("StateError", e.to_string()))?;
+            bind_stored(&run.project, db, &mut session, &name)
+                .await
+                .map_err(|e| ErrorInfo::new("ValueError", e.message))?;
         }
         // Show the value, as a plain cell would.
         let (tx, _rx) = mpsc::unbounded_channel();

@@ -6,7 +6,7 @@
 use super::usage::kernel_usage;
 use crate::events::{format_duration, AssetState, Emit, Event, RunSummary, Stream};
 use crate::exec::foreign;
-use crate::exec::foreign::bind::{bind_foreign, bind_foreign_upstreams};
+use crate::exec::foreign::bind::{bind_foreign, bind_foreign_upstreams, ForeignValues};
 pub use crate::exec::session::{
     asset_code, check_code, load_code, store_code, Session, SessionError, Sessions,
 };
@@ -136,9 +136,6 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
         emit,
         cancel,
     };
-    // Python and bash values of this run not yet bound in the session
-    // (bound, as their stated types, when Rust code needs them).
-    let mut pending: HashMap<String, std::path::PathBuf> = HashMap::new();
     let started = Instant::now();
     let queued_at = chrono::Utc::now();
     let mut usages = Vec::new();
@@ -164,6 +161,9 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
     // Why an asset cannot run: the first upstream that failed or was skipped.
     let mut blocked: HashMap<String, String> = HashMap::new();
     let rerun = fresh_to_rerun(project, plan, db, &in_session);
+    // Python and bash values are bound, as their stated types, when Rust
+    // code needs them.
+    let mut foreign_values = ForeignValues::new(&in_session);
     for step in &plan.steps {
         let name = step.asset.as_str();
         let version = project
@@ -256,7 +256,9 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
         });
         let (started_at, probe) = (
             chrono::Utc::now(),
-            ProcessProbe::start(session.process_id()),
+            // (A Python or bash asset runs in a process of its own: what
+            // the session's process used says nothing of it.)
+            ProcessProbe::start(session.process_id().filter(|_| !spec.lang().is_foreign())),
         );
         let outcome = if spec.lang().is_foreign() {
             foreign::local::run(&foreign_ctx, spec, &version.version)
@@ -267,7 +269,7 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
                     detail: vec![f.detail],
                 })
         } else {
-            match bind_foreign_upstreams(project, session, name, &mut pending).await {
+            match bind_foreign_upstreams(project, db, session, name, &mut foreign_values).await {
                 Err(e) => Err(e),
                 Ok(()) => session
                     .run(
@@ -321,7 +323,7 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
                 let (type_name, value_path, mut metadata) = match foreign_value {
                     Some((path, reported)) => {
                         // Rust code (checks, consumers) sees it as its stated type.
-                        pending.insert(name.to_owned(), path.clone());
+                        foreign_values.ran(name, path.clone());
                         (
                             spec.declared_type(),
                             Some(path.display().to_string()),
@@ -361,7 +363,9 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
                 let mut failed_check = None;
                 for check in project.checks_of(name) {
                     let result =
-                        match bind_foreign(project, session, name, None, &mut pending).await {
+                        match bind_foreign(project, db, session, name, None, &mut foreign_values)
+                            .await
+                        {
                             Err(e) => Err(e),
                             Ok(()) => session.run(&check_code(&check.body), name, emit).await,
                         };
@@ -401,6 +405,15 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
                 summary.done.push(name.to_owned());
             }
         }
+    }
+    // A session variable of a Python or bash asset that ran must not keep
+    // its old value (the others are bound when Rust code needs them).
+    for (asset, error) in foreign_values.refresh(project, db, session).await {
+        emit.emit(Event::Output {
+            asset,
+            stream: Stream::Stderr,
+            text: format!("{}\n", error.message),
+        });
     }
     for (asset, usage) in usages {
         let hints = Vec::new();
