@@ -156,8 +156,7 @@ pub fn environment_digests_of(
                     ),
                     (None, Some(pypi)) => pypi
                         .as_wheel()
-                        .and_then(|w| w.hash.as_ref())
-                        .map(|h| format!("{h:?}"))
+                        .map(|w| format!("{} {:?}", w.version, w.hash))
                         .unwrap_or_default(),
                     (None, None) => String::new(),
                 };
