@@ -204,10 +204,12 @@ def test_a_failing_python_asset_on_slurm_shows_the_stderr_tail_and_stops_its_dep
     nbformat.write(nb, path)
     run = slurmbook("run", path, "--profile", "cluster")
     assert run.returncode != 0, run.stdout
-    assert "raw failed:" in run.stdout, run.stdout
-    assert "--- last 40 lines of raw.err ---" in run.stdout, run.stdout
-    assert 'File "<asset raw>", line 1, in <module>' in run.stdout, run.stdout
-    assert "ValueError: no squares today" in run.stdout, run.stdout
+    # Streamed as it happened, and the end of its stderr with the failure.
+    assert "[raw] ValueError: no squares today" in run.stdout, run.stdout
+    tail = run.stderr.split("raw failed:", 1)[1]
+    assert "--- last 40 lines of raw.err ---" in tail, run.stderr
+    assert 'File "<asset raw>", line 1, in <module>' in tail, run.stderr
+    assert "ValueError: no squares today" in tail, run.stderr
     rows = dict(db_rows(path, "SELECT asset, status FROM materializations"))
     assert rows["raw"] == "failed"
     assert all(rows[a] in ("cancelled", "skipped") for a in ["stats", "report_dir", "summary", "greeting"]), rows
