@@ -113,6 +113,25 @@ def test_a_python_value_that_does_not_decode_into_its_stated_type_names_both_ass
     assert dict(db_rows(path, "SELECT asset, status FROM materializations")) == {"words": "ok", "count": "failed"}
 
 
+def test_checks_on_a_python_value_and_config_says_which_interpreters_the_kernel_uses(tmp_path):
+    path = tmp_path / "checks.ipynb"
+    cells = [
+        "%%asset raw: Vec<i64> --lang python\n[3, -1, 2]",
+        "%%check raw all_positive\nraw.iter().all(|x| *x > 0)",
+        "%%asset doubled --lang python\n[2 * x for x in raw]",
+    ]
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]), path)
+    nb = execute(path, cells=["%config", "%materialize"], allow_errors=True)
+    config = text_of(nb.cells[0].outputs)
+    # No pixi project here: the interpreters on PATH.
+    assert "kernel python = `python3` on PATH (no pixi project)" in config, config
+    assert "kernel bash   = `bash` on PATH (no pixi project)" in config, config
+    run = nb.cells[1].outputs
+    assert "check all_positive FAILED" in text_of(run, "stderr") + text_of(run), run
+    rows = dict(db_rows(path, "SELECT asset, status FROM materializations"))
+    assert rows == {"raw": "ok", "doubled": "skipped"}, rows
+
+
 def test_a_changed_pixi_lock_makes_every_asset_of_the_environment_stale_rust_too(tmp_path):
     # Headless local runs (`slurmbook run --target local`) of the pipeline in
     # a pixi project; the lock then gains a PyPI wheel.
