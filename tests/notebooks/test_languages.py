@@ -232,3 +232,28 @@ def test_a_failing_python_asset_on_slurm_shows_the_stderr_tail_and_stops_its_dep
     rows = dict(db_rows(path, "SELECT asset, status FROM materializations"))
     assert rows["raw"] == "failed"
     assert all(rows[a] in ("cancelled", "skipped") for a in ["stats", "report_dir", "summary", "greeting"]), rows
+
+
+def test_the_kernel_runs_the_pipeline_on_slurm_and_loads_python_and_bash_values(tmp_path, local_transport):
+    path, _ = cluster_project(tmp_path, local_transport, "grouped")
+    nb = execute(path, cells=["%materialize", "%load raw", "%load report_dir", "raw.len()",
+                              'report_dir.join("stats.json").exists()'])
+    run = nb.cells[0].outputs
+    assert "[raw] python made 5 squares" in text_of(run), text_of(run)
+    assert "5 done, 0 fresh, 0 failed" in text_of(run), text_of(run)
+    assert "loaded raw: Vec<i64>" in text_of(nb.cells[1].outputs)
+    assert "loaded report_dir: std::path::PathBuf" in text_of(nb.cells[2].outputs)
+    assert plain(nb.cells[3].outputs).strip() == "5"
+    # The directory is on the cluster: the loopback cluster shares this file system.
+    assert plain(nb.cells[4].outputs).strip() == "true"
+
+
+def test_a_source_distribution_in_the_lock_stops_the_run_before_anything_is_submitted(tmp_path, local_transport):
+    path, remote_dir = cluster_project(tmp_path, local_transport, "grouped")
+    make_env(path.parent, "--wheel", "--sdist")
+    run = slurmbook("run", path, "--profile", "cluster")
+    assert run.returncode != 0, run.stdout
+    out = run.stdout + run.stderr
+    assert "PyPI package `slurmbook-sdist` of environment `default` is a source distribution" in out, out
+    assert "make it a conda package (`pixi build` or `rattler-build`)" in out, out
+    assert db_rows(path, "SELECT count(*) FROM materializations WHERE job_id IS NOT NULL") == [(0,)]
