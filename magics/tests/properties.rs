@@ -66,6 +66,9 @@ proptest! {
         deps in prop::collection::vec("[a-z][a-z0-9_]{0,6}", 0..4),
     ) {
         prop_assume!(!["and", "or", "not", "stale", "overdue", "warn"].contains(&name.as_str()));
+        // Names are identifiers: a Rust keyword (`do`, `fn`, ...) is refused.
+        prop_assume!(slurmbook_magics::model::is_identifier(&name));
+        prop_assume!(deps.iter().all(|d| slurmbook_magics::model::is_identifier(d)));
         let mut header = format!("%%asset {name}");
         if let Some((n, unit)) = mem {
             header.push_str(&format!(" --mem {n}{unit}"));
