@@ -257,3 +257,18 @@ def test_a_source_distribution_in_the_lock_stops_the_run_before_anything_is_subm
     assert "PyPI package `slurmbook-sdist` of environment `default` is a source distribution" in out, out
     assert "make it a conda package (`pixi build` or `rattler-build`)" in out, out
     assert db_rows(path, "SELECT count(*) FROM materializations WHERE job_id IS NOT NULL") == [(0,)]
+
+
+def test_a_python_value_not_decoding_into_its_stated_type_fails_the_rust_job_naming_both(tmp_path, local_transport):
+    path, _ = cluster_project(tmp_path, local_transport, "per-asset")
+    nb = nbformat.read(path, as_version=4)
+    # Strings where it states Vec<i64>.
+    assert nb.cells[0].source.endswith("\nsquares")
+    nb.cells[0].source += "\n[str(s) for s in squares]"
+    nbformat.write(nb, path)
+    run = slurmbook("run", path, "--profile", "cluster", "--select", "+stats")
+    assert run.returncode != 0, run.stdout
+    out = run.stdout + run.stderr
+    assert "the value of `raw` (a python asset) does not decode into `Vec<i64>`" in out, out
+    assert "so `stats` cannot use it" in out, out
+    assert dict(db_rows(path, "SELECT asset, status FROM materializations")) == {"raw": "ok", "stats": "failed"}
