@@ -111,6 +111,19 @@ enum Command {
         #[arg(long)]
         svg: bool,
     },
+    /// Print the whole output of an asset's Slurm job (`%log NAME`), fetched
+    /// from its run directory; a copy stays in .slurmbook/logs/.
+    Log {
+        notebook: PathBuf,
+        /// The asset.
+        name: String,
+        /// The asset's job in this run (default: its latest materialization).
+        #[arg(long)]
+        run: Option<i64>,
+        /// The job's stderr instead of its stdout.
+        #[arg(long)]
+        stderr: bool,
+    },
     /// Print a notebook's asset graph.
     Graph {
         notebook: PathBuf,
@@ -238,6 +251,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             init_cli_logging();
             crate::usage_cli::history(notebook, name, svg)
+        }
+        Command::Log {
+            notebook,
+            name,
+            run,
+            stderr,
+        } => {
+            init_cli_logging();
+            crate::usage_cli::log(notebook, name, run, stderr)
         }
         Command::Graph {
             notebook,

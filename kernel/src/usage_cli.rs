@@ -1,6 +1,7 @@
 //! `slurmbook runs NOTEBOOK [RUN]` and `slurmbook history NOTEBOOK NAME`:
 //! `%runs`, `%runs RUN` and `%history NAME` on a terminal — tables as
-//! text, the run's timeline as text (or SVG with `--svg`).
+//! text, the run's timeline as text (or SVG with `--svg`); `slurmbook log
+//! NOTEBOOK NAME`: `%log NAME`, the whole output of an asset's job.
 
 use anyhow::{bail, Result};
 use slurmbook_magics::draw::{plot, table, timeline};
@@ -53,5 +54,24 @@ pub fn history(notebook: PathBuf, name: String, svg: bool) -> Result<ExitCode> {
     } else {
         print!("{}", table::text(&report.table));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The whole output of `name`'s Slurm job, on stdout as it was written.
+pub fn log(notebook: PathBuf, name: String, run: Option<RunId>, stderr: bool) -> Result<ExitCode> {
+    use slurmbook_magics::events::Stream;
+    use std::io::Write;
+    let mut workspace = workspace(&notebook)?;
+    let stream = if stderr {
+        Stream::Stderr
+    } else {
+        Stream::Stdout
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let log = runtime.block_on(workspace.job_log(&name, run, stream))?;
+    let bytes = std::fs::read(&log.path)?;
+    std::io::stdout().write_all(&bytes)?;
     Ok(ExitCode::SUCCESS)
 }

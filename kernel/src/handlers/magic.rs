@@ -77,6 +77,7 @@ impl RustKernel {
             LineMagic::Runs { run: None } => self.runs_magic(out),
             LineMagic::Runs { run: Some(run) } => self.run_report_magic(run, out),
             LineMagic::History { name } => self.history_magic(&name, out),
+            LineMagic::Log(args) => self.log_magic(args, out).await,
             LineMagic::Config { settings } => self.config_magic(settings, out),
             LineMagic::Attach { run } => self.attach_magic(run, out).await,
             LineMagic::Cancel { run } => self.cancel_magic(run, out).await,

@@ -11,9 +11,11 @@
 //! * [`policy`]: freshness policies evaluated, remembered and notified,
 //!   and `slurmbook status`;
 //! * [`report`]: `%runs RUN` and `%history NAME` (resource usage, timeline);
+//! * [`logs`]: `%log NAME`, the whole output of an asset's Slurm job;
 //! * [`error`]: [`RunError`], what failed and of which kind.
 
 pub mod error;
+pub mod logs;
 pub mod materialize;
 pub mod policy;
 pub mod record;
@@ -21,7 +23,7 @@ pub mod report;
 pub mod runs;
 pub mod workspace;
 
-pub use error::{RunError, RunErrorKind};
+pub use error::{LogError, RunError, RunErrorKind};
 pub use materialize::PlannedRun;
 pub use record::DbRunLog;
 pub use workspace::{AttachError, NotebookSource, Workspace};
