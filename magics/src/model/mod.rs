@@ -4,6 +4,7 @@
 //! identifiers and digests. Everything here is plain data and its
 //! validation; no I/O.
 
+pub mod auto;
 pub mod cell;
 pub mod digest;
 pub mod ident;
@@ -12,6 +13,7 @@ pub mod resources;
 pub mod run;
 pub mod target;
 
+pub use auto::{AutoCondition, Cron};
 pub use cell::{AssetSpec, CellRef, CheckSpec};
 pub use digest::digest_of;
 pub use ident::{is_identifier, is_keyword, is_simple_name};

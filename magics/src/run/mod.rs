@@ -7,6 +7,8 @@
 //!   and executed ([`Workspace::execute`]);
 //! * [`runs`]: Slurm runs after the fact: `%attach`, `%cancel`, and values
 //!   fetched for `%load`;
+//! * [`tick`]: `slurmbook tick`: automation conditions evaluated, claimed
+//!   and run as one run;
 //! * [`record`]: [`DbRunLog`], what the Slurm watcher reports, recorded;
 //! * [`error`]: [`RunError`], what failed and of which kind.
 
@@ -14,11 +16,13 @@ pub mod error;
 pub mod materialize;
 pub mod record;
 pub mod runs;
+pub mod tick;
 pub mod workspace;
 
 pub use error::{RunError, RunErrorKind};
 pub use materialize::PlannedRun;
 pub use record::DbRunLog;
+pub use tick::{Tick, TickArgs};
 pub use workspace::{AttachError, NotebookSource, Workspace};
 
 use std::sync::atomic::AtomicBool;

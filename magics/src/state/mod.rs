@@ -6,20 +6,23 @@
 //! every multi-row write is one transaction; readers never block writers.
 //!
 //! One file per table family: [`runs`], [`materializations`], [`jobs`]
-//! (a run's Slurm jobs and streaming offsets), [`assets`]; the schema and
+//! (a run's Slurm jobs and streaming offsets), [`assets`], [`auto`] (what
+//! triggered a run, and the assets ticks requested); the schema and
 //! its migrations in [`schema`].
 
 mod assets;
+mod auto;
 mod jobs;
 mod materializations;
 mod runs;
 mod schema;
 
 pub use assets::AssetRow;
+pub use auto::{AssetFacts, AutoClaim, AutoFacts, AutoRequest, CLAIM_TIMEOUT_HOURS};
 pub use jobs::RunJob;
 pub use materializations::{Materialization, ResultRecord, StartRecord};
 pub use runs::Run;
-use schema::{SCHEMA_V1, SCHEMA_V2};
+use schema::{SCHEMA_V1, SCHEMA_V2, SCHEMA_V3};
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -30,7 +33,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use thiserror::Error;
 
 /// The schema version this code writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Directory (beside the notebook) holding the state and the value store.
 pub const STATE_DIR: &str = ".slurmbook";
@@ -160,6 +163,9 @@ impl StateDb {
         }
         if found < 2 {
             tx.execute_batch(SCHEMA_V2)?;
+        }
+        if found < 3 {
+            tx.execute_batch(SCHEMA_V3)?;
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;

@@ -51,3 +51,22 @@ CREATE TABLE run_jobs (
 
 /// Version 2: how to follow a Slurm run again (`%attach`), as JSON.
 pub(super) const SCHEMA_V2: &str = "ALTER TABLE runs ADD COLUMN remote TEXT;";
+
+/// Version 3: automation (`slurmbook tick`): what triggered a run, and each
+/// asset a tick requested (its claim: a second tick sees it in progress).
+/// `IF NOT EXISTS` throughout, so the migration may be renumbered when
+/// migrations of other branches merge.
+pub(super) const SCHEMA_V3: &str = "
+CREATE TABLE IF NOT EXISTS run_triggers (
+    run_id INTEGER PRIMARY KEY REFERENCES runs(id),
+    trigger TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS auto_requests (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    asset TEXT NOT NULL,
+    requested_at TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS auto_requests_by_asset ON auto_requests(asset, requested_at);
+";
