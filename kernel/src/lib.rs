@@ -13,4 +13,5 @@ pub mod render;
 pub mod server;
 pub mod session;
 pub mod terminal;
+pub mod tick_cli;
 pub mod wire;

@@ -112,6 +112,7 @@ pub fn assets_table(project: &Project, snap: &Snapshot) -> Table {
             "why",
             "last materialized",
             "where",
+            "auto",
         ]
         .map(String::from)
         .to_vec(),
@@ -140,6 +141,12 @@ pub fn assets_table(project: &Project, snap: &Snapshot) -> Table {
             status.why,
             success.map(when).unwrap_or_else(|| "never".into()),
             success.map(location).unwrap_or_default(),
+            asset
+                .options
+                .auto
+                .as_ref()
+                .map(|c| c.to_string())
+                .unwrap_or_default(),
         ]);
         table.row_states.push(Some(status.state.to_owned()));
     }
@@ -162,10 +169,18 @@ pub fn graph_parts(
         .map(|name| {
             let status = snap.status(name);
             let spec = project.asset(name);
+            let auto = spec
+                .and_then(|s| s.options.auto.as_ref())
+                .map(|c| format!("auto {c}"));
+            let detail = [(!status.why.is_empty()).then_some(status.why), auto]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("; ");
             GraphNode {
                 name: name.clone(),
                 state: status.state.to_owned(),
-                detail: (!status.why.is_empty()).then_some(status.why),
+                detail: (!detail.is_empty()).then_some(detail),
                 group: spec.and_then(|s| s.options.group.clone()),
                 checks: project.checks_of(name).count(),
             }
@@ -186,11 +201,23 @@ pub fn graph_parts(
 }
 
 /// The `%runs` table.
-pub fn runs_table(runs: &[Run], assets_of: impl Fn(i64) -> Vec<Materialization>) -> Table {
+pub fn runs_table(
+    runs: &[Run],
+    assets_of: impl Fn(i64) -> Vec<Materialization>,
+    triggers: &HashMap<i64, String>,
+) -> Table {
     let mut table = Table {
-        columns: ["run", "started", "selection", "target", "status", "assets"]
-            .map(String::from)
-            .to_vec(),
+        columns: [
+            "run",
+            "started",
+            "selection",
+            "target",
+            "status",
+            "assets",
+            "trigger",
+        ]
+        .map(String::from)
+        .to_vec(),
         ..Table::default()
     };
     for run in runs {
@@ -213,6 +240,7 @@ pub fn runs_table(runs: &[Run], assets_of: impl Fn(i64) -> Vec<Materialization>)
             run.target.as_str().to_owned(),
             run.status.as_str().to_owned(),
             assets,
+            triggers.get(&run.id).cloned().unwrap_or_default(),
         ]);
         table.row_states.push(Some(
             match run.status.as_str() {

@@ -70,11 +70,20 @@ impl RustKernel {
                     ),
                 )),
             },
-            LineMagic::Assets => self.assets_magic(out),
+            LineMagic::Assets => {
+                self.sync_schedules(out).await;
+                self.assets_magic(out)
+            }
             LineMagic::Graph { selection } => self.graph_magic(selection, out),
             LineMagic::Materialize(args) => self.materialize(args, out).await,
-            LineMagic::Load { name } => self.load_magic(&name, out).await,
-            LineMagic::Runs => self.runs_magic(out),
+            LineMagic::Load { name } => {
+                self.sync_schedules(out).await;
+                self.load_magic(&name, out).await
+            }
+            LineMagic::Runs => {
+                self.sync_schedules(out).await;
+                self.runs_magic(out)
+            }
             LineMagic::Config { settings } => self.config_magic(settings, out),
             LineMagic::Attach { run } => self.attach_magic(run, out).await,
             LineMagic::Cancel { run } => self.cancel_magic(run, out).await,

@@ -17,6 +17,7 @@
 //! whose root is requested is requested whole, in one run.
 
 pub mod notify;
+pub mod schedule;
 
 use std::collections::HashSet;
 

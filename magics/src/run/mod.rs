@@ -9,6 +9,8 @@
 //!   fetched for `%load`;
 //! * [`tick`]: `slurmbook tick`: automation conditions evaluated, claimed
 //!   and run as one run;
+//! * [`schedule`], [`scheduled`]: ticks on the cluster (scrontab or a
+//!   self-resubmitting job) and what they did, imported on demand;
 //! * [`record`]: [`DbRunLog`], what the Slurm watcher reports, recorded;
 //! * [`error`]: [`RunError`], what failed and of which kind.
 
@@ -16,12 +18,15 @@ pub mod error;
 pub mod materialize;
 pub mod record;
 pub mod runs;
+pub mod schedule;
+pub mod scheduled;
 pub mod tick;
 pub mod workspace;
 
 pub use error::{RunError, RunErrorKind};
 pub use materialize::PlannedRun;
 pub use record::DbRunLog;
+pub use schedule::{Method, Schedule, ScheduleError};
 pub use tick::{Tick, TickArgs};
 pub use workspace::{AttachError, NotebookSource, Workspace};
 

@@ -12,6 +12,7 @@
 
 mod assets;
 mod auto;
+mod import;
 mod jobs;
 mod materializations;
 mod runs;

@@ -53,7 +53,8 @@ CREATE TABLE run_jobs (
 pub(super) const SCHEMA_V2: &str = "ALTER TABLE runs ADD COLUMN remote TEXT;";
 
 /// Version 3: automation (`slurmbook tick`): what triggered a run, and each
-/// asset a tick requested (its claim: a second tick sees it in progress).
+/// asset a tick requested (its claim: a second tick sees it in progress),
+/// and the runs imported from a schedule's state on the cluster.
 /// `IF NOT EXISTS` throughout, so the migration may be renumbered when
 /// migrations of other branches merge.
 pub(super) const SCHEMA_V3: &str = "
@@ -69,4 +70,10 @@ CREATE TABLE IF NOT EXISTS auto_requests (
     reason TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS auto_requests_by_asset ON auto_requests(asset, requested_at);
+CREATE TABLE IF NOT EXISTS imported_runs (
+    source TEXT NOT NULL,
+    remote_id INTEGER NOT NULL,
+    local_id INTEGER NOT NULL REFERENCES runs(id),
+    PRIMARY KEY (source, remote_id)
+);
 ";
