@@ -172,7 +172,7 @@ async fn current_scrontab(t: &dyn Transport) -> Result<String, ScheduleError> {
         }
         Err(e) => return Err(e.into()),
     };
-    let err = out.stderr_text();
+    let err = format!("{}{}", out.stdout_text(), out.stderr_text());
     if out.success() {
         Ok(out.stdout_text())
     } else if err.contains("no crontab") {
@@ -201,7 +201,8 @@ async fn write_scrontab(
 ) -> Result<(), ScheduleError> {
     if crontab.trim().is_empty() {
         let out = t.run_once(&["scrontab", "-r"]).await?;
-        if !out.success() && !out.stderr_text().contains("no crontab") {
+        let text = format!("{}{}", out.stdout_text(), out.stderr_text());
+        if !out.success() && !text.contains("no crontab") {
             return Err(ScheduleError::Remote(out.stderr_text()));
         }
         return Ok(());
