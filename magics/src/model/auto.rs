@@ -19,7 +19,7 @@ pub const AUTO_FORMS: &str =
 #[derive(Clone)]
 pub struct Cron {
     text: String,
-    cron: croner::Cron,
+    cron: std::sync::Arc<croner::Cron>,
 }
 
 impl Cron {
@@ -56,7 +56,10 @@ impl FromStr for Cron {
         let cron: croner::Cron = text
             .parse()
             .map_err(|e| format!("a valid cron expression (`{s}`: {e})"))?;
-        Ok(Cron { text, cron })
+        Ok(Cron {
+            text,
+            cron: std::sync::Arc::new(cron),
+        })
     }
 }
 

@@ -27,7 +27,7 @@ use super::{RunError, Workspace};
 #[derive(Debug, thiserror::Error)]
 pub enum ScheduleError {
     #[error(transparent)]
-    Run(#[from] RunError),
+    Run(Box<RunError>),
     #[error(transparent)]
     Transport(#[from] TransportError),
     #[error("{0}")]
@@ -36,6 +36,12 @@ pub enum ScheduleError {
     NoScrontab { location: String, detail: String },
     #[error("on the cluster: {0}")]
     Remote(String),
+}
+
+impl From<RunError> for ScheduleError {
+    fn from(e: RunError) -> ScheduleError {
+        ScheduleError::Run(Box::new(e))
+    }
 }
 
 impl ScheduleError {
