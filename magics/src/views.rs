@@ -23,7 +23,7 @@ pub fn asset_status(
     latest: Option<&Materialization>,
     last_success: Option<&Materialization>,
 ) -> AssetStatus {
-    let newer_than_success = |m: &Materialization| last_success.is_none_or(|s| m.id > s.id);
+    let newer_than_success = |m: &Materialization| last_success.is_none_or(|s| m.started_after(s));
     match latest {
         Some(m) if m.status == MaterializationStatus::Running && newer_than_success(m) => {
             AssetStatus {

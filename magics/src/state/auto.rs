@@ -80,14 +80,15 @@ impl StateDb {
     /// The facts conditions are evaluated against, at `now`.
     pub fn auto_facts(&self, now: DateTime<Utc>) -> Result<AutoFacts, StateError> {
         let mut facts: AutoFacts = HashMap::new();
-        for (asset, m) in self.last_successes()? {
-            facts.entry(asset).or_default().last_success =
+        let successes = self.last_successes()?;
+        for (asset, m) in &successes {
+            facts.entry(asset.clone()).or_default().last_success =
                 Some((m.id, m.finished_at.unwrap_or(m.started_at)));
         }
         for (asset, m) in self.latest_all()? {
+            let newer = successes.get(&asset).is_none_or(|s| m.started_after(s));
             let f = facts.entry(asset).or_default();
             f.latest_attempt = Some((m.id, m.started_at));
-            let newer = f.last_success.is_none_or(|(id, _)| m.id > id);
             if m.status == MaterializationStatus::Running && newer {
                 f.in_progress = true;
             }
