@@ -32,6 +32,8 @@ pub fn tick(
         return Ok(ExitCode::from(BAD_INPUT));
     }
     let mut workspace = workspace(&notebook)?;
+    // A schedule's job binary, built at install for this very snapshot.
+    workspace.prebuilt = slurmbook_magics::exec::prebuilt::JobBinary::beside(&notebook);
     let now = now.unwrap_or_else(Utc::now);
     let args = TickArgs {
         profile,

@@ -7,6 +7,7 @@ running, a new kernel's %runs shows the scheduled run and %load returns its
 value, `schedule remove` leaves no entry; on a second cluster whose
 scrontab is off, install says so and `--fallback` ticks with a job that
 resubmits itself with --begin."""
+import json
 import os
 import pathlib
 import re
@@ -118,6 +119,12 @@ def scheduled_run_is_seen(path, facts, sdir):
     # Nothing of ours runs now: the cluster ticks by itself.
     harness.wait_until(lambda: remote_runs(facts, sdir) >= 1, timeout=180, interval=5,
                        what="a scheduled run on the cluster")
+    # The jobs ran the job binary built at install (no Rust toolchain needed there).
+    job = json.loads(harness.ssh(["cat", f"{sdir}/job-binary.json"], dir=facts["dir"]).stdout)
+    assert sorted(job["assets"]) == ["doubled", "seed"], job
+    base = sdir.rsplit("/schedules/", 1)[0]
+    used = harness.ssh(["grep", "-rl", job["binary"], f"{base}/runs"], dir=facts["dir"]).stdout
+    assert used.strip(), f"no job script of {base}/runs runs {job['binary']}"
     nb = execute(path, cells=["%runs", "%load doubled", "doubled", "%assets"])
     runs = nb.cells[0].outputs
     assert not errors_of(runs), errors_of(runs)

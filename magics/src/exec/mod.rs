@@ -4,5 +4,6 @@
 pub mod cluster;
 pub mod job_env;
 pub mod local;
+pub mod prebuilt;
 pub mod remote_build;
 pub mod slurm;

@@ -201,6 +201,7 @@ impl Workspace {
             Some(session) => session.variables().await.into_iter().collect(),
             None => Default::default(),
         };
+        let prebuilt = self.prebuilt.clone();
         let db = self.db()?;
         db.sync_assets(&run.project.asset_rows())?;
         let run_id = match run.run_id {
@@ -224,6 +225,7 @@ impl Workspace {
             gate: io.gate,
             log: &DbRunLog::new(db, run_id),
             repack: run.args.repack,
+            prebuilt: prebuilt.as_ref(),
         })
         .await;
         let status = result

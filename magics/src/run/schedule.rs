@@ -17,6 +17,7 @@ use crate::auto::schedule::{self as text, Every, TickScript};
 use crate::config::Settings;
 use crate::exec::cluster::{local_platform, platform_name};
 use crate::exec::job_env::find_tool;
+use crate::exec::prebuilt::{prebuild, JOB_BINARY_FILE};
 use crate::model::Target;
 use crate::state::STATE_DIR;
 use crate::transport::{check_abs_path, is_safe_path, quote, Transport, TransportError};
@@ -306,7 +307,27 @@ impl Workspace {
         let mut sent = 0;
         let (binary, n) = t.upload_cas(&cache, &read(&exe)?, true).await?;
         sent += n;
-        let (snapshot, n) = t.upload_cas(&cache, &read(&notebook)?, false).await?;
+        let nb_bytes = read(&notebook)?;
+        let (snapshot, n) = t.upload_cas(&cache, &nb_bytes, false).await?;
+        sent += n;
+        // The job binary of the assets with conditions, built where cargo
+        // is, so the cluster's ticks need no Rust toolchain.
+        let auto_assets: Vec<String> = crate::auto::conditions(&project)
+            .into_iter()
+            .map(|(a, _)| a.to_string())
+            .collect();
+        let job = prebuild(&project, &auto_assets, &settings, t, &nb_bytes)
+            .await
+            .map_err(RunError::from)?;
+        let (job_json, n) = t
+            .upload_cas(
+                &cache,
+                serde_json::to_string_pretty(&job)
+                    .expect("a job binary serializes")
+                    .as_bytes(),
+                false,
+            )
+            .await?;
         sent += n;
         let (toml, n) = t
             .upload_cas(&cache, hostless_toml(&settings, &base).as_bytes(), false)
@@ -348,6 +369,7 @@ impl Workspace {
             (toml, "slurmbook.toml", "644"),
             (tick_sh, "tick.sh", "755"),
             (meta, "schedule.json", "644"),
+            (job_json, JOB_BINARY_FILE, "644"),
         ];
         let fallback_text;
         if fallback {
