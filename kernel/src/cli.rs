@@ -1,5 +1,5 @@
 //! The `slurmbook` command line: the kernel itself, kernelspec installation,
-//! and headless runs of notebooks.
+//! headless runs of notebooks, and their freshness status.
 
 use crate::install::{self, Location};
 use anyhow::{Context, Result};
@@ -104,6 +104,15 @@ enum Command {
         #[command(subcommand)]
         command: ScheduleCommand,
     },
+    /// Freshness policies: each asset's PASS, WARN, FAIL or UNKNOWN now;
+    /// exits 3 when an asset FAILs (0 otherwise), and runs `notify` for new FAILs.
+    Status {
+        /// The notebook (.ipynb).
+        notebook: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a notebook's asset graph.
     Graph {
         notebook: PathBuf,
@@ -183,13 +192,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Kernel { connection_file } => {
             init_logging();
+            // evcxr's warm-up takes seconds: it starts first, while the
+            // process is still single-threaded (the work directory is set
+            // through the environment), before the sockets are bound.
+            crate::engine::workdir::prepare_process();
+            let engine = crate::engine::Engine::start();
             let conn = crate::wire::ConnectionInfo::from_file(&connection_file)?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            runtime.block_on(crate::server::serve(conn))?;
+            runtime.block_on(crate::server::serve(conn, engine))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Install { location } => {
@@ -212,6 +226,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             jobs,
         } => {
             init_cli_logging();
+            // Before any thread starts; evcxr starts later, if assets run locally.
+            crate::engine::workdir::prepare_process();
             crate::headless::run(crate::headless::RunOptions {
                 notebook,
                 select,
@@ -276,6 +292,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             init_cli_logging();
             crate::headless::graph(notebook, select, format)
+        }
+        Command::Status { notebook, json } => {
+            init_cli_logging();
+            crate::status_cli::status(notebook, json)
         }
         Command::Uninstall { location } => {
             match install::uninstall(&location)? {

@@ -229,7 +229,7 @@ pub fn graph(notebook: PathBuf, select: Option<String>, format: GraphFormat) -> 
     let names = match select {
         Some(text) => {
             let sel = parse_selection(&text).map_err(|e| anyhow::anyhow!("--select: {e}"))?;
-            Some(project.select(&sel, &snap.freshness)?)
+            Some(snap.select(&project, &sel)?)
         }
         None => None,
     };

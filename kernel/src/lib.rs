@@ -12,6 +12,7 @@ pub mod protocol;
 pub mod render;
 pub mod server;
 pub mod session;
+pub mod status_cli;
 pub mod terminal;
 pub mod tick_cli;
 pub mod wire;

@@ -81,6 +81,9 @@ impl Emit for JupyterEvents<'_> {
                     .map(|step| {
                         let state = match step.action {
                             slurmbook_magics::plan::Action::Skip => AssetState::Fresh,
+                            slurmbook_magics::plan::Action::Refused => AssetState::Skipped {
+                                because: step.why.clone(),
+                            },
                             slurmbook_magics::plan::Action::Run => {
                                 AssetState::Queued { job_id: None }
                             }

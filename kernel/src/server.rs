@@ -9,7 +9,11 @@ use slurmbook_magics::run::Workspace;
 use std::sync::Arc;
 use zeromq::{RepSocket, RouterSocket, Socket, XPubSocket};
 
-pub async fn serve(conn: ConnectionInfo) -> Result<()> {
+/// Serves the kernel's channels; `engine` was started (and warms up) already.
+pub async fn serve(conn: ConnectionInfo, engine: Engine) -> Result<()> {
+    // The first kernel_info_reply asks rustc for its version (once, through
+    // rustup's proxy): ask now, while the sockets are bound.
+    std::thread::spawn(|| drop(crate::protocol::kernel_info_reply()));
     let signer = Signer::new(&conn.key);
     let session = uuid::Uuid::new_v4().to_string();
 
@@ -33,9 +37,6 @@ pub async fn serve(conn: ConnectionInfo) -> Result<()> {
     ));
     tokio::spawn(heartbeat::run(hb_socket));
     iopub.status(None, "starting");
-
-    // evcxr warms up on its own thread while the channels already answer.
-    let engine = Engine::start();
 
     let (stdin_send, stdin_recv) = stdin_socket.split();
     let io = Io {

@@ -21,6 +21,7 @@ pub mod model;
 pub(crate) mod names;
 pub mod notebook;
 pub mod plan;
+pub mod policy;
 pub mod project;
 pub mod run;
 pub mod state;

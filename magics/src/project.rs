@@ -10,7 +10,7 @@ use rustc_hash::FxHashMap;
 use thiserror::Error;
 
 use crate::cache::PlanCache;
-use crate::graph::{AssetGraph, GraphError, SelectionError};
+use crate::graph::{AssetGraph, GraphError, SelectionError, StateAtom};
 use crate::infer::{BodyAnalysis, InferError};
 use crate::items::{DepLine, Item, ItemIndex, ItemsError};
 use crate::model::{AssetSpec, CellRef, CheckSpec};
@@ -241,6 +241,16 @@ impl Project {
         self.graph.select(selection, |n| {
             freshness.get(n).is_none_or(|f| !f.is_fresh())
         })
+    }
+
+    /// Evaluate a selection whose state atoms (`stale`, `overdue`, `warn`)
+    /// `is` answers, in topological order.
+    pub fn select_states(
+        &self,
+        selection: &Selection,
+        is: impl Fn(StateAtom, &str) -> bool,
+    ) -> Result<Vec<String>, SelectionError> {
+        self.graph.select_states(selection, is)
     }
 
     /// Rows for [`StateDb::sync_assets`].

@@ -2,13 +2,15 @@
 //! from the project, the state database and a run's events (tables and
 //! graph parts; `draw` renders them, the kernel and the CLI show them).
 
-use crate::draw::graph::{GraphEdge, GraphNode};
+use crate::draw::graph::{Badge, GraphEdge, GraphNode};
 use crate::draw::table::Table;
 use crate::events::{format_duration, AssetState};
-use crate::graph::EdgeKind;
+use crate::graph::{EdgeKind, SelectionError, StateAtom};
 use crate::model::MaterializationStatus;
+use crate::policy::{PolicyState, PolicyStatus};
 use crate::project::Project;
 use crate::state::{Materialization, Run};
+use crate::syntax::selection::Selection;
 use crate::version::Freshness;
 use std::collections::HashMap;
 
@@ -90,9 +92,40 @@ pub struct Snapshot {
     pub freshness: HashMap<String, Freshness>,
     pub latest: HashMap<String, Materialization>,
     pub successes: HashMap<String, Materialization>,
+    /// Freshness policy states of the assets that have a policy.
+    pub policy: HashMap<String, PolicyStatus>,
 }
 
 impl Snapshot {
+    /// Answers a selection's state atoms: `stale` (not fresh, or unknown),
+    /// `overdue` (policy FAIL), `warn` (policy WARN).
+    pub fn is(&self, atom: StateAtom, asset: &str) -> bool {
+        let policy = |state| self.policy.get(asset).is_some_and(|s| s.state == state);
+        match atom {
+            StateAtom::Stale => self.freshness.get(asset).is_none_or(|f| !f.is_fresh()),
+            StateAtom::Overdue => policy(PolicyState::Fail),
+            StateAtom::Warn => policy(PolicyState::Warn),
+        }
+    }
+
+    /// The assets `selection` selects, in topological order.
+    pub fn select(
+        &self,
+        project: &Project,
+        selection: &Selection,
+    ) -> Result<Vec<String>, SelectionError> {
+        project.select_states(selection, |atom, name| self.is(atom, name))
+    }
+
+    /// The `%assets` / `%graph` text of an asset's policy state: `fresh for
+    /// 2 h 10 m`, `overdue by 40 m`, ...; empty without a policy.
+    pub fn policy_text(&self, asset: &str) -> String {
+        self.policy
+            .get(asset)
+            .map(PolicyStatus::text)
+            .unwrap_or_default()
+    }
+
     pub fn status(&self, asset: &str) -> AssetStatus {
         asset_status(
             self.freshness.get(asset),
@@ -112,6 +145,7 @@ pub fn assets_table(project: &Project, snap: &Snapshot) -> Table {
             "why",
             "last materialized",
             "where",
+            "freshness",
             "auto",
         ]
         .map(String::from)
@@ -141,6 +175,7 @@ pub fn assets_table(project: &Project, snap: &Snapshot) -> Table {
             status.why,
             success.map(when).unwrap_or_else(|| "never".into()),
             success.map(location).unwrap_or_default(),
+            snap.policy_text(&asset.name),
             asset
                 .options
                 .auto
@@ -169,6 +204,13 @@ pub fn graph_parts(
         .map(|name| {
             let status = snap.status(name);
             let spec = project.asset(name);
+            // The badge's text, unless the detail says it already ("never materialized").
+            let badge_text = snap.policy_text(name);
+            let badge_text = if badge_text == status.why {
+                String::new()
+            } else {
+                badge_text
+            };
             let auto = spec
                 .and_then(|s| s.options.auto.as_ref())
                 .map(|c| format!("auto {c}"));
@@ -183,6 +225,10 @@ pub fn graph_parts(
                 detail: (!detail.is_empty()).then_some(detail),
                 group: spec.and_then(|s| s.options.group.clone()),
                 checks: project.checks_of(name).count(),
+                freshness: snap.policy.get(name).map(|p| Badge {
+                    state: p.state.as_str().to_string(),
+                    text: badge_text,
+                }),
             }
         })
         .collect();
@@ -328,6 +374,13 @@ pub fn describe_asset(project: &Project, snap: &Snapshot, name: &str) -> Option<
                 .unwrap_or_default(),
         )),
         None => text.push_str("  last:       never materialized\n"),
+    }
+    if let Some(p) = snap.policy.get(name) {
+        text.push_str(&format!(
+            "  freshness:  {} ({})\n",
+            p.state,
+            snap.policy_text(name)
+        ));
     }
     Some(text)
 }

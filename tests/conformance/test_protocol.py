@@ -1,4 +1,6 @@
 """Protocol behaviour beyond jupyter_kernel_test, through jupyter_client."""
+import pytest
+
 from conftest import texts
 
 
@@ -136,3 +138,29 @@ def test_inspect_shows_magic_help_and_variable_types(kernel):
     reply = kernel.shell_reply(msg_id)["content"]
     assert reply["found"]
     assert "Vec<u8>" in reply["data"]["text/plain"]
+
+
+CLEAR = "application/vnd.slurmbook.clear-output+json"
+CLEAR_LINE = f'println!("EVCXR_BEGIN_CONTENT {CLEAR}\\n{{{{\\"wait\\": false}}}}\\nEVCXR_END_CONTENT");'
+
+
+@pytest.mark.parametrize("where, code, after", [
+    ("last output", 'println!("before");\n' + CLEAR_LINE, ""),
+    ("only output", CLEAR_LINE, ""),
+    ("mid-cell", 'println!("before");\n' + CLEAR_LINE + '\nprintln!("after");', "after\n"),
+    ("before a value", 'println!("before");\n' + CLEAR_LINE + "\n1 + 2", ""),
+])
+def test_clear_output_is_a_clear_output_message_wherever_it_is(kernel, where, code, after):
+    """The documented clear-output display clears the cell as the last
+    output, the only output, in the middle, and before the cell's value."""
+    reply, outputs = kernel.execute(code)
+    assert reply["status"] == "ok", (where, reply)
+    types = [t for _, t, _ in outputs]
+    assert "clear_output" in types, (where, outputs)
+    assert all(CLEAR not in c.get("data", {}) for _, _, c in outputs), (where, outputs)
+    seen_after = [(t, c) for _, t, c in outputs[types.index("clear_output") + 1:]]
+    shown = "".join(c["text"] for t, c in seen_after if t == "stream")
+    assert shown == after, (where, outputs)
+    if where == "before a value":
+        results = [c for t, c in seen_after if t == "execute_result"]
+        assert [r["data"]["text/plain"] for r in results] == ["3"], outputs

@@ -1,5 +1,6 @@
-//! The line protocol between the evcxr child process (see [`super::child_io`])
-//! and the kernel's output pumps (see [`super::pumps`]). evcxr forwards every
+//! The line protocol between the evcxr child process (the `child_io`
+//! forwarders) and the kernel's output pumps (`pumps`). A leaf module: both
+//! sides import it, it imports neither. evcxr forwards every
 //! line of its child's stdout and stderr that it does not consume itself; the
 //! child marks a few lines so the kernel can tell rich content, panics,
 //! partial lines and the end of a cell's stderr apart from plain text.

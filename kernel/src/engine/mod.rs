@@ -9,7 +9,9 @@ pub mod is_complete;
 pub mod lines;
 mod pumps;
 pub mod rich;
+pub mod rustc_cache;
 mod thread;
+pub mod workdir;
 
 use crate::protocol::MimeBundle;
 use std::process::Child;
@@ -111,7 +113,9 @@ struct Shared {
 
 impl Engine {
     /// Starts the engine thread. evcxr warms up (compiles a probe) in the
-    /// background; requests sent meanwhile wait for it.
+    /// background; requests sent meanwhile wait for it. Call
+    /// [`workdir::prepare_process`] first (before other threads exist) for
+    /// the persistent work directory and compile cache.
     pub fn start() -> Engine {
         let (tx, rx) = std::sync::mpsc::channel();
         let shared = Arc::new(Shared::default());

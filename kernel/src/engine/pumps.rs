@@ -4,21 +4,17 @@
 
 use super::lines;
 use super::Output;
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 
 /// What the pumps share with the engine thread.
-#[derive(Default)]
 pub struct PumpState {
     /// Where output of the running cell goes.
     pub sink: Mutex<Option<UnboundedSender<Output>>>,
-    /// Held by the stdout pump while it moves a line: taking it proves every
-    /// line evcxr already handed over has been forwarded.
-    pub stdout_busy: Mutex<()>,
-    /// Set while the engine waits for `stdout_busy`, so the pump lets go.
-    pub engine_waiting: std::sync::atomic::AtomicBool,
+    /// Asks the stdout pump to forward what it holds and say so.
+    flush: Sender<Sender<()>>,
     pub stderr: Mutex<StderrState>,
     pub stderr_synced: Condvar,
 }
@@ -32,6 +28,9 @@ pub struct StderrState {
     pub panicked: bool,
 }
 
+/// How long the engine waits for the stdout pump to confirm a flush.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
 impl PumpState {
     pub fn send(&self, output: Output) {
         if let Some(sink) = self.sink.lock().unwrap().as_ref() {
@@ -41,12 +40,14 @@ impl PumpState {
         }
     }
 
-    /// Waits until every stdout line evcxr handed over has been forwarded.
+    /// Waits until every stdout line evcxr handed over has been forwarded:
+    /// the pump finishes the line it holds, forwards any still queued, then
+    /// answers (one round trip, no polling).
     pub fn wait_stdout(&self) {
-        use std::sync::atomic::Ordering::SeqCst;
-        self.engine_waiting.store(true, SeqCst);
-        drop(self.stdout_busy.lock().unwrap());
-        self.engine_waiting.store(false, SeqCst);
+        let (ack, acked) = crossbeam_channel::bounded(1);
+        if self.flush.send(ack).is_ok() && acked.recv_timeout(FLUSH_TIMEOUT).is_err() {
+            tracing::warn!("the stdout pump did not confirm a flush");
+        }
     }
 
     /// Waits until the stderr pump has seen `syncs` sync lines (or gives up).
@@ -61,37 +62,47 @@ impl PumpState {
     }
 }
 
-pub fn spawn(state: Arc<PumpState>, stdout: Receiver<String>, stderr: Receiver<String>) {
+/// Starts the stdout and stderr pumps; returns what they share with the engine.
+pub fn spawn(stdout: Receiver<String>, stderr: Receiver<String>) -> Arc<PumpState> {
+    let (flush, flushes) = crossbeam_channel::unbounded();
+    let state = Arc::new(PumpState {
+        sink: Mutex::new(None),
+        flush,
+        stderr: Mutex::new(StderrState::default()),
+        stderr_synced: Condvar::new(),
+    });
     let out_state = state.clone();
     std::thread::Builder::new()
         .name("evcxr-stdout".into())
-        .spawn(move || stdout_pump(out_state, stdout))
+        .spawn(move || stdout_pump(out_state, stdout, flushes))
         .expect("spawn stdout pump");
+    let err_state = state.clone();
     std::thread::Builder::new()
         .name("evcxr-stderr".into())
-        .spawn(move || stderr_pump(state, stderr))
+        .spawn(move || stderr_pump(err_state, stderr))
         .expect("spawn stderr pump");
+    state
 }
 
-fn stdout_pump(state: Arc<PumpState>, rx: Receiver<String>) {
-    loop {
-        let busy = state.stdout_busy.lock().unwrap();
-        match rx.recv_timeout(Duration::from_millis(5)) {
-            Ok(line) => {
-                if let Some(output) = decode_stdout(&line, &state) {
-                    state.send(output);
-                }
-            }
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+fn stdout_pump(state: Arc<PumpState>, rx: Receiver<String>, flushes: Receiver<Sender<()>>) {
+    let forward = |line: String| {
+        if let Some(output) = decode_stdout(&line, &state) {
+            state.send(output);
         }
-        drop(busy);
-        // std's mutex is not fair: give the waiting engine thread its turn.
-        while state
-            .engine_waiting
-            .load(std::sync::atomic::Ordering::SeqCst)
-        {
-            std::thread::yield_now();
+    };
+    loop {
+        crossbeam_channel::select! {
+            recv(rx) -> line => match line {
+                Ok(line) => forward(line),
+                Err(_) => return,
+            },
+            recv(flushes) -> ack => {
+                let Ok(ack) = ack else { return };
+                while let Ok(line) = rx.try_recv() {
+                    forward(line);
+                }
+                let _ = ack.send(());
+            }
         }
     }
 }

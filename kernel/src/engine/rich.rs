@@ -35,6 +35,22 @@ pub fn display_output(raw: serde_json::Map<String, Value>) -> Output {
         };
         (mime, text)
     });
+    content_output(raw)
+}
+
+/// Takes a clear-output request out of a bundle: the request (if there was
+/// one) and what else the bundle holds.
+pub fn split_clear(mut data: MimeBundle) -> (Option<Output>, MimeBundle) {
+    let clear = data.remove(CLEAR_OUTPUT_MIME).map(|c| Output::ClearOutput {
+        wait: c.get("wait").and_then(Value::as_bool).unwrap_or(false),
+    });
+    (clear, data)
+}
+
+/// Content evcxr handed over (as it printed it, or collected at the end of
+/// the cell): a display, or the request to clear the output. Every path
+/// from evcxr's content to messages goes through here.
+pub fn content_output<I: IntoIterator<Item = (String, String)>>(raw: I) -> Output {
     let data = bundle(raw);
     if let Some(clear) = data.get(CLEAR_OUTPUT_MIME) {
         let wait = clear.get("wait").and_then(Value::as_bool).unwrap_or(false);
@@ -63,5 +79,13 @@ mod tests {
         let mut raw = serde_json::Map::new();
         raw.insert("text/html".into(), Value::String("<b>x</b>".into()));
         assert!(matches!(display_output(raw), Output::Display(_)));
+        let collected = [(
+            CLEAR_OUTPUT_MIME.to_string(),
+            "{\"wait\": false}".to_string(),
+        )];
+        assert!(matches!(
+            content_output(collected),
+            Output::ClearOutput { wait: false }
+        ));
     }
 }

@@ -13,11 +13,24 @@ use tokio::sync::mpsc::UnboundedSender;
 const STDERR_GRACE: Duration = Duration::from_secs(2);
 
 pub(super) fn run(rx: Receiver<Request>, shared: Arc<Shared>) {
-    let pumps = Arc::new(PumpState::default());
     let started = std::time::Instant::now();
+    match super::workdir::prepared() {
+        Some(prepared) => {
+            if let Some(slot) = &prepared.slot {
+                super::workdir::tidy_slot(slot);
+            }
+            tracing::info!(
+                slot = ?prepared.slot,
+                compile_cache = ?prepared.rustc_cache,
+                note = prepared.note.as_deref().unwrap_or(""),
+                "evcxr work directory"
+            );
+        }
+        None => tracing::info!("evcxr builds in a temporary directory"),
+    }
     let mut engine = match CommandContext::new() {
         Ok((ctx, outputs)) => {
-            pumps::spawn(pumps.clone(), outputs.stdout, outputs.stderr);
+            let pumps = pumps::spawn(outputs.stdout, outputs.stderr);
             *shared.process.lock().unwrap() = Some(ctx.process_handle());
             tracing::info!(elapsed = ?started.elapsed(), "evcxr is ready");
             Ok(Evcxr {
@@ -182,12 +195,20 @@ impl Evcxr {
             // A cell ending in `;` has no value: content evcxr collected at its
             // end came from displays the cell printed.
             Ok(outputs) if ends_with_statement(code) => {
-                let _ = sink.send(Output::Display(rich::bundle(outputs.content_by_mime_type)));
+                let _ = sink.send(rich::content_output(outputs.content_by_mime_type));
                 ExecOutcome::Ok { result: None }
             }
-            Ok(outputs) => ExecOutcome::Ok {
-                result: Some(rich::bundle(outputs.content_by_mime_type)),
-            },
+            Ok(outputs) => {
+                // The last content the cell printed may be a clear-output,
+                // collected with the cell's value.
+                let (clear, data) = rich::split_clear(rich::bundle(outputs.content_by_mime_type));
+                if let Some(clear) = clear {
+                    let _ = sink.send(clear);
+                }
+                ExecOutcome::Ok {
+                    result: (!data.is_empty()).then_some(data),
+                }
+            }
             Err(error) => ExecOutcome::Error(errors::from_evcxr(&error, code)),
         }
     }

@@ -12,7 +12,7 @@ use crate::session::EngineSession;
 use serde_json::Value;
 use slurmbook_magics::events::{Emit, Event, Stream};
 use slurmbook_magics::exec::local::check_code;
-use slurmbook_magics::run::{PlannedRun, RunIo};
+use slurmbook_magics::run::RunIo;
 use slurmbook_magics::syntax::{AssetCell, CheckCell};
 use slurmbook_magics::views;
 use slurmbook_magics::Project;
@@ -109,7 +109,10 @@ impl RustKernel {
         }
         // A cell runs in the kernel: the cluster's settings do not matter.
         let settings = self.workspace.settings(None).unwrap_or_default();
-        let run = PlannedRun::cell(project, &name, settings);
+        let run = self
+            .workspace
+            .plan_cell(project, &name, settings)
+            .map_err(|e| run_error(&format!("%%asset {name}"), e))?;
         self.cancel.store(false, Ordering::SeqCst);
         let mut session = EngineSession {
             engine: self.engine.clone(),
@@ -129,6 +132,12 @@ impl RustKernel {
             .map_err(|e| run_error(&format!("%%asset {name}"), e))?;
         if !summary.failed.is_empty() || !summary.cancelled.is_empty() {
             return Err(self.asset_error(&name, summary.cancelled.contains(&name)));
+        }
+        if let Some(step) = run.plan.refused().next() {
+            return Err(ErrorInfo::new(
+                "UpstreamTooOld",
+                format!("`{name}` was not run: {}", step.why),
+            ));
         }
         // Show the value, as a plain cell would.
         let (tx, _rx) = mpsc::unbounded_channel();

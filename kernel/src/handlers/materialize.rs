@@ -10,6 +10,7 @@ use crate::engine::ErrorInfo;
 use crate::render::JupyterEvents;
 use crate::session::EngineSession;
 use slurmbook_magics::events::{Emit, Event, RunSummary};
+use slurmbook_magics::plan::Plan;
 use slurmbook_magics::run::RunIo;
 use slurmbook_magics::MaterializeArgs;
 use std::sync::atomic::Ordering;
@@ -46,8 +47,30 @@ impl RustKernel {
             .execute(&run, &mut session, io)
             .await
             .map_err(|e| run_error("%materialize", e))?;
+        if events.failures().is_empty() && summary.cancelled.is_empty() {
+            if let Some(error) = refused_error(&run.plan, &summary) {
+                return Err(error);
+            }
+        }
         run_result(&summary, &events, run.on_slurm())
     }
+}
+
+/// The cell's error when assets were not run because an upstream was too
+/// old for their `--max-upstream-age` (and nothing failed): which, and why.
+fn refused_error(plan: &Plan, summary: &RunSummary) -> Option<ErrorInfo> {
+    let refused: Vec<&str> = plan.refused().map(|s| s.asset.as_str()).collect();
+    if refused.is_empty() {
+        return None;
+    }
+    Some(ErrorInfo {
+        ename: "UpstreamTooOld".into(),
+        evalue: format!("not run: {}; {}", refused.join(", "), summary.line()),
+        traceback: plan
+            .refused()
+            .map(|s| format!("{}: {}", s.asset, s.why))
+            .collect(),
+    })
 }
 
 /// The cell's result for a run that ended: an error naming what failed,

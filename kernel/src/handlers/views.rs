@@ -51,8 +51,7 @@ impl RustKernel {
             .map_err(|e| run_error("%graph", e))?;
         let names = match &selection {
             Some(sel) => Some(
-                project
-                    .select(sel, &snap.freshness)
+                snap.select(&project, sel)
                     .map_err(|e| super::errors::magic_error(format!("%graph: {e}")))?,
             ),
             None => None,

@@ -102,6 +102,11 @@ fn env_word(v: &str) -> Result<String, String> {
     )
 }
 
+/// A command for `notify`: it must split into argv (it is never run by a shell).
+fn command(v: &str) -> Result<String, String> {
+    crate::policy::notify::argv(v).map(|_| v.to_string())
+}
+
 /// A key's value as [`Settings`] hands it out: borrowed, or copied when small.
 pub trait View {
     type Out<'a>
@@ -202,5 +207,8 @@ config_keys! {
         pub jobs: Option<JobGrouping> = option("jobs", "grouped|per-asset",
             "Slurm jobs of a run: grouped (compatible assets share one allocation, the default) or per-asset",
             values::jobs),
+        pub notify: Option<String> = option("notify", "COMMAND",
+            "run when an asset newly fails its freshness policy (split into argv, no shell); SLURMBOOK_ASSET, SLURMBOOK_FRESHNESS, SLURMBOOK_AGE_S in its environment",
+            command),
     }
 }

@@ -11,6 +11,7 @@ pub(super) fn node(name: &str, state: &str) -> GraphNode {
         detail: None,
         group: None,
         checks: 0,
+        freshness: None,
     }
 }
 
@@ -101,6 +102,7 @@ pub(super) fn random_dag(n: usize, seed: u64, deep: bool) -> (Vec<GraphNode>, Ve
             detail,
             group,
             checks: if next(5) == 0 { 1 + next(3) } else { 0 },
+            freshness: None,
         });
         let candidates: Vec<usize> = if deep {
             (i.saturating_sub(6)..i).collect()

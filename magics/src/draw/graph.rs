@@ -4,7 +4,7 @@
 //! This module is the public face; each renderer lives in its own module.
 
 pub use super::mermaid::mermaid;
-pub use super::model::{GraphEdge, GraphNode};
+pub use super::model::{Badge, GraphEdge, GraphNode};
 pub use super::state::state_color;
 pub use super::svg::svg;
 pub use super::text::text;

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::model::{prepare, GraphEdge, GraphNode};
+use super::model::{badge_color, prepare, GraphEdge, GraphNode};
 use super::state::{canonical_state, state_color, NEUTRAL, PALETTE};
 use super::{darker, one_line, text_on, truncate};
 
@@ -59,8 +59,14 @@ pub fn mermaid(nodes: &[GraphNode], edges: &[GraphEdge]) -> String {
         if n.checks > 0 {
             let _ = write!(label, " ✓{}", n.checks);
         }
+        if let Some(b) = &n.freshness {
+            let _ = write!(label, " [{}]", mermaid_escape(&b.state));
+        }
         if let Some(d) = n.detail.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
             let _ = write!(label, "<br/>{}", mermaid_escape(&truncate(d, 80)));
+        }
+        if let Some(b) = n.freshness.as_ref().filter(|b| !b.text.is_empty()) {
+            let _ = write!(label, "<br/>{}", mermaid_escape(&truncate(&b.text, 80)));
         }
         format!("{}[\"{}\"]", ids[i], label)
     };
@@ -126,6 +132,23 @@ pub fn mermaid(nodes: &[GraphNode], edges: &[GraphEdge]) -> String {
     for (class, _, members) in &classes {
         let list: Vec<&str> = members.iter().map(|&i| ids[i].as_str()).collect();
         let _ = writeln!(s, "  class {} {class}", list.join(","));
+    }
+    // Freshness policy FAIL and WARN: a thick outline over the state's.
+    for (class, state) in [("overdue", "FAIL"), ("warn", "WARN")] {
+        let list: Vec<&str> = nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.freshness.as_ref().is_some_and(|b| b.state == state))
+            .map(|(i, _)| ids[i].as_str())
+            .collect();
+        if !list.is_empty() {
+            let _ = writeln!(
+                s,
+                "  classDef {class} stroke:{},stroke-width:4px",
+                badge_color(state)
+            );
+            let _ = writeln!(s, "  class {} {class}", list.join(","));
+        }
     }
     s
 }
@@ -209,6 +232,45 @@ mod tests {
         assert!(m.contains("class n0_a,n3_d fresh"), "{m}");
         assert!(m.contains("class n2_c neutral"), "{m}");
         assert_eq!(state_color("fresh"), "#2e7d32");
+    }
+
+    #[test]
+    fn mermaid_marks_freshness_badges_and_outlines_overdue_and_warn() {
+        let badge = |state: &str, text: &str| {
+            Some(super::super::model::Badge {
+                state: state.into(),
+                text: text.into(),
+            })
+        };
+        let nodes = vec![
+            GraphNode {
+                freshness: badge("FAIL", "overdue by 40 m"),
+                ..node("a", "fresh")
+            },
+            GraphNode {
+                freshness: badge("WARN", "warning: fails in 1 h"),
+                ..node("b", "stale")
+            },
+            GraphNode {
+                freshness: badge("PASS", "fresh for 2 h 10 m"),
+                ..node("c", "fresh")
+            },
+            node("d", "fresh"),
+        ];
+        let m = mermaid(&nodes, &[]);
+        assert!(m.contains("n0_a[\"a [FAIL]<br/>overdue by 40 m\"]"), "{m}");
+        assert!(
+            m.contains("n2_c[\"c [PASS]<br/>fresh for 2 h 10 m\"]"),
+            "{m}"
+        );
+        assert!(m.contains("n3_d[\"d\"]"), "{m}");
+        assert!(
+            m.contains("classDef overdue stroke:#c62828,stroke-width:4px\n  class n0_a overdue"),
+            "{m}"
+        );
+        assert!(m.contains("class n1_b warn"), "{m}");
+        // After the state classes, so the outline wins.
+        assert!(m.find("class n0_a overdue") > m.find("class n0_a,n2_c,n3_d fresh"));
     }
 
     #[test]

@@ -21,6 +21,26 @@ pub struct GraphNode {
     pub group: Option<String>,
     /// Number of `%%check` cells attached (drawn as a small "✓2" badge when > 0).
     pub checks: usize,
+    /// The asset's freshness policy state, drawn as a badge.
+    pub freshness: Option<Badge>,
+}
+
+/// A freshness policy badge: `state` is PASS, WARN, FAIL or UNKNOWN (its
+/// colour), `text` says more (`overdue by 40 m`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Badge {
+    pub state: String,
+    pub text: String,
+}
+
+/// The badges' colours: PASS green, WARN orange, FAIL red, UNKNOWN grey.
+pub(super) fn badge_color(state: &str) -> &'static str {
+    match state {
+        "PASS" => "#2e7d32",
+        "WARN" => "#ef6c00",
+        "FAIL" => "#c62828",
+        _ => "#757575",
+    }
 }
 
 /// A dependency: `to` uses (or runs after) `from`.

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::layout::{layout, DETAIL_PX, FONT_PX, LEGEND_PX, MARGIN};
-use super::model::{GraphEdge, GraphNode};
+use super::model::{badge_color, GraphEdge, GraphNode};
 use super::state::{canonical_state, state_color, state_label, states_present};
 use super::{darker, one_line, text_on, text_px, xml_escape};
 
@@ -90,8 +90,17 @@ pub fn svg(nodes: &[GraphNode], edges: &[GraphEdge]) -> String {
         State(String),
         OrderOnly,
         Checks,
+        Freshness(&'static str),
     }
     let mut items: Vec<Item> = states_present(nodes).into_iter().map(Item::State).collect();
+    for state in ["PASS", "WARN", "FAIL", "UNKNOWN"] {
+        if nodes
+            .iter()
+            .any(|n| n.freshness.as_ref().is_some_and(|b| b.state == state))
+        {
+            items.push(Item::Freshness(state));
+        }
+    }
     if lay.edges.iter().any(|e| e.order_only) {
         items.push(Item::OrderOnly);
     }
@@ -102,11 +111,13 @@ pub fn svg(nodes: &[GraphNode], edges: &[GraphEdge]) -> String {
         Item::State(s) => s.clone(),
         Item::OrderOnly => "order-only dependency".to_string(),
         Item::Checks => "checks attached".to_string(),
+        Item::Freshness(st) => format!("freshness {st}"),
     };
     let swatch_w = |it: &Item| match it {
         Item::State(_) => 14.0,
         Item::OrderOnly => 26.0,
         Item::Checks => 24.0,
+        Item::Freshness(st) => badge_width(st),
     };
     let avail = (lay.width - 2.0 * MARGIN).max(520.0);
     let mut placed: Vec<(f64, f64, &Item)> = Vec::new();
@@ -185,6 +196,18 @@ pub fn svg(nodes: &[GraphNode], edges: &[GraphEdge]) -> String {
         if node.checks > 0 {
             let _ = write!(tip, "; {} checks", node.checks);
         }
+        if let Some(b) = &node.freshness {
+            let _ = write!(tip, "; freshness {}", one_line(&b.state));
+            if !b.text.trim().is_empty() {
+                let _ = write!(tip, ": {}", one_line(&b.text));
+            }
+        }
+        // A policy that WARNs or FAILs outlines the box in its colour.
+        let outline = node
+            .freshness
+            .as_ref()
+            .filter(|b| b.state == "FAIL" || b.state == "WARN")
+            .map(|b| badge_color(&b.state));
         let _ = writeln!(
             s,
             "<g class=\"node state-{css}\"><title>{}</title>",
@@ -193,12 +216,13 @@ pub fn svg(nodes: &[GraphNode], edges: &[GraphEdge]) -> String {
         let _ = writeln!(
             s,
             "<rect class=\"node-box\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" rx=\"8\" \
-             fill=\"{fill}\" stroke=\"{}\" stroke-width=\"1.2\"{}/>",
+             fill=\"{fill}\" stroke=\"{}\" stroke-width=\"{}\"{}/>",
             num(r.x),
             num(r.y),
             num(r.w),
             num(r.h),
-            darker(fill),
+            outline.map_or_else(|| darker(fill), str::to_string),
+            if outline.is_some() { "3" } else { "1.2" },
             if css == "missing" {
                 " stroke-dasharray=\"4 3\""
             } else {
@@ -250,6 +274,9 @@ pub fn svg(nodes: &[GraphNode], edges: &[GraphEdge]) -> String {
                 num(by + 11.0)
             );
         }
+        if let Some(b) = &node.freshness {
+            s.push_str(&badge(&b.state, &b.text, r.x + 6.0, r.y - 7.5));
+        }
         s.push_str("</g>\n");
     }
     s.push_str("</g>\n");
@@ -287,6 +314,7 @@ pub fn svg(nodes: &[GraphNode], edges: &[GraphEdge]) -> String {
                     num(x + 26.0)
                 );
             }
+            Item::Freshness(st) => s.push_str(&badge(st, "", x, y - 0.5)),
             Item::Checks => {
                 let _ = write!(
                     s,
@@ -310,6 +338,45 @@ pub fn svg(nodes: &[GraphNode], edges: &[GraphEdge]) -> String {
     }
     s.push_str("</g>\n</svg>\n");
     s
+}
+
+/// The width of a freshness badge saying `state`.
+fn badge_width(state: &str) -> f64 {
+    (text_px(state, 9.0) + 10.0).ceil()
+}
+
+/// A freshness policy badge: a pill in the state's colour at (`x`, `y`),
+/// saying the state (`FAIL`), with `text` as its tooltip.
+fn badge(state: &str, text: &str, x: f64, y: f64) -> String {
+    let state = one_line(state);
+    let color = badge_color(&state);
+    let w = badge_width(&state);
+    let title = if text.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<title>freshness {}: {}</title>",
+            xml_escape(&state),
+            xml_escape(&one_line(text))
+        )
+    };
+    format!(
+        "<g class=\"freshness freshness-{}\">{title}<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"15\" \
+         rx=\"7.5\" fill=\"{color}\" stroke=\"{}\"/><text x=\"{}\" y=\"{}\" text-anchor=\"middle\" \
+         font-size=\"9\" font-weight=\"bold\" fill=\"#ffffff\">{}</text></g>\n",
+        state
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect::<String>()
+            .to_ascii_lowercase(),
+        num(x),
+        num(y),
+        num(w),
+        darker(color),
+        num(x + w / 2.0),
+        num(y + 11.0),
+        xml_escape(&state)
+    )
 }
 
 #[cfg(test)]
@@ -414,6 +481,74 @@ mod tests {
         assert!(!svg_text.contains("href"), "{svg_text}");
         assert!(!svg_text.contains("@import") && !svg_text.contains("<style"));
         assert_eq!(root.attr("font-family"), Some("sans-serif"));
+    }
+
+    #[test]
+    fn svg_draws_freshness_badges_outlines_and_their_legend() {
+        use super::super::model::Badge;
+        let with = |name: &str, state: &str, text: &str| GraphNode {
+            freshness: Some(Badge {
+                state: state.into(),
+                text: text.into(),
+            }),
+            ..node(name, "fresh")
+        };
+        let nodes = vec![
+            with("a", "FAIL", "overdue by 40 m"),
+            with("b", "PASS", "fresh for 2 h"),
+            node("c", "fresh"),
+        ];
+        let svg_text = svg(&nodes, &[edge("a", "b"), edge("b", "c")]);
+        let root = parse_svg(&svg_text);
+        let node_of = |name: &str| {
+            root.descendants()
+                .into_iter()
+                .filter(|e| e.name == "g" && e.has_class("node"))
+                .find(|g| {
+                    g.find_all("text")
+                        .iter()
+                        .any(|t| t.has_class("name") && t.text() == name)
+                })
+                .unwrap()
+        };
+        let a = node_of("a");
+        let badge = a
+            .descendants()
+            .into_iter()
+            .find(|e| e.has_class("freshness"))
+            .expect("a has a badge");
+        assert!(badge.has_class("freshness-fail"));
+        assert!(badge.text().contains("FAIL"), "{}", badge.text());
+        assert!(badge.text().contains("overdue by 40 m"), "tooltip");
+        let outline = a
+            .find_all("rect")
+            .into_iter()
+            .find(|r| r.has_class("node-box"))
+            .unwrap();
+        assert_eq!(outline.attr("stroke"), Some("#c62828"));
+        assert_eq!(outline.attr("stroke-width"), Some("3"));
+        assert!(node_of("b")
+            .descendants()
+            .iter()
+            .any(|e| e.has_class("freshness-pass")));
+        assert!(!node_of("c")
+            .descendants()
+            .iter()
+            .any(|e| e.has_class("freshness")));
+        let legend = root
+            .descendants()
+            .into_iter()
+            .find(|e| e.has_class("legend"))
+            .unwrap();
+        let legend_text: Vec<String> = legend.find_all("text").iter().map(|t| t.text()).collect();
+        assert!(
+            legend_text.contains(&"freshness FAIL".to_string()),
+            "{legend_text:?}"
+        );
+        assert!(legend_text.contains(&"freshness PASS".to_string()));
+        assert!(!legend_text.contains(&"freshness WARN".to_string()));
+        let t = super::super::text::text(&nodes, &[edge("a", "b")]);
+        assert!(t.contains("[FAIL overdue by 40 m]"), "{t}");
     }
 
     #[test]

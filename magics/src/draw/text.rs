@@ -9,7 +9,8 @@ use super::{display_width, one_line};
 
 /// Plain-text rendering for terminals: one line per node in layer order,
 /// `name [state] <- dep1, dep2`, order-only dependencies marked, then the
-/// detail in parentheses and a `✓N` for attached checks.
+/// detail in parentheses, a `✓N` for attached checks and the freshness
+/// policy badge (`[FAIL overdue by 40 m]`).
 pub fn text(nodes: &[GraphNode], edges: &[GraphEdge]) -> String {
     if nodes.is_empty() {
         return "(no assets)\n".to_string();
@@ -60,6 +61,11 @@ pub fn text(nodes: &[GraphNode], edges: &[GraphEdge]) -> String {
         }
         if node.checks > 0 {
             let _ = write!(tail, "  ✓{}", node.checks);
+        }
+        if let Some(b) = &node.freshness {
+            let text = one_line(&b.text);
+            let sep = if text.trim().is_empty() { "" } else { " " };
+            let _ = write!(tail, "  [{}{sep}{}]", one_line(&b.state), text.trim());
         }
         if !tail.is_empty() {
             let w = display_width(&line);

@@ -166,6 +166,10 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
         });
         summary.fresh.push(step.asset.clone());
     }
+    for step in plan.refused() {
+        super::record_refused(db, run_id, project, step, emit)?;
+        summary.skipped.push(step.asset.clone());
+    }
     // Everything that can fail before submission is checked first. A job
     // binary built ahead of time (a schedule's) spares the build.
     let prebuilt = prebuilt.filter(|p| p.covers(&to_run));

@@ -3,7 +3,7 @@
 //! order. A failing asset (or check) stops its dependents, which are reported
 //! as skipped because of it, while independent branches still run.
 
-use crate::events::{format_duration, AssetState, Emit, Event, RunSummary};
+use crate::events::{format_duration, AssetState, Emit, Event, RunSummary, Stream};
 use crate::model::MaterializationStatus;
 use crate::model::RunId;
 use crate::model::Target;
@@ -109,8 +109,8 @@ pub fn check_code(body: &str) -> String {
     )
 }
 
-/// Whether the session can serialize values (serde_json is a dependency).
-pub fn has_serde_json(project: &Project) -> bool {
+/// Whether the notebook itself depends on serde_json.
+fn has_serde_json(project: &Project) -> bool {
     project.deps.iter().any(|d| d.name == "serde_json")
 }
 
@@ -145,11 +145,16 @@ pub async fn prepare<S: Session>(
             ..Prepared::default()
         };
     }
-    let deps: String = project
+    let mut deps: String = project
         .deps
         .iter()
         .map(|d| format!(":dep {} = {}\n", d.name, d.spec))
         .collect();
+    // Values are stored (and loaded after a restart) as JSON: the session
+    // gets serde_json whether or not the notebook asked for it.
+    if !has_serde_json(project) {
+        deps.push_str(":dep serde_json = \"1\"\n");
+    }
     if !deps.is_empty() && prepared.deps.as_deref() != Some(deps.as_str()) {
         session
             .run(&deps, "notebook", emit)
@@ -209,7 +214,7 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
         .collect();
     // Why an asset cannot run: the first upstream that failed or was skipped.
     let mut blocked: HashMap<String, String> = HashMap::new();
-    let serde = has_serde_json(project);
+    let rerun = fresh_to_rerun(project, plan, db, &in_session);
     for step in &plan.steps {
         let name = step.asset.as_str();
         let version = project
@@ -226,30 +231,38 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
             job_id: None,
             node: None,
         };
+        if step.action == Action::Refused {
+            super::record_refused(db, run_id, project, step, emit)?;
+            blocked.insert(name.to_owned(), step.why.clone());
+            summary.skipped.push(name.to_owned());
+            continue;
+        }
         if step.action == Action::Skip {
-            // A fresh asset a later step needs must be in the session.
-            let needed = plan.runs().any(|s| {
-                project
-                    .graph
-                    .dependencies(&s.asset)
-                    .iter()
-                    .any(|(d, k)| *d == name && k.carries_data())
-            });
-            if needed && !in_session.contains(name) {
-                if let Some(error) = load_fresh(session, db, name, emit).await {
-                    blocked.insert(
-                        name.to_owned(),
-                        format!("fresh asset {name} could not be loaded: {error}"),
-                    );
+            // A fresh asset a later step needs must be in the session: loaded
+            // from the store, or computed again when its value cannot be.
+            let needed = needed_by_runs(project, plan, &rerun, name);
+            let mut why_rerun = rerun.get(name).cloned();
+            if why_rerun.is_none() && needed && !in_session.contains(name) {
+                why_rerun = load_fresh(session, db, name, emit).await;
+            }
+            match why_rerun {
+                Some(why) => emit.emit(Event::Output {
+                    asset: name.to_owned(),
+                    stream: Stream::Stderr,
+                    text: format!(
+                        "computing fresh asset {name} again: its stored value could not be loaded ({why})\n"
+                    ),
+                }),
+                None => {
+                    db.record_skipped(std::slice::from_ref(&start))?;
+                    emit.emit(Event::State {
+                        asset: name.to_owned(),
+                        state: AssetState::Fresh,
+                    });
+                    summary.fresh.push(name.to_owned());
+                    continue;
                 }
             }
-            db.record_skipped(std::slice::from_ref(&start))?;
-            emit.emit(Event::State {
-                asset: name.to_owned(),
-                state: AssetState::Fresh,
-            });
-            summary.fresh.push(name.to_owned());
-            continue;
         }
         if cancel.load(Ordering::SeqCst) {
             emit.emit(Event::State {
@@ -341,11 +354,7 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
                     .into_iter()
                     .find(|(n, _)| n == name)
                     .map(|(_, t)| t);
-                let value_path = if serde {
-                    store_value(session, store, name, &version.version).await
-                } else {
-                    None
-                };
+                let value_path = store_value(session, store, name, &version.version).await;
                 let metadata =
                     serde_json::json!({ "type": type_name, "eval": format_duration(eval_ms) });
                 let ms = t.elapsed().as_millis() as u64;
@@ -442,6 +451,69 @@ async fn store_value<S: Session>(
         .map(|p| p.display().to_string())
 }
 
+/// Whether a step that runs (or a fresh asset computed again) needs `name`'s value.
+fn needed_by_runs(
+    project: &Project,
+    plan: &Plan,
+    rerun: &HashMap<String, String>,
+    name: &str,
+) -> bool {
+    plan.steps
+        .iter()
+        .filter(|s| s.action == Action::Run || rerun.contains_key(&s.asset))
+        .any(|s| {
+            project
+                .graph
+                .dependencies(&s.asset)
+                .iter()
+                .any(|(d, k)| *d == name && k.carries_data())
+        })
+}
+
+/// Why a stored value cannot be loaded, if it cannot (checked without
+/// loading it: a recorded type and an existing file).
+fn unloadable(db: &StateDb, name: &str) -> Option<String> {
+    let last = match db.last_success(name) {
+        Ok(Some(m)) => m,
+        Ok(None) => return Some("no successful materialization".into()),
+        Err(e) => return Some(e.to_string()),
+    };
+    match (
+        last.value_path.as_deref(),
+        last.metadata.get("type").and_then(|t| t.as_str()),
+    ) {
+        (Some(path), Some(_)) if std::path::Path::new(path).is_file() => None,
+        (Some(path), Some(_)) => Some(format!("its stored file {path} is missing")),
+        _ => Some("its value was not stored: its type does not implement serde's Serialize".into()),
+    }
+}
+
+/// The fresh assets of the plan to compute again, with why: needed by a
+/// step that runs (or by another of them), not in the session, and their
+/// stored value cannot be loaded. Walks the plan from its end, so an
+/// upstream of an asset computed again is considered too.
+fn fresh_to_rerun(
+    project: &Project,
+    plan: &Plan,
+    db: &StateDb,
+    in_session: &HashSet<String>,
+) -> HashMap<String, String> {
+    let mut rerun = HashMap::new();
+    for step in plan.steps.iter().rev() {
+        let name = step.asset.as_str();
+        if step.action != Action::Skip || in_session.contains(name) {
+            continue;
+        }
+        if !needed_by_runs(project, plan, &rerun, name) {
+            continue;
+        }
+        if let Some(why) = unloadable(db, name) {
+            rerun.insert(name.to_owned(), why);
+        }
+    }
+    rerun
+}
+
 /// Brings a fresh asset's stored value into the session; the error if it cannot.
 async fn load_fresh<S: Session>(
     session: &mut S,
@@ -458,7 +530,9 @@ async fn load_fresh<S: Session>(
         last.value_path.as_deref(),
         last.metadata.get("type").and_then(|t| t.as_str()),
     ) else {
-        return Some("its value was not stored (not serde-serializable); run with --force".into());
+        return Some(
+            "its value was not stored: its type does not implement serde's Serialize".into(),
+        );
     };
     match session
         .run(

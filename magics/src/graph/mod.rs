@@ -20,7 +20,7 @@ use crate::model::{AssetSpec, CellRef, CheckSpec};
 
 mod select;
 
-pub use select::SelectionError;
+pub use select::{SelectionError, StateAtom};
 
 /// Why an edge exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -22,6 +22,16 @@ pub enum SelectionError {
     },
 }
 
+/// The selection atoms that ask about an asset's state: `stale` (code
+/// changed since its last success), `overdue` (its freshness policy FAILs)
+/// and `warn` (it WARNs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StateAtom {
+    Stale,
+    Overdue,
+    Warn,
+}
+
 impl AssetGraph {
     /// Mark what `start` reaches along `dir` within `depth` edges (`None`:
     /// any number; `start` itself may be marked too). Unbounded walks are
@@ -114,13 +124,26 @@ impl AssetGraph {
     }
 
     /// Evaluate a selection; the result is in topological order.
-    /// `is_stale` answers `stale` for one asset.
+    /// `is_stale` answers `stale` for one asset (`overdue` and `warn`
+    /// select nothing: see [`AssetGraph::select_states`]).
     pub fn select(
         &self,
         selection: &Selection,
         is_stale: impl Fn(&str) -> bool,
     ) -> Result<Vec<String>, SelectionError> {
-        let mark = self.eval(selection, &is_stale)?;
+        self.select_states(selection, |atom, name| {
+            atom == StateAtom::Stale && is_stale(name)
+        })
+    }
+
+    /// Evaluate a selection whose state atoms (`stale`, `overdue`, `warn`)
+    /// `is` answers for one asset; the result is in topological order.
+    pub fn select_states(
+        &self,
+        selection: &Selection,
+        is: impl Fn(StateAtom, &str) -> bool,
+    ) -> Result<Vec<String>, SelectionError> {
+        let mark = self.eval(selection, &is)?;
         Ok(self.marked(&mark))
     }
 
@@ -136,13 +159,21 @@ impl AssetGraph {
     fn eval(
         &self,
         sel: &Selection,
-        is_stale: &dyn Fn(&str) -> bool,
+        is: &dyn Fn(StateAtom, &str) -> bool,
     ) -> Result<Vec<bool>, SelectionError> {
         let n = self.len();
         let nodes = self.graph.node_indices();
+        let atom = |a: StateAtom| -> Vec<bool> {
+            self.graph
+                .node_indices()
+                .map(|i| is(a, &self.graph[i].name))
+                .collect()
+        };
         Ok(match sel {
             Selection::All => vec![true; n],
-            Selection::Stale => nodes.map(|i| is_stale(&self.graph[i].name)).collect(),
+            Selection::Stale => atom(StateAtom::Stale),
+            Selection::Overdue => atom(StateAtom::Overdue),
+            Selection::Warn => atom(StateAtom::Warn),
             Selection::Group(g) => nodes
                 .map(|i| self.graph[i].group.as_deref() == Some(g.as_str()))
                 .collect(),
@@ -173,21 +204,21 @@ impl AssetGraph {
             Selection::Union(items) => {
                 let mut acc = vec![false; n];
                 for s in items {
-                    for (a, b) in acc.iter_mut().zip(self.eval(s, is_stale)?) {
+                    for (a, b) in acc.iter_mut().zip(self.eval(s, is)?) {
                         *a |= b;
                     }
                 }
                 acc
             }
             Selection::Or(a, b) => {
-                let (a, b) = (self.eval(a, is_stale)?, self.eval(b, is_stale)?);
+                let (a, b) = (self.eval(a, is)?, self.eval(b, is)?);
                 a.into_iter().zip(b).map(|(x, y)| x || y).collect()
             }
             Selection::And(a, b) => {
-                let (a, b) = (self.eval(a, is_stale)?, self.eval(b, is_stale)?);
+                let (a, b) = (self.eval(a, is)?, self.eval(b, is)?);
                 a.into_iter().zip(b).map(|(x, y)| x && y).collect()
             }
-            Selection::Not(a) => self.eval(a, is_stale)?.into_iter().map(|x| !x).collect(),
+            Selection::Not(a) => self.eval(a, is)?.into_iter().map(|x| !x).collect(),
         })
     }
 }

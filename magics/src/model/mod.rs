@@ -12,6 +12,7 @@ pub mod options;
 pub mod resources;
 pub mod run;
 pub mod target;
+pub mod window;
 
 pub use auto::{AutoCondition, Cron};
 pub use cell::{AssetSpec, CellRef, CheckSpec};
@@ -22,3 +23,4 @@ pub use options::AssetOptions;
 pub use resources::{Gpus, MemSize, MemUnit, SlurmTime};
 pub use run::{MaterializationId, MaterializationStatus, RunId, RunStatus};
 pub use target::{JobGrouping, Target};
+pub use window::{CronSchedule, Window};

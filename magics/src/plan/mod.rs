@@ -17,6 +17,7 @@ pub use alloc::{plan_allocations, Allocation, StepRequest, StepResources};
 pub use limits::ClusterLimits;
 pub use sbatch::SbatchRequest;
 
+use crate::graph::StateAtom;
 use crate::model::JobGrouping;
 use crate::model::{AssetOptions, Target};
 use crate::project::Project;
@@ -32,6 +33,10 @@ pub enum Action {
     Run,
     /// Fresh: keep the last materialization.
     Skip,
+    /// Not run, for the reason in the step's `why`: an upstream is older
+    /// than the asset's `--max-upstream-age` and not part of the run (or
+    /// such an asset is upstream). Recorded as skipped with that reason.
+    Refused,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,14 +112,25 @@ impl Plan {
         self.steps.iter().find(|s| s.asset == asset)
     }
 
+    /// The steps that are not run because of an upstream's age (see [`Action::Refused`]).
+    pub fn refused(&self) -> impl Iterator<Item = &Step> {
+        self.steps.iter().filter(|s| s.action == Action::Refused)
+    }
+
     /// A plain-text rendering ("plan: 3 to run, 1 fresh" and one line a step).
     pub fn text(&self) -> String {
         let runs = self.runs().count();
+        let refused = self.refused().count();
         let mut s = format!(
-            "plan for {}: {} to run, {} fresh\n",
+            "plan for {}: {} to run, {} fresh{}\n",
             self.selection,
             runs,
-            self.steps.len() - runs
+            self.steps.len() - runs - refused,
+            if refused > 0 {
+                format!(", {refused} not run")
+            } else {
+                String::new()
+            }
         );
         for step in &self.steps {
             let after = if step.after.is_empty() {
@@ -125,6 +141,7 @@ impl Plan {
             let verb = match step.action {
                 Action::Run => format!("run on {} ({})", step.target.as_str(), step.why),
                 Action::Skip => "skip (fresh)".to_string(),
+                Action::Refused => format!("not run: {}", step.why),
             };
             s.push_str(&format!("  {:<24} {verb}{after}\n", step.asset));
         }
@@ -230,13 +247,28 @@ pub fn plan_steps(
     freshness: &HashMap<String, Freshness>,
     default_target: Target,
 ) -> Result<Plan, PlanError> {
+    let stale = |atom, name: &str| {
+        atom == StateAtom::Stale && freshness.get(name).is_none_or(|f| !f.is_fresh())
+    };
+    plan_steps_with(project, args, freshness, &stale, default_target)
+}
+
+/// [`plan_steps`] with the selection's state atoms (`stale`, `overdue`,
+/// `warn`) answered by `is`.
+pub fn plan_steps_with(
+    project: &Project,
+    args: &MaterializeArgs,
+    freshness: &HashMap<String, Freshness>,
+    is: &dyn Fn(StateAtom, &str) -> bool,
+    default_target: Target,
+) -> Result<Plan, PlanError> {
     let selection_text = args
         .selection
         .as_ref()
         .map(|s| s.to_string())
         .unwrap_or_else(|| "*".into());
     let names = match &args.selection {
-        Some(sel) => project.select(sel, freshness)?,
+        Some(sel) => project.select_states(sel, is)?,
         None => project
             .graph
             .topo_order(project.assets.iter().map(|a| a.name.as_str())),

@@ -8,9 +8,11 @@ use crate::exec::local::{self, LocalRun, Session, Sessions};
 use crate::exec::{cluster, job_env};
 use crate::model::{JobGrouping, RunId, RunStatus, Target};
 use crate::plan::{self, AllocationContext, ClusterLimits, Plan};
+use crate::policy::guard::guard_upstream_age;
 use crate::project::Project;
 use crate::syntax::magic::MaterializeArgs;
 use crate::views::Snapshot;
+use chrono::{DateTime, Utc};
 
 use super::{DbRunLog, RunError, RunIo, Workspace};
 
@@ -43,23 +45,79 @@ impl PlannedRun {
         self.plan.slurm_runs().next().is_some()
     }
 
-    /// Whether anything runs (every selected asset may be fresh).
+    /// Whether anything runs, or is refused by an upstream's age (that is
+    /// recorded); every selected asset may be fresh.
     pub fn has_work(&self) -> bool {
-        self.plan.runs().next().is_some()
+        self.plan.runs().next().is_some() || self.plan.refused().next().is_some()
+    }
+}
+
+/// The session of a run in which nothing computes (every step fresh or
+/// refused): it needs none, and none is started.
+struct NoSession;
+
+impl Session for NoSession {
+    async fn run(
+        &mut self,
+        _code: &str,
+        _asset: &str,
+        _emit: &dyn crate::events::Emit,
+    ) -> Result<Option<String>, local::SessionError> {
+        Err(local::SessionError {
+            message: "nothing runs in this run".into(),
+            detail: Vec::new(),
+        })
+    }
+
+    async fn variables(&mut self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    fn epoch(&self) -> u64 {
+        0
     }
 }
 
 impl Workspace {
     /// What `%assets`, `%graph` and planning read: the project's assets
-    /// recorded, their freshness, latest and last successful materializations.
+    /// recorded, their freshness, latest and last successful
+    /// materializations, and their freshness policies' states now (see
+    /// [`Workspace::check_policies`]).
     pub fn snapshot(&mut self, project: &Project) -> Result<Snapshot, RunError> {
+        self.snapshot_at(project, Utc::now())
+    }
+
+    /// [`Workspace::snapshot`] with the policies evaluated at `now`.
+    pub fn snapshot_at(
+        &mut self,
+        project: &Project,
+        now: DateTime<Utc>,
+    ) -> Result<Snapshot, RunError> {
         let db = self.db()?;
         db.sync_assets(&project.asset_rows())?;
+        let successes = db.last_successes()?;
+        let latest = db.latest_all()?;
+        let policy = self.check_policies(project, &successes, now).statuses;
         Ok(Snapshot {
-            freshness: project.staleness(db)?,
-            latest: db.latest_all()?,
-            successes: db.last_successes()?,
+            freshness: project.freshness(&successes),
+            latest,
+            successes,
+            policy,
         })
+    }
+
+    /// Running an `%%asset` cell ([`PlannedRun::cell`]), with the asset's
+    /// `--max-upstream-age` guard applied.
+    pub fn plan_cell(
+        &mut self,
+        project: Project,
+        name: &str,
+        settings: Settings,
+    ) -> Result<PlannedRun, RunError> {
+        let mut run = PlannedRun::cell(project, name, settings);
+        let successes = self.db()?.last_successes()?;
+        guard_upstream_age(&mut run.plan, &run.project, &successes, Utc::now());
+        Ok(run)
     }
 
     /// Plans `%materialize ARGS`. A Slurm run's jobs are planned here, once,
@@ -70,9 +128,17 @@ impl Workspace {
         args: &MaterializeArgs,
     ) -> Result<PlannedRun, RunError> {
         let project = self.project()?;
-        let snap = self.snapshot(&project)?;
+        let now = Utc::now();
+        let snap = self.snapshot_at(&project, now)?;
         let settings = self.settings(args.profile.as_deref())?;
-        let mut plan = plan::plan_steps(&project, args, &snap.freshness, settings.target())?;
+        let mut plan = plan::plan_steps_with(
+            &project,
+            args,
+            &snap.freshness,
+            &|atom, name| snap.is(atom, name),
+            settings.target(),
+        )?;
+        guard_upstream_age(&mut plan, &project, &snap.successes, now);
         let slurm = plan.slurm_runs().count();
         if slurm > 0 && slurm < plan.runs().count() {
             let local: Vec<&str> = plan
@@ -143,11 +209,20 @@ impl Workspace {
         sessions: &mut S,
         io: RunIo<'_>,
     ) -> Result<RunSummary, RunError> {
-        if run.on_slurm() {
+        let result = if run.on_slurm() {
             self.execute_slurm(run, sessions, io).await
+        } else if run.plan.runs().next().is_none() {
+            self.execute_local(run, &mut NoSession, io).await
         } else {
             self.execute_local(run, sessions.session(), io).await
+        };
+        // The policies' states after the run (remembered; notify on FAIL).
+        if let Ok(db) = self.db() {
+            if let Ok(successes) = db.last_successes() {
+                self.check_policies(&run.project, &successes, Utc::now());
+            }
         }
+        result
     }
 
     async fn execute_local<S: Session>(

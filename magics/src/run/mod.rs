@@ -12,10 +12,13 @@
 //! * [`schedule`], [`scheduled`]: ticks on the cluster (scrontab or a
 //!   self-resubmitting job) and what they did, imported on demand;
 //! * [`record`]: [`DbRunLog`], what the Slurm watcher reports, recorded;
+//! * [`policy`]: freshness policies evaluated, remembered and notified,
+//!   and `slurmbook status`;
 //! * [`error`]: [`RunError`], what failed and of which kind.
 
 pub mod error;
 pub mod materialize;
+pub mod policy;
 pub mod record;
 pub mod runs;
 pub mod schedule;

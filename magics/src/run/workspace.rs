@@ -70,6 +70,8 @@ pub struct Workspace {
     /// A job binary built ahead of time for this notebook (a schedule's
     /// tick on the cluster: see `exec::prebuilt`).
     pub prebuilt: Option<crate::exec::prebuilt::JobBinary>,
+    /// `notify` commands started and not waited for (see `run::policy`).
+    pub(super) notifications: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Workspace {
@@ -83,6 +85,7 @@ impl Workspace {
             config: BTreeMap::new(),
             connection: None,
             prebuilt: None,
+            notifications: Vec::new(),
         }
     }
 

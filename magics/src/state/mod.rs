@@ -6,8 +6,9 @@
 //! every multi-row write is one transaction; readers never block writers.
 //!
 //! One file per table family: [`runs`], [`materializations`], [`jobs`]
-//! (a run's Slurm jobs and streaming offsets), [`assets`], [`auto`] (what
-//! triggered a run, and the assets ticks requested); the schema and
+//! (a run's Slurm jobs and streaming offsets), [`assets`], [`policy_states`]
+//! (freshness policy states, for `notify`), [`auto`] (what triggered a run,
+//! and the assets ticks requested); the schema and
 //! its migrations in [`schema`].
 
 mod assets;
@@ -15,6 +16,7 @@ mod auto;
 mod import;
 mod jobs;
 mod materializations;
+mod policy_states;
 mod runs;
 mod schema;
 
@@ -22,8 +24,9 @@ pub use assets::AssetRow;
 pub use auto::{AssetFacts, AutoClaim, AutoFacts, AutoRequest, CLAIM_TIMEOUT_HOURS};
 pub use jobs::RunJob;
 pub use materializations::{Materialization, ResultRecord, StartRecord};
+pub use policy_states::PolicyRow;
 pub use runs::Run;
-use schema::{SCHEMA_V1, SCHEMA_V2, SCHEMA_V3};
+use schema::{SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4};
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -34,7 +37,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use thiserror::Error;
 
 /// The schema version this code writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Directory (beside the notebook) holding the state and the value store.
 pub const STATE_DIR: &str = ".slurmbook";
@@ -167,6 +170,9 @@ impl StateDb {
         }
         if found < 3 {
             tx.execute_batch(SCHEMA_V3)?;
+        }
+        if found < 4 {
+            tx.execute_batch(SCHEMA_V4)?;
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;

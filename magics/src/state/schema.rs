@@ -1,4 +1,4 @@
-//! The schema: version 1 tables and the version 2 migration.
+//! The schema: version 1 tables and the migrations to versions 2, 3 and 4.
 
 pub(super) const SCHEMA_V1: &str = "
 CREATE TABLE assets (
@@ -52,12 +52,22 @@ CREATE TABLE run_jobs (
 /// Version 2: how to follow a Slurm run again (`%attach`), as JSON.
 pub(super) const SCHEMA_V2: &str = "ALTER TABLE runs ADD COLUMN remote TEXT;";
 
-/// Version 3: automation (`slurmbook tick`): what triggered a run, and each
+/// Version 3: each asset's last evaluated freshness policy state (for
+/// `notify`). `IF NOT EXISTS`: safe to renumber when migrations merge.
+pub(super) const SCHEMA_V3: &str = "CREATE TABLE IF NOT EXISTS policy_states (
+    asset TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    materialization_id INTEGER,
+    since TEXT NOT NULL,
+    evaluated_at TEXT NOT NULL
+);";
+
+/// Version 4: automation (`slurmbook tick`): what triggered a run, and each
 /// asset a tick requested (its claim: a second tick sees it in progress),
 /// and the runs imported from a schedule's state on the cluster.
 /// `IF NOT EXISTS` throughout, so the migration may be renumbered when
 /// migrations of other branches merge.
-pub(super) const SCHEMA_V3: &str = "
+pub(super) const SCHEMA_V4: &str = "
 CREATE TABLE IF NOT EXISTS run_triggers (
     run_id INTEGER PRIMARY KEY REFERENCES runs(id),
     trigger TEXT NOT NULL

@@ -226,10 +226,22 @@ pub fn parse_check_header(args: &str, column: usize) -> Result<CheckHeader, Head
 pub fn asset_help() -> String {
     format!(
         "{ASSET_USAGE}\n  Declare the cell as an asset: its value is the cell's final expression.\n  \
-         Dependencies are inferred from the body; options:\n{}",
+         Dependencies are inferred from the body; options:\n{}{FRESHNESS_HELP}",
         options_help(ASSET_OPTIONS)
     )
 }
+
+/// How freshness policies and the upstream age guard work (`%help asset`).
+const FRESHNESS_HELP: &str = "  Freshness policies (PASS, WARN, FAIL; UNKNOWN when never materialized):\n    \
+--freshness 6h [--freshness-warn 3h]: FAIL once the last successful materialization is older\n    \
+than 6 h, WARN once older than 3 h. Windows: at least 1 minute, as 90m, 6h, 1d, 1h30m or 01:30:00.\n    \
+--freshness-cron \"0 9 * * *\" --freshness 1h: after each tick the asset must have materialized\n    \
+since tick - 1 h (FAIL from the first tick missed until it materializes); --freshness-warn 30m\n    \
+WARNs 30 min before a deadline not met yet. Cron deadlines are evaluated in UTC.\n    \
+--max-upstream-age 12h: an upstream the run selects is refreshed first when older; one outside\n    \
+the run that is older keeps the asset (and what runs after it) from running, recorded as skipped.\n  \
+%assets, %graph and `slurmbook status` show the states; select with `overdue` and `warn`; the\n  \
+`notify` command (%help config) runs when an asset newly FAILs.\n";
 
 #[cfg(test)]
 mod tests {

@@ -155,7 +155,9 @@ NAME        the asset\n  +NAME       the asset and everything upstream\n  \
 NAME+       the asset and everything downstream\n  N+NAME      N layers upstream (NAME+N: downstream)\n  \
 *           every asset\n  group:G     assets in group G\n  tag:K=V     assets tagged K=V (tag:K: any value)\n  \
 stale       assets whose code or upstreams changed since their last success\n  \
-combine with `,` (union), and, or, not and parentheses; e.g. `+summary and not group:slow`\n";
+overdue     assets failing their freshness policy (--freshness: FAIL)\n  \
+warn        assets in their freshness policy's WARN window\n  \
+combine with `,` (union), and, or, not and parentheses; e.g. `+summary and not group:slow`, `stale or overdue`\n";
 
 /// The help text for a topic (a magic name with or without `%`/`%%`, or `selection`).
 pub fn help_text(topic: &str) -> Option<String> {

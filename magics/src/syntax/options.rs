@@ -164,15 +164,32 @@ pub fn parse_options<'w, T: Options>(
     Ok(out)
 }
 
-/// Parse and validate `%%asset` options.
+/// Parse and validate `%%asset` options, the rules between them included
+/// (an error is at the column of the option at fault).
 pub fn parse_asset_options(words: &[Word]) -> Result<AssetOptions, OptionError> {
-    parse_options(words, |w| {
+    let unexpected = |w: &Word| {
         Err(OptionError::Unexpected {
             text: w.text.clone(),
             column: w.column,
             valid: describe_options(ASSET_OPTIONS),
         })
-    })
+    };
+    let options: AssetOptions = parse_options(words, unexpected)?;
+    if let Err((option, expected)) = options.check_freshness() {
+        let raw = scan_options(words, ASSET_OPTIONS, unexpected)?
+            .into_iter()
+            .find(|r| r.info.name == option);
+        return Err(OptionError::Invalid {
+            option: option.to_string(),
+            value: raw
+                .as_ref()
+                .and_then(|r| r.value.clone())
+                .unwrap_or_default(),
+            column: raw.map_or(1, |r| r.value_column),
+            expected,
+        });
+    }
+    Ok(options)
 }
 
 #[cfg(test)]
@@ -344,6 +361,58 @@ mod tests {
         assert_eq!(o.tags.len(), 2);
         assert_eq!(o.tags["b"], "");
         assert_eq!(o.deps, ["x", "y"]);
+    }
+
+    #[test]
+    fn freshness_options_and_their_rules() {
+        let o =
+            parse(r#"--freshness 6h --freshness-warn=90m --max-upstream-age 01:00:00 --cpus 2"#)
+                .unwrap();
+        assert_eq!(o.freshness.unwrap().seconds, 6 * 3600);
+        assert_eq!(o.freshness_warn.unwrap().seconds, 5400);
+        assert_eq!(o.max_upstream_age.unwrap().seconds, 3600);
+        let o = parse(r#"--freshness 1h --freshness-cron "0 9 * * *""#).unwrap();
+        assert_eq!(o.freshness_cron.as_ref().unwrap().as_str(), "0 9 * * *");
+        assert!(
+            o.sbatch_args().iter().all(|(n, _)| !n.contains("fresh")),
+            "freshness options are not sbatch options"
+        );
+
+        let invalid = |s: &str| match parse(s) {
+            Err(OptionError::Invalid {
+                option,
+                column,
+                expected,
+                ..
+            }) => (option, column, expected),
+            other => panic!("{s}: {other:?}"),
+        };
+        let (opt, col, exp) = invalid("--freshness 30s");
+        assert_eq!((opt.as_str(), col), ("freshness", 13));
+        assert!(exp.contains("at least 1 minute"), "{exp}");
+        let (opt, col, exp) = invalid("--freshness=3h --freshness-warn 3h");
+        assert_eq!((opt.as_str(), col), ("freshness-warn", 33));
+        assert!(exp.contains("shorter than --freshness (3h)"), "{exp}");
+        let (opt, _, exp) = invalid("--freshness-warn 1h");
+        assert_eq!(opt, "freshness-warn");
+        assert!(exp.contains("--freshness WINDOW"), "{exp}");
+        let (opt, col, exp) = invalid(r#"--cpus 1 --freshness-cron "0 9 * * *""#);
+        assert_eq!((opt.as_str(), col), ("freshness-cron", 27));
+        assert!(exp.contains("--freshness WINDOW"), "{exp}");
+        let (opt, col, exp) = invalid(r#"--freshness-cron "0 * * * *" --freshness 2h"#);
+        assert_eq!((opt.as_str(), col), ("freshness", 42));
+        assert!(
+            exp.contains("smallest interval") && exp.contains("(1h)"),
+            "{exp}"
+        );
+        let (opt, col, exp) = invalid(r#"--freshness 1h --freshness-cron "0 25 * * *""#);
+        assert_eq!((opt.as_str(), col), ("freshness-cron", 33));
+        assert!(exp.contains("cron schedule of 5 fields"), "{exp}");
+        let err = parse("--max-upstream-age soon").unwrap_err().to_string();
+        assert!(
+            err.contains("--max-upstream-age") && err.contains("column 20"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::auto::AutoCondition;
 use super::resources::{Gpus, MemSize, SlurmTime};
 use super::target::Target;
+use super::window::{CronSchedule, Window};
 use spec::{declare_options, Options};
 
 declare_options! {
@@ -62,6 +63,22 @@ declare_options! {
         pub auto: Option<AutoCondition> = option("auto", "eager|on-missing|\"on-cron CRON\"",
             "automation condition evaluated by `slurmbook tick`: eager (missing, or an upstream updated), on-missing, or \"on-cron 0 9 * * *\" (after each tick, once every upstream updated; UTC)",
             str::parse),
+        /// Freshness policy: FAIL once the last success is older than this.
+        pub freshness: Option<Window> = option("freshness", "WINDOW",
+            "freshness policy: FAIL once the last successful materialization is older than WINDOW (90m, 6h, 1d, 01:30:00)",
+            str::parse),
+        pub freshness_warn: Option<Window> = option("freshness-warn", "WINDOW",
+            "WARN once older than WINDOW (shorter than --freshness); with --freshness-cron: WINDOW before a deadline not met yet",
+            str::parse),
+        /// Deadlines: after each tick the asset must have materialized since
+        /// tick - `freshness`.
+        pub freshness_cron: Option<CronSchedule> = option("freshness-cron", "\"CRON\"",
+            "deadlines (cron, UTC): after each tick the asset must have materialized within the --freshness window before it",
+            str::parse),
+        /// Before the asset runs, every upstream's value must be younger.
+        pub max_upstream_age: Option<Window> = option("max-upstream-age", "AGE",
+            "run only when every upstream's value is younger than AGE (a selected upstream is refreshed first)",
+            str::parse),
     }
 }
 
@@ -74,5 +91,48 @@ impl AssetOptions {
             .iter()
             .filter_map(|o| Some((o.sbatch?.name, self.sbatch_value(o.name)?)))
             .collect()
+    }
+
+    /// The rules between the freshness options (each value was validated
+    /// alone when parsed): `--freshness-warn` and `--freshness-cron` need a
+    /// `--freshness` window, the WARN window is shorter than it, and with a
+    /// cron the window is at most the smallest interval between its ticks
+    /// (Dagster's rules). `Err` names the option at fault and what it expected.
+    pub fn check_freshness(&self) -> Result<(), (&'static str, String)> {
+        match (&self.freshness, &self.freshness_warn) {
+            (None, Some(_)) => {
+                return Err((
+                    "freshness-warn",
+                    "a --freshness WINDOW too (the WARN window is shorter than it)".into(),
+                ))
+            }
+            (Some(fail), Some(warn)) if warn >= fail => {
+                return Err((
+                    "freshness-warn",
+                    format!("a window shorter than --freshness ({fail})"),
+                ))
+            }
+            _ => {}
+        }
+        if let Some(cron) = &self.freshness_cron {
+            let Some(window) = self.freshness else {
+                return Err((
+                    "freshness-cron",
+                    "a --freshness WINDOW too: the time before each tick in which the asset must materialize".into(),
+                ));
+            };
+            if let Some(step) = cron.smallest_interval() {
+                if window.duration() > step {
+                    let step = Window::from_seconds(step.num_seconds().max(0) as u64);
+                    return Err((
+                        "freshness",
+                        format!(
+                            "at most the smallest interval between the ticks of --freshness-cron \"{cron}\" ({step})"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -6,13 +6,14 @@
 //! and       := not ('and' not)*
 //! not       := 'not' not | primary
 //! primary   := '(' selection ')' | atom
-//! atom      := '*' | 'stale' | 'group:' G | 'tag:' K ['=' V]
+//! atom      := '*' | 'stale' | 'overdue' | 'warn' | 'group:' G | 'tag:' K ['=' V]
 //!            | [N] '+' NAME | NAME '+' [N] | [N]'+' NAME '+'[N] | NAME
 //! ```
 //! `+name` is the asset and everything upstream, `name+` everything
-//! downstream, `2+name` / `name+2` two layers. `and`, `or`, `not` and
-//! `stale` are keywords, not asset names. This module holds the parsed form
-//! and its canonical text; `parse` the lexer and parser.
+//! downstream, `2+name` / `name+2` two layers. `and`, `or`, `not`,
+//! `stale`, `overdue` (freshness policy FAIL) and `warn` (WARN) are
+//! keywords, not asset names. This module holds the parsed form and its
+//! canonical text; `parse` the lexer and parser.
 
 mod parse;
 
@@ -50,6 +51,10 @@ pub enum Selection {
     All,
     /// `stale`: assets whose code version differs from their last success.
     Stale,
+    /// `overdue`: assets whose freshness policy FAILs.
+    Overdue,
+    /// `warn`: assets whose freshness policy WARNs.
+    Warn,
     /// `name`, `+name`, `name+`, `N+name`, `name+N`, `+name+`.
     Asset {
         name: String,
@@ -119,6 +124,8 @@ impl Selection {
         match self {
             Selection::All => write!(f, "*"),
             Selection::Stale => write!(f, "stale"),
+            Selection::Overdue => write!(f, "overdue"),
+            Selection::Warn => write!(f, "warn"),
             Selection::Group(g) => write!(f, "group:{g}"),
             Selection::Tag { key, value: None } => write!(f, "tag:{key}"),
             Selection::Tag {

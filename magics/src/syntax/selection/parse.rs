@@ -8,8 +8,8 @@ use super::{Layers, Selection};
 use crate::model::{is_identifier, is_simple_name};
 
 const SELECTION_FORMS: &str =
-    "a selection is NAME, +NAME, NAME+, N+NAME, NAME+N, *, stale, group:G, \
-tag:K=V or tag:K, combined with `,`, and, or, not and parentheses";
+    "a selection is NAME, +NAME, NAME+, N+NAME, NAME+N, *, stale, overdue, warn, \
+group:G, tag:K=V or tag:K, combined with `,`, and, or, not and parentheses";
 
 /// A selection that does not parse: where, and what was expected there.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -185,6 +185,8 @@ fn atom(word: &str, column: usize) -> Result<Selection, SelectionParseError> {
     match word {
         "*" => return Ok(Selection::All),
         "stale" => return Ok(Selection::Stale),
+        "overdue" => return Ok(Selection::Overdue),
+        "warn" => return Ok(Selection::Warn),
         _ => {}
     }
     if let Some(group) = word.strip_prefix("group:") {
@@ -328,6 +330,21 @@ mod tests {
             upstream: up,
             downstream: down,
         }
+    }
+
+    #[test]
+    fn freshness_atoms_compose() {
+        let p = |s: &str| parse_selection(s).unwrap();
+        assert_eq!(p("overdue"), Selection::Overdue);
+        assert_eq!(p("warn"), Selection::Warn);
+        assert_eq!(
+            p("stale or overdue"),
+            Selection::Or(Box::new(Selection::Stale), Box::new(Selection::Overdue))
+        );
+        assert_eq!(
+            p("(warn, overdue) and not stale").to_string(),
+            "(warn, overdue) and not stale"
+        );
     }
 
     #[test]
