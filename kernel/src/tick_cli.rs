@@ -46,6 +46,7 @@ pub fn tick(
         Ok(tick) => tick,
         Err(e) => {
             eprintln!("slurmbook tick: {e}");
+            workspace.wait_for_notifications();
             return Ok(match e.kind() {
                 RunErrorKind::Usage | RunErrorKind::Asset => ExitCode::from(BAD_INPUT),
                 _ => ExitCode::FAILURE,
@@ -55,6 +56,7 @@ pub fn tick(
     let (planned, claim) = match tick {
         Tick::Nothing => {
             println!("tick {stamp}: nothing to do");
+            workspace.wait_for_notifications();
             return Ok(ExitCode::SUCCESS);
         }
         Tick::DryRun(requests) => {
@@ -99,6 +101,7 @@ pub fn tick(
         print_transport_stats(&workspace);
         runtime.block_on(workspace.close());
     }
+    workspace.wait_for_notifications();
     Ok(code)
 }
 

@@ -11,6 +11,7 @@ use crate::auto::{self, notify};
 use crate::events::RunSummary;
 use crate::exec::local::Sessions;
 use crate::model::{RunStatus, Target};
+use crate::policy::notify::spawn_env;
 use crate::state::{AutoClaim, AutoRequest};
 use crate::syntax::magic::MaterializeArgs;
 use crate::syntax::selection::parse_selection;
@@ -60,6 +61,10 @@ impl Workspace {
             |facts| auto::evaluate(&project, facts, args.now),
         )?;
         let Some(claim) = claim else {
+            // Overdue assets are notified where the tick runs (on the
+            // cluster for a schedule) even when nothing runs.
+            let successes = self.db()?.last_successes()?;
+            self.check_policies(&project, &successes, args.now);
             return Ok(Tick::Nothing);
         };
         let selection =
@@ -83,7 +88,8 @@ impl Workspace {
             }
             Err(e) => {
                 self.db()?.finish_run(claim.run_id, RunStatus::Failed)?;
-                self.notify_failures(&claim, &[], Some(&e.to_string()));
+                let command = settings.notify().map(str::to_owned);
+                self.notify_failures(command, &claim, &[], Some(&e.to_string()));
                 Err(e)
             }
         }
@@ -98,24 +104,33 @@ impl Workspace {
         io: RunIo<'_>,
     ) -> Result<RunSummary, RunError> {
         let result = self.execute(planned, sessions, io).await;
+        let command = planned.settings.notify().map(str::to_owned);
         match &result {
-            Ok(summary) => self.notify_failures(claim, &summary.failed, None),
-            Err(e) => self.notify_failures(claim, &[], Some(&e.to_string())),
+            Ok(summary) => self.notify_failures(command, claim, &summary.failed, None),
+            Err(e) => self.notify_failures(command, claim, &[], Some(&e.to_string())),
         }
         result
     }
 
-    /// Runs the `notify` command for each failed asset of a tick's run (or
-    /// for every requested one when the run failed as a whole). Failures to
-    /// notify are logged, never errors.
-    fn notify_failures(&mut self, claim: &AutoClaim, failed: &[String], whole: Option<&str>) {
-        let Some(command) = notify::command() else {
+    /// Starts the `notify` command (of the tick's profile) for each failed
+    /// asset of a tick's run (or for every requested one when the run
+    /// failed as a whole); [`Workspace::wait_for_notifications`] waits for
+    /// them. Failures to notify are logged, never errors.
+    fn notify_failures(
+        &mut self,
+        command: Option<String>,
+        claim: &AutoClaim,
+        failed: &[String],
+        whole: Option<&str>,
+    ) {
+        let Some(command) = command else {
             return;
         };
         let assets: Vec<String> = match whole {
             Some(_) => claim.requests.iter().map(|r| r.asset.clone()).collect(),
             None => failed.to_vec(),
         };
+        self.notifications.retain(|h| !h.is_finished());
         let dir = self.dir();
         let notebook = self.notebook().map(|(p, _)| p.display().to_string());
         for asset in assets {
@@ -135,8 +150,13 @@ impl Workspace {
                 run: Some(claim.run_id),
                 notebook: notebook.clone(),
             };
-            if let Err(e) = notify::send(&command, &notice, &dir) {
-                tracing::warn!(asset, "notify: {e}");
+            tracing::info!(
+                asset,
+                run = claim.run_id,
+                "scheduled materialization failed: notifying"
+            );
+            if let Some(handle) = spawn_env(&command, &asset, notice.env(), &dir) {
+                self.notifications.push(handle);
             }
         }
     }
