@@ -113,6 +113,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List a notebook's runs; with a run id, what each asset used (wall
+    /// time, queue wait, CPU, peak memory, hints) and the run's timeline.
+    Runs {
+        notebook: PathBuf,
+        /// The run's id.
+        run: Option<i64>,
+        /// Print the timeline as SVG instead.
+        #[arg(long, requires = "run")]
+        svg: bool,
+    },
+    /// An asset's last materializations: version, code change, job,
+    /// duration, peak memory, metadata.
+    History {
+        notebook: PathBuf,
+        /// The asset.
+        name: String,
+        /// Print the plots (duration, peak memory, numeric metadata) as SVG.
+        #[arg(long)]
+        svg: bool,
+    },
     /// Print a notebook's asset graph.
     Graph {
         notebook: PathBuf,
@@ -284,6 +304,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     crate::tick_cli::remove(notebook, profile)
                 }
             }
+        }
+        Command::Runs { notebook, run, svg } => {
+            init_cli_logging();
+            crate::usage_cli::runs(notebook, run, svg)
+        }
+        Command::History {
+            notebook,
+            name,
+            svg,
+        } => {
+            init_cli_logging();
+            crate::usage_cli::history(notebook, name, svg)
         }
         Command::Graph {
             notebook,

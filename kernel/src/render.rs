@@ -7,6 +7,8 @@ use crate::protocol::MimeBundle;
 use serde_json::Value;
 use slurmbook_magics::draw::table::{self, Table};
 use slurmbook_magics::events::{AssetState, Emit, Event, RunSummary, Stream};
+use slurmbook_magics::model::{Hint, Usage};
+use slurmbook_magics::usage::views::final_status_table;
 use slurmbook_magics::views::status_table;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -33,6 +35,8 @@ struct RenderState {
     summary: Option<RunSummary>,
     /// Failures to report as the cell's error: (asset, message).
     failures: Vec<(String, String)>,
+    /// What each asset used, and its right-sizing hints (the final table).
+    usage: HashMap<String, (Usage, Vec<Hint>)>,
 }
 
 impl<'a> JupyterEvents<'a> {
@@ -84,9 +88,7 @@ impl Emit for JupyterEvents<'_> {
                             slurmbook_magics::plan::Action::Refused => AssetState::Skipped {
                                 because: step.why.clone(),
                             },
-                            slurmbook_magics::plan::Action::Run => {
-                                AssetState::Queued { job_id: None }
-                            }
+                            slurmbook_magics::plan::Action::Run => AssetState::queued(None),
                         };
                         (step.asset.clone(), state)
                     })
@@ -122,6 +124,13 @@ impl Emit for JupyterEvents<'_> {
             }
             Event::Display { data, .. } => self.out.display(data.into_iter().collect(), None),
             Event::Metadata { .. } => {}
+            Event::Usage {
+                asset,
+                usage,
+                hints,
+            } => {
+                s.usage.insert(asset, (usage, hints));
+            }
             Event::Check {
                 asset,
                 check,
@@ -142,8 +151,8 @@ impl Emit for JupyterEvents<'_> {
                 }
             }
             Event::Finished { summary } => {
-                self.out
-                    .update_display(table_bundle(&status_table(&s.rows)), &s.display_id);
+                let table = final_status_table(&s.rows, &s.usage);
+                self.out.update_display(table_bundle(&table), &s.display_id);
                 self.out.stream("stdout", &format!("{}\n", summary.line()));
                 s.summary = Some(summary);
             }

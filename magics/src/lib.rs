@@ -28,6 +28,7 @@ pub mod state;
 pub mod store;
 pub mod syntax;
 pub mod transport;
+pub mod usage;
 pub mod version;
 pub mod views;
 pub(crate) mod workers;

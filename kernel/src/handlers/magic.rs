@@ -80,9 +80,16 @@ impl RustKernel {
                 self.sync_schedules(out).await;
                 self.load_magic(&name, out).await
             }
-            LineMagic::Runs => {
+            LineMagic::Runs { run } => {
                 self.sync_schedules(out).await;
-                self.runs_magic(out)
+                match run {
+                    None => self.runs_magic(out),
+                    Some(run) => self.run_report_magic(run, out),
+                }
+            }
+            LineMagic::History { name } => {
+                self.sync_schedules(out).await;
+                self.history_magic(&name, out)
             }
             LineMagic::Config { settings } => self.config_magic(settings, out),
             LineMagic::Attach { run } => self.attach_magic(run, out).await,

@@ -7,7 +7,8 @@ use crate::bundle::{self, BundleError};
 use crate::config::Settings;
 use crate::events::{AssetState, Emit, Event, RunSummary};
 use crate::exec::job_env;
-use crate::exec::prebuilt::{self, JobBinary};
+pub use crate::exec::platform::{local_platform, platform_name};
+use crate::exec::prebuilt::{self, JobBinary, PrebuiltError};
 use crate::exec::slurm::{self, JobSpec, OutputGate, RunLog, WatchJob, WatchRun};
 use crate::model::RunId;
 use crate::model::Target;
@@ -37,8 +38,8 @@ pub enum ClusterError {
     Watch(#[from] slurm::WatchError),
     #[error("state database: {0}")]
     State(#[from] StateError),
-    #[error("the cluster runs {remote}, this machine {local}, and `build = \"local\"`: a binary built here cannot run there; set build = \"remote\" (or \"auto\") to build on the cluster")]
-    Platform { remote: String, local: String },
+    #[error(transparent)]
+    Prebuilt(#[from] PrebuiltError),
     #[error(
         "run {run} has no Slurm jobs to follow (it ran in the kernel, or failed before submitting)"
     )]
@@ -77,33 +78,6 @@ pub fn ssh_target(settings: &Settings) -> Result<SshTarget, ClusterError> {
     target.identity = settings.identity().map(Into::into);
     target.config_file = settings.ssh_config().map(Into::into);
     Ok(target.with_env())
-}
-
-/// `linux-64`-style name of this machine's platform.
-pub fn local_platform() -> String {
-    platform_name(std::env::consts::OS, std::env::consts::ARCH)
-}
-
-/// The conda platform name of an OS and architecture as `uname -sm` or Rust
-/// name them (`linux-64`, `osx-arm64`, ...).
-pub fn platform_name(os: &str, arch: &str) -> String {
-    let os = match os.to_ascii_lowercase().as_str() {
-        "linux" => "linux",
-        "macos" | "darwin" => "osx",
-        other => return format!("{other}-{arch}"),
-    };
-    let arch = match arch {
-        "x86_64" | "amd64" => "64",
-        "aarch64" | "arm64" => {
-            if os == "osx" {
-                "arm64"
-            } else {
-                "aarch64"
-            }
-        }
-        other => other,
-    };
-    format!("{os}-{arch}")
 }
 
 /// Everything a cluster run needs.
@@ -170,8 +144,13 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
         super::record_refused(db, run_id, project, step, emit)?;
         summary.skipped.push(step.asset.clone());
     }
-    // Everything that can fail before submission is checked first. A job
-    // binary built ahead of time (a schedule's) spares the build.
+    // Everything that can fail before submission is checked first. On a
+    // submit host, sbatch runs inside the submission script: its absence is
+    // found here, before the build, and named with the way out.
+    if remote.location() == crate::transport::local::LOCATION {
+        crate::transport::local::require_on_path("sbatch", &settings.profile)?;
+    }
+    // A job binary built ahead of time (a schedule's) spares the build.
     let prebuilt = prebuilt.filter(|p| p.covers(&to_run));
     let root = bundle::build_root();
     let (types, sources) = match prebuilt {
@@ -286,9 +265,7 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
         db.upsert_job(run_id, asset, Some(job), "PENDING")?;
         emit.emit(Event::State {
             asset: asset.clone(),
-            state: AssetState::Queued {
-                job_id: Some(job.clone()),
-            },
+            state: AssetState::queued(Some(job.clone())),
         });
     }
     let saved = RemoteRun {
@@ -456,6 +433,9 @@ async fn follow(
         gate,
     })
     .await?;
+    for warning in &result.warnings {
+        tracing::warn!("run {run_id}: {warning}");
+    }
     // The rows this run started, newest per asset (versions come from them,
     // not from the notebook, which may have changed since).
     let started_rows: HashMap<String, Materialization> = db
@@ -506,6 +486,7 @@ async fn follow(
             _ => summary.cancelled.push(outcome.asset.clone()),
         }
     }
+    super::usage::record_slurm(db, &saved.plan, &result, &started_rows, emit)?;
     summary.duration_ms = started.elapsed().as_millis() as u64;
     emit.emit(Event::Finished {
         summary: summary.clone(),
@@ -581,20 +562,4 @@ fn remote_value(db: &StateDb, asset: &str) -> Option<String> {
     (m.target == Target::Slurm)
         .then_some(m.value_path)
         .flatten()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn platform_names_follow_conda() {
-        assert_eq!(platform_name("Linux", "x86_64"), "linux-64");
-        assert_eq!(platform_name("Linux", "aarch64"), "linux-aarch64");
-        assert_eq!(platform_name("macos", "aarch64"), "osx-arm64");
-        assert_eq!(
-            local_platform(),
-            platform_name(std::env::consts::OS, std::env::consts::ARCH)
-        );
-    }
 }

@@ -13,13 +13,24 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::bundle::{self, BundleSources};
+use crate::bundle::{self, BundleError, BundleSources};
 use crate::config::Settings;
 use crate::project::Project;
-use crate::transport::Transport;
+use crate::transport::{Transport, TransportError};
 
-use super::cluster::{local_platform, platform_name, ClusterError};
+use super::platform::{local_platform, platform_name};
 use super::remote_build;
+
+/// Why a job binary could not be put on the cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum PrebuiltError {
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("the cluster runs {remote}, this machine {local}, and `build = \"local\"`: a binary built here cannot run there; set build = \"remote\" (or \"auto\") to build on the cluster")]
+    Platform { remote: String, local: String },
+}
 
 /// Where a schedule keeps its [`JobBinary`], beside the snapshot.
 pub const JOB_BINARY_FILE: &str = "job-binary.json";
@@ -63,14 +74,14 @@ impl JobBinary {
 pub(crate) async fn platform_and_build(
     remote: &dyn Transport,
     settings: &Settings,
-) -> Result<(String, bool), ClusterError> {
+) -> Result<(String, bool), PrebuiltError> {
     let uname = remote.run(&["uname", "-sm"]).await?.stdout_text();
     let mut parts = uname.split_whitespace();
     let platform = platform_name(parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let remotely = match settings.build().as_str() {
         "remote" => true,
         "local" if platform != local_platform() => {
-            return Err(ClusterError::Platform {
+            return Err(PrebuiltError::Platform {
                 remote: platform,
                 local: local_platform(),
             })
@@ -93,7 +104,7 @@ pub(crate) async fn put_binary(
     base: &str,
     remotely: bool,
     activate: Option<&str>,
-) -> Result<String, ClusterError> {
+) -> Result<String, PrebuiltError> {
     if remotely {
         let built = remote_build::build_on_cluster(remote, base, sources, root, activate).await?;
         tracing::info!(
@@ -122,7 +133,7 @@ pub async fn prebuild(
     settings: &Settings,
     remote: &dyn Transport,
     notebook: &[u8],
-) -> Result<JobBinary, ClusterError> {
+) -> Result<JobBinary, PrebuiltError> {
     bundle::check_free_variables(project, assets)?;
     let root = bundle::build_root();
     let types = bundle::probe_types(project, assets, &HashMap::new(), &root)?;

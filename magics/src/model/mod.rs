@@ -12,6 +12,7 @@ pub mod options;
 pub mod resources;
 pub mod run;
 pub mod target;
+pub mod usage;
 pub mod window;
 
 pub use auto::{AutoCondition, Cron};
@@ -23,4 +24,5 @@ pub use options::AssetOptions;
 pub use resources::{Gpus, MemSize, MemUnit, SlurmTime};
 pub use run::{MaterializationId, MaterializationStatus, RunId, RunStatus};
 pub use target::{JobGrouping, Target};
+pub use usage::{Hint, Requested, Usage, UsageSource};
 pub use window::{CronSchedule, Window};

@@ -14,12 +14,14 @@
 //! * [`record`]: [`DbRunLog`], what the Slurm watcher reports, recorded;
 //! * [`policy`]: freshness policies evaluated, remembered and notified,
 //!   and `slurmbook status`;
+//! * [`report`]: `%runs RUN` and `%history NAME` (resource usage, timeline);
 //! * [`error`]: [`RunError`], what failed and of which kind.
 
 pub mod error;
 pub mod materialize;
 pub mod policy;
 pub mod record;
+pub mod report;
 pub mod runs;
 pub mod schedule;
 pub mod scheduled;

@@ -15,8 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::auto::schedule::{self as text, Every, TickScript};
 use crate::config::Settings;
-use crate::exec::cluster::{local_platform, platform_name};
+use crate::exec::cluster::ClusterError;
 use crate::exec::job_env::find_tool;
+use crate::exec::platform::{local_platform, platform_name};
 use crate::exec::prebuilt::{prebuild, JOB_BINARY_FILE};
 use crate::model::Target;
 use crate::state::STATE_DIR;
@@ -318,7 +319,7 @@ impl Workspace {
             .collect();
         let job = prebuild(&project, &auto_assets, &settings, t, &nb_bytes)
             .await
-            .map_err(RunError::from)?;
+            .map_err(|e| RunError::from(ClusterError::from(e)))?;
         let (job_json, n) = t
             .upload_cas(
                 &cache,

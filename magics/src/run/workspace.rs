@@ -159,10 +159,12 @@ impl Workspace {
         Ok(&self.db.as_ref().expect("just opened").1)
     }
 
-    /// The effective configuration: slurmbook.toml < SLURMBOOK_* < %config.
+    /// The effective configuration: the site's slurmbook.toml < the
+    /// notebook's < SLURMBOOK_* < %config.
     pub fn settings(&self, profile: Option<&str>) -> Result<Settings, ConfigError> {
-        let file = ConfigFile::find(&self.dir())?;
-        Settings::resolve(&file, profile, &|k| std::env::var(k).ok(), &self.config)
+        let env = |k: &str| std::env::var(k).ok();
+        let file = ConfigFile::load(&self.dir(), &env)?;
+        Settings::resolve(&file, profile, &env, &self.config)
     }
 
     pub fn store(&self) -> ValueStore {

@@ -75,7 +75,7 @@ pub struct ResultRecord {
     pub node: Option<String>,
 }
 
-const MAT_COLUMNS: &str =
+pub(super) const MAT_COLUMNS: &str =
     "id, asset, version, own_hash, upstream_versions, run_id, target, status, \
 started_at, finished_at, duration_ms, job_id, node, metadata, value_path, error";
 
@@ -262,7 +262,7 @@ impl StateDb {
         Ok(ids)
     }
 
-    fn query_mats(
+    pub(super) fn query_mats(
         &self,
         sql: &str,
         params: impl rusqlite::Params,

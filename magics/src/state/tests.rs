@@ -343,3 +343,93 @@ fn scheduled_runs_import_once_and_the_newest_success_by_time_is_the_latest() {
     assert!(newest.id != mine.id && newest.value_path.as_deref() == Some("/scratch/a.json"));
     assert_eq!(local.runs().unwrap().len(), 4);
 }
+
+#[test]
+fn usage_round_trip_per_run_and_history() {
+    use crate::model::{Requested, Usage, UsageSource};
+    let dir = tempfile::tempdir().unwrap();
+    let db = StateDb::open(dir.path()).unwrap();
+    let u = BTreeMap::new();
+    let run = db.begin_run("+b", Target::Slurm, None).unwrap();
+    let at = |s: &str| Some(parse_ts("t", s).unwrap());
+    let usage = Usage {
+        source: Some(UsageSource::Job),
+        allocation: Some("alloc_a".into()),
+        submitted_at: at("2026-01-01T10:00:00.000Z"),
+        job_started_at: at("2026-01-01T10:00:02.000Z"),
+        started_at: at("2026-01-01T10:00:02.500Z"),
+        ended_at: at("2026-01-01T10:00:05.000Z"),
+        queue_ms: Some(2000),
+        wall_ms: Some(2500),
+        cpu_ms: Some(2400),
+        max_rss_bytes: Some(200 << 20),
+        cpus: Some(1),
+        nodes: Some(1),
+        gpus: None,
+        gpu_util_pct: Some(12.5),
+        gpu_mem_bytes: None,
+        requested: Requested {
+            cpus: Some(1),
+            mem_bytes: Some(2 << 30),
+            time_s: Some(600),
+            gpus: None,
+            nodes: None,
+        },
+    };
+    let mut ids = Vec::new();
+    for (i, status) in [
+        MaterializationStatus::Ok,
+        MaterializationStatus::Failed,
+        MaterializationStatus::Ok,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = db.record_start(&start(run, "a", "v", &u)).unwrap();
+        db.record_result(
+            id,
+            &ResultRecord {
+                status: Some(status),
+                ..ResultRecord::default()
+            },
+        )
+        .unwrap();
+        if i != 1 {
+            db.record_usage(id, &usage).unwrap();
+        }
+        ids.push(id);
+    }
+    assert_eq!(db.usage(ids[0]).unwrap().as_ref(), Some(&usage));
+    assert_eq!(db.usage(ids[1]).unwrap(), None);
+    let by_run = db.run_usage(run).unwrap();
+    assert_eq!(by_run.len(), 2);
+    let history = db.asset_history("a", 2).unwrap();
+    assert_eq!(
+        history.iter().map(|(m, _)| m.id).collect::<Vec<_>>(),
+        [ids[2], ids[1]]
+    );
+    assert!(history[0].1.is_some() && history[1].1.is_none());
+    let last = db.last_success_usage().unwrap();
+    assert_eq!(last["a"].max_rss_bytes, Some(200 << 20));
+    // Replacing keeps one row.
+    let mut other = usage.clone();
+    other.wall_ms = Some(1);
+    db.record_usage(ids[2], &other).unwrap();
+    assert_eq!(db.usage(ids[2]).unwrap().unwrap().wall_ms, Some(1));
+    assert_eq!(db.run_usage(run).unwrap().len(), 2);
+}
+
+#[test]
+fn version_2_databases_get_the_usage_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(SCHEMA_V1).unwrap();
+        conn.execute_batch(SCHEMA_V2).unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+    }
+    let db = StateDb::open_file(&path).unwrap();
+    assert_eq!(db.user_version().unwrap(), SCHEMA_VERSION);
+    assert!(db.last_success_usage().unwrap().is_empty());
+}

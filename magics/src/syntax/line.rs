@@ -46,7 +46,16 @@ pub enum LineMagic {
     Load {
         name: String,
     },
-    Runs,
+    /// `%runs` lists the runs; `%runs RUN` shows one: what each asset
+    /// used and the run's timeline.
+    Runs {
+        #[serde(default)]
+        run: Option<RunId>,
+    },
+    /// `%history NAME`: an asset's last materializations.
+    History {
+        name: String,
+    },
     Attach {
         run: Option<RunId>,
     },
@@ -144,6 +153,21 @@ impl Args<'_> {
             .transpose()
     }
 
+    /// Exactly one word, an asset name.
+    fn asset_name(&self) -> Result<String, MagicError> {
+        self.at_most(1, "one asset name")?;
+        let Some(w) = self.words.first() else {
+            return Err(self.bad("missing the asset name".to_string()));
+        };
+        if !is_identifier(&w.text) {
+            return Err(self.bad(format!(
+                "`{}` at column {} is not an asset name",
+                w.text, w.column
+            )));
+        }
+        Ok(w.text.clone())
+    }
+
     fn selection(&self, words: &[&Word]) -> Result<Option<Selection>, MagicError> {
         let (Some(first), Some(last)) = (words.first(), words.last()) else {
             return Ok(None);
@@ -173,7 +197,13 @@ pub fn assets(a: &Args<'_>) -> Result<LineMagic, MagicError> {
 }
 
 pub fn runs(a: &Args<'_>) -> Result<LineMagic, MagicError> {
-    a.at_most(0, "no arguments").map(|()| LineMagic::Runs)
+    Ok(LineMagic::Runs { run: a.run_id()? })
+}
+
+pub fn history(a: &Args<'_>) -> Result<LineMagic, MagicError> {
+    Ok(LineMagic::History {
+        name: a.asset_name()?,
+    })
 }
 
 pub fn lsmagic(a: &Args<'_>) -> Result<LineMagic, MagicError> {
@@ -199,18 +229,8 @@ pub fn materialize(a: &Args<'_>) -> Result<LineMagic, MagicError> {
 }
 
 pub fn load(a: &Args<'_>) -> Result<LineMagic, MagicError> {
-    a.at_most(1, "one asset name")?;
-    let Some(w) = a.words.first() else {
-        return Err(a.bad("missing the asset name".to_string()));
-    };
-    if !is_identifier(&w.text) {
-        return Err(a.bad(format!(
-            "`{}` at column {} is not an asset name",
-            w.text, w.column
-        )));
-    }
     Ok(LineMagic::Load {
-        name: w.text.clone(),
+        name: a.asset_name()?,
     })
 }
 

@@ -71,10 +71,17 @@ pub const LINE_MAGICS: &[MagicInfo] = &[
     },
     MagicInfo {
         name: "runs",
-        args: "",
-        summary: "list recent runs",
+        args: "[RUN]",
+        summary: "list recent runs; with a run id, what each asset used (wall, queue, CPU, peak memory, hints) and the run's timeline",
         options: &[],
         parse: line::runs,
+    },
+    MagicInfo {
+        name: "history",
+        args: "NAME",
+        summary: "an asset's last materializations (version, code change, job, duration, peak memory, metadata) with plots",
+        options: &[],
+        parse: line::history,
     },
     MagicInfo {
         name: "attach",
@@ -277,7 +284,7 @@ mod tests {
     #[test]
     fn simple_magics() {
         assert_eq!(ok("%assets"), LineMagic::Assets);
-        assert_eq!(ok("%runs\n"), LineMagic::Runs);
+        assert_eq!(ok("%runs\n"), LineMagic::Runs { run: None });
         assert_eq!(ok("  %lsmagic  "), LineMagic::LsMagic);
         assert_eq!(ok("%graph"), LineMagic::Graph { selection: None });
         assert_eq!(
@@ -392,6 +399,9 @@ mod tests {
     fn bad_arguments_of_other_magics() {
         assert!(err("%assets all").contains("unexpected argument `all`"));
         assert!(err("%runs --all").contains("takes no options"));
+        assert!(err("%runs x").contains("not a run id"));
+        assert!(err("%history").contains("missing the asset name"));
+        assert!(err("%history a b").contains("unexpected argument `b`"));
         assert!(err("%load").contains("missing the asset name"));
         assert!(err("%load a b").contains("unexpected argument `b`"));
         assert!(err("%load 9x").contains("not an asset name"));
@@ -415,7 +425,7 @@ mod tests {
     #[test]
     fn names_and_help_cover_every_magic() {
         let names = magic_names();
-        assert_eq!(names.len(), 10);
+        assert_eq!(names.len(), 11);
         for name in &names {
             let help = help_text(name).unwrap();
             assert!(help.contains(&format!("%{name}")), "{help}");
