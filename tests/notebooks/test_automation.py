@@ -7,6 +7,7 @@ running, a new kernel's %runs shows the scheduled run and %load returns its
 value, `schedule remove` leaves no entry; on a second cluster whose
 scrontab is off, install says so and `--fallback` ticks with a job that
 resubmits itself with --begin."""
+import datetime
 import json
 import os
 import pathlib
@@ -20,7 +21,6 @@ import nbformat
 import pytest
 
 from nbrun import ROOT, db_rows, errors_of, execute, text_of
-from test_slurm_notebook import facts  # noqa: F401  (fixture)
 
 sys.path.insert(0, str(ROOT / "tests" / "cluster"))
 import harness  # noqa: E402
@@ -70,6 +70,28 @@ def test_a_failing_tick_exits_1_and_notifies_and_bad_input_exits_2(tmp_path):
     bad = notebook(tmp_path, ["%%asset x --auto lazy\n1u8"], name="bad.ipynb")
     wrong = slurmbook("tick", bad)
     assert wrong.returncode == 2 and "--auto" in wrong.stderr and "lazy" in wrong.stderr, wrong
+
+
+def test_a_tick_notifies_an_overdue_asset_even_when_nothing_runs(tmp_path):
+    path = notebook(tmp_path, ["%%asset seed --auto on-missing --freshness 1h\n21u64"])
+    seen = tmp_path / "notified.txt"
+    hook = tmp_path / "notify.sh"
+    hook.write_text(f"#!/bin/sh\nenv | grep ^SLURMBOOK_ | sort >> {seen}\n")
+    hook.chmod(0o755)
+    env = {"SLURMBOOK_NOTIFY": str(hook)}
+    first = slurmbook("tick", path, env=env)
+    assert first.returncode == 0 and "run " in first.stdout, first
+    assert not seen.exists(), seen.read_text()
+    # Two hours later on-missing has nothing to do, but seed is overdue.
+    later = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=2))
+    stamp = later.strftime("%Y-%m-%dT%H:%M:%SZ")
+    overdue = slurmbook("tick", path, "--now", stamp, env=env)
+    assert overdue.returncode == 0 and "nothing to do" in overdue.stdout, overdue
+    notice = seen.read_text()
+    assert "SLURMBOOK_ASSET=seed" in notice and "SLURMBOOK_FRESHNESS=FAIL" in notice, notice
+    # Once per transition: a second overdue tick says nothing new.
+    assert slurmbook("tick", path, "--now", stamp, env=env).returncode == 0
+    assert seen.read_text().count("SLURMBOOK_ASSET=seed") == 1, seen.read_text()
 
 
 def scheduled_project(tmp_path, facts, remote_dir):
