@@ -159,6 +159,17 @@ def scheduled_run_is_seen(path, facts, sdir):
     assert "fresh" in assets and "eager" in assets, assets
     listed = slurmbook("schedule", "list", path, "--profile", "cluster")
     assert listed.returncode == 0 and " yes " in listed.stdout and "scrontab" in listed.stdout, listed
+    # A changed notebook is uploaded again by install, with a job binary built from it.
+    changed = nbformat.read(path, as_version=4)
+    changed.cells[1].source = "%%asset doubled --auto eager\nseed * 3"
+    nbformat.write(changed, path)
+    again = slurmbook("schedule", "install", path, "--profile", "cluster", "--every", "1m")
+    assert again.returncode == 0 and schedule_dir_of(again.stdout) == sdir, again
+    assert int(re.search(r"\((\d+) byte", again.stdout).group(1)) > 10_000, again.stdout
+    there = harness.ssh(["cat", f"{sdir}/notebook.ipynb"], dir=facts["dir"]).stdout
+    assert there == path.read_text(), "the snapshot on the cluster is not the changed notebook"
+    rebuilt = json.loads(harness.ssh(["cat", f"{sdir}/job-binary.json"], dir=facts["dir"]).stdout)
+    assert rebuilt["notebook_sha256"] != job["notebook_sha256"] and rebuilt["binary"] != job["binary"], rebuilt
 
 
 @pytest.fixture(scope="module")

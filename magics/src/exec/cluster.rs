@@ -104,6 +104,14 @@ pub struct ClusterRun<'a> {
     pub prebuilt: Option<&'a JobBinary>,
 }
 
+/// Where a run's job binary comes from.
+enum JobSource<'a> {
+    /// Built ahead of time (a schedule's).
+    Prebuilt(&'a JobBinary),
+    /// Generated now: built here or on the cluster.
+    Sources(bundle::BundleSources),
+}
+
 /// Remote locations of a run.
 struct Layout {
     values: String,
@@ -153,13 +161,13 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
     // A job binary built ahead of time (a schedule's) spares the build.
     let prebuilt = prebuilt.filter(|p| p.covers(&to_run));
     let root = bundle::build_root();
-    let (types, sources) = match prebuilt {
-        Some(p) => (p.types.clone(), None),
+    let (types, job) = match prebuilt {
+        Some(p) => (p.types.clone(), JobSource::Prebuilt(p)),
         None => {
             bundle::check_free_variables(project, &to_run)?;
             let types = bundle::probe_types(project, &to_run, session_types, &root)?;
             let sources = bundle::generate(project, &to_run, &types)?;
-            (types, Some(sources))
+            (types, JobSource::Sources(sources))
         }
     };
     let (remote_platform, build_remotely) = prebuilt::platform_and_build(remote, settings).await?;
@@ -183,13 +191,13 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
         repack,
     )
     .await?;
-    let remote_binary = match (prebuilt, &sources) {
-        (Some(p), _) => p.binary.clone(),
-        (None, Some(sources)) => {
+    let remote_binary = match &job {
+        JobSource::Prebuilt(p) => p.binary.clone(),
+        JobSource::Sources(sources) => {
             // The build uses the packed environment's toolchain when it has
             // one (prepare_envs left it unpacked).
             let activate = envs.values().next().map(|e| e.job_env.activation_script());
-            prebuilt::put_binary(
+            let (binary, _) = prebuilt::put_binary(
                 remote,
                 sources,
                 &root,
@@ -198,9 +206,9 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
                 build_remotely,
                 activate.as_deref(),
             )
-            .await?
+            .await?;
+            binary
         }
-        (None, None) => unreachable!("sources are generated when nothing was prebuilt"),
     };
 
     let defaults = settings.sbatch_defaults();

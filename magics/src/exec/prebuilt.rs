@@ -94,7 +94,8 @@ pub(crate) async fn platform_and_build(
 
 /// Puts the job binary of `sources` on the cluster: built there (with the
 /// packed environment's toolchain when `activate` is given), or built
-/// here and uploaded into `base/cache`. Returns its path there.
+/// here and uploaded into `base/cache`. Returns its path there and the
+/// bytes sent for it.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn put_binary(
     remote: &dyn Transport,
@@ -104,7 +105,7 @@ pub(crate) async fn put_binary(
     base: &str,
     remotely: bool,
     activate: Option<&str>,
-) -> Result<String, PrebuiltError> {
+) -> Result<(String, u64), PrebuiltError> {
     if remotely {
         let built = remote_build::build_on_cluster(remote, base, sources, root, activate).await?;
         tracing::info!(
@@ -113,7 +114,7 @@ pub(crate) async fn put_binary(
             binary = %built.binary,
             "job binary built on the cluster"
         );
-        return Ok(built.binary);
+        return Ok((built.binary, built.bytes_sent));
     }
     let binary = bundle::build(sources, root, types)?;
     let bytes =
@@ -122,31 +123,33 @@ pub(crate) async fn put_binary(
         .upload_cas(&format!("{base}/cache"), &bytes, true)
         .await?;
     tracing::info!(bytes_sent = sent, binary = %path, "job binary uploaded");
-    Ok(path)
+    Ok((path, sent))
 }
 
 /// Builds the job binary of `assets` for the cluster of `settings` (types
-/// probed here) and puts it there; `notebook` is the file it is built from.
+/// probed here) and puts it there (returned with the bytes sent for it);
+/// `notebook` is the file it is built from.
 pub async fn prebuild(
     project: &Project,
     assets: &[String],
     settings: &Settings,
     remote: &dyn Transport,
     notebook: &[u8],
-) -> Result<JobBinary, PrebuiltError> {
+) -> Result<(JobBinary, u64), PrebuiltError> {
     bundle::check_free_variables(project, assets)?;
     let root = bundle::build_root();
     let types = bundle::probe_types(project, assets, &HashMap::new(), &root)?;
     let sources = bundle::generate(project, assets, &types)?;
     let (_, remotely) = platform_and_build(remote, settings).await?;
     let base = remote.expand_dir(settings.remote_dir()).await?;
-    let binary = put_binary(remote, &sources, &root, &types, &base, remotely, None).await?;
-    Ok(JobBinary {
+    let (binary, sent) = put_binary(remote, &sources, &root, &types, &base, remotely, None).await?;
+    let job = JobBinary {
         binary,
         types,
         assets: assets.to_vec(),
         notebook_sha256: notebook_sha256(notebook),
-    })
+    };
+    Ok((job, sent))
 }
 
 #[cfg(test)]

@@ -317,9 +317,10 @@ impl Workspace {
             .into_iter()
             .map(|(a, _)| a.to_string())
             .collect();
-        let job = prebuild(&project, &auto_assets, &settings, t, &nb_bytes)
+        let (job, n) = prebuild(&project, &auto_assets, &settings, t, &nb_bytes)
             .await
             .map_err(|e| RunError::from(ClusterError::from(e)))?;
+        sent += n;
         let (job_json, n) = t
             .upload_cas(
                 &cache,
