@@ -80,7 +80,7 @@ pub fn evaluate(project: &Project, facts: &AutoFacts, now: DateTime<Utc>) -> Vec
             }
             AutoCondition::OnMissing => (me.last_success.is_none() && never_requested)
                 .then(|| "on-missing: never materialized".to_string()),
-            AutoCondition::OnCron(cron) => cron.latest_tick(now).and_then(|tick| {
+            AutoCondition::OnCron(cron) => cron.last_at_or_before(now).and_then(|tick| {
                 let handled = me.last_request.is_some_and(|at| at >= tick)
                     || me.latest_attempt.is_some_and(|(_, at)| at >= tick);
                 let all_updated = upstreams

@@ -2,86 +2,20 @@
 //! "on-cron CRON"`), Dagster's `AutomationCondition`s: parsed and printed
 //! here; evaluated against the state database and a clock in `crate::auto`.
 //!
-//! Cron expressions have five fields (minute hour day-of-month month
-//! day-of-week, UTC) and are parsed with the `croner` crate.
+//! Cron expressions are the freshness policies' [`CronSchedule`]s: five
+//! fields (minute hour day-of-month month day-of-week), UTC, parsed by
+//! the `croner` crate.
 
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::window::CronSchedule;
 
 /// The forms `--auto` accepts, for error messages and `%help`.
 pub const AUTO_FORMS: &str =
     "eager, on-missing, or \"on-cron CRON\" (five fields, UTC, e.g. \"on-cron 0 9 * * *\")";
-
-/// A five-field cron schedule (UTC).
-#[derive(Clone)]
-pub struct Cron {
-    text: String,
-    cron: std::sync::Arc<croner::Cron>,
-}
-
-impl Cron {
-    /// The latest tick at or before `now`.
-    pub fn latest_tick(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.cron.find_previous_occurrence(&now, true).ok()
-    }
-
-    /// The first tick after `now`.
-    pub fn next_tick(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.cron.find_next_occurrence(&now, false).ok()
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.text
-    }
-}
-
-impl FromStr for Cron {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Cron, String> {
-        let text = s.split_whitespace().collect::<Vec<_>>().join(" ");
-        if text.split(' ').count() != 5 {
-            return Err(format!(
-                "a cron expression of five fields (minute hour day month weekday), not `{s}`"
-            ));
-        }
-        if !text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || " */,-?#LW".contains(c))
-        {
-            return Err(format!("a cron expression, not `{s}`"));
-        }
-        let cron: croner::Cron = text
-            .parse()
-            .map_err(|e| format!("a valid cron expression (`{s}`: {e})"))?;
-        Ok(Cron {
-            text,
-            cron: std::sync::Arc::new(cron),
-        })
-    }
-}
-
-impl PartialEq for Cron {
-    fn eq(&self, other: &Cron) -> bool {
-        self.text == other.text
-    }
-}
-
-impl Eq for Cron {}
-
-impl fmt::Debug for Cron {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Cron({:?})", self.text)
-    }
-}
-
-impl fmt::Display for Cron {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
-    }
-}
 
 /// When an asset materializes by itself (`slurmbook tick`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +24,7 @@ pub enum AutoCondition {
     /// while an upstream is missing or in progress, or it is in progress.
     Eager,
     /// Once after each cron tick, when every upstream has updated since it.
-    OnCron(Cron),
+    OnCron(Box<CronSchedule>),
     /// Missing and never requested; upstreams present and not in progress.
     OnMissing,
 }
@@ -117,7 +51,8 @@ impl FromStr for AutoCondition {
         }
         match s.strip_prefix("on-cron") {
             Some(rest) if rest.starts_with(char::is_whitespace) => {
-                Ok(AutoCondition::OnCron(rest.trim().parse()?))
+                let text = rest.split_whitespace().collect::<Vec<_>>().join(" ");
+                Ok(AutoCondition::OnCron(Box::new(text.parse()?)))
             }
             Some(_) => Err(format!("{AUTO_FORMS}; `on-cron` needs a cron expression")),
             None => Err(format!("{AUTO_FORMS}, not `{s}`")),
@@ -142,7 +77,7 @@ impl<'de> Deserialize<'de> for AutoCondition {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+    use chrono::{TimeZone, Utc};
 
     #[test]
     fn conditions_parse_and_print() {
@@ -183,17 +118,17 @@ mod tests {
 
     #[test]
     fn ticks_are_found_around_now() {
-        let cron: Cron = "0 9 * * *".parse().unwrap();
+        let cron: CronSchedule = "0 9 * * *".parse().unwrap();
         let now = Utc.with_ymd_and_hms(2026, 1, 2, 10, 30, 0).unwrap();
         assert_eq!(
-            cron.latest_tick(now),
+            cron.last_at_or_before(now),
             Some(Utc.with_ymd_and_hms(2026, 1, 2, 9, 0, 0).unwrap())
         );
         assert_eq!(
-            cron.next_tick(now),
+            cron.next_after(now),
             Some(Utc.with_ymd_and_hms(2026, 1, 3, 9, 0, 0).unwrap())
         );
         let at_tick = Utc.with_ymd_and_hms(2026, 1, 2, 9, 0, 0).unwrap();
-        assert_eq!(cron.latest_tick(at_tick), Some(at_tick));
+        assert_eq!(cron.last_at_or_before(at_tick), Some(at_tick));
     }
 }

@@ -15,7 +15,7 @@ pub mod target;
 pub mod usage;
 pub mod window;
 
-pub use auto::{AutoCondition, Cron};
+pub use auto::AutoCondition;
 pub use cell::{AssetSpec, CellRef, CheckSpec};
 pub use digest::digest_of;
 pub use ident::{is_identifier, is_keyword, is_simple_name};
