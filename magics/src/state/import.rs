@@ -1,8 +1,9 @@
 //! Runs of another state database imported into this one (`imported_runs`
 //! maps them): how the notebook sees what its schedule did on the cluster.
 //! Only finished runs are imported, each once, with their
-//! materializations (versions, value paths, errors as recorded there), so
-//! `%runs`, `%assets`, staleness and `%load` treat them like local runs.
+//! materializations (versions, value paths, errors as recorded there) and
+//! their usage, so `%runs`, `%runs RUN`, `%history`, `%assets`, staleness
+//! and `%load` treat them like local runs.
 
 use rusqlite::params;
 
@@ -62,6 +63,7 @@ impl StateDb {
                 "INSERT INTO imported_runs (source, remote_id, local_id) VALUES (?1, ?2, ?3)",
                 params![source, run.id, local],
             )?;
+            let usage = remote.run_usage(run.id)?;
             for m in remote.run_assets(run.id)? {
                 tx.execute(
                     "INSERT INTO materializations (asset, version, own_hash, upstream_versions, run_id, target, status,
@@ -85,6 +87,10 @@ impl StateDb {
                         m.error
                     ],
                 )?;
+                // The usage too (same connection: inside this transaction).
+                if let Some(u) = usage.get(&m.id) {
+                    self.record_usage(tx.last_insert_rowid(), u)?;
+                }
             }
             imported += 1;
         }

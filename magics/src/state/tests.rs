@@ -331,7 +331,14 @@ fn scheduled_runs_import_once_and_the_newest_success_by_time_is_the_latest() {
     let _ = old;
     // A newer scheduled success is the latest; its running sibling came in once finished.
     std::thread::sleep(std::time::Duration::from_millis(5));
-    one_run(&remote, "a", RunStatus::Ok);
+    let newer = one_run(&remote, "a", RunStatus::Ok);
+    let used = crate::model::Usage {
+        wall_ms: Some(1234),
+        max_rss_bytes: Some(5 << 20),
+        ..Default::default()
+    };
+    let remote_mat = remote.run_assets(newer).unwrap()[0].id;
+    remote.record_usage(remote_mat, &used).unwrap();
     remote.finish_run(running, RunStatus::Failed).unwrap();
     assert_eq!(
         local
@@ -342,6 +349,12 @@ fn scheduled_runs_import_once_and_the_newest_success_by_time_is_the_latest() {
     let newest = local.last_success("a").unwrap().unwrap();
     assert!(newest.id != mine.id && newest.value_path.as_deref() == Some("/scratch/a.json"));
     assert_eq!(local.runs().unwrap().len(), 4);
+    // Its usage came with it (for %runs RUN and %history).
+    let usage = local.usage(newest.id).unwrap().unwrap();
+    assert_eq!(
+        (usage.wall_ms, usage.max_rss_bytes),
+        (Some(1234), Some(5 << 20))
+    );
 }
 
 #[test]
