@@ -147,7 +147,7 @@ def scheduled_run_is_seen(path, facts, sdir):
     base = sdir.rsplit("/schedules/", 1)[0]
     used = harness.ssh(["grep", "-rl", job["binary"], f"{base}/runs"], dir=facts["dir"]).stdout
     assert used.strip(), f"no job script of {base}/runs runs {job['binary']}"
-    nb = execute(path, cells=["%runs", "%load doubled", "doubled", "%assets"])
+    nb = execute(path, cells=["%runs", "%load doubled", "doubled", "%assets", "%graph"])
     runs = nb.cells[0].outputs
     assert not errors_of(runs), errors_of(runs)
     assert "scheduled run(s) imported" in text_of(runs)
@@ -157,6 +157,8 @@ def scheduled_run_is_seen(path, facts, sdir):
     assert nb.cells[2].outputs[0]["data"]["text/plain"] == "42"
     assets = nb.cells[3].outputs[0]["data"]["text/plain"]
     assert "fresh" in assets and "eager" in assets, assets
+    graph = [o for o in nb.cells[4].outputs if o["output_type"] == "display_data"][0]["data"]
+    assert "auto eager" in graph["text/vnd.mermaid"], graph["text/vnd.mermaid"]
     listed = slurmbook("schedule", "list", path, "--profile", "cluster")
     assert listed.returncode == 0 and " yes " in listed.stdout and "scrontab" in listed.stdout, listed
     # A changed notebook is uploaded again by install, with a job binary built from it.
