@@ -512,3 +512,31 @@ impl Workspace {
         std::fs::rename(&tmp, dir.join("schedules.json")).map_err(io)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConfigFile;
+
+    fn resolve(text: &str, profile: &str) -> Settings {
+        let file = ConfigFile::parse(text, None).unwrap();
+        Settings::resolve(&file, Some(profile), &|_| None, &Default::default()).unwrap()
+    }
+
+    #[test]
+    fn the_hostless_profile_keeps_notify_and_resources_and_drops_the_way_in() {
+        let here = resolve(
+            "[profiles.hpc]\ntarget = \"slurm\"\nhost = \"login.example\"\nuser = \"me\"\n\
+             partition = \"debug\"\nnotify = \"mail-me --urgent\"\n",
+            "hpc",
+        );
+        let text = hostless_toml(&here, "/scratch/me/slurmbook");
+        let there = resolve(&text, "hpc");
+        assert_eq!(there.host(), None, "{text}");
+        assert_eq!(there.user(), None, "{text}");
+        assert_eq!(there.target(), Target::Slurm);
+        assert_eq!(there.remote_dir(), "/scratch/me/slurmbook");
+        assert_eq!(there.notify(), Some("mail-me --urgent"), "{text}");
+        assert_eq!(there.get("partition").as_deref(), Some("debug"), "{text}");
+    }
+}
