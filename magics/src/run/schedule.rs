@@ -537,6 +537,6 @@ mod tests {
         assert_eq!(there.target(), Target::Slurm);
         assert_eq!(there.remote_dir(), "/scratch/me/slurmbook");
         assert_eq!(there.notify(), Some("mail-me --urgent"), "{text}");
-        assert_eq!(there.get("partition").as_deref(), Some("debug"), "{text}");
+        assert_eq!(there.get("partition"), Some("debug"), "{text}");
     }
 }
