@@ -3,11 +3,11 @@
 //! selected subgraph, then one watcher streaming every job's output, with
 //! every state recorded in the state database.
 
+pub use super::connect::{local_platform, platform_name, ssh_target, transport_target};
 use crate::bundle::{self, BundleError};
 use crate::config::Settings;
 use crate::events::{AssetState, Emit, Event, RunSummary};
 use crate::exec::job_env;
-pub use crate::exec::platform::{local_platform, platform_name};
 use crate::exec::prebuilt::{self, JobBinary, PrebuiltError};
 use crate::exec::slurm::{self, JobSpec, OutputGate, RunLog, WatchJob, WatchRun};
 use crate::model::RunId;
@@ -16,7 +16,7 @@ use crate::model::{MaterializationStatus, RunStatus};
 use crate::plan::{Action, Plan, SbatchRequest};
 use crate::project::Project;
 use crate::state::{Materialization, ResultRecord, Run, StartRecord, StateDb, StateError};
-use crate::transport::{SshTarget, Transport, TransportError, TransportTarget};
+use crate::transport::{Transport, TransportError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
@@ -24,8 +24,6 @@ use std::time::Instant;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    #[error("profile `{profile}` has no `host`: set one (slurmbook.toml, SLURMBOOK_HOST or %config host=...) to reach the cluster over SSH")]
-    NoHost { profile: String },
     #[error(transparent)]
     Bundle(#[from] BundleError),
     #[error(transparent)]
@@ -54,30 +52,6 @@ pub enum ClusterError {
     Saved { run: RunId, error: String },
     #[error("upstream `{upstream}` of `{asset}` has no value on the cluster (it was materialized in the kernel, or never); select it too (`+{asset}`) or run it with --target slurm")]
     UpstreamNotRemote { asset: String, upstream: String },
-}
-
-/// How the effective configuration reaches Slurm: SSH to `host`, or, in a
-/// profile without one, this machine (a kernel on a submit host).
-pub fn transport_target(settings: &Settings) -> TransportTarget {
-    match ssh_target(settings) {
-        Ok(target) => TransportTarget::Ssh(target),
-        Err(_) => TransportTarget::Local {
-            profile: settings.profile.clone(),
-        },
-    }
-}
-
-/// The SSH target of the effective configuration.
-pub fn ssh_target(settings: &Settings) -> Result<SshTarget, ClusterError> {
-    let host = settings.host().ok_or_else(|| ClusterError::NoHost {
-        profile: settings.profile.clone(),
-    })?;
-    let mut target = SshTarget::new(host);
-    target.user = settings.user().map(str::to_owned);
-    target.port = settings.port();
-    target.identity = settings.identity().map(Into::into);
-    target.config_file = settings.ssh_config().map(Into::into);
-    Ok(target.with_env())
 }
 
 /// Everything a cluster run needs.

@@ -3,9 +3,9 @@
 //! and reported by both.
 
 pub mod cluster;
+pub mod connect;
 pub mod job_env;
 pub mod local;
-pub mod platform;
 pub mod prebuilt;
 pub mod remote_build;
 pub mod slurm;

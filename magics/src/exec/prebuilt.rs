@@ -18,7 +18,7 @@ use crate::config::Settings;
 use crate::project::Project;
 use crate::transport::{Transport, TransportError};
 
-use super::platform::{local_platform, platform_name};
+use super::connect::{local_platform, platform_name};
 use super::remote_build;
 
 /// Why a job binary could not be put on the cluster.

@@ -1,5 +1,30 @@
-//! Conda platform names (`linux-64`, `osx-arm64`, ...) of this machine and
-//! of a cluster (`uname -sm` there).
+//! Where a cluster run goes: the transport of the effective configuration
+//! (SSH to `host`, or this machine) and conda platform names.
+
+use crate::config::Settings;
+use crate::transport::{SshTarget, TransportTarget};
+
+/// How the effective configuration reaches Slurm: SSH to `host`, or, in a
+/// profile without one, this machine (a kernel on a submit host).
+pub fn transport_target(settings: &Settings) -> TransportTarget {
+    match ssh_target(settings) {
+        Some(target) => TransportTarget::Ssh(target),
+        None => TransportTarget::Local {
+            profile: settings.profile.clone(),
+        },
+    }
+}
+
+/// The SSH target of the effective configuration; none without `host`.
+pub fn ssh_target(settings: &Settings) -> Option<SshTarget> {
+    let host = settings.host()?;
+    let mut target = SshTarget::new(host);
+    target.user = settings.user().map(str::to_owned);
+    target.port = settings.port();
+    target.identity = settings.identity().map(Into::into);
+    target.config_file = settings.ssh_config().map(Into::into);
+    Some(target.with_env())
+}
 
 /// `linux-64`-style name of this machine's platform.
 pub fn local_platform() -> String {
