@@ -3,8 +3,11 @@
 //! go) the notebook snapshot and a `slurmbook` for the cluster's platform,
 //! writes a schedule directory `<remote_dir>/schedules/<id>/` (the
 //! snapshot, a `slurmbook.toml` with a host-less copy of the profile,
-//! `tick.sh`, `schedule.json`; the state database `.slurmbook/state.db`
-//! grows there), and adds a block to the user's `scrontab` that runs
+//! `tick.sh`, `schedule.json`, and `job-binary.json` naming the job binary
+//! of the assets with conditions, built at install (`exec::prebuilt`) so
+//! the ticks need no Rust toolchain; the state database
+//! `.slurmbook/state.db` grows there), and adds a block to the user's
+//! `scrontab` that runs
 //! `tick.sh` at the cadence. Where scrontab is off (`ScronParameters`) it
 //! says so; `--fallback` installs a job that resubmits itself with
 //! `--begin` instead. Installing again replaces the snapshot and the entry.
