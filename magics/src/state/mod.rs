@@ -106,12 +106,32 @@ fn parse_enum<T: FromStr>(
     })
 }
 
+/// Creates `dir` and its missing parents as `0700`: the state database and
+/// the stored values are the user's alone, also on a shared filesystem.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Makes an existing file `0600` unless it is already at most that.
+fn make_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))?;
+    }
+    Ok(())
+}
+
 impl StateDb {
     /// Open (creating if needed) `<dir>/.slurmbook/state.db`, where `dir` is
     /// the notebook's directory.
     pub fn open(dir: impl AsRef<Path>) -> Result<StateDb, StateError> {
         let state_dir = dir.as_ref().join(STATE_DIR);
-        std::fs::create_dir_all(&state_dir).map_err(|source| StateError::Io {
+        create_private_dir(&state_dir).map_err(|source| StateError::Io {
             path: state_dir.clone(),
             source,
         })?;
@@ -122,6 +142,10 @@ impl StateDb {
     pub fn open_file(path: impl AsRef<Path>) -> Result<StateDb, StateError> {
         let path = path.as_ref().to_path_buf();
         let conn = Connection::open(&path)?;
+        make_private(&path).map_err(|source| StateError::Io {
+            path: path.clone(),
+            source,
+        })?;
         conn.busy_timeout(Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;

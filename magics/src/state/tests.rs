@@ -446,3 +446,19 @@ fn version_2_databases_get_the_usage_table() {
     assert_eq!(db.user_version().unwrap(), SCHEMA_VERSION);
     assert!(db.last_success_usage().unwrap().is_empty());
 }
+
+#[test]
+fn the_state_directory_and_database_are_the_users_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = StateDb::open(dir.path()).unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir.path().join(STATE_DIR)), 0o700);
+    assert_eq!(mode(db.path()), 0o600);
+    // A database made readable by others (an older version, a copy) is
+    // made private again when opened.
+    std::fs::set_permissions(db.path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    drop(db);
+    let db = StateDb::open(dir.path()).unwrap();
+    assert_eq!(mode(db.path()), 0o600);
+}
