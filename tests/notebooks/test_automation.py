@@ -141,6 +141,10 @@ def scheduled_run_is_seen(path, facts, sdir):
     # Nothing of ours runs now: the cluster ticks by itself.
     harness.wait_until(lambda: remote_runs(facts, sdir) >= 1, timeout=180, interval=5,
                        what="a scheduled run on the cluster")
+    # The schedule's files are the user's only (like every upload).
+    modes = harness.ssh(["stat", "-c", "%a %n", f"{sdir}/notebook.ipynb", f"{sdir}/tick.sh",
+                         f"{sdir}/slurmbook.toml", f"{sdir}/.slurmbook/state.db"], dir=facts["dir"]).stdout
+    assert all(line.split()[0] in ("600", "700") for line in modes.splitlines()), modes
     # The jobs ran the job binary built at install (no Rust toolchain needed there).
     job = json.loads(harness.ssh(["cat", f"{sdir}/job-binary.json"], dir=facts["dir"]).stdout)
     assert sorted(job["assets"]) == ["doubled", "seed"], job

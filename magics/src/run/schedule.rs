@@ -370,11 +370,11 @@ impl Workspace {
         sent += n;
         let options = tick_options(&settings);
         let mut place: Vec<(String, &str, &str)> = vec![
-            (snapshot, "notebook.ipynb", "644"),
-            (toml, "slurmbook.toml", "644"),
-            (tick_sh, "tick.sh", "755"),
-            (meta, "schedule.json", "644"),
-            (job_json, JOB_BINARY_FILE, "644"),
+            (snapshot, "notebook.ipynb", "600"),
+            (toml, "slurmbook.toml", "600"),
+            (tick_sh, "tick.sh", "700"),
+            (meta, "schedule.json", "600"),
+            (job_json, JOB_BINARY_FILE, "600"),
         ];
         let fallback_text;
         if fallback {
@@ -384,7 +384,7 @@ impl Workspace {
                 .upload_cas(&cache, fallback_text.as_bytes(), false)
                 .await?;
             sent += n;
-            place.push((f, "fallback.sh", "755"));
+            place.push((f, "fallback.sh", "700"));
         }
         let mut sh = format!("set -e\nmkdir -p {dir}/{STATE_DIR}\n");
         for (src, name, mode) in &place {
