@@ -14,7 +14,27 @@ use std::process::ExitCode;
 fn workspace(notebook: &Path) -> Result<Workspace> {
     let path = std::path::absolute(notebook)?;
     anyhow::ensure!(path.is_file(), "no notebook at {}", path.display());
-    Ok(Workspace::for_notebook(path))
+    let mut workspace = Workspace::for_notebook(path);
+    sync_schedules(&mut workspace)?;
+    Ok(workspace)
+}
+
+/// Imports what the notebook's schedules did on the cluster (as `%runs`
+/// does); a schedule that cannot be reached is a warning.
+fn sync_schedules(workspace: &mut Workspace) -> Result<()> {
+    if workspace.schedules().map_or(true, |s| s.is_empty()) {
+        return Ok(());
+    }
+    let runtime = crate::headless::runtime()?;
+    let (imported, warnings) = runtime.block_on(workspace.sync_schedules());
+    runtime.block_on(workspace.close());
+    for w in warnings {
+        eprintln!("{w}");
+    }
+    if imported > 0 {
+        eprintln!("{imported} scheduled run(s) imported from the cluster");
+    }
+    Ok(())
 }
 
 /// Without `run`: the runs. With it: what each asset used, then the timeline.
@@ -23,7 +43,8 @@ pub fn runs(notebook: PathBuf, run: Option<RunId>, svg: bool) -> Result<ExitCode
     let Some(run) = run else {
         let db = workspace.db()?;
         let runs = db.runs()?;
-        let t = views::runs_table(&runs, |id| db.run_assets(id).unwrap_or_default());
+        let triggers = db.run_triggers()?;
+        let t = views::runs_table(&runs, |id| db.run_assets(id).unwrap_or_default(), &triggers);
         print!("{}", table::text(&t));
         return Ok(ExitCode::SUCCESS);
     };

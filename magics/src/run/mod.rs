@@ -7,6 +7,10 @@
 //!   and executed ([`Workspace::execute`]);
 //! * [`runs`]: Slurm runs after the fact: `%attach`, `%cancel`, and values
 //!   fetched for `%load`;
+//! * [`tick`]: `slurmbook tick`: automation conditions evaluated, claimed
+//!   and run as one run;
+//! * [`schedule`], [`scheduled`]: ticks on the cluster (scrontab or a
+//!   self-resubmitting job) and what they did, imported on demand;
 //! * [`record`]: [`DbRunLog`], what the Slurm watcher reports, recorded;
 //! * [`policy`]: freshness policies evaluated, remembered and notified,
 //!   and `slurmbook status`;
@@ -21,11 +25,16 @@ pub mod policy;
 pub mod record;
 pub mod report;
 pub mod runs;
+pub mod schedule;
+pub mod scheduled;
+pub mod tick;
 pub mod workspace;
 
 pub use error::{LogError, RunError, RunErrorKind};
 pub use materialize::PlannedRun;
 pub use record::DbRunLog;
+pub use schedule::{Method, Schedule, ScheduleError};
+pub use tick::{Tick, TickArgs};
 pub use workspace::{AttachError, NotebookSource, Workspace};
 
 use std::sync::atomic::AtomicBool;
