@@ -38,7 +38,11 @@ fn json_value() -> impl Strategy<Value = Value> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(1000))]
+    #![proptest_config(ProptestConfig {
+        cases: 1000,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn arbitrary_frames_are_an_error_or_a_message_never_a_panic(
@@ -88,6 +92,8 @@ proptest! {
         prop_assume!(!bytes.is_empty());
         let at = at % bytes.len();
         bytes[at] ^= flip;
+        // The signature is hex, read in either case: `a` -> `A` is no change.
+        prop_assume!(part != 0 || !bytes.eq_ignore_ascii_case(&frames[index]));
         frames[index] = Bytes::from(bytes);
         let refused = matches!(
             Message::from_frames(frames, &signer),

@@ -8,10 +8,13 @@
 //! One file per table family: [`runs`], [`materializations`], [`jobs`]
 //! (a run's Slurm jobs and streaming offsets), [`assets`], [`policy_states`]
 //! (freshness policy states, for `notify`), [`usage`] (resources and
-//! timeline per materialization); the schema and
+//! timeline per materialization), [`auto`] (what triggered a run, and the
+//! assets ticks requested); the schema and
 //! its migrations in [`schema`].
 
 mod assets;
+mod auto;
+mod import;
 mod jobs;
 mod materializations;
 mod policy_states;
@@ -20,11 +23,12 @@ mod schema;
 mod usage;
 
 pub use assets::AssetRow;
+pub use auto::{AssetFacts, AutoClaim, AutoFacts, AutoRequest, CLAIM_TIMEOUT_HOURS};
 pub use jobs::RunJob;
 pub use materializations::{Materialization, ResultRecord, StartRecord};
 pub use policy_states::PolicyRow;
 pub use runs::Run;
-use schema::{SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4};
+use schema::{SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5};
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -35,7 +39,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use thiserror::Error;
 
 /// The schema version this code writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Directory (beside the notebook) holding the state and the value store.
 pub const STATE_DIR: &str = ".slurmbook";
@@ -195,6 +199,9 @@ impl StateDb {
         }
         if found < 4 {
             tx.execute_batch(SCHEMA_V4)?;
+        }
+        if found < 5 {
+            tx.execute_batch(SCHEMA_V5)?;
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
