@@ -14,4 +14,5 @@ pub mod server;
 pub mod session;
 pub mod status_cli;
 pub mod terminal;
+pub mod tooling_cli;
 pub mod wire;

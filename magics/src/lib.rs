@@ -26,6 +26,7 @@ pub mod run;
 pub mod state;
 pub mod store;
 pub mod syntax;
+pub mod tooling;
 pub mod transport;
 pub mod version;
 pub mod views;

@@ -12,6 +12,7 @@ mod magic;
 mod materialize;
 pub mod render;
 mod runs;
+mod tooling;
 mod views;
 
 use crate::channels::{ControlHandler, Io, ShellHandler};
