@@ -324,7 +324,7 @@ pub fn generate(
     }
 
     let main = MAIN.replace("@CRATE@", name);
-    let readme = super::export::readme(project, nb, name, types, &order);
+    let readme = super::readme::readme(project, nb, name, types, &order);
     Ok(GeneratedCrate {
         name: name.to_string(),
         files: vec![

@@ -16,6 +16,7 @@ pub mod export;
 pub mod fmt;
 mod json_spans;
 pub mod lint;
+mod readme;
 mod rustfmt;
 pub mod test;
 
