@@ -483,7 +483,10 @@ fn probe_layer(
     let cargo_toml = format!(
         "[package]\nname = \"slurmbook_probe\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n[dependencies]\n{deps}\n[workspace]\n"
     );
-    let dir = root.join("probe");
+    // One directory per probe's sources: concurrent probes (two kernels, or
+    // lint and export) never overwrite each other's; the target is shared.
+    let key = hex::encode(Sha256::digest(format!("{cargo_toml}\0{main}").as_bytes()));
+    let dir = root.join("probes").join(&key[..16]);
     std::fs::create_dir_all(dir.join("src")).map_err(io("creating the type probe"))?;
     std::fs::write(dir.join("Cargo.toml"), cargo_toml).map_err(io("writing the type probe"))?;
     std::fs::write(dir.join("src/main.rs"), &main).map_err(io("writing the type probe"))?;

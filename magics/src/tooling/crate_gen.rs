@@ -267,7 +267,7 @@ pub fn generate(
         "//! The notebook's `%%check` cells as tests: each computes the values it\n\
          //! checks (and their upstreams) afresh, or takes stored ones from the\n\
          //! directory `SLURMBOOK_VALUES` names (`NAME.json`).\n\n\
-         #[allow(unused_imports)]\nuse super::*;\nuse crate::runtime::{self, CheckOutcome};\n",
+         #[allow(unused_imports)]\nuse super::*;\n#[allow(unused_imports)]\nuse crate::runtime::{self, CheckOutcome};\n",
     );
     let mut test_names: Vec<String> = Vec::new();
     for check in &project.checks {
