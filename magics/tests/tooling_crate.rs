@@ -158,7 +158,10 @@ fn lint_names_the_cell_and_line_and_test_runs_the_checks() {
     );
     assert_eq!(report.errors(), 0, "{report:?}");
     // The generated code around the cells is clippy-clean.
-    assert!(report.diagnostics.iter().all(|d| d.cell_index.is_some()), "{report:?}");
+    assert!(
+        report.diagnostics.iter().all(|d| d.cell_index.is_some()),
+        "{report:?}"
+    );
 
     let mut ws = Workspace::for_notebook(nb.clone());
     let run = |ws: &mut Workspace| {

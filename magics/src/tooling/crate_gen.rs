@@ -104,6 +104,15 @@ impl File {
     }
 }
 
+/// `cell 4` (as reports name cells), or `session cell`.
+pub fn cell_name(cell: &CellRef) -> String {
+    if cell.is_session() {
+        "session cell".to_string()
+    } else {
+        format!("cell {}", cell.index)
+    }
+}
+
 /// The package name for a notebook file: its stem as a Rust identifier.
 pub fn package_name(notebook: &Path) -> String {
     let stem = notebook
@@ -205,7 +214,7 @@ pub fn generate(
             lib.push(&format!("// ---- {} ----\n", item.cell));
             last_cell = Some(&item.cell);
         }
-        let label = format!("{}", item.cell);
+        let label = cell_name(&item.cell);
         origins.push(lib.code(&item.source, &item.cell, item.line, label));
         lib.push("\n");
     }
@@ -242,7 +251,7 @@ pub fn generate(
             &spec.body,
             &spec.cell,
             body_line(nb, &spec.cell),
-            format!("{} (asset `{asset}`)", spec.cell),
+            format!("{} (asset `{asset}`)", cell_name(&spec.cell)),
         ));
         assets.push("}\n");
         let quoted: Vec<String> = ups.iter().map(|u| format!("{u:?}")).collect();
