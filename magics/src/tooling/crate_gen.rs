@@ -182,7 +182,7 @@ pub fn generate(
         .topo_order(project.assets.iter().map(|a| a.name.as_str()));
     let type_of = |asset: &str| {
         types.get(asset).cloned().ok_or_else(|| {
-            ToolError::Bundle(crate::bundle::BundleError::UnknownType {
+            ToolError::from(crate::bundle::BundleError::UnknownType {
                 asset: asset.to_string(),
             })
         })

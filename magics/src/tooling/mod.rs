@@ -37,13 +37,13 @@ pub enum ToolError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Notebook(#[from] NotebookError),
+    Notebook(Box<NotebookError>),
     #[error(transparent)]
-    Project(#[from] ProjectError),
+    Project(Box<ProjectError>),
     #[error(transparent)]
-    Bundle(#[from] BundleError),
+    Bundle(Box<BundleError>),
     #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
+    Config(Box<crate::config::ConfigError>),
     #[error("no notebook is attached: open this kernel from a saved notebook, or `%config notebook=PATH`")]
     NoNotebook,
     #[error("{0}")]
@@ -53,6 +53,22 @@ pub enum ToolError {
     #[error("{0}")]
     Cargo(String),
 }
+
+macro_rules! boxed_from {
+    ($($variant:ident($error:ty)),*) => {$(
+        impl From<$error> for ToolError {
+            fn from(e: $error) -> Self {
+                ToolError::$variant(Box::new(e))
+            }
+        }
+    )*};
+}
+boxed_from!(
+    Notebook(NotebookError),
+    Project(ProjectError),
+    Bundle(BundleError),
+    Config(crate::config::ConfigError)
+);
 
 pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ToolError {
     let context = context.into();
