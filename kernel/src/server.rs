@@ -57,6 +57,7 @@ pub async fn serve(conn: ConnectionInfo, engine: Engine) -> Result<()> {
         cancel: cancel.clone(),
         output_gate: output_gate.clone(),
     });
+    tokio::spawn(crate::parent::watch(control_handler.clone()));
     let (control_send, control_recv) = control_socket.split();
     tokio::spawn(control::run(
         control_recv,

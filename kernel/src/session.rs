@@ -71,6 +71,10 @@ impl Session for EngineSession {
     fn epoch(&self) -> u64 {
         self.engine.epoch()
     }
+
+    fn process_id(&self) -> Option<u32> {
+        self.engine.child_pid()
+    }
 }
 
 /// The kernel always has its session running.

@@ -3,9 +3,18 @@
 //! each asset's end, the summary.
 
 use indicatif::{ProgressBar, ProgressStyle};
+use slurmbook_magics::draw::table;
 use slurmbook_magics::events::{AssetState, Emit, Event, Stream};
+use slurmbook_magics::model::{Hint, Usage};
+use slurmbook_magics::usage::views::final_status_table;
 use std::collections::HashMap;
 use std::sync::Mutex;
+
+/// The assets that ended, in order, and what each used (with its hints).
+type Ended = (
+    Vec<(String, AssetState)>,
+    HashMap<String, (Usage, Vec<Hint>)>,
+);
 
 /// Renders events on a terminal: asset output as prefixed lines above a progress bar.
 pub struct TerminalEvents {
@@ -13,6 +22,8 @@ pub struct TerminalEvents {
     /// Without a terminal there is no bar: lines go straight to stdout.
     tty: bool,
     line_start: Mutex<HashMap<(String, bool), bool>>,
+    /// Each asset's last state, and what it used (printed at the end).
+    ended: Mutex<Ended>,
 }
 
 impl TerminalEvents {
@@ -31,6 +42,7 @@ impl TerminalEvents {
             bar,
             tty,
             line_start: Mutex::new(HashMap::new()),
+            ended: Mutex::default(),
         }
     }
 
@@ -56,6 +68,7 @@ impl Emit for TerminalEvents {
                 _ => {
                     self.say(format!("{asset:>20}  {}", state.describe()));
                     self.bar.inc(1);
+                    self.ended.lock().unwrap().0.push((asset, state.clone()));
                 }
             },
             Event::Output {
@@ -86,6 +99,13 @@ impl Emit for TerminalEvents {
                 self.say(format!("[{asset}] {text}"));
             }
             Event::Metadata { .. } => {}
+            Event::Usage {
+                asset,
+                usage,
+                hints,
+            } => {
+                self.ended.lock().unwrap().1.insert(asset, (usage, hints));
+            }
             Event::Check {
                 asset,
                 check,
@@ -100,6 +120,10 @@ impl Emit for TerminalEvents {
             }),
             Event::Finished { summary } => {
                 self.bar.finish_and_clear();
+                let ended = self.ended.lock().unwrap();
+                if !ended.1.is_empty() {
+                    print!("{}", table::text(&final_status_table(&ended.0, &ended.1)));
+                }
                 println!("{}", summary.line());
             }
         }

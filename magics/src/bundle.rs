@@ -1,7 +1,8 @@
 //! Bundles: a Cargo crate generated from selected assets — the notebook's
 //! item cells and `:dep` dependencies, one function per asset, and a `main`
 //! that computes one asset: it reads upstream values (JSON files), computes,
-//! writes its value atomically and reports events as JSON lines. The same
+//! writes its value atomically and reports events as JSON lines (with what
+//! it used, measured by itself: `crate::usage::job_runtime`). The same
 //! assets and dependencies always generate byte-identical sources, so builds
 //! are cached by the sources' hash.
 
@@ -58,11 +59,15 @@ pub fn binary_name(hash: &str) -> String {
     format!("slurmbook_job_{}", &hash[..16])
 }
 
+/// Functions the job runtime gives asset code (`report_metadata(json)`).
+pub const RUNTIME_NAMES: &[&str] = &["report_metadata"];
+
 /// Checks what would make a job fail before anything is submitted: free
-/// variables that are neither assets nor items.
+/// variables that are neither assets nor items (nor the runtime's).
 pub fn check_free_variables(project: &Project, assets: &[String]) -> Result<(), BundleError> {
     for asset in assets {
-        let unresolved = project.unresolved(asset);
+        let mut unresolved = project.unresolved(asset);
+        unresolved.retain(|n| !RUNTIME_NAMES.contains(n));
         if !unresolved.is_empty() {
             return Err(BundleError::FreeVariables {
                 asset: asset.clone(),
@@ -109,6 +114,7 @@ pub fn generate(
         main.push_str("\n\n");
     }
     main.push_str(RUNTIME);
+    main.push_str(crate::usage::job_runtime::USAGE_RUNTIME);
     let mut arms = String::new();
     for asset in assets {
         let spec = project
@@ -216,11 +222,14 @@ const MAIN: &str = r#"fn main() {
     }
     let asset = asset.expect("usage: slurmbook_job ASSET --output PATH [--input NAME=PATH]...");
     let output = output.expect("--output PATH");
+    let before = slurmbook_rusage_now();
     let started = std::time::Instant::now();
+    let started_at = slurmbook_now();
     let result = std::panic::catch_unwind(|| match asset.as_str() {
         // ARMS
         other => { eprintln!("unknown asset {other}"); std::process::exit(2) }
     });
+    slurmbook_report_usage(started, started_at, before);
     match result {
         Ok(bytes) => slurmbook_emit(serde_json::json!({
             "event": "materialized", "bytes": bytes, "elapsed_ms": started.elapsed().as_millis() as u64,
@@ -375,6 +384,8 @@ mod tests {
         );
         let p = project(&["const THRESHOLD: i32 = 3;", "%%asset a\nTHRESHOLD + 1"]);
         assert!(check_free_variables(&p, &["a".into()]).is_ok());
+        let p = project(&["%%asset a\nreport_metadata(serde_json::json!({\"n\": 1}));\n1"]);
+        assert!(check_free_variables(&p, &["a".into()]).is_ok());
     }
 
     #[test]
@@ -483,13 +494,10 @@ fn probe_layer(
     let cargo_toml = format!(
         "[package]\nname = \"slurmbook_probe\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n[dependencies]\n{deps}\n[workspace]\n"
     );
-    // One directory per probe's sources: concurrent probes (two kernels, or
-    // lint and export) never overwrite each other's; the target is shared.
-    let key = hex::encode(Sha256::digest(format!("{cargo_toml}\0{main}").as_bytes()));
-    let dir = root.join("probes").join(&key[..16]);
+    let dir = probe_dir(root, &cargo_toml, &main);
     std::fs::create_dir_all(dir.join("src")).map_err(io("creating the type probe"))?;
-    std::fs::write(dir.join("Cargo.toml"), cargo_toml).map_err(io("writing the type probe"))?;
-    std::fs::write(dir.join("src/main.rs"), &main).map_err(io("writing the type probe"))?;
+    write_once(&dir.join("Cargo.toml"), &cargo_toml).map_err(io("writing the type probe"))?;
+    write_once(&dir.join("src/main.rs"), &main).map_err(io("writing the type probe"))?;
     let out = Command::new("cargo")
         .args(["check", "--quiet", "--message-format=json"])
         .arg("--manifest-path")
@@ -539,6 +547,30 @@ fn probe_layer(
     Ok(found)
 }
 
+/// The type probe's crate directory, named by its content: kernels that
+/// probe at the same time (two notebooks of one user on a JupyterHub, or two
+/// test runs) never overwrite each other's sources, and an unchanged probe
+/// is checked again for free.
+fn probe_dir(root: &Path, cargo_toml: &str, main: &str) -> PathBuf {
+    let mut hasher = Sha256::new();
+    hasher.update(cargo_toml.as_bytes());
+    hasher.update([0]);
+    hasher.update(main.as_bytes());
+    root.join("probe")
+        .join(&hex::encode(hasher.finalize())[..16])
+}
+
+/// Writes `text` to `path` unless it is there (the path names its content):
+/// through a temporary file and a rename, so a reader never sees half of it.
+fn write_once(path: &Path, text: &str) -> std::io::Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
 /// The probe's line a compiler span points at: for a span inside a macro
 /// (the body ends in `format!(..)` or `vec![..]`), the line of the macro's
 /// call in the probe.
@@ -572,7 +604,27 @@ fn found_type(label: &str) -> Option<String> {
 
 #[cfg(test)]
 mod probe_tests {
-    use super::found_type;
+    use super::{found_type, probe_dir, write_once};
+    use std::path::Path;
+
+    #[test]
+    fn each_probe_has_its_own_directory() {
+        let root = Path::new("/cache/build");
+        let a = probe_dir(root, "[package]", "fn probe_a() -> () { 1 }");
+        assert_eq!(a, probe_dir(root, "[package]", "fn probe_a() -> () { 1 }"));
+        assert_ne!(a, probe_dir(root, "[package]", "fn probe_a() -> () { 2 }"));
+        assert_ne!(a, probe_dir(root, "[package] ", "fn probe_a() -> () { 1 }"));
+        assert!(a.starts_with("/cache/build/probe"), "{}", a.display());
+
+        let dir = std::env::temp_dir().join(format!("sb-probe-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("main.rs");
+        write_once(&file, "first").unwrap();
+        write_once(&file, "second").unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "first");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn reads_rustc_labels() {

@@ -3,6 +3,7 @@
 
 use crate::model::RunId;
 use crate::model::RunStatus;
+use crate::model::{Hint, Usage};
 use crate::plan::Plan;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -24,6 +25,12 @@ pub enum AssetState {
     /// Waiting for upstreams or a slot (a Slurm job: pending in the queue).
     Queued {
         job_id: Option<String>,
+        /// Why Slurm keeps it waiting (`Priority: ...`, `Dependency: ...`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// When Slurm expects it to start (`squeue --start`), cluster time.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        start: Option<String>,
     },
     /// Computing (`location`: "kernel", or the node of a Slurm job).
     Running {
@@ -46,6 +53,15 @@ pub enum AssetState {
 }
 
 impl AssetState {
+    /// Queued, with no reason known (yet).
+    pub fn queued(job_id: Option<String>) -> AssetState {
+        AssetState::Queued {
+            job_id,
+            reason: None,
+            start: None,
+        }
+    }
+
     /// Short label for tables: queued, running, done, failed, ...
     pub fn label(&self) -> &'static str {
         match self {
@@ -63,8 +79,23 @@ impl AssetState {
     pub fn describe(&self) -> String {
         match self {
             AssetState::Fresh => "fresh (skipped)".into(),
-            AssetState::Queued { job_id: Some(j) } => format!("queued (job {j})"),
-            AssetState::Queued { job_id: None } => "queued".into(),
+            AssetState::Queued {
+                job_id,
+                reason,
+                start,
+            } => {
+                let mut s = match job_id {
+                    Some(j) => format!("queued (job {j})"),
+                    None => "queued".to_string(),
+                };
+                if let Some(r) = reason {
+                    s.push_str(&format!(": {r}"));
+                }
+                if let Some(t) = start {
+                    s.push_str(&format!("; expected to start {t}"));
+                }
+                s
+            }
             AssetState::Running { location } => format!("running on {location}"),
             AssetState::Done {
                 duration_ms,
@@ -172,6 +203,14 @@ pub enum Event {
         check: String,
         passed: bool,
         message: Option<String>,
+    },
+    /// What an asset used (sent once it ended, before [`Event::Finished`]),
+    /// with right-sizing hints when it used far less than it asked for.
+    Usage {
+        asset: String,
+        usage: Usage,
+        #[serde(default)]
+        hints: Vec<Hint>,
     },
     /// The run ended.
     Finished { summary: RunSummary },

@@ -5,6 +5,7 @@
 //! The usual entry point is [`load_project`]: read + parse + infer + graph +
 //! versions in one call; then [`Project::staleness`] against a [`StateDb`].
 
+pub mod auto;
 pub mod bundle;
 pub mod cache;
 pub mod config;
@@ -28,6 +29,7 @@ pub mod store;
 pub mod syntax;
 pub mod tooling;
 pub mod transport;
+pub mod usage;
 pub mod version;
 pub mod views;
 pub(crate) mod workers;

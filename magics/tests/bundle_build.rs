@@ -159,3 +159,63 @@ fn types_are_inferred_by_a_compile_probe_layer_by_layer() {
     assert_eq!(types["shout"], "String");
     assert_eq!(types["listed"], "Vec<i32>");
 }
+
+/// The job binary's own measurement: a `usage` event before `materialized`
+/// (and before `failed`), with its peak memory, CPU and wall time.
+#[test]
+fn a_bundle_measures_its_own_usage() {
+    let p = project(&[
+        "%%asset big\nlet v = vec![1u8; 64 << 20];\nv.iter().map(|&x| x as u64).sum::<u64>()",
+        "%%asset boom\nif big > 0 { panic!(\"no\") }\n1u8",
+    ]);
+    let t = types(&[("big", "u64"), ("boom", "u8")]);
+    let names: Vec<String> = ["big", "boom"].map(String::from).to_vec();
+    let sources = bundle::generate(&p, &names, &t).unwrap();
+    let exe = bundle::build(&sources, &build_root(), &t).expect("the bundle builds");
+    let dir = tempfile::tempdir().unwrap();
+    let events = |out: &std::process::Output| -> Vec<serde_json::Value> {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.strip_prefix(EVENT_PREFIX))
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let big = dir.path().join("big.json");
+    let out = Command::new(&exe)
+        .args(["big", "--output"])
+        .arg(&big)
+        .env("SLURM_CPUS_PER_TASK", "3")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let ev = events(&out);
+    let names: Vec<&str> = ev.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(names, ["usage", "materialized"]);
+    let u = &ev[0];
+    let rss_mb = u["max_rss_kb"].as_u64().expect("peak memory on Linux") / 1024;
+    assert!(
+        (60..200).contains(&rss_mb),
+        "peak {rss_mb} MiB for 64 MiB: {u}"
+    );
+    assert_eq!(u["cpus"], 3);
+    let (s, e) = (
+        u["started_at"].as_f64().unwrap(),
+        u["ended_at"].as_f64().unwrap(),
+    );
+    assert!(s > 1.6e9 && e >= s, "{u}");
+    assert!(u["user_ms"].is_u64() && u["sys_ms"].is_u64() && u["wall_ms"].is_u64());
+
+    let out = Command::new(&exe)
+        .args(["boom", "--output"])
+        .arg(dir.path().join("boom.json"))
+        .arg("--input")
+        .arg(format!("big={}", big.display()))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let names: Vec<String> = events(&out)
+        .iter()
+        .map(|e| e["event"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["usage", "failed"]);
+}

@@ -5,9 +5,13 @@
 //! (never skips) when `/tmp/slurmbook-cluster/cluster.json` (or
 //! `$SLURMBOOK_CLUSTER_DIR/cluster.json`) is missing. Tests run one at a
 //! time (the cluster has 2 CPUs).
+//!
+//! Every test runs twice (`over_both_transports!`: `grouped_...::ssh` and
+//! `::local`): over SSH and with local processes (a kernel on the submit host).
 
+#[macro_use]
 mod common;
-use common::{cluster_facts, unique};
+use common::{transport, unique, Via};
 use std::collections::HashMap;
 
 use std::sync::atomic::AtomicBool;
@@ -16,8 +20,8 @@ use std::time::Duration;
 
 use slurmbook_magics::events::{AssetState, Event, Stream};
 use slurmbook_magics::exec::slurm::{
-    steps_file, submit_allocations, watch_run, JobSpec, OutputGate, Remote, SlurmJobsResult,
-    SshTarget, StepLine, WatchJob, WatchRun,
+    steps_file, submit_allocations, watch_run, JobSpec, OutputGate, SlurmJobsResult, StepLine,
+    WatchJob, WatchRun,
 };
 use slurmbook_magics::plan::{
     plan_allocations, Allocation, ClusterLimits, SbatchRequest, StepRequest,
@@ -27,15 +31,6 @@ use slurmbook_magics::transport::Transport;
 use slurmbook_magics::{JobGrouping, StateDb, Target};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn remote() -> Remote {
-    let v = cluster_facts();
-    Remote::new(SshTarget {
-        host: v["host"].as_str().expect("host").into(),
-        config_file: Some(v["ssh_config"].as_str().expect("ssh_config").into()),
-        ..SshTarget::default()
-    })
-}
 
 fn job(asset: &str, after: &[&str], cmd: &str) -> JobSpec {
     JobSpec {
@@ -112,7 +107,7 @@ impl Run {
 }
 
 /// `scontrol show job -o ID` as key=value pairs.
-async fn scontrol(remote: &Remote, id: &str) -> HashMap<String, String> {
+async fn scontrol(remote: &dyn Transport, id: &str) -> HashMap<String, String> {
     let out = remote
         .run(&["scontrol", "show", "job", "-o", id])
         .await
@@ -125,7 +120,7 @@ async fn scontrol(remote: &Remote, id: &str) -> HashMap<String, String> {
 }
 
 /// The `.steps` lines of an allocation.
-async fn step_lines(remote: &Remote, dir: &str, allocation: &str) -> Vec<StepLine> {
+async fn step_lines(remote: &dyn Transport, dir: &str, allocation: &str) -> Vec<StepLine> {
     let out = remote
         .run(&["cat", &steps_file(dir, allocation)])
         .await
@@ -137,13 +132,13 @@ async fn step_lines(remote: &Remote, dir: &str, allocation: &str) -> Vec<StepLin
 }
 
 /// Plan (grouped, with the cluster's real limits), submit, and watch with a state db.
-async fn run_grouped(remote: &Remote, name: &str, specs: &[JobSpec]) -> Run {
+async fn run_grouped(remote: &dyn Transport, name: &str, specs: &[JobSpec]) -> Run {
     let (dir, allocations, jobs) = submit(remote, name, specs).await;
     watch(remote, name, dir, allocations, jobs).await
 }
 
 async fn submit(
-    remote: &Remote,
+    remote: &dyn Transport,
     name: &str,
     specs: &[JobSpec],
 ) -> (String, Vec<Allocation>, Vec<WatchJob>) {
@@ -166,7 +161,7 @@ async fn submit(
 }
 
 async fn watch(
-    remote: &Remote,
+    remote: &dyn Transport,
     name: &str,
     dir: String,
     allocations: Vec<Allocation>,
@@ -177,7 +172,7 @@ async fn watch(
 
 /// [`watch`], setting the cancel flag when `interrupt` says so for an event.
 async fn watch_until(
-    remote: &Remote,
+    remote: &dyn Transport,
     name: &str,
     dir: String,
     allocations: Vec<Allocation>,
@@ -226,10 +221,18 @@ async fn watch_until(
     }
 }
 
-#[tokio::test]
-async fn grouped_chain_of_ten_runs_as_one_job_in_order() {
+over_both_transports!(
+    grouped_chain_of_ten_runs_as_one_job_in_order,
+    grouped_diamond_runs_parallel_branches_overlapping_in_one_job,
+    grouped_failing_middle_step_stops_its_dependents_and_ends_the_job,
+    grouped_asset_on_another_partition_is_its_own_job_chained_afterok,
+    grouped_interrupt_cancels_the_allocation_and_every_step,
+);
+
+async fn grouped_chain_of_ten_runs_as_one_job_in_order(via: Via) {
     let _g = SERIAL.lock().await;
-    let remote = remote();
+    let remote = transport(via);
+    let remote = &*remote;
     let names: Vec<String> = (0..10).map(|i| format!("s{i}")).collect();
     let specs: Vec<JobSpec> = names
         .iter()
@@ -247,12 +250,14 @@ async fn grouped_chain_of_ten_runs_as_one_job_in_order() {
             )
         })
         .collect();
-    let run = run_grouped(&remote, "chain10", &specs).await;
+    let run = run_grouped(remote, "chain10", &specs).await;
+    // The tail ended with the run (no "did not finish" warning).
+    assert!(run.result.warnings.is_empty(), "{:?}", run.result.warnings);
     assert_eq!(run.allocations.len(), 1);
     assert_eq!(run.allocations[0].assets, names);
     let ids = run.job_ids();
     assert_eq!(ids.len(), 1, "one Slurm job for the chain: {ids:?}");
-    let rec = scontrol(&remote, &ids[0]).await;
+    let rec = scontrol(remote, &ids[0]).await;
     assert_eq!(rec["JobState"], "COMPLETED", "{rec:?}");
     assert_eq!(
         rec["TimeLimit"], "00:50:00",
@@ -287,7 +292,7 @@ async fn grouped_chain_of_ten_runs_as_one_job_in_order() {
         .unwrap()
         .stdout_text();
     assert_eq!(order.lines().collect::<Vec<_>>(), names);
-    let lines = step_lines(&remote, &run.dir, "alloc_s0").await;
+    let lines = step_lines(remote, &run.dir, "alloc_s0").await;
     let starts = lines
         .iter()
         .filter(|l| matches!(l, StepLine::Start { .. }))
@@ -295,27 +300,27 @@ async fn grouped_chain_of_ten_runs_as_one_job_in_order() {
     assert_eq!(starts, 10);
 }
 
-#[tokio::test]
-async fn grouped_diamond_runs_parallel_branches_overlapping_in_one_job() {
+async fn grouped_diamond_runs_parallel_branches_overlapping_in_one_job(via: Via) {
     let _g = SERIAL.lock().await;
-    let remote = remote();
+    let remote = transport(via);
+    let remote = &*remote;
     let specs = vec![
         job("top", &[], "sleep 1; echo top"),
         job("left", &["top"], "sleep 2; echo left"),
         job("right", &["top"], "sleep 2; echo right"),
         job("bottom", &["left", "right"], "echo bottom"),
     ];
-    let run = run_grouped(&remote, "diamond", &specs).await;
+    let run = run_grouped(remote, "diamond", &specs).await;
     assert_eq!(run.allocations.len(), 1);
     assert_eq!(run.job_ids().len(), 1);
-    let rec = scontrol(&remote, &run.job_ids()[0]).await;
+    let rec = scontrol(remote, &run.job_ids()[0]).await;
     assert_eq!(rec["NumCPUs"], "2", "the two branches' CPUs: {rec:?}");
     assert_eq!(
         rec["TimeLimit"], "00:15:00",
         "longest path of 3 steps: {rec:?}"
     );
     assert!(run.result.all_done(), "{:?}", run.result);
-    let lines = step_lines(&remote, &run.dir, "alloc_top").await;
+    let lines = step_lines(remote, &run.dir, "alloc_top").await;
     let at = |kind: &str, asset: &str| {
         lines
             .iter()
@@ -346,10 +351,10 @@ async fn grouped_diamond_runs_parallel_branches_overlapping_in_one_job() {
     }
 }
 
-#[tokio::test]
-async fn grouped_failing_middle_step_stops_its_dependents_and_ends_the_job() {
+async fn grouped_failing_middle_step_stops_its_dependents_and_ends_the_job(via: Via) {
     let _g = SERIAL.lock().await;
-    let remote = remote();
+    let remote = transport(via);
+    let remote = &*remote;
     let specs = vec![
         job("a", &[], "echo a"),
         job("b", &["a"], "echo 'b breaks' >&2; exit 3"),
@@ -357,9 +362,9 @@ async fn grouped_failing_middle_step_stops_its_dependents_and_ends_the_job() {
         job("d", &["c"], "echo d"),
         job("side", &["a"], "sleep 1; echo side"),
     ];
-    let run = run_grouped(&remote, "failmid", &specs).await;
+    let run = run_grouped(remote, "failmid", &specs).await;
     assert_eq!(run.job_ids().len(), 1);
-    let rec = scontrol(&remote, &run.job_ids()[0]).await;
+    let rec = scontrol(remote, &run.job_ids()[0]).await;
     assert_eq!(
         rec["JobState"], "FAILED",
         "the allocation ends failed: {rec:?}"
@@ -387,7 +392,7 @@ async fn grouped_failing_middle_step_stops_its_dependents_and_ends_the_job() {
         assert_eq!(run.db_jobs[x].1, "cancelled", "{x}");
     }
     assert_eq!(run.db_jobs["b"].1, "failed");
-    let lines = step_lines(&remote, &run.dir, "alloc_a").await;
+    let lines = step_lines(remote, &run.dir, "alloc_a").await;
     assert!(
         !lines
             .iter()
@@ -400,10 +405,10 @@ async fn grouped_failing_middle_step_stops_its_dependents_and_ends_the_job() {
     }));
 }
 
-#[tokio::test]
-async fn grouped_asset_on_another_partition_is_its_own_job_chained_afterok() {
+async fn grouped_asset_on_another_partition_is_its_own_job_chained_afterok(via: Via) {
     let _g = SERIAL.lock().await;
-    let remote = remote();
+    let remote = transport(via);
+    let remote = &*remote;
     let mut long = job("other", &["b"], "echo other");
     long.sbatch.partition = Some("long".into());
     let specs = vec![
@@ -412,7 +417,7 @@ async fn grouped_asset_on_another_partition_is_its_own_job_chained_afterok() {
         long,
         job("d", &["other"], "echo d"),
     ];
-    let (dir, allocations, jobs) = submit(&remote, "partition", &specs).await;
+    let (dir, allocations, jobs) = submit(remote, "partition", &specs).await;
     let group = jobs.iter().find(|j| j.asset == "a").unwrap().job_id.clone();
     let other = jobs
         .iter()
@@ -420,8 +425,8 @@ async fn grouped_asset_on_another_partition_is_its_own_job_chained_afterok() {
         .unwrap()
         .job_id
         .clone();
-    let rec = scontrol(&remote, &other).await;
-    let run = watch(&remote, "partition", dir, allocations, jobs).await;
+    let rec = scontrol(remote, &other).await;
+    let run = watch(remote, "partition", dir, allocations, jobs).await;
     let shape: Vec<Vec<String>> = run.allocations.iter().map(|a| a.assets.clone()).collect();
     assert_eq!(shape, [vec!["a", "b"], vec!["other"], vec!["d"]]);
     assert_eq!(run.job_ids().len(), 3);
@@ -436,18 +441,18 @@ async fn grouped_asset_on_another_partition_is_its_own_job_chained_afterok() {
     assert_eq!(run.output("d"), "d\n");
 }
 
-#[tokio::test]
-async fn grouped_interrupt_cancels_the_allocation_and_every_step() {
+async fn grouped_interrupt_cancels_the_allocation_and_every_step(via: Via) {
     let _g = SERIAL.lock().await;
-    let remote = remote();
+    let remote = transport(via);
+    let remote = &*remote;
     let specs = vec![
         job("slow", &[], "echo started; sleep 60; echo never"),
         job("after_slow", &["slow"], "echo never"),
     ];
-    let (dir, allocations, jobs) = submit(&remote, "interrupt", &specs).await;
+    let (dir, allocations, jobs) = submit(remote, "interrupt", &specs).await;
     assert_eq!(allocations.len(), 1);
     let run = watch_until(
-        &remote,
+        remote,
         "interrupt",
         dir,
         allocations,
@@ -466,6 +471,6 @@ async fn grouped_interrupt_cancels_the_allocation_and_every_step() {
         );
     }
     assert_eq!(run.output("slow"), "started\n");
-    let rec = scontrol(&remote, &run.job_ids()[0]).await;
+    let rec = scontrol(remote, &run.job_ids()[0]).await;
     assert_eq!(rec["JobState"], "CANCELLED", "{rec:?}");
 }

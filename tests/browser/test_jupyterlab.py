@@ -28,7 +28,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -37,10 +36,11 @@ import urllib.request
 
 import pytest
 
+from browserkit import CHROMIUM, ensure_chromium, ensure_node, free_port as _free_port, npm_ci, tail as _tail
+
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 ARTIFACTS = HERE / "artifacts"
-CHROMIUM = pathlib.Path("/usr/bin/chromium")
 KERNEL_BINARY = ROOT / "target" / "debug" / "slurmbook"
 DISPLAY_NAME = "Rust (slurmbook)"
 ASSETS = ["readings", "celsius", "fahrenheit", "stats", "extremes", "report"]
@@ -50,22 +50,6 @@ RAW_ANSI = re.compile(r"\x1b|\[(\d{1,3};)*\d{1,3}m")
 NODE_TIMEOUT = 270  # the script's own budget is 210 s, then a 30 s watchdog
 
 pytestmark = pytest.mark.timeout(1200)  # first run may apt-get chromium
-
-_apt_updated = False
-
-
-def _apt_install(*packages):
-    global _apt_updated
-    if os.geteuid() != 0:
-        pytest.fail(f"{' '.join(packages)} missing and not root: install with "
-                    f"`apt-get install -y {' '.join(packages)}`")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    if not _apt_updated:
-        r = subprocess.run(["apt-get", "update"], env=env, capture_output=True, text=True, timeout=300)
-        assert r.returncode == 0, f"apt-get update failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}"
-        _apt_updated = True
-    r = subprocess.run(["apt-get", "install", "-y", *packages], env=env, capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, f"apt-get install {' '.join(packages)} failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}"
 
 
 def _ensure_prerequisites():
@@ -86,37 +70,10 @@ def _ensure_prerequisites():
     elif shutil.which(argv0) is None:
         pytest.fail(f"the slurmbook kernelspec runs `{argv0}`, which is not on PATH")
 
-    if not CHROMIUM.exists():
-        _apt_install("chromium")
-    assert CHROMIUM.exists(), f"{CHROMIUM} still missing after apt-get install chromium"
-
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        _apt_install("nodejs", "npm")
-    node = shutil.which("node")
-    assert node, "node is missing"
-    version = subprocess.run([node, "--version"], capture_output=True, text=True).stdout.strip()
-    major = int(re.match(r"v(\d+)", version).group(1))
-    assert major >= 18, f"playwright-core needs node >= 18, found {version}"
-
-    if not (HERE / "node_modules" / "playwright-core" / "package.json").exists():
-        # The lock file pins playwright-core; it downloads no browser.
-        r = subprocess.run([shutil.which("npm"), "ci", "--no-audit", "--no-fund"], cwd=HERE,
-                           capture_output=True, text=True, timeout=600)
-        assert r.returncode == 0, f"npm ci failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}"
+    ensure_chromium()
+    node = ensure_node()
+    npm_ci(HERE, "playwright-core")
     return node
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _tail(path, n=60):
-    try:
-        return "\n".join(pathlib.Path(path).read_text(errors="replace").splitlines()[-n:])
-    except OSError:
-        return "(no log)"
 
 
 def _http(url, method="GET", timeout=5):

@@ -3,7 +3,9 @@ a kernel restart mid-run then `%attach` shows every line exactly once;
 `%cancel` cancels a run left running by a restarted kernel; through the
 headless CLI, a repeat with `--force` uploads zero bytes, editing one cell
 resubmits only that asset and its downstream, and killing the SSH master
-mid-run reconnects and finishes the run."""
+mid-run reconnects and finishes the run. Everything but the SSH master test
+runs over SSH and with a host-less (local) profile (the `transport`
+fixture, conftest.py)."""
 import os
 import re
 import signal
@@ -14,14 +16,14 @@ import uuid
 import nbformat
 
 from nbrun import ROOT, copy_notebook, db_rows, edit_cell
-from test_slurm_notebook import facts, project_dir  # noqa: F401  (fixture)
+from test_slurm_notebook import project_dir
 
 BINARY = ROOT / "target" / "debug" / "slurmbook"
 LINES = 40
 
 
-def ticker_notebook(tmp_path, facts, seconds_per_line=0.1):
-    project_dir(tmp_path, facts)
+def ticker_notebook(tmp_path, transport, seconds_per_line=0.1):
+    project_dir(tmp_path, transport)
     path = tmp_path / "ticker.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in [
         "%%asset ticker\n"
@@ -82,8 +84,8 @@ def reply_of(kc, msg_id, timeout=300):
             return reply["content"]
 
 
-def test_restart_mid_run_then_attach_shows_every_line_once(tmp_path, facts, monkeypatch):
-    path = ticker_notebook(tmp_path, facts)
+def test_restart_mid_run_then_attach_shows_every_line_once(tmp_path, transport, monkeypatch):
+    path = ticker_notebook(tmp_path, transport)
     km, kc = start_kernel(path, tmp_path, monkeypatch)
     try:
         first = kc.execute("%materialize --target slurm")
@@ -112,8 +114,8 @@ def test_restart_mid_run_then_attach_shows_every_line_once(tmp_path, facts, monk
         km.shutdown_kernel(now=True)
 
 
-def test_cancel_magic_cancels_a_run_left_by_a_restart(tmp_path, facts, monkeypatch):
-    path = ticker_notebook(tmp_path, facts, seconds_per_line=3)
+def test_cancel_magic_cancels_a_run_left_by_a_restart(tmp_path, transport, monkeypatch):
+    path = ticker_notebook(tmp_path, transport, seconds_per_line=3)
     km, kc = start_kernel(path, tmp_path, monkeypatch)
     try:
         first = kc.execute("%materialize --target slurm")
@@ -126,10 +128,8 @@ def test_cancel_magic_cancels_a_run_left_by_a_restart(tmp_path, facts, monkeypat
         jobs = db_rows(path, "SELECT job_id FROM materializations ORDER BY id")
         assert len(jobs) == 2
         assert re.search(r"run 1 cancelled \(scancel \d+ \d+\)", text), text
-        ssh = ["ssh", "-F", facts["ssh_config"], facts["host"]]
         for (job,) in jobs:
-            state = subprocess.run(ssh + [f"scontrol show job -o {job}"], capture_output=True, text=True).stdout
-            assert "JobState=CANCELLED" in state, state
+            assert transport.final_state(job) == "CANCELLED"
         assert db_rows(path, "SELECT status FROM runs") == [("cancelled",)]
         assert set(db_rows(path, "SELECT status FROM materializations")) == {("cancelled",)}
         nothing = kc.execute("%cancel")
@@ -146,26 +146,19 @@ def headless(path, *args, timeout=600):
     return run.stdout + run.stderr
 
 
-def uploaded(output):
-    m = re.search(r"ssh: (\d+) connection\(s\), (\d+) remote command\(s\), (\d+) byte\(s\) uploaded", output)
-    assert m, output
-    return int(m.group(1)), int(m.group(2)), int(m.group(3))
-
-
-def test_repeat_uploads_nothing_and_an_edit_resubmits_only_downstream(tmp_path, facts):
-    project_dir(tmp_path, facts)
+def test_repeat_uploads_nothing_and_an_edit_resubmits_only_downstream(tmp_path, transport):
     # Its own remote_dir: the first run's upload is not found from other tests.
-    toml = tmp_path / "slurmbook.toml"
-    toml.write_text(toml.read_text().replace(
-        'remote_dir = "$SCRATCH/slurmbook"', f'remote_dir = "$SCRATCH/repeat-{uuid.uuid4().hex[:12]}"'))
+    (tmp_path / "slurmbook.toml").write_text(
+        transport.slurmbook_toml(remote_dir=f"$SCRATCH/repeat-{uuid.uuid4().hex[:12]}"))
     path = copy_notebook("slurm.ipynb", tmp_path)
+    one_connection = 0 if transport.local else 1
     first = headless(path, "--select", "+total")
-    conns, _, sent = uploaded(first)
-    assert conns == 1 and sent > 0, first
+    stats = transport.stats(first)
+    assert stats.connections == one_connection and stats.bytes > 0, first
     forced = headless(path, "--select", "+total", "--force")
     assert "4 done" in forced
-    conns, _, sent = uploaded(forced)
-    assert (conns, sent) == (1, 0), forced
+    stats = transport.stats(forced)
+    assert (stats.connections, stats.bytes) == (one_connection, 0), forced
     edit_cell(path, "%%asset odds",
               "%%asset odds\nnumbers.iter().filter(|n| *n % 2 == 1).map(|n| n * 1).collect::<Vec<u64>>()")
     edited = headless(path, "--select", "+total")
@@ -190,8 +183,9 @@ def ssh_masters(config):
     return found
 
 
-def test_killing_the_ssh_master_mid_run_reconnects_and_finishes(tmp_path, facts):
-    path = ticker_notebook(tmp_path, facts, seconds_per_line=0.25)
+def test_killing_the_ssh_master_mid_run_reconnects_and_finishes(tmp_path, ssh_transport):
+    facts = ssh_transport.facts
+    path = ticker_notebook(tmp_path, ssh_transport, seconds_per_line=0.25)
     old = ssh_masters(facts["ssh_config"])
     proc = subprocess.Popen([BINARY, "run", path, "--profile", "cluster"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -214,13 +208,12 @@ def test_killing_the_ssh_master_mid_run_reconnects_and_finishes(tmp_path, facts)
     shown = [l for l in out.splitlines() if l.startswith("[ticker] line ")]
     assert shown == [f"[ticker] line {i}" for i in range(LINES)], out
     assert "2 done, 0 fresh, 0 failed" in out
-    conns, _, _ = uploaded(out)
-    assert conns == 2, out
+    assert ssh_transport.stats(out).connections == 2, out
     assert db_rows(path, "SELECT status FROM runs") == [("ok",)]
 
 
-def test_headless_attach_after_the_cli_was_killed(tmp_path, facts):
-    path = ticker_notebook(tmp_path, facts, seconds_per_line=0.15)
+def test_headless_attach_after_the_cli_was_killed(tmp_path, transport):
+    path = ticker_notebook(tmp_path, transport, seconds_per_line=0.15)
     proc = subprocess.Popen([BINARY, "run", path, "--profile", "cluster"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     before = ""
@@ -253,8 +246,8 @@ def test_headless_attach_after_the_cli_was_killed(tmp_path, facts):
     assert again.returncode == 0 and "no Slurm run is in progress" in again.stdout
 
 
-def test_headless_dry_run_lists_the_slurm_jobs_grouped_or_per_asset(tmp_path, facts):
-    path = copy_notebook("slurm.ipynb", project_dir(tmp_path, facts))
+def test_headless_dry_run_lists_the_slurm_jobs_grouped_or_per_asset(tmp_path, transport):
+    path = copy_notebook("slurm.ipynb", project_dir(tmp_path, transport))
     grouped = headless(path, "--dry-run")
     assert "Slurm jobs (grouped): 1 job for 4 assets" in grouped, grouped
     assert re.search(r"job alloc_numbers: 4 steps: numbers, (evens, odds|odds, evens), total", grouped), grouped

@@ -4,7 +4,8 @@ running in the notebook project's pixi environment (packed, uploaded once,
 unpacked once by one of two concurrent jobs), and the failures that must stop
 a run before anything is submitted (tampered package, missing lock, lock
 without the cluster's platform); `env = "none"`; `%config` and
-`slurmbook env status`."""
+`slurmbook env status`. Every test runs over SSH and with a host-less
+(local) profile (the `transport` fixture, conftest.py)."""
 import json
 import pathlib
 import re
@@ -14,34 +15,25 @@ import uuid
 import nbformat
 
 from nbrun import ROOT, copy_notebook, db_rows, errors_of, execute, text_of
-from test_slurm_notebook import facts  # noqa: F401  (fixture)
 
 BINARY = ROOT / "target" / "debug" / "slurmbook"
 
 
-def remote_shell(facts, script):
-    ssh = ["ssh", "-F", facts["ssh_config"], facts["host"]]
-    return subprocess.run(ssh + [script], capture_output=True, text=True, timeout=120)
-
-
-def test_build_remote_builds_the_bundle_on_the_cluster_from_vendored_sources(tmp_path, facts):
-    remote_dir = f"{facts['scratch']}/remote-build-{uuid.uuid4().hex[:12]}"
+def test_build_remote_builds_the_bundle_on_the_cluster_from_vendored_sources(tmp_path, transport):
+    remote_dir = f"{transport.facts['scratch']}/remote-build-{uuid.uuid4().hex[:12]}"
     (tmp_path / "slurmbook.toml").write_text(
-        'profile = "cluster"\n[profiles.cluster]\ntarget = "slurm"\n'
-        f'host = "{facts["host"]}"\nssh_config = "{facts["ssh_config"]}"\n'
-        f'remote_dir = "{remote_dir}"\npartition = "debug"\ntime = "00:10:00"\nbuild = "remote"\n'
-    )
+        transport.slurmbook_toml(remote_dir=remote_dir, extra='build = "remote"\n'))
     path = copy_notebook("slurm.ipynb", tmp_path)
     run = subprocess.run([BINARY, "run", path, "--profile", "cluster", "--select", "+total"],
                          capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "4 done, 0 fresh, 0 failed" in run.stdout
     # The job scripts run a binary built on the cluster, not an uploaded one.
-    listing = remote_shell(facts, f"ls {remote_dir}/builds/*/ {remote_dir}/builds/work/vendor")
+    listing = transport.shell(f"ls {remote_dir}/builds/*/ {remote_dir}/builds/work/vendor")
     assert listing.returncode == 0, listing.stderr
     assert re.search(r"slurmbook_job_[0-9a-f]{16}", listing.stdout), listing.stdout
     assert re.search(r"^serde-1\.\d+\.\d+$", listing.stdout, re.M), listing.stdout
-    scripts = remote_shell(facts, f"cat {remote_dir}/runs/*/*.sh")
+    scripts = transport.shell(f"cat {remote_dir}/runs/*/*.sh")
     assert scripts.returncode == 0, scripts.stderr
     assert re.search(rf"{re.escape(remote_dir)}/builds/[0-9a-f]{{16}}/slurmbook_job_", scripts.stdout), scripts.stdout
     assert f"{remote_dir}/cache/" not in scripts.stdout, scripts.stdout
@@ -49,8 +41,7 @@ def test_build_remote_builds_the_bundle_on_the_cluster_from_vendored_sources(tmp
     again = subprocess.run([BINARY, "run", path, "--profile", "cluster", "--select", "+total", "--force"],
                            capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stdout + again.stderr
-    m = re.search(r"ssh: \d+ connection\(s\), \d+ remote command\(s\), (\d+) byte\(s\) uploaded", again.stdout)
-    assert m and m.group(1) == "0", again.stdout
+    assert transport.stats(again.stdout).bytes == 0, again.stdout
     assert db_rows(path, "SELECT count(*) FROM materializations WHERE status = 'ok'") == [(8,)]
 
 
@@ -77,10 +68,9 @@ ENV_CELLS = [
     "String::from_utf8_lossy(&out.stdout).trim().to_string()",
     "%%asset both: String\nformat!(\"{hello} / {greeting}\")",
 ]
-SSH_STATS = re.compile(r"ssh: (\d+) connection\(s\), (\d+) remote command\(s\), (\d+) byte\(s\) uploaded")
 
 
-def env_project(tmp_path, facts, lock_platform=None, extra_config=""):
+def env_project(tmp_path, transport, lock_platform=None, extra_config=""):
     """The fixture's pixi project in tmp_path/project, a slurmbook.toml with a
     fresh remote_dir (a cold cluster cache), and env.ipynb; returns
     (notebook path, fixture facts, remote_dir)."""
@@ -89,12 +79,8 @@ def env_project(tmp_path, facts, lock_platform=None, extra_config=""):
     made = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert made.returncode == 0, made.stderr
     fixture = json.loads(made.stdout)
-    remote_dir = f"{facts['scratch']}/env-{uuid.uuid4().hex[:12]}"
-    (project / "slurmbook.toml").write_text(
-        'profile = "cluster"\n[profiles.cluster]\ntarget = "slurm"\n'
-        f'host = "{facts["host"]}"\nssh_config = "{facts["ssh_config"]}"\n'
-        f'remote_dir = "{remote_dir}"\npartition = "debug"\ntime = "00:10:00"\n{extra_config}'
-    )
+    remote_dir = f"{transport.facts['scratch']}/env-{uuid.uuid4().hex[:12]}"
+    (project / "slurmbook.toml").write_text(transport.slurmbook_toml(remote_dir=remote_dir, extra=extra_config))
     path = project / "env.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in ENV_CELLS]), path)
     return path, fixture, remote_dir
@@ -108,21 +94,21 @@ def run_env(path, *args):
     return slurmbook("run", path, "--profile", "cluster", *args)
 
 
-def remote_values(facts, path):
+def remote_values(transport, path):
     """asset -> value (JSON on the cluster) of the newest ok materializations."""
     rows = db_rows(path, "SELECT asset, value_path FROM materializations WHERE status = 'ok' ORDER BY id")
     values = {}
     for asset, value_path in rows:
-        cat = remote_shell(facts, f"cat {value_path}")
+        cat = transport.shell(f"cat {value_path}")
         assert cat.returncode == 0, cat.stderr
         values[asset] = json.loads(cat.stdout)
     return values
 
 
-def env_logs(facts, remote_dir, run_id):
+def env_logs(transport, remote_dir, run_id):
     """job name -> the lines `slurmbook-env unpack` printed (its result line)
     for run `run_id` (the run dir is remote_dir/runs/<run id>-<suffix>/)."""
-    out = remote_shell(facts, f"cd {remote_dir}/runs/{run_id}-*/ && grep -H -e '^unpacked' -e '^already unpacked' *.env.log")
+    out = transport.shell(f"cd {remote_dir}/runs/{run_id}-*/ && grep -H -e '^unpacked' -e '^already unpacked' *.env.log")
     assert out.returncode == 0, out.stdout + out.stderr
     logs = {}
     for line in out.stdout.splitlines():
@@ -131,18 +117,18 @@ def env_logs(facts, remote_dir, run_id):
     return logs
 
 
-def assert_nothing_submitted(facts, path, remote_dir):
+def assert_nothing_submitted(transport, path, remote_dir):
     assert db_rows(path, "SELECT count(*) FROM materializations WHERE job_id IS NOT NULL") == [(0,)]
-    queue = remote_shell(facts, "squeue --states=all -h -o '%i %o'")
+    queue = transport.shell("squeue --states=all -h -o '%i %o'")
     assert queue.returncode == 0, queue.stderr
     assert remote_dir not in queue.stdout, queue.stdout
-    runs = remote_shell(facts, f"ls -A {remote_dir}/runs 2>/dev/null | wc -l")
+    runs = transport.shell(f"ls -A {remote_dir}/runs 2>/dev/null | wc -l")
     assert runs.stdout.strip() == "0", runs.stdout
 
 
-def test_jobs_run_the_packed_tools_once_unpacked_and_a_forced_repeat_uploads_nothing(tmp_path, facts):
+def test_jobs_run_the_packed_tools_once_unpacked_and_a_forced_repeat_uploads_nothing(tmp_path, transport):
     # One Slurm job per asset (grouped runs: see the kernel test below).
-    path, fixture, remote_dir = env_project(tmp_path, facts, extra_config='jobs = "per-asset"\n')
+    path, fixture, remote_dir = env_project(tmp_path, transport, extra_config='jobs = "per-asset"\n')
     assert fixture["platform"] == "linux-64"
     before = slurmbook("env", "status", path, "--profile", "cluster")
     assert before.returncode == 0, before.stdout + before.stderr
@@ -157,23 +143,22 @@ def test_jobs_run_the_packed_tools_once_unpacked_and_a_forced_repeat_uploads_not
     assert first.returncode == 0, out
     assert "3 done, 0 fresh, 0 failed" in out, out
     assert f'[greeting] greet printed "{GREET}"' in out, out
-    sent = int(SSH_STATS.search(out).group(3))
-    assert sent > 0, out
+    assert transport.stats(out).bytes > 0, out
     # (a) the packaged tools ran in the jobs: the values are their output.
-    assert remote_values(facts, path) == {"hello": HELLO, "greeting": GREET, "both": f"{HELLO} / {GREET}"}
+    assert remote_values(transport, path) == {"hello": HELLO, "greeting": GREET, "both": f"{HELLO} / {GREET}"}
     # The environment was unpacked once, before submission: every job found
     # it ready.
-    logs = env_logs(facts, remote_dir, 1)
+    logs = env_logs(transport, remote_dir, 1)
     prefix = f"{remote_dir}/envs/{key}"
     assert sorted(k.rsplit("-", 1)[1] for k in logs) == ["both", "greeting", "hello"], logs
     assert set(logs.values()) == {f"already unpacked: {prefix}"}, logs
-    marker = remote_shell(facts, f"cat {prefix}/.slurmbook-ready").stdout
+    marker = transport.shell(f"cat {prefix}/.slurmbook-ready").stdout
     assert marker, "no ready marker"
     # (c) two unpacks racing on the cluster (as two jobs would, were the
     # prefix gone): exactly one installs, the other waits and finds it ready.
-    script = remote_shell(facts, f"cat {remote_dir}/runs/1-*/hello.sh").stdout
+    script = transport.shell(f"cat {remote_dir}/runs/1-*/hello.sh").stdout
     tool, archive = re.search(r"unpacked=\$\((\S+) unpack --archive (\S+) --prefix", script).groups()
-    race = remote_shell(facts, f"p={remote_dir}/envs/race; "
+    race = transport.shell(f"p={remote_dir}/envs/race; "
                                f"{tool} unpack --archive {archive} --prefix $p > {remote_dir}/race1 2>/dev/null & "
                                f"{tool} unpack --archive {archive} --prefix $p > {remote_dir}/race2 2>/dev/null; "
                                f"wait; cat {remote_dir}/race1 {remote_dir}/race2")
@@ -192,33 +177,33 @@ def test_jobs_run_the_packed_tools_once_unpacked_and_a_forced_repeat_uploads_not
     out = again.stdout + again.stderr
     assert again.returncode == 0, out
     assert "3 done, 0 fresh, 0 failed" in out, out
-    assert SSH_STATS.search(out).group(3) == "0", out
-    assert set(env_logs(facts, remote_dir, 2).values()) == {f"already unpacked: {prefix}"}
-    assert remote_values(facts, path)["both"] == f"{HELLO} / {GREET}"
+    assert transport.stats(out).bytes == 0, out
+    assert set(env_logs(transport, remote_dir, 2).values()) == {f"already unpacked: {prefix}"}
+    assert remote_values(transport, path)["both"] == f"{HELLO} / {GREET}"
 
     # --repack packs and unpacks afresh (a new ready marker), before the jobs.
     repacked = run_env(path, "--force", "--repack")
     out = repacked.stdout + repacked.stderr
     assert repacked.returncode == 0, out
-    assert set(env_logs(facts, remote_dir, 3).values()) == {f"already unpacked: {prefix}"}
-    assert remote_shell(facts, f"cat {prefix}/.slurmbook-ready").stdout not in ("", marker)
-    assert remote_values(facts, path)["both"] == f"{HELLO} / {GREET}"
+    assert set(env_logs(transport, remote_dir, 3).values()) == {f"already unpacked: {prefix}"}
+    assert transport.shell(f"cat {prefix}/.slurmbook-ready").stdout not in ("", marker)
+    assert remote_values(transport, path)["both"] == f"{HELLO} / {GREET}"
 
 
-def test_an_unpack_failure_on_the_cluster_is_an_error_and_submits_nothing(tmp_path, facts):
-    path, _, remote_dir = env_project(tmp_path, facts)
+def test_an_unpack_failure_on_the_cluster_is_an_error_and_submits_nothing(tmp_path, transport):
+    path, _, remote_dir = env_project(tmp_path, transport)
     # remote_dir/envs is a file: no environment can be unpacked under it.
-    put = remote_shell(facts, f"mkdir -p {remote_dir} && echo not-a-directory > {remote_dir}/envs")
+    put = transport.shell(f"mkdir -p {remote_dir} && echo not-a-directory > {remote_dir}/envs")
     assert put.returncode == 0, put.stderr
     run = run_env(path)
     out = run.stdout + run.stderr
     assert run.returncode != 0, out
     assert "unpacking the environment `default`" in out and "on the cluster failed" in out, out
-    assert_nothing_submitted(facts, path, remote_dir)
+    assert_nothing_submitted(transport, path, remote_dir)
 
 
-def test_the_kernel_materializes_in_the_packed_environment_and_config_names_it(tmp_path, facts):
-    path, _, remote_dir = env_project(tmp_path, facts)
+def test_the_kernel_materializes_in_the_packed_environment_and_config_names_it(tmp_path, transport):
+    path, _, remote_dir = env_project(tmp_path, transport)
     nb = execute(path, cells=["%config", "%materialize --target slurm", "%load both", "both", "%config"])
     config = text_of(nb.cells[0].outputs)
     assert f"jobs env   = pixi environment `default` of {path.parent}/pixi.toml for linux-64" in config, config
@@ -235,12 +220,12 @@ def test_the_kernel_materializes_in_the_packed_environment_and_config_names_it(t
     assert nb.cells[3].outputs[0]["data"]["text/plain"] == f'"{HELLO} / {GREET}"'
     config = text_of(nb.cells[4].outputs)
     assert re.search(rf"^env key    = {key.group(1)} \(packed locally, \d+ bytes\)$", config, re.M), config
-    ready = remote_shell(facts, f"test -e {remote_dir}/envs/{key.group(1)}/.slurmbook-ready")
+    ready = transport.shell(f"test -e {remote_dir}/envs/{key.group(1)}/.slurmbook-ready")
     assert ready.returncode == 0
 
 
-def test_a_tampered_package_fails_with_its_checksum_and_submits_nothing(tmp_path, facts):
-    path, fixture, remote_dir = env_project(tmp_path, facts)
+def test_a_tampered_package_fails_with_its_checksum_and_submits_nothing(tmp_path, transport):
+    path, fixture, remote_dir = env_project(tmp_path, transport)
     package = pathlib.Path(fixture["packages"]["greet-bin"])
     data = bytearray(package.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -249,42 +234,42 @@ def test_a_tampered_package_fails_with_its_checksum_and_submits_nothing(tmp_path
     out = run.stdout + run.stderr
     assert run.returncode != 0, out
     assert "checksum mismatch for package greet-bin-1.0-h0_0.conda" in out, out
-    assert_nothing_submitted(facts, path, remote_dir)
+    assert_nothing_submitted(transport, path, remote_dir)
 
 
-def test_a_project_without_a_lock_fails_clearly_and_submits_nothing(tmp_path, facts):
-    path, _, remote_dir = env_project(tmp_path, facts)
+def test_a_project_without_a_lock_fails_clearly_and_submits_nothing(tmp_path, transport):
+    path, _, remote_dir = env_project(tmp_path, transport)
     (path.parent / "pixi.lock").unlink()
     run = run_env(path)
     out = run.stdout + run.stderr
     assert run.returncode != 0, out
     assert f"no lock file at {path.parent}/pixi.lock (run `pixi lock` in the project)" in out, out
-    assert_nothing_submitted(facts, path, remote_dir)
+    assert_nothing_submitted(transport, path, remote_dir)
 
 
-def test_a_lock_without_the_clusters_platform_fails_clearly_and_submits_nothing(tmp_path, facts):
-    path, fixture, remote_dir = env_project(tmp_path, facts, lock_platform="osx-arm64")
+def test_a_lock_without_the_clusters_platform_fails_clearly_and_submits_nothing(tmp_path, transport):
+    path, fixture, remote_dir = env_project(tmp_path, transport, lock_platform="osx-arm64")
     assert fixture["lock_platform"] == "osx-arm64"
     run = run_env(path)
     out = run.stdout + run.stderr
     assert run.returncode != 0, out
     assert "is not locked for platform `linux-64` (it is locked for: osx-arm64)" in out, out
-    assert_nothing_submitted(facts, path, remote_dir)
+    assert_nothing_submitted(transport, path, remote_dir)
 
 
-def test_an_asset_asking_for_an_environment_the_lock_lacks_fails_clearly(tmp_path, facts):
-    path, _, remote_dir = env_project(tmp_path, facts)
+def test_an_asset_asking_for_an_environment_the_lock_lacks_fails_clearly(tmp_path, transport):
+    path, _, remote_dir = env_project(tmp_path, transport)
     nbformat.write(nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell("%%asset on_gpu --env gpu\n1u8")]), path)
     run = run_env(path)
     out = run.stdout + run.stderr
     assert run.returncode != 0, out
     assert "has no environment `gpu` (it has: default)" in out, out
-    assert_nothing_submitted(facts, path, remote_dir)
+    assert_nothing_submitted(transport, path, remote_dir)
 
 
-def test_env_none_runs_jobs_in_the_clusters_own_environment(tmp_path, facts):
-    path, _, remote_dir = env_project(tmp_path, facts, extra_config='env = "none"\n')
+def test_env_none_runs_jobs_in_the_clusters_own_environment(tmp_path, transport):
+    path, _, remote_dir = env_project(tmp_path, transport, extra_config='env = "none"\n')
     status = slurmbook("env", "status", path, "--profile", "cluster")
     assert status.returncode == 0, status.stderr
     assert "jobs env   = none (env = \"none\"): jobs run in the cluster's own environment" in status.stdout
@@ -296,12 +281,12 @@ def test_env_none_runs_jobs_in_the_clusters_own_environment(tmp_path, facts):
     assert "hello-tool runs" in errors["hello"] and "NotFound" in errors["hello"], errors
     assert "greet runs" in errors["greeting"] and "NotFound" in errors["greeting"], errors
     # Nothing was packed, sent or unpacked for the jobs.
-    listing = remote_shell(facts, f"ls -A {remote_dir}; ls {remote_dir}/runs/*/")
+    listing = transport.shell(f"ls -A {remote_dir}; ls {remote_dir}/runs/*/")
     assert "envs" not in listing.stdout.split(), listing.stdout
     assert ".env.log" not in listing.stdout, listing.stdout
 
 
-def test_the_remote_build_uses_the_packed_environments_cargo(tmp_path, facts):
+def test_the_remote_build_uses_the_packed_environments_cargo(tmp_path, transport):
     import shutil
 
     project = tmp_path / "project"
@@ -309,11 +294,9 @@ def test_the_remote_build_uses_the_packed_environments_cargo(tmp_path, facts):
     made = subprocess.run([MAKE_TEST_ENV, project, "--cargo-shim", real_cargo],
                           capture_output=True, text=True, timeout=120)
     assert made.returncode == 0, made.stderr
-    remote_dir = f"{facts['scratch']}/envbuild-{uuid.uuid4().hex[:12]}"
+    remote_dir = f"{transport.facts['scratch']}/envbuild-{uuid.uuid4().hex[:12]}"
     (project / "slurmbook.toml").write_text(
-        'profile = "cluster"\n[profiles.cluster]\ntarget = "slurm"\n'
-        f'host = "{facts["host"]}"\nssh_config = "{facts["ssh_config"]}"\n'
-        f'remote_dir = "{remote_dir}"\npartition = "debug"\ntime = "00:10:00"\nbuild = "remote"\n')
+        transport.slurmbook_toml(remote_dir=remote_dir, extra='build = "remote"\n'))
     path = project / "answer.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell("%%asset answer\n6u32 * 7")]), path)
@@ -323,9 +306,9 @@ def test_the_remote_build_uses_the_packed_environments_cargo(tmp_path, facts):
     assert "1 done, 0 fresh, 0 failed" in out, out
     # The bundle was built on the cluster by the environment's cargo (its
     # activation put the shim first on PATH), and the job ran that binary.
-    shim_log = remote_shell(facts, f"cat {remote_dir}/envs/*/cargo-shim.log")
+    shim_log = transport.shell(f"cat {remote_dir}/envs/*/cargo-shim.log")
     assert shim_log.returncode == 0, shim_log.stderr
     assert "cargo build --release --offline" in shim_log.stdout, shim_log.stdout
-    assert remote_values(facts, path) == {"answer": 42}
-    script = remote_shell(facts, f"cat {remote_dir}/runs/1-*/*.sh").stdout
+    assert remote_values(transport, path) == {"answer": 42}
+    script = transport.shell(f"cat {remote_dir}/runs/1-*/*.sh").stdout
     assert f"{remote_dir}/builds/" in script, script

@@ -1,40 +1,30 @@
 """notebooks/slurm.ipynb against the loopback Slurm cluster (tests/cluster),
 through the real kernel with nbclient: a diamond of assets as jobs, output
 streamed into the cell, values loadable, a failure cancelling dependents,
-and a second run with no change skipping everything."""
-import json
-import os
-import pathlib
+and a second run with no change skipping everything. Each test runs over
+SSH and with a host-less (local) profile (the `transport` fixture,
+conftest.py)."""
 import re
+import uuid
 
 import nbformat
-import pytest
 
 from nbrun import copy_notebook, db_rows, errors_of, execute, text_of
 
-CLUSTER_DIR = pathlib.Path(os.environ.get("SLURMBOOK_CLUSTER_DIR", "/tmp/slurmbook-cluster"))
 
-
-@pytest.fixture(scope="module")
-def facts():
-    path = CLUSTER_DIR / "cluster.json"
-    assert path.exists(), f"the loopback cluster is not up ({path} missing): run python3 tests/cluster/cluster.py up"
-    return json.loads(path.read_text())
-
-
-def project_dir(tmp_path, facts):
-    (tmp_path / "slurmbook.toml").write_text(
-        'profile = "cluster"\n[profiles.cluster]\ntarget = "slurm"\n'
-        f'host = "{facts["host"]}"\nssh_config = "{facts["ssh_config"]}"\n'
-        'remote_dir = "$SCRATCH/slurmbook"\npartition = "debug"\ntime = "00:10:00"\n'
-    )
+def project_dir(tmp_path, transport):
+    """tmp_path with a slurmbook.toml whose profile `cluster` reaches the cluster through `transport`."""
+    (tmp_path / "slurmbook.toml").write_text(transport.slurmbook_toml())
     return tmp_path
 
 
-def test_diamond_runs_as_jobs_and_streams(tmp_path, facts):
-    path = copy_notebook("slurm.ipynb", project_dir(tmp_path, facts))
+def test_diamond_runs_as_jobs_and_streams(tmp_path, transport):
+    # A remote_dir of its own, to check what the run created there.
+    remote_dir = f"{transport.facts['scratch']}/private-{uuid.uuid4().hex[:12]}"
+    (tmp_path / "slurmbook.toml").write_text(transport.slurmbook_toml(remote_dir=remote_dir))
+    path = copy_notebook("slurm.ipynb", tmp_path)
     nb = execute(path, cells=["%materialize +total --target slurm", "%load total", "total", "%assets",
-                              "%materialize +total --target slurm"])
+                              "%materialize +total --target slurm", "%config"])
     out = nb.cells[0].outputs
     assert not errors_of(out), errors_of(out)
     status = [o for o in out if o["output_type"] == "display_data"][0]["data"]["text/plain"]
@@ -53,10 +43,18 @@ def test_diamond_runs_as_jobs_and_streams(tmp_path, facts):
     assert len(jobs) == 4 and all(j and n for _, j, n in jobs)
     # a second run with no change skips everything
     assert "plan for +total: 0 to run, 4 fresh" in text_of(nb.cells[4].outputs)
+    expected = "local (no SSH)" if transport.local else f"ssh {transport.facts['host']}"
+    assert f"transport: {expected} (Slurm runs)" in text_of(nb.cells[5].outputs), text_of(nb.cells[5].outputs)
+    # Everything the run left under remote_dir (job binary, values, logs,
+    # run directories) is the user's alone.
+    found = transport.shell(f"find {remote_dir} -perm /077 -printf '%m %p\\n'; find {remote_dir} | wc -l")
+    assert found.returncode == 0, found.stderr
+    *loose, count = found.stdout.strip().splitlines()
+    assert int(count) > 5 and not loose, found.stdout
 
 
-def test_failure_cancels_dependents_and_shows_stderr(tmp_path, facts):
-    project_dir(tmp_path, facts)
+def test_failure_cancels_dependents_and_shows_stderr(tmp_path, transport):
+    project_dir(tmp_path, transport)
     path = tmp_path / "fail.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in [
         "%%asset good\n21u64",
@@ -77,12 +75,11 @@ def test_failure_cancels_dependents_and_shows_stderr(tmp_path, facts):
     assert re.search(r"sibling\s+done", status), status
 
 
-def test_interrupt_cancels_the_runs_jobs(tmp_path, facts, monkeypatch):
-    import subprocess
+def test_interrupt_cancels_the_runs_jobs(tmp_path, transport, monkeypatch):
     import time
     from jupyter_client.manager import start_new_kernel
 
-    project_dir(tmp_path, facts)
+    project_dir(tmp_path, transport)
     path = tmp_path / "slow.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in [
         "%%asset slow\nprintln!(\"slow started\");\nstd::thread::sleep(std::time::Duration::from_secs(120));\n1u8",
@@ -109,22 +106,20 @@ def test_interrupt_cancels_the_runs_jobs(tmp_path, facts, monkeypatch):
         assert "cancelled" in reply["content"]["evalue"]
         jobs = db_rows(path, "SELECT job_id FROM materializations WHERE job_id IS NOT NULL")
         assert len(jobs) == 2
-        ssh = ["ssh", "-F", facts["ssh_config"], facts["host"]]
         for (job,) in jobs:
-            state = subprocess.run(ssh + [f"scontrol show job -o {job}"], capture_output=True, text=True).stdout
-            assert "JobState=CANCELLED" in state, state
+            assert transport.final_state(job) == "CANCELLED"
         assert db_rows(path, "SELECT status FROM runs") == [("cancelled",)]
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
 
 
-def test_headless_run_with_the_cluster_profile(tmp_path, facts):
+def test_headless_run_with_the_cluster_profile(tmp_path, transport):
     import subprocess
 
     from nbrun import ROOT
 
-    path = copy_notebook("slurm.ipynb", project_dir(tmp_path, facts))
+    path = copy_notebook("slurm.ipynb", project_dir(tmp_path, transport))
     binary = ROOT / "target" / "debug" / "slurmbook"
     run = subprocess.run([binary, "run", path, "--profile", "cluster", "--select", "+total"],
                          capture_output=True, text=True, timeout=600)
@@ -133,6 +128,7 @@ def test_headless_run_with_the_cluster_profile(tmp_path, facts):
     assert "[total] tick 4" in run.stdout
     assert re.search(r"total\s+done in .* on \S+", run.stdout), run.stdout
     assert "4 done, 0 fresh, 0 failed" in run.stdout
+    assert transport.stats(run.stdout).commands > 0
     again = subprocess.run([binary, "run", path, "--profile", "cluster", "--select", "+total"],
                            capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "nothing to do" in again.stdout

@@ -194,6 +194,14 @@ impl Engine {
         self.shared.epoch.load(Ordering::SeqCst)
     }
 
+    /// The pid of evcxr's child process, where cells run.
+    pub fn child_pid(&self) -> Option<u32> {
+        let process = self.shared.process.lock().ok()?.clone()?;
+        // Never wait for evcxr: without the pid, nothing is measured.
+        let child = process.try_lock().ok()?;
+        Some(child.id())
+    }
+
     /// Kills evcxr's child process (used at shutdown too).
     pub fn kill_child(&self) {
         if let Some(process) = self.shared.process.lock().unwrap().as_ref() {

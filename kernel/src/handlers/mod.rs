@@ -8,11 +8,13 @@ mod config;
 mod errors;
 mod execute;
 pub mod history;
+mod logs;
 mod magic;
 mod materialize;
 pub mod render;
 mod runs;
 mod tooling;
+mod usage;
 mod views;
 
 use crate::channels::{ControlHandler, Io, ShellHandler};

@@ -11,6 +11,7 @@ use crate::protocol::MimeBundle;
 use crate::render::table_bundle;
 use serde_json::Value;
 use slurmbook_magics::draw::graph;
+use slurmbook_magics::usage::views::add_last_usage_column;
 use slurmbook_magics::views;
 use slurmbook_magics::{Project, Selection};
 
@@ -35,7 +36,15 @@ impl RustKernel {
             .workspace
             .snapshot(&project)
             .map_err(|e| run_error("%assets", e))?;
-        out.display(table_bundle(&views::assets_table(&project, &snap)), None);
+        let mut table = views::assets_table(&project, &snap);
+        let usage = self
+            .workspace
+            .last_usage()
+            .map_err(|e| run_error("%assets", e))?;
+        if !usage.is_empty() {
+            add_last_usage_column(&mut table, &usage);
+        }
+        out.display(table_bundle(&table), None);
         Ok(CellResult::none())
     }
 

@@ -1,5 +1,7 @@
 //! Pure rendering, with no Jupyter types: the asset graph as Mermaid, SVG or
-//! plain text ([`graph`]), and tables as HTML or aligned text ([`table`]);
+//! plain text ([`graph`]), tables as HTML or aligned text ([`table`]), a
+//! run's timeline as a Gantt chart ([`timeline`]) and small line plots
+//! ([`plot`]);
 //! plus the text helpers they share (escaping, truncation, measuring).
 //!
 //! Everything here is a function from plain data to a `String`; the kernel
@@ -9,10 +11,12 @@ pub mod graph;
 mod layout;
 mod mermaid;
 mod model;
+pub mod plot;
 mod state;
 mod svg;
 pub mod table;
 mod text;
+pub mod timeline;
 
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 

@@ -3,6 +3,7 @@
 //! order. A failing asset (or check) stops its dependents, which are reported
 //! as skipped because of it, while independent branches still run.
 
+use super::usage::kernel_usage;
 use crate::events::{format_duration, AssetState, Emit, Event, RunSummary, Stream};
 use crate::model::MaterializationStatus;
 use crate::model::RunId;
@@ -11,6 +12,7 @@ use crate::plan::{Action, Plan};
 use crate::project::Project;
 use crate::state::{ResultRecord, StartRecord, StateDb, StateError};
 use crate::store::ValueStore;
+use crate::usage::process::ProcessProbe;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,6 +42,10 @@ pub trait Session {
     fn variables(&mut self) -> impl Future<Output = Vec<(String, String)>>;
     /// Changes whenever the session lost its state (evcxr restarted).
     fn epoch(&self) -> u64;
+    /// The process the code runs in, for measuring what an asset used.
+    fn process_id(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// Where the in-kernel executor gets its session: the kernel has one; the
@@ -193,6 +199,8 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
         cancel,
     } = run;
     let started = Instant::now();
+    let queued_at = chrono::Utc::now();
+    let mut usages = Vec::new();
     let mut summary = RunSummary {
         run_id: Some(run_id),
         ..RunSummary::default()
@@ -200,7 +208,7 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
     for step in plan.runs() {
         emit.emit(Event::State {
             asset: step.asset.clone(),
-            state: AssetState::Queued { job_id: None },
+            state: AssetState::queued(None),
         });
     }
     if plan.runs().next().is_some() {
@@ -305,6 +313,10 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
                 location: "kernel".into(),
             },
         });
+        let (started_at, probe) = (
+            chrono::Utc::now(),
+            ProcessProbe::start(session.process_id()),
+        );
         let outcome = session
             .run(
                 &asset_code(name, spec.type_annotation.as_deref(), &spec.body),
@@ -313,6 +325,9 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
             )
             .await;
         let eval_ms = t.elapsed().as_millis() as u64;
+        let usage = kernel_usage(queued_at, started_at, eval_ms, probe.finish());
+        db.record_usage(id, &usage)?;
+        usages.push((name.to_owned(), usage));
         match outcome {
             Err(error) => {
                 let cancelled = cancel.load(Ordering::SeqCst);
@@ -411,6 +426,14 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
             }
         }
     }
+    for (asset, usage) in usages {
+        let hints = Vec::new();
+        emit.emit(Event::Usage {
+            asset,
+            usage,
+            hints,
+        });
+    }
     summary.duration_ms = started.elapsed().as_millis() as u64;
     emit.emit(Event::Finished {
         summary: summary.clone(),
@@ -434,7 +457,7 @@ async fn store_value<S: Session>(
     version: &str,
 ) -> Option<String> {
     let dir = store.dir();
-    std::fs::create_dir_all(dir).ok()?;
+    crate::state::create_private_dir(dir).ok()?;
     let staging = dir.join(format!(".{name}-{version}.staging"));
     let quiet = |_: Event| {};
     let result = session.run(&store_code(name, &staging), name, &quiet).await;

@@ -1,11 +1,15 @@
 //! Executors: run a [`crate::plan::Plan`] and report [`crate::events::Event`]s.
-//! They know nothing of Jupyter.
+//! They know nothing of Jupyter. [`usage`]: what the assets used, recorded
+//! and reported by both.
 
 pub mod cluster;
+pub mod connect;
 pub mod job_env;
 pub mod local;
+pub mod prebuilt;
 pub mod remote_build;
 pub mod slurm;
+pub mod usage;
 
 use crate::events::{AssetState, Emit, Event};
 use crate::model::{MaterializationStatus, RunId};

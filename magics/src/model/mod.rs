@@ -4,6 +4,7 @@
 //! identifiers and digests. Everything here is plain data and its
 //! validation; no I/O.
 
+pub mod auto;
 pub mod cell;
 pub mod digest;
 pub mod ident;
@@ -11,8 +12,10 @@ pub mod options;
 pub mod resources;
 pub mod run;
 pub mod target;
+pub mod usage;
 pub mod window;
 
+pub use auto::AutoCondition;
 pub use cell::{AssetSpec, CellRef, CheckSpec};
 pub use digest::digest_of;
 pub use ident::{is_identifier, is_keyword, is_simple_name};
@@ -21,4 +24,5 @@ pub use options::AssetOptions;
 pub use resources::{Gpus, MemSize, MemUnit, SlurmTime};
 pub use run::{MaterializationId, MaterializationStatus, RunId, RunStatus};
 pub use target::{JobGrouping, Target};
+pub use usage::{Hint, Requested, Usage, UsageSource};
 pub use window::{CronSchedule, Window};

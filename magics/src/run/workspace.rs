@@ -67,6 +67,9 @@ pub struct Workspace {
     /// The way to the cluster (one multiplexed SSH master, or this
     /// machine), opened lazily and reused while the target stays the same.
     connection: Option<(TransportTarget, Arc<dyn Transport>)>,
+    /// A job binary built ahead of time for this notebook (a schedule's
+    /// tick on the cluster: see `exec::prebuilt`).
+    pub prebuilt: Option<crate::exec::prebuilt::JobBinary>,
     /// `notify` commands started and not waited for (see `run::policy`).
     pub(super) notifications: Vec<std::thread::JoinHandle<()>>,
 }
@@ -81,6 +84,7 @@ impl Workspace {
             cache: PlanCache::default(),
             config: BTreeMap::new(),
             connection: None,
+            prebuilt: None,
             notifications: Vec::new(),
         }
     }
@@ -155,10 +159,12 @@ impl Workspace {
         Ok(&self.db.as_ref().expect("just opened").1)
     }
 
-    /// The effective configuration: slurmbook.toml < SLURMBOOK_* < %config.
+    /// The effective configuration: the site's slurmbook.toml < the
+    /// notebook's < SLURMBOOK_* < %config.
     pub fn settings(&self, profile: Option<&str>) -> Result<Settings, ConfigError> {
-        let file = ConfigFile::find(&self.dir())?;
-        Settings::resolve(&file, profile, &|k| std::env::var(k).ok(), &self.config)
+        let env = |k: &str| std::env::var(k).ok();
+        let file = ConfigFile::load(&self.dir(), &env)?;
+        Settings::resolve(&file, profile, &env, &self.config)
     }
 
     pub fn store(&self) -> ValueStore {

@@ -7,22 +7,28 @@
 //!
 //! One file per table family: [`runs`], [`materializations`], [`jobs`]
 //! (a run's Slurm jobs and streaming offsets), [`assets`], [`policy_states`]
-//! (freshness policy states, for `notify`); the schema and
+//! (freshness policy states, for `notify`), [`usage`] (resources and
+//! timeline per materialization), [`auto`] (what triggered a run, and the
+//! assets ticks requested); the schema and
 //! its migrations in [`schema`].
 
 mod assets;
+mod auto;
+mod import;
 mod jobs;
 mod materializations;
 mod policy_states;
 mod runs;
 mod schema;
+mod usage;
 
 pub use assets::AssetRow;
+pub use auto::{AssetFacts, AutoClaim, AutoFacts, AutoRequest, CLAIM_TIMEOUT_HOURS};
 pub use jobs::RunJob;
 pub use materializations::{Materialization, ResultRecord, StartRecord};
 pub use policy_states::PolicyRow;
 pub use runs::Run;
-use schema::{SCHEMA_V1, SCHEMA_V2, SCHEMA_V3};
+use schema::{SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5};
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -33,7 +39,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use thiserror::Error;
 
 /// The schema version this code writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Directory (beside the notebook) holding the state and the value store.
 pub const STATE_DIR: &str = ".slurmbook";
@@ -100,12 +106,32 @@ fn parse_enum<T: FromStr>(
     })
 }
 
+/// Creates `dir` and its missing parents as `0700`: the state database and
+/// the stored values are the user's alone, also on a shared filesystem.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Makes an existing file `0600` unless it is already at most that.
+fn make_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))?;
+    }
+    Ok(())
+}
+
 impl StateDb {
     /// Open (creating if needed) `<dir>/.slurmbook/state.db`, where `dir` is
     /// the notebook's directory.
     pub fn open(dir: impl AsRef<Path>) -> Result<StateDb, StateError> {
         let state_dir = dir.as_ref().join(STATE_DIR);
-        std::fs::create_dir_all(&state_dir).map_err(|source| StateError::Io {
+        create_private_dir(&state_dir).map_err(|source| StateError::Io {
             path: state_dir.clone(),
             source,
         })?;
@@ -116,6 +142,10 @@ impl StateDb {
     pub fn open_file(path: impl AsRef<Path>) -> Result<StateDb, StateError> {
         let path = path.as_ref().to_path_buf();
         let conn = Connection::open(&path)?;
+        make_private(&path).map_err(|source| StateError::Io {
+            path: path.clone(),
+            source,
+        })?;
         conn.busy_timeout(Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -166,6 +196,12 @@ impl StateDb {
         }
         if found < 3 {
             tx.execute_batch(SCHEMA_V3)?;
+        }
+        if found < 4 {
+            tx.execute_batch(SCHEMA_V4)?;
+        }
+        if found < 5 {
+            tx.execute_batch(SCHEMA_V5)?;
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;

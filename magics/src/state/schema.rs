@@ -1,4 +1,4 @@
-//! The schema: version 1 tables and the migrations to versions 2 and 3.
+//! The schema: version 1 tables and the migrations to versions 2 to 5.
 
 pub(super) const SCHEMA_V1: &str = "
 CREATE TABLE assets (
@@ -61,3 +61,58 @@ pub(super) const SCHEMA_V3: &str = "CREATE TABLE IF NOT EXISTS policy_states (
     since TEXT NOT NULL,
     evaluated_at TEXT NOT NULL
 );";
+
+/// Version 4: resource usage and timeline of each materialization (one row
+/// per materialization that reported any; typed columns, so tables and
+/// hints can query them).
+pub(super) const SCHEMA_V4: &str = "
+CREATE TABLE IF NOT EXISTS usage (
+    materialization_id INTEGER PRIMARY KEY REFERENCES materializations(id),
+    source TEXT,
+    allocation TEXT,
+    submitted_at TEXT,
+    job_started_at TEXT,
+    started_at TEXT,
+    ended_at TEXT,
+    queue_ms INTEGER,
+    wall_ms INTEGER,
+    cpu_ms INTEGER,
+    max_rss_bytes INTEGER,
+    cpus INTEGER,
+    nodes INTEGER,
+    gpus INTEGER,
+    gpu_util_pct REAL,
+    gpu_mem_bytes INTEGER,
+    req_cpus INTEGER,
+    req_mem_bytes INTEGER,
+    req_time_s INTEGER,
+    req_gpus INTEGER,
+    req_nodes INTEGER
+);
+";
+
+/// Version 5: automation (`slurmbook tick`): what triggered a run, and each
+/// asset a tick requested (its claim: a second tick sees it in progress),
+/// and the runs imported from a schedule's state on the cluster.
+/// `IF NOT EXISTS` throughout, so the migration may be renumbered when
+/// migrations of other branches merge.
+pub(super) const SCHEMA_V5: &str = "
+CREATE TABLE IF NOT EXISTS run_triggers (
+    run_id INTEGER PRIMARY KEY REFERENCES runs(id),
+    trigger TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS auto_requests (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    asset TEXT NOT NULL,
+    requested_at TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS auto_requests_by_asset ON auto_requests(asset, requested_at);
+CREATE TABLE IF NOT EXISTS imported_runs (
+    source TEXT NOT NULL,
+    remote_id INTEGER NOT NULL,
+    local_id INTEGER NOT NULL REFERENCES runs(id),
+    PRIMARY KEY (source, remote_id)
+);
+";

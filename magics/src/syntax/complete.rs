@@ -63,7 +63,7 @@ pub fn complete_line(line: &str) -> Option<Completion> {
             }
         }
         "help" => help_topics().into_iter().map(String::from).collect(),
-        "materialize" | "graph" | "load" => {
+        "materialize" | "graph" | "load" | "history" => {
             let start = line
                 .char_indices()
                 .rev()

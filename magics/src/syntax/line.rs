@@ -34,6 +34,20 @@ declare_options! {
     }
 }
 
+declare_options! {
+    /// Arguments of `%log NAME`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct LogArgs {
+        /// The asset.
+        pub name: String,
+        pub run: Option<RunId> = option("run", "RUN",
+            "the asset's job in this run (default: its latest materialization)", values::run_id),
+        pub stderr: bool = flag("stderr", "the job's stderr instead of its stdout"),
+        pub tail: Option<u32> = option("tail", "N",
+            "how many of the last lines to show in the cell (default 20)", values::positive),
+    }
+}
+
 /// A parsed line magic.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "magic")]
@@ -46,7 +60,18 @@ pub enum LineMagic {
     Load {
         name: String,
     },
-    Runs,
+    /// `%runs` lists the runs; `%runs RUN` shows one: what each asset
+    /// used and the run's timeline.
+    Runs {
+        #[serde(default)]
+        run: Option<RunId>,
+    },
+    /// `%history NAME`: an asset's last materializations.
+    History {
+        name: String,
+    },
+    /// `%log NAME`: the whole output of the asset's Slurm job, copied here.
+    Log(LogArgs),
     Attach {
         run: Option<RunId>,
     },
@@ -150,6 +175,21 @@ impl Args<'_> {
             .transpose()
     }
 
+    /// Exactly one word, an asset name.
+    fn asset_name(&self) -> Result<String, MagicError> {
+        self.at_most(1, "one asset name")?;
+        let Some(w) = self.words.first() else {
+            return Err(self.bad("missing the asset name".to_string()));
+        };
+        if !is_identifier(&w.text) {
+            return Err(self.bad(format!(
+                "`{}` at column {} is not an asset name",
+                w.text, w.column
+            )));
+        }
+        Ok(w.text.clone())
+    }
+
     fn selection(&self, words: &[&Word]) -> Result<Option<Selection>, MagicError> {
         let (Some(first), Some(last)) = (words.first(), words.last()) else {
             return Ok(None);
@@ -179,7 +219,39 @@ pub fn assets(a: &Args<'_>) -> Result<LineMagic, MagicError> {
 }
 
 pub fn runs(a: &Args<'_>) -> Result<LineMagic, MagicError> {
-    a.at_most(0, "no arguments").map(|()| LineMagic::Runs)
+    Ok(LineMagic::Runs { run: a.run_id()? })
+}
+
+pub fn history(a: &Args<'_>) -> Result<LineMagic, MagicError> {
+    Ok(LineMagic::History {
+        name: a.asset_name()?,
+    })
+}
+
+pub fn log(a: &Args<'_>) -> Result<LineMagic, MagicError> {
+    let mut positional = Vec::new();
+    let mut args: LogArgs = parse_options(&a.words, |w| {
+        positional.push(w);
+        Ok::<(), OptionError>(())
+    })
+    .map_err(|e| a.bad(e.to_string()))?;
+    match positional.as_slice() {
+        [] => return Err(a.bad("missing the asset name".into())),
+        [name] if is_identifier(&name.text) => args.name = name.text.clone(),
+        [name] => {
+            return Err(a.bad(format!(
+                "`{}` at column {} is not an asset name",
+                name.text, name.column
+            )))
+        }
+        [_, extra, ..] => {
+            return Err(a.bad(format!(
+                "unexpected argument `{}` at column {}",
+                extra.text, extra.column
+            )))
+        }
+    }
+    Ok(LineMagic::Log(args))
 }
 
 pub fn lsmagic(a: &Args<'_>) -> Result<LineMagic, MagicError> {
@@ -205,18 +277,8 @@ pub fn materialize(a: &Args<'_>) -> Result<LineMagic, MagicError> {
 }
 
 pub fn load(a: &Args<'_>) -> Result<LineMagic, MagicError> {
-    a.at_most(1, "one asset name")?;
-    let Some(w) = a.words.first() else {
-        return Err(a.bad("missing the asset name".to_string()));
-    };
-    if !is_identifier(&w.text) {
-        return Err(a.bad(format!(
-            "`{}` at column {} is not an asset name",
-            w.text, w.column
-        )));
-    }
     Ok(LineMagic::Load {
-        name: w.text.clone(),
+        name: a.asset_name()?,
     })
 }
 

@@ -34,6 +34,29 @@ pub fn inherited_from_a_job(name: &str) -> bool {
         && name != "SLURM_CONF"
 }
 
+/// `Err(NotOnPath)` unless `program` is an executable file in a directory
+/// of this process's PATH. Starts no process: a run checks `sbatch` with it
+/// before building anything, since `sbatch` itself only runs inside the
+/// submission script (where a missing one would just be `sh: sbatch: not
+/// found`).
+pub fn require_on_path(program: &str, profile: &str) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let found = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            std::fs::metadata(dir.join(program))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    });
+    if found {
+        Ok(())
+    } else {
+        Err(TransportError::NotOnPath {
+            program: program.to_string(),
+            profile: profile.to_string(),
+        })
+    }
+}
+
 /// Slurm commands run as local processes (see the module docs).
 #[derive(Debug, Default)]
 pub struct LocalHost {
@@ -63,6 +86,7 @@ impl LocalHost {
         }
         let mut cmd = Command::new(program);
         cmd.args(args);
+        user_only(&mut cmd);
         for (name, _) in std::env::vars_os() {
             if name.to_str().is_some_and(inherited_from_a_job) {
                 cmd.env_remove(&name);
@@ -123,6 +147,40 @@ impl LocalHost {
     }
 }
 
+/// A streaming child, reaped as soon as it exits and killed when dropped.
+///
+/// Reaping matters: the watcher's `tail --pid=$$` ends when its shell has
+/// gone, and an exited but unreaped shell (a zombie) still counts as there.
+/// Over SSH, sshd reaps it at once; here, nobody would until the
+/// [`Streaming`] is dropped, i.e. until the watcher gave up waiting for the
+/// tail (10 s after every run).
+struct Reaped {
+    kill: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Reaped {
+    fn new(mut child: tokio::process::Child) -> Reaped {
+        let (kill, killed) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = child.wait() => {}
+                _ = killed => {
+                    let _ = child.kill().await;
+                }
+            }
+        });
+        Reaped { kill: Some(kill) }
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+        }
+    }
+}
+
 fn io_error(path: &Path, what: &str, e: std::io::Error) -> TransportError {
     TransportError::Upload {
         host: LOCATION.into(),
@@ -163,7 +221,7 @@ impl Transport for LocalHost {
         {
             return Ok((path.display().to_string(), 0));
         }
-        tokio::fs::create_dir_all(dir)
+        create_user_only_dir(dir)
             .await
             .map_err(|e| io_error(dir, "creating the cache directory", e))?;
         // Written beside its final place and renamed: never half there.
@@ -172,12 +230,12 @@ impl Transport for LocalHost {
             tokio::fs::write(&staging, bytes)
                 .await
                 .map_err(|e| io_error(&staging, "writing", e))?;
-            if executable {
-                use std::os::unix::fs::PermissionsExt;
-                tokio::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o755))
-                    .await
-                    .map_err(|e| io_error(&staging, "making it executable", e))?;
-            }
+            // The user's alone, like everything under `remote_dir`.
+            use std::os::unix::fs::PermissionsExt;
+            let mode = if executable { 0o700 } else { 0o600 };
+            tokio::fs::set_permissions(&staging, std::fs::Permissions::from_mode(mode))
+                .await
+                .map_err(|e| io_error(&staging, "setting its permissions", e))?;
             tokio::fs::rename(&staging, &path)
                 .await
                 .map_err(|e| io_error(&path, "moving it into place", e))
@@ -207,7 +265,7 @@ impl Transport for LocalHost {
             command: argv[0].to_string(),
             detail: "no stdout".into(),
         })?;
-        Ok(Streaming::new(stdin, Box::new(stdout), child))
+        Ok(Streaming::new(stdin, Box::new(stdout), Reaped::new(child)))
     }
 
     async fn fetch(&self, path: &str) -> Result<Vec<u8>> {
@@ -243,6 +301,34 @@ impl Transport for LocalHost {
     }
 
     async fn close(&self) {}
+}
+
+/// Runs `cmd` with `umask 077`, as the SSH transport runs its commands:
+/// what Slurm commands and scripts create under `remote_dir` (and the jobs,
+/// which inherit sbatch's umask) is the user's alone.
+fn user_only(cmd: &mut Command) {
+    // SAFETY: umask(2) is async-signal-safe and touches no memory; it runs
+    // in the child between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::umask(0o077);
+            Ok(())
+        });
+    }
+}
+
+/// `create_dir_all` whose new directories are `0700`.
+async fn create_user_only_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 #[cfg(test)]
@@ -310,6 +396,75 @@ mod tests {
         assert!(text.contains("host = "), "{text}");
     }
 
+    #[test]
+    fn require_on_path_finds_executables_only() {
+        assert!(require_on_path("sh", "hub").is_ok());
+        let e = require_on_path("slurmbook-no-such-sbatch", "hub").unwrap_err();
+        assert!(
+            matches!(&e, TransportError::NotOnPath { program, profile }
+                if program == "slurmbook-no-such-sbatch" && profile == "hub"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_streaming_shell_is_reaped_so_its_tail_pid_ends() {
+        // The watcher's shape: tail bound to its shell with --pid=$$, the
+        // shell waiting for EOF on stdin. Without reaping, the exited shell
+        // stays a zombie and tail never ends.
+        use tokio::io::AsyncReadExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("out");
+        std::fs::write(&file, "line\n").unwrap();
+        let t = LocalHost::new("hub");
+        let mut s = t
+            .spawn_streaming(&[
+                "sh",
+                "-c",
+                "tail -F -c +1 -s 0.2 --pid=$$ -- \"$1\" </dev/null 2>/dev/null & read -r _ || :",
+                "sh",
+                file.to_str().unwrap(),
+            ])
+            .await
+            .unwrap();
+        drop(s.stdin.take());
+        let mut out = Vec::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            s.stdout.read_to_end(&mut out),
+        )
+        .await
+        .expect("tail ended once its shell exited")
+        .unwrap();
+        assert_eq!(out, b"line\n");
+    }
+
+    #[tokio::test]
+    async fn a_dropped_stream_is_killed() {
+        let t = LocalHost::new("hub");
+        let s = t
+            .spawn_streaming(&["sh", "-c", "echo $$; exec sleep 600"])
+            .await
+            .unwrap();
+        let mut s = s;
+        let mut line = String::new();
+        {
+            use tokio::io::AsyncBufReadExt;
+            let mut r = tokio::io::BufReader::new(&mut s.stdout);
+            r.read_line(&mut line).await.unwrap();
+        }
+        let pid: i32 = line.trim().parse().unwrap();
+        drop(s);
+        let gone = || !std::path::Path::new(&format!("/proc/{pid}")).exists();
+        for _ in 0..300 {
+            if gone() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("process {pid} still there 30 s after its stream was dropped");
+    }
+
     #[tokio::test]
     async fn uploads_are_content_addressed_copies() {
         let dir = tempfile::tempdir().unwrap();
@@ -323,7 +478,9 @@ mod tests {
         assert_eq!(sent, 18);
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o755);
+        assert_eq!(mode & 0o777, 0o700, "the user's alone");
+        let dir_mode = std::fs::metadata(cache).unwrap().permissions().mode();
+        assert_eq!(dir_mode & 0o777, 0o700);
         let (again, sent) = t
             .upload_cas(cache, b"#!/bin/sh\necho hi\n", true)
             .await

@@ -3,12 +3,14 @@
 //! and parsing what they print into typed records.
 //!
 //! * [`squeue_argv`] / [`parse_squeue`]: one `squeue --noheader
-//!   --states=all --jobs=ID,... --format=%i|%T|%N|%r` per poll, as
-//!   [`QueueRow`]s by job id.
+//!   --states=all --jobs=ID,... --format=%i|%T|%N|%r|%S` per poll, as
+//!   [`QueueRow`]s by job id (`%S` of a pending job is the expected start
+//!   `squeue --start` shows: no extra call).
 //! * [`details_script`] / [`parse_details`]: for jobs that ended or are no
 //!   longer listed, one script printing each job's `scontrol show job -o`
 //!   record (`sacct` where the job is gone from slurmctld and accounting
-//!   exists), the last lines of its `.err`, its files' sizes and, for a
+//!   exists; with accounting, also its `sacct` usage lines, see
+//!   [`super::accounting`]), the last lines of its `.err`, its files' sizes and, for a
 //!   step of a grouped job, the allocation's `.steps` file, as [`Detail`]s
 //!   by asset. Sections are told apart by a fresh random marker.
 //! * [`scancel_argv`]: `scancel ID...`.
@@ -18,6 +20,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::accounting::{AcctRow, SACCT_USAGE_FORMAT};
 use super::protocol::steps_file;
 use crate::transport::{quote, words, CommandOutput, Transport, TransportError};
 
@@ -70,6 +73,9 @@ pub struct QueueRow {
     pub node: Option<String>,
     /// `%r`: why it is pending (`Resources`, `Dependency`, ...), `None`.
     pub reason: String,
+    /// `%S`: expected start of a pending job (`N/A` when unknown), start
+    /// of a running one.
+    pub start: Option<String>,
 }
 
 /// The poll: the state of the jobs `ids` (validated job ids).
@@ -79,7 +85,7 @@ pub fn squeue_argv(ids: &[&str]) -> Vec<String> {
         "--noheader".into(),
         "--states=all".into(),
         format!("--jobs={}", ids.join(",")),
-        "--format=%i|%T|%N|%r".into(),
+        "--format=%i|%T|%N|%r|%S".into(),
     ]
 }
 
@@ -87,9 +93,9 @@ pub fn squeue_argv(ids: &[&str]) -> Vec<String> {
 pub fn parse_squeue(stdout: &str) -> HashMap<String, QueueRow> {
     let mut listed = HashMap::new();
     for l in stdout.lines() {
-        let mut f = l.trim().splitn(4, '|');
-        if let (Some(id), Some(st), Some(node), Some(reason)) =
-            (f.next(), f.next(), f.next(), f.next())
+        let mut f = l.trim().splitn(5, '|');
+        if let (Some(id), Some(st), Some(node), Some(reason), start) =
+            (f.next(), f.next(), f.next(), f.next(), f.next())
         {
             listed.insert(
                 id.to_string(),
@@ -97,6 +103,7 @@ pub fn parse_squeue(stdout: &str) -> HashMap<String, QueueRow> {
                     state: st.trim_end_matches('+').to_string(),
                     node: Some(node.to_string()).filter(|n| !n.is_empty() && n != "(null)"),
                     reason: reason.to_string(),
+                    start: start.map(str::to_owned),
                 },
             );
         }
@@ -124,6 +131,10 @@ pub struct Detail {
     pub sizes: Option<(u64, u64)>,
     /// Grouped jobs: the allocation's `.steps` file.
     pub steps_text: Option<String>,
+    /// Time in the queue: `StartTime` − `SubmitTime`.
+    pub queue_ms: Option<u64>,
+    /// The job's `sacct` usage lines (with accounting only).
+    pub accounting: Vec<AcctRow>,
 }
 
 /// An asset whose job's details are asked for.
@@ -152,7 +163,8 @@ pub fn details_script(run_dir: &str, requests: &[DetailRequest<'_>], marker: &st
         ));
         if asked.insert(id) {
             s.push_str(&format!(
-                "scontrol show job -o {id} 2>/dev/null || {{ l=$(sacct -n -P -X -j {id} --format=JobID,State,ExitCode,NodeList,ElapsedRaw 2>/dev/null | head -n 1); if [ -n \"$l\" ]; then printf 'SACCT|%s\\n' \"$l\"; fi; }}\n"
+                "scontrol show job -o {id} 2>/dev/null || {{ l=$(sacct -n -P -X -j {id} --format=JobID,State,ExitCode,NodeList,ElapsedRaw,Submit,Start 2>/dev/null | head -n 1); if [ -n \"$l\" ]; then printf 'SACCT|%s\\n' \"$l\"; fi; }}\n\
+                 sacct -n -P -j {id} --format={SACCT_USAGE_FORMAT} 2>/dev/null | while IFS= read -r l; do printf 'ACCT|%s\\n' \"$l\"; done\n"
             ));
         }
         if let Some(g) = r.step_of {
@@ -231,6 +243,8 @@ pub fn parse_details(text: &str, n: &str) -> HashMap<String, Detail> {
             parse_scontrol(line, d);
         } else if let Some(rest) = line.strip_prefix("SACCT|") {
             parse_sacct(rest, d);
+        } else if let Some(row) = line.strip_prefix("ACCT|").and_then(AcctRow::parse) {
+            d.accounting.push(row);
         }
     }
     if let Some((key, d)) = cur.take() {
@@ -240,12 +254,12 @@ pub fn parse_details(text: &str, n: &str) -> HashMap<String, Detail> {
     // printed once; give it to each.
     let records: HashMap<String, Detail> = map
         .iter()
-        .filter(|(_, d)| d.state.is_some())
+        .filter(|(_, d)| d.state.is_some() || !d.accounting.is_empty())
         .map(|(k, d)| (job_of[k].clone(), d.clone()))
         .collect();
     for (key, d) in map.iter_mut() {
         if d.state.is_none() {
-            if let Some(r) = records.get(&job_of[key]) {
+            if let Some(r) = records.get(&job_of[key]).filter(|r| r.state.is_some()) {
                 d.state = r.state.clone();
                 d.reason = r.reason.clone();
                 d.node = r.node.clone();
@@ -254,6 +268,12 @@ pub fn parse_details(text: &str, n: &str) -> HashMap<String, Detail> {
                 d.elapsed_ms = r.elapsed_ms;
                 d.failed_deps = r.failed_deps.clone();
                 d.restarts = r.restarts;
+                d.queue_ms = r.queue_ms;
+            }
+            if d.accounting.is_empty() {
+                if let Some(r) = records.get(&job_of[key]) {
+                    d.accounting = r.accounting.clone();
+                }
             }
         }
     }
@@ -270,6 +290,12 @@ fn parse_exit(s: &str) -> (Option<i32>, Option<i32>) {
 
 fn parse_time(s: &str) -> Option<chrono::NaiveDateTime> {
     chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S").ok()
+}
+
+/// `b - a` in milliseconds, when both are known and in order.
+fn span_ms(a: Option<chrono::NaiveDateTime>, b: Option<chrono::NaiveDateTime>) -> Option<u64> {
+    let ms = (b? - a?).num_milliseconds();
+    (ms >= 0).then_some(ms as u64)
 }
 
 /// One `scontrol show job -o` line.
@@ -293,15 +319,9 @@ pub fn parse_scontrol(line: &str, d: &mut Detail) {
     d.exit_code = code;
     d.signal = sig;
     d.restarts = f.get("Restarts").and_then(|r| r.parse().ok());
-    if let (Some(a), Some(b)) = (
-        f.get("StartTime").and_then(|s| parse_time(s)),
-        f.get("EndTime").and_then(|s| parse_time(s)),
-    ) {
-        let ms = (b - a).num_milliseconds();
-        if ms >= 0 {
-            d.elapsed_ms = Some(ms as u64);
-        }
-    }
+    let time = |k: &str| f.get(k).and_then(|s| parse_time(s));
+    d.elapsed_ms = span_ms(time("StartTime"), time("EndTime"));
+    d.queue_ms = span_ms(time("SubmitTime"), time("StartTime"));
     if let Some(dep) = f.get("Dependency") {
         // afterok:123(failed),afterok:124(unfulfilled) or afterok:123(failed):124(...)
         for part in dep.split([',', '?']) {
@@ -318,7 +338,7 @@ pub fn parse_scontrol(line: &str, d: &mut Detail) {
     }
 }
 
-/// One `sacct -n -P -X --format=JobID,State,ExitCode,NodeList,ElapsedRaw` line.
+/// One `sacct -n -P -X --format=JobID,State,ExitCode,NodeList,ElapsedRaw[,Submit,Start]` line.
 pub fn parse_sacct(rest: &str, d: &mut Detail) {
     let f: Vec<&str> = rest.split('|').collect();
     if f.len() < 5 {
@@ -330,6 +350,9 @@ pub fn parse_sacct(rest: &str, d: &mut Detail) {
     d.signal = sig;
     d.node = Some(f[3].to_string()).filter(|n| !n.is_empty() && n != "None assigned");
     d.elapsed_ms = f[4].trim().parse::<u64>().ok().map(|s| s * 1000);
+    if f.len() >= 7 {
+        d.queue_ms = span_ms(parse_time(f[5]), parse_time(f[6]));
+    }
 }
 
 /// `scancel ID...`; rejects anything but job ids.
@@ -456,6 +479,36 @@ mod tests {
         assert_eq!(d["a"].node.as_deref(), Some("vm"));
         assert_eq!(d["b"].node, None);
         assert_eq!(d["b"].restarts, None);
+    }
+
+    #[test]
+    fn details_carry_the_queue_wait_and_accounting_lines() {
+        let n = "SBq";
+        let text = format!(
+            "{n} JOB 7 a\nJobId=7 JobState=COMPLETED Reason=None ExitCode=0:0 SubmitTime=2026-11-26T15:05:00 StartTime=2026-11-26T15:05:09 EndTime=2026-11-26T15:05:19 NodeList=vm\n\
+             ACCT|7|10|00:08.000||cpu=2,mem=1G,node=1||1|alloc_a\nACCT|7.0|5|00:04.000|100M|cpu=1,mem=512M,node=1||1|a\n\
+             {n} ERR\n{n} SIZE 0 0\n{n} JOB 7 b\n{n} ERR\n{n} SIZE 0 0\n"
+        );
+        let d = parse_details(&text, n);
+        assert_eq!(d["a"].queue_ms, Some(9000));
+        assert_eq!(d["a"].elapsed_ms, Some(10_000));
+        assert_eq!(d["b"].queue_ms, Some(9000));
+        assert_eq!(d["a"].accounting.len(), 2);
+        assert_eq!(d["b"].accounting, d["a"].accounting);
+        // Without accounting (no ACCT lines) there are none.
+        let d = parse_details(&format!("{n} JOB 8 c\n{n} ERR\n{n} SIZE 0 0\n"), n);
+        assert!(d["c"].accounting.is_empty());
+        // sacct's fallback line with Submit and Start.
+        let mut f = Detail::default();
+        parse_sacct(
+            "9|COMPLETED|0:0|vm|4|2026-11-26T15:05:00|2026-11-26T15:05:02",
+            &mut f,
+        );
+        assert_eq!(f.queue_ms, Some(2000));
+        // The poll's fifth field: the expected start.
+        let rows = parse_squeue("3|PENDING||Priority|2026-11-26T15:10:00\n4|RUNNING|vm|None\n");
+        assert_eq!(rows["3"].start.as_deref(), Some("2026-11-26T15:10:00"));
+        assert_eq!(rows["4"].start, None);
     }
 
     #[test]

@@ -20,6 +20,8 @@
 //!   parsed output; [`cancel`], one `scancel`.
 //! * [`protocol`]: the jobs' typed protocol events (`\u{1e}SLURMBOOK`
 //!   lines, `.steps` lines).
+//! * [`accounting`]: `sacct`'s usage lines (clusters with accounting);
+//!   [`reasons`]: why a pending job waits, as the status table says it.
 //! * [`run_log`]: [`RunLog`], where a watch's progress is recorded;
 //!   [`gate`]: [`OutputGate`], output and its offsets as one step.
 //!
@@ -37,12 +39,14 @@
 //!     jobs: &watch_jobs(&specs, &ids), emit, cancel, log: &NoRunLog, gate: &gate }).await?;
 //! ```
 
+pub mod accounting;
 pub mod cli;
 pub mod driver;
 pub mod follow;
 pub mod gate;
 pub mod jobs;
 pub mod protocol;
+pub mod reasons;
 pub mod run_log;
 pub mod stream;
 pub mod submit;
@@ -53,7 +57,7 @@ pub use cli::cancel;
 pub use driver::submit_allocations;
 pub use gate::OutputGate;
 pub use jobs::WatchJob;
-pub use protocol::{steps_file, BundleEvent, StepLine, StepStatus};
+pub use protocol::{steps_file, BundleEvent, JobUsage, StepLine, StepStatus};
 pub use run_log::{NoRunLog, RunLog, RunLogError};
 pub use submit::{
     env_prelude, job_script, submit_all, submit_script, submit_script_with, JobEnv, JobSpec,

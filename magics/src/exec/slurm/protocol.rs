@@ -3,7 +3,8 @@
 //!
 //! * [`BundleEvent`]: a stdout line `\u{1e}SLURMBOOK {json}` written by the
 //!   job binary (`crate::bundle`): `metadata`, `materialized`, `failed`,
-//!   `display`. [`parse_bundle_line`] turns the JSON into one.
+//!   `display`, `usage` (its own measurement of itself, [`JobUsage`]).
+//!   [`parse_bundle_line`] turns the JSON into one.
 //! * [`StepLine`]: a line of a grouped job's `<run>/<allocation>.steps`
 //!   file, written by the driver script (see [`super::driver`]):
 //!   `start <asset> <node> <time>`, `end <asset> <code> <time>`,
@@ -43,9 +44,43 @@ pub enum BundleEvent {
     Display {
         data: serde_json::Map<String, serde_json::Value>,
     },
+    /// What the job used, measured by itself (sent before `materialized`
+    /// or `failed`).
+    Usage(JobUsage),
     /// An event this version does not know (ignored).
     #[serde(other)]
     Unknown,
+}
+
+/// The job binary's measurement of itself: `getrusage` of itself
+/// (`RUSAGE_SELF`) and of its waited-for children (`RUSAGE_CHILDREN`),
+/// and its wall time. What a cluster without accounting knows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobUsage {
+    /// Wall time of the computation.
+    #[serde(default)]
+    pub wall_ms: u64,
+    /// User CPU time of itself and its children.
+    #[serde(default)]
+    pub user_ms: u64,
+    /// System CPU time of itself and its children.
+    #[serde(default)]
+    pub sys_ms: u64,
+    /// Peak resident memory of itself or its largest child, KiB (Linux
+    /// `ru_maxrss`); `None` where the OS does not say.
+    #[serde(default)]
+    pub max_rss_kb: Option<u64>,
+    /// Unix times (seconds) the computation started and ended.
+    #[serde(default)]
+    pub started_at: Option<f64>,
+    #[serde(default)]
+    pub ended_at: Option<f64>,
+    /// CPUs it was given (`SLURM_CPUS_PER_TASK`, `SLURM_CPUS_ON_NODE`).
+    #[serde(default)]
+    pub cpus: Option<u32>,
+    /// GPUs it was given (`SLURM_GPUS_ON_NODE`).
+    #[serde(default)]
+    pub gpus: Option<u32>,
 }
 
 fn failed_text() -> String {
@@ -253,5 +288,29 @@ mod tests {
             ProtocolLine::Ignored(_)
         ));
         assert_eq!(parse_bundle_line("not json"), ProtocolLine::NotJson);
+        assert_eq!(
+            parse_bundle_line(
+                r#"{"event":"usage","wall_ms":1200,"user_ms":900,"sys_ms":100,"max_rss_kb":204800,"started_at":1795566113.5,"ended_at":1795566114.7,"cpus":2}"#
+            ),
+            ProtocolLine::Event(BundleEvent::Usage(JobUsage {
+                wall_ms: 1200,
+                user_ms: 900,
+                sys_ms: 100,
+                max_rss_kb: Some(204800),
+                started_at: Some(1795566113.5),
+                ended_at: Some(1795566114.7),
+                cpus: Some(2),
+                gpus: None,
+            }))
+        );
+        // Fields a later version adds are ignored; missing ones default.
+        assert!(matches!(
+            parse_bundle_line(r#"{"event":"usage","wall_ms":5,"energy_j":3}"#),
+            ProtocolLine::Event(BundleEvent::Usage(JobUsage {
+                wall_ms: 5,
+                max_rss_kb: None,
+                ..
+            }))
+        ));
     }
 }

@@ -29,11 +29,12 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use super::accounting::AcctRow;
 use super::cli::{self, valid_job_id, DetailRequest};
 use super::follow::{self, Deliver, Delivery, Follower};
 use super::gate::OutputGate;
 use super::jobs::WatchJob;
-use super::protocol::{parse_bundle_line, BundleEvent, ProtocolLine};
+use super::protocol::{parse_bundle_line, BundleEvent, JobUsage, ProtocolLine};
 use super::run_log::{RunLog, RunLogError};
 use super::stream::Piece;
 use super::submit::JobSpec;
@@ -81,6 +82,18 @@ pub struct JobOutcome {
     pub stderr_tail: String,
     pub stdout_offset: u64,
     pub stderr_offset: u64,
+    /// Time in Slurm's queue (`scontrol`'s `StartTime` − `SubmitTime`).
+    #[serde(default)]
+    pub queue_ms: Option<u64>,
+    /// A grouped step's start and end (Unix times, from `.steps`).
+    #[serde(default)]
+    pub step_times: (Option<f64>, Option<f64>),
+    /// The job's `sacct` usage lines (clusters with accounting).
+    #[serde(default)]
+    pub accounting: Vec<AcctRow>,
+    /// What the job measured of itself (`usage` event).
+    #[serde(default)]
+    pub job_usage: Option<JobUsage>,
 }
 
 /// What [`watch_run`] returns once every job is terminal or the run was cancelled.
@@ -204,6 +217,10 @@ pub async fn watch_run(w: WatchRun<'_>) -> Result<SlurmJobsResult, WatchError> {
                 stderr_tail: t.stderr_tail.clone(),
                 stdout_offset: o,
                 stderr_offset: e,
+                queue_ms: t.queue_ms,
+                step_times: tracker.step_times(i),
+                accounting: t.accounting.clone(),
+                job_usage: p.usage.clone(),
             }
         })
         .collect();

@@ -12,7 +12,8 @@
 //! * **Grouped steps** (`steps`): an asset running as an `srun` step
 //!   follows its allocation's `.steps` lines.
 //! * **Asset states.** [`Tracker::resolve`] maps Slurm states to
-//!   [`AssetState`]s (`PENDING`, `REQUEUED`, ... queued; `COMPLETED` done;
+//!   [`AssetState`]s (`PENDING`, `REQUEUED`, ... queued, with Slurm's
+//!   reason and expected start; `COMPLETED` done;
 //!   `CANCELLED` cancelled, naming the root failure when an upstream
 //!   failed; anything else failed, with a reason) and returns the changes.
 //! * **Polling.** Every [`POLL_MIN`], ×1.5 per quiet poll up to
@@ -29,9 +30,11 @@ mod tests;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use super::accounting::AcctRow;
 use super::cli::{is_pending_state, is_terminal_state, Detail, QueueRow, STDERR_TAIL_LINES};
 use super::jobs::WatchJob;
-use super::protocol::{BundleEvent, StepLine};
+use super::protocol::{BundleEvent, JobUsage, StepLine};
+use super::reasons::{pending_reason, start_estimate};
 use crate::events::AssetState;
 use steps::Steps;
 
@@ -69,6 +72,12 @@ pub struct Track {
     pub missing_polls: u32,
     /// How often Slurm requeued the job (`Restarts=`).
     pub restarts: u32,
+    /// `squeue %S` while pending: when Slurm expects it to start.
+    pub start_estimate: Option<String>,
+    /// Time in the queue (`StartTime` − `SubmitTime`).
+    pub queue_ms: Option<u64>,
+    /// The job's `sacct` usage lines, where the cluster has accounting.
+    pub accounting: Vec<AcctRow>,
 }
 
 impl Track {
@@ -87,6 +96,9 @@ impl Track {
             failed_deps: Vec::new(),
             missing_polls: 0,
             restarts: 0,
+            start_estimate: None,
+            queue_ms: None,
+            accounting: Vec::new(),
         }
     }
 
@@ -106,6 +118,15 @@ impl Track {
         self.restarts = d.restarts.unwrap_or(self.restarts);
         self.stderr_tail = d.stderr_tail.clone();
         self.final_sizes = d.sizes;
+        self.take_usage(d);
+    }
+
+    /// Take the usage figures of a detail record.
+    fn take_usage(&mut self, d: &Detail) {
+        self.queue_ms = d.queue_ms.or(self.queue_ms);
+        if !d.accounting.is_empty() {
+            self.accounting = d.accounting.clone();
+        }
     }
 
     /// No record for [`VANISHED_AFTER`] detail polls: the job vanished.
@@ -141,6 +162,8 @@ pub struct Proto {
     pub materialized: Option<u64>,
     /// The asset's own error.
     pub bundle_error: Option<String>,
+    /// What the job measured of itself.
+    pub usage: Option<JobUsage>,
 }
 
 /// What one `squeue` listing asks for next.
@@ -197,6 +220,15 @@ impl Tracker {
         self.steps.groups()
     }
 
+    /// A grouped step's start and end (Unix times, its `.steps` lines).
+    pub fn step_times(&self, i: usize) -> (Option<f64>, Option<f64>) {
+        if self.jobs[i].step_of.is_none() {
+            return (None, None);
+        }
+        let s = self.steps.get(&self.jobs[i].asset);
+        (s.started, s.ended.map(|(_, at)| at))
+    }
+
     /// Record a protocol event of job `i` (metadata merged, value size,
     /// the asset's error); displays are not state.
     pub fn record_bundle_event(&mut self, i: usize, event: &BundleEvent) {
@@ -212,6 +244,7 @@ impl Tracker {
             },
             BundleEvent::Materialized { bytes } => p.materialized = Some(*bytes),
             BundleEvent::Failed { error } => p.bundle_error = Some(error.clone()),
+            BundleEvent::Usage(u) => p.usage = Some(u.clone()),
             BundleEvent::Display { .. } | BundleEvent::Unknown => {}
         }
     }
@@ -266,6 +299,7 @@ impl Tracker {
                     }
                     t.slurm_state = r.state.clone();
                     t.reason = r.reason.clone();
+                    t.start_estimate = r.start.clone();
                     if r.node.is_some() {
                         t.node = r.node.clone();
                     }
@@ -410,9 +444,7 @@ impl Tracker {
         self.tracks[i]
             .emitted
             .clone()
-            .unwrap_or(AssetState::Queued {
-                job_id: Some(self.jobs[i].job_id.clone()),
-            })
+            .unwrap_or(AssetState::queued(Some(self.jobs[i].job_id.clone())))
     }
 
     fn state_of(&self, i: usize) -> AssetState {
@@ -421,6 +453,8 @@ impl Tracker {
             return if is_pending_state(&t.slurm_state) {
                 AssetState::Queued {
                     job_id: Some(self.jobs[i].job_id.clone()),
+                    reason: pending_reason(&t.reason),
+                    start: t.start_estimate.as_deref().and_then(start_estimate),
                 }
             } else {
                 AssetState::Running {
@@ -429,8 +463,13 @@ impl Tracker {
             };
         }
         match t.slurm_state.as_str() {
+            // Slurm's whole seconds and the job's own wall time are both
+            // lower bounds of the time it took.
             "COMPLETED" => AssetState::Done {
-                duration_ms: t.elapsed_ms.unwrap_or(0),
+                duration_ms: t
+                    .elapsed_ms
+                    .unwrap_or(0)
+                    .max(self.proto[i].usage.as_ref().map_or(0, |u| u.wall_ms)),
                 location: t.node.clone().unwrap_or_else(|| "slurm".into()),
             },
             "CANCELLED" => AssetState::Cancelled {

@@ -101,6 +101,7 @@ pub(super) fn poll_step(
         t.node = Some(node.clone());
     }
     t.reason = row.reason.clone();
+    t.start_estimate = row.start.clone();
     let changed = t.slurm_state != new;
     t.slurm_state = new.into();
     changed
@@ -112,6 +113,7 @@ pub(super) fn step_detail(status: &StepStatus, t: &mut Track, d: Option<&Detail>
     if let Some(d) = d {
         t.stderr_tail = d.stderr_tail.clone();
         t.final_sizes = d.sizes;
+        t.take_usage(d);
         if t.node.is_none() {
             t.node = d.node.clone();
         }

@@ -70,8 +70,15 @@ fn poll(
 }
 
 fn queued(id: &str) -> AssetState {
+    AssetState::queued(Some(id.into()))
+}
+
+/// Queued with Slurm's reason (as the status table shows it) and start estimate.
+fn waiting(id: &str, reason: &str, start: Option<&str>) -> AssetState {
     AssetState::Queued {
         job_id: Some(id.into()),
+        reason: Some(reason.into()),
+        start: start.map(str::to_owned),
     }
 }
 
@@ -110,22 +117,57 @@ fn pending_jobs_are_queued_with_their_reason() {
     assert_eq!(
         changes,
         [
-            ("a".into(), queued("3")),
-            ("b".into(), queued("5")),
-            ("c".into(), queued("12"))
+            (
+                "a".into(),
+                waiting("3", "Resources: waiting for free nodes/CPUs/memory", None)
+            ),
+            (
+                "b".into(),
+                waiting("5", "Dependency: waiting for its upstream jobs", None)
+            ),
+            (
+                "c".into(),
+                waiting(
+                    "12",
+                    "PartitionTimeLimit: --time exceeds the partition's limit",
+                    None
+                )
+            )
         ]
     );
     assert_eq!(t.track(0).reason, "Resources");
     assert_eq!(t.track(1).reason, "Dependency");
     assert_eq!(t.track(2).reason, "PartitionTimeLimit");
-    // Still pending: nothing new to report.
+    // Still pending, same reasons: nothing new to report.
     assert!(poll(
         &mut t,
-        "3|PENDING||Priority\n5|PENDING||Dependency\n12|PENDING||PartitionTimeLimit\n",
+        "3|PENDING||Resources|N/A\n5|PENDING||Dependency|N/A\n12|PENDING||PartitionTimeLimit|N/A\n",
         &[],
         ""
     )
     .is_empty());
+    // A new reason, and the scheduler's estimate (`squeue --start`'s): reported.
+    let changes = poll(
+        &mut t,
+        "3|PENDING||Priority|2026-11-26T15:05:09\n5|PENDING||Dependency|N/A\n12|PENDING||PartitionTimeLimit|N/A\n",
+        &[],
+        "",
+    );
+    assert_eq!(
+        changes,
+        [(
+            "a".into(),
+            waiting(
+                "3",
+                "Priority: jobs of higher priority go first",
+                Some("2026-11-26 15:05:09")
+            )
+        )]
+    );
+    assert_eq!(
+        changes[0].1.describe(),
+        "queued (job 3): Priority: jobs of higher priority go first; expected to start 2026-11-26 15:05:09"
+    );
     assert_eq!(t.track(0).reason, "Priority");
     let changes = poll(
         &mut t,
@@ -149,7 +191,13 @@ fn a_requeued_job_is_queued_again_and_counts_its_restarts() {
         poll(&mut t, "2|REQUEUED|vm|None\n", &[], ""),
         [("a".into(), queued("2"))]
     );
-    assert!(poll(&mut t, "2|PENDING||BeginTime\n", &[], "").is_empty());
+    assert_eq!(
+        poll(&mut t, "2|PENDING||BeginTime\n", &[], ""),
+        [(
+            "a".into(),
+            waiting("2", "BeginTime: not allowed to start yet", None)
+        )]
+    );
     assert_eq!(t.track(0).reason, "BeginTime");
     assert_eq!(
         poll(&mut t, "2|RUNNING|vm|None\n", &[], ""),
@@ -498,4 +546,39 @@ fn failure_text_starts_with_exit_code() {
     let s = failure_text("a", &t, Some("value too big"));
     assert!(s.starts_with("exit code 2: value too big\n"), "{s}");
     assert!(s.contains("panicked at x"), "{s}");
+}
+
+#[test]
+fn a_completed_job_takes_its_own_wall_time_over_slurms_whole_seconds() {
+    let mut t = Tracker::new(&[job("a", "4", &[])]);
+    t.record_bundle_event(
+        0,
+        &BundleEvent::Usage(JobUsage {
+            wall_ms: 350,
+            max_rss_kb: Some(2048),
+            ..JobUsage::default()
+        }),
+    );
+    assert_eq!(t.proto(0).usage.as_ref().unwrap().max_rss_kb, Some(2048));
+    // Started and ended within one second: scontrol says 0.
+    let record = scontrol(
+        "4",
+        "COMPLETED",
+        "None",
+        "(null)",
+        "ExitCode=0:0 SubmitTime=2026-11-26T14:57:35 StartTime=2026-11-26T14:57:36 EndTime=2026-11-26T14:57:36 NodeList=vm",
+    );
+    let changes = poll(&mut t, "4|COMPLETED|vm|None\n", &[record], "");
+    assert_eq!(
+        changes,
+        [(
+            "a".into(),
+            AssetState::Done {
+                duration_ms: 350,
+                location: "vm".into()
+            }
+        )]
+    );
+    // The queue wait is kept for the usage.
+    assert_eq!(t.track(0).queue_ms, Some(1000));
 }
