@@ -163,6 +163,16 @@ fn lint_names_the_cell_and_line_and_test_runs_the_checks() {
         "{report:?}"
     );
 
+    // Without assets, the generated code is clippy-clean too.
+    let plain = dir.path().join("plain.ipynb");
+    write_notebook(&plain, &["let x = 1;", "fn unused_helper() {}"]);
+    let report = lint::lint(&loaded(&plain)).unwrap();
+    let names: Vec<String> = report.diagnostics.iter().map(|d| d.describe()).collect();
+    assert_eq!(
+        names,
+        ["cell 1, line 1: warning: function `unused_helper` is never used [dead_code]"]
+    );
+
     let mut ws = Workspace::for_notebook(nb.clone());
     let run = |ws: &mut Workspace| {
         let krate = test::prepare(ws, &loaded(&nb), false).unwrap();

@@ -211,7 +211,7 @@ pub fn generate(
     let mut last_cell = None;
     for item in &project.items {
         if last_cell != Some(&item.cell) {
-            lib.push(&format!("// ---- {} ----\n", item.cell));
+            lib.push(&format!("// ---- {} ----\n", cell_name(&item.cell)));
             last_cell = Some(&item.cell);
         }
         let label = cell_name(&item.cell);
@@ -243,7 +243,7 @@ pub fn generate(
         };
         assets.push(&format!(
             "\n/// Asset `{asset}` ({}).{depends}\npub fn {asset}({}) -> {} {{\n",
-            spec.cell,
+            cell_name(&spec.cell),
             params.join(", "),
             type_of(asset)?
         ));
@@ -307,7 +307,7 @@ pub fn generate(
             "\n/// `%%check {} {}` ({}).\n#[test]\nfn {test}() {{\n    let mut values = runtime::Values::new();\n    runtime::preload(&mut values);\n    runtime::materialize(&[{}], &mut values).unwrap_or_else(|e| panic!(\"{{e}}\"));\n",
             check.asset,
             check.name,
-            check.cell,
+            cell_name(&check.cell),
             quoted.join(", ")
         ));
         for b in &bound {

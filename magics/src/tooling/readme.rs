@@ -45,7 +45,7 @@ pub(crate) fn readme(
                 .collect();
             let cell = project
                 .asset(asset)
-                .map(|a| a.cell.to_string())
+                .map(|a| super::crate_gen::cell_name(&a.cell))
                 .unwrap_or_default();
             let ty = types.get(asset).map(String::as_str).unwrap_or("?");
             writeln!(
@@ -69,7 +69,8 @@ pub(crate) fn readme(
     if !project.checks.is_empty() {
         s.push_str("\n## Checks\n\n");
         for c in &project.checks {
-            writeln!(s, "- `%%check {} {}` ({})", c.asset, c.name, c.cell).expect("string");
+            let cell = super::crate_gen::cell_name(&c.cell);
+            writeln!(s, "- `%%check {} {}` ({cell})", c.asset, c.name).expect("string");
         }
     }
     write!(
