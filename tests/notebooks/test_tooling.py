@@ -5,7 +5,7 @@ import subprocess
 
 import nbformat
 
-from nbrun import ROOT, errors_of, execute, text_of
+from nbrun import ROOT, copy_notebook, errors_of, execute, text_of
 
 BIN = ROOT / "target" / "debug" / "slurmbook"
 
@@ -114,3 +114,19 @@ def test_lint_and_export_magics_in_the_kernel(tmp_path):
     for cell, message in ((2, "missing the directory"), (3, "unexpected argument `extra`")):
         errs = errors_of(nb.cells[cell].outputs)
         assert errs and message in errs[0]["evalue"], nb.cells[cell].outputs
+
+
+def test_test_stored_checks_the_values_the_notebook_stored(tmp_path):
+    path = copy_notebook("quickstart.ipynb", tmp_path)
+    materialized = run("run", path, "--select", "+celsius")
+    assert materialized.returncode == 0, materialized.stdout + materialized.stderr
+    stored = list((tmp_path / ".slurmbook" / "values").glob("celsius-*.json"))
+    assert len(stored) == 1, stored
+    # A stored value the check rejects: only --stored sees it.
+    stored[0].write_text("[1000.0]")
+    fresh = run("test", path)
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+    assert "checks::celsius_plausible ... ok" in fresh.stdout
+    checked = run("test", path, "--stored")
+    assert checked.returncode != 0, checked.stdout + checked.stderr
+    assert "checks::celsius_plausible ... FAILED" in checked.stdout
