@@ -205,7 +205,7 @@ pub fn generate(
         nb.path
             .as_deref()
             .and_then(Path::file_name)
-            .map(|n| n.to_string_lossy().into_owned())
+            .map(|n| n.to_string_lossy().escape_default().to_string())
             .unwrap_or_else(|| "notebook".into())
     ));
     let mut last_cell = None;
