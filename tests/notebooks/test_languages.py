@@ -132,6 +132,18 @@ def test_checks_on_a_python_value_and_config_says_which_interpreters_the_kernel_
     assert rows == {"raw": "ok", "doubled": "skipped"}, rows
 
 
+def test_fmt_leaves_python_and_bash_cells_alone_and_export_refuses_them_clearly(tmp_path):
+    path = copy_notebook("languages.ipynb", tmp_path)
+    before = path.read_bytes()
+    fmt = slurmbook("fmt", path)
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+    assert path.read_bytes() == before
+    export = slurmbook("export", path, "--to", tmp_path / "out")
+    assert export.returncode != 0
+    assert "asset `raw` is a python asset: the generated crate (lint, test, export) holds Rust assets only" in export.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_changed_pixi_lock_makes_every_asset_of_the_environment_stale_rust_too(tmp_path):
     # Headless local runs (`slurmbook run --target local`) of the pipeline in
     # a pixi project; the lock then gains a PyPI wheel.

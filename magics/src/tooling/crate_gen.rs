@@ -156,6 +156,7 @@ fn body_line(nb: &Notebook, cell: &CellRef) -> usize {
 /// Infers every asset's value type (declared ones as declared), compiling
 /// probes like the job bundle does.
 pub fn infer_types(project: &Project) -> Result<HashMap<String, String>, ToolError> {
+    rust_only(project)?;
     let names: Vec<String> = project.assets.iter().map(|a| a.name.clone()).collect();
     if names.is_empty() {
         return Ok(HashMap::new());
@@ -169,6 +170,19 @@ pub fn infer_types(project: &Project) -> Result<HashMap<String, String>, ToolErr
     )?)
 }
 
+/// The generated crate is Rust alone: a Python or bash asset is refused
+/// (with its name and language) rather than compiled as Rust.
+fn rust_only(project: &Project) -> Result<(), ToolError> {
+    match project.assets.iter().find(|a| a.lang().is_foreign()) {
+        Some(a) => Err(ToolError::Export(format!(
+            "asset `{}` is a {} asset: the generated crate (lint, test, export) holds Rust assets only",
+            a.name,
+            a.lang()
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Generates the crate of `project` (read from `nb`), named `name`.
 pub fn generate(
     project: &Project,
@@ -177,6 +191,7 @@ pub fn generate(
     types: &HashMap<String, String>,
     edition: &str,
 ) -> Result<GeneratedCrate, ToolError> {
+    rust_only(project)?;
     let order: Vec<String> = project
         .graph
         .topo_order(project.assets.iter().map(|a| a.name.as_str()));

@@ -41,6 +41,12 @@ enum Line<'a> {
 impl Rustfmt<'_> {
     /// Formats one code cell's source.
     pub fn cell(&self, src: &str) -> Result<Formatted, ToolError> {
+        // A Python or bash asset is not Rust: left as it is.
+        if let Ok(syntax::Cell::Asset(a)) = syntax::parse_cell(src) {
+            if a.header.options.lang.is_some_and(|l| l.is_foreign()) {
+                return Ok(Formatted::Unchanged);
+            }
+        }
         let lines: Vec<&str> = src.split_inclusive('\n').collect();
         let classified: Vec<Line<'_>> = match syntax::head(src) {
             Head::Asset { line, .. } | Head::Check { line, .. } => lines
