@@ -415,7 +415,8 @@ impl Watch<'_, '_> {
                         outage = Some((Instant::now(), back));
                     }
                     let give_up = self.tracker().poll_failed(Instant::now());
-                    tracing::warn!("polling job states: {e}");
+                    // The user was told once (the notice); the log has each.
+                    tracing::info!("polling job states: {e}");
                     if give_up {
                         return Err(WatchError::Poll(format!(
                             "job states could not be read for 5 minutes: {e}"
@@ -458,7 +459,7 @@ impl Watch<'_, '_> {
 
     /// A word on the whole run (not recorded: the run's outcome is).
     fn notice(&self, text: String) {
-        tracing::warn!("{text}");
+        tracing::info!("{text}");
         self.w.emit.emit(Event::Notice { text });
     }
 
