@@ -82,6 +82,28 @@ enum Command {
         #[arg(long)]
         run: Option<i64>,
     },
+    /// Evaluate every automation condition (`--auto`) once and materialize
+    /// what they select in one run (exit 0 ran or nothing to do, 1 a
+    /// materialization failed, 2 bad input). Made for cron and scrontab.
+    Tick {
+        /// The notebook (.ipynb).
+        notebook: PathBuf,
+        /// Profile from slurmbook.toml.
+        #[arg(long)]
+        profile: Option<String>,
+        /// Show what the conditions select; run nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Evaluate at this time (RFC 3339) instead of now.
+        #[arg(long, hide = true)]
+        now: Option<chrono::DateTime<chrono::Utc>>,
+    },
+    /// Ticks on the cluster with the laptop closed: scrontab (or a job
+    /// resubmitting itself) runs `slurmbook tick` there.
+    Schedule {
+        #[command(subcommand)]
+        command: ScheduleCommand,
+    },
     /// Freshness policies: each asset's PASS, WARN, FAIL or UNKNOWN now;
     /// exits 3 when an asset FAILs (0 otherwise), and runs `notify` for new FAILs.
     Status {
@@ -111,6 +133,19 @@ enum Command {
         #[arg(long)]
         svg: bool,
     },
+    /// Print the whole output of an asset's Slurm job (`%log NAME`), fetched
+    /// from its run directory; a copy stays in .slurmbook/logs/.
+    Log {
+        notebook: PathBuf,
+        /// The asset.
+        name: String,
+        /// The asset's job in this run (default: its latest materialization).
+        #[arg(long)]
+        run: Option<i64>,
+        /// The job's stderr instead of its stdout.
+        #[arg(long)]
+        stderr: bool,
+    },
     /// Print a notebook's asset graph.
     Graph {
         notebook: PathBuf,
@@ -118,6 +153,36 @@ enum Command {
         select: Option<String>,
         #[arg(long, value_enum, default_value = "text")]
         format: crate::headless::GraphFormat,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScheduleCommand {
+    /// Upload the notebook and slurmbook, and add a scrontab entry that ticks (idempotent).
+    Install {
+        notebook: PathBuf,
+        /// The Slurm profile (slurmbook.toml) of the cluster.
+        #[arg(long)]
+        profile: String,
+        /// Cadence: 1m, 5m, 15m, 30m, 1h, 2h, 6h, 12h, 1d.
+        #[arg(long, default_value = "15m")]
+        every: String,
+        /// Where scrontab is disabled: a job that resubmits itself with --begin.
+        #[arg(long)]
+        fallback: bool,
+    },
+    /// The schedules on the cluster of a profile, and whether each is active.
+    List {
+        /// A notebook (its slurmbook.toml is used); the current directory's otherwise.
+        notebook: Option<PathBuf>,
+        #[arg(long)]
+        profile: String,
+    },
+    /// Remove a notebook's scrontab entry (or fallback job); its state stays on the cluster.
+    Remove {
+        notebook: PathBuf,
+        #[arg(long)]
+        profile: String,
     },
 }
 
@@ -227,6 +292,32 @@ fn run(cli: Cli) -> Result<ExitCode> {
             init_cli_logging();
             crate::headless::attach(notebook, run, true)
         }
+        Command::Tick {
+            notebook,
+            profile,
+            dry_run,
+            now,
+        } => {
+            init_cli_logging();
+            crate::tick_cli::tick(notebook, profile, dry_run, now)
+        }
+        Command::Schedule { command } => {
+            init_cli_logging();
+            match command {
+                ScheduleCommand::Install {
+                    notebook,
+                    profile,
+                    every,
+                    fallback,
+                } => crate::tick_cli::install(notebook, profile, every, fallback),
+                ScheduleCommand::List { notebook, profile } => {
+                    crate::tick_cli::list(notebook, profile)
+                }
+                ScheduleCommand::Remove { notebook, profile } => {
+                    crate::tick_cli::remove(notebook, profile)
+                }
+            }
+        }
         Command::Runs { notebook, run, svg } => {
             init_cli_logging();
             crate::usage_cli::runs(notebook, run, svg)
@@ -238,6 +329,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             init_cli_logging();
             crate::usage_cli::history(notebook, name, svg)
+        }
+        Command::Log {
+            notebook,
+            name,
+            run,
+            stderr,
+        } => {
+            init_cli_logging();
+            crate::usage_cli::log(notebook, name, run, stderr)
         }
         Command::Graph {
             notebook,

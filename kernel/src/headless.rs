@@ -31,10 +31,10 @@ pub struct RunOptions {
 }
 
 /// evcxr, started only when assets run in the kernel; Ctrl-C interrupts it.
-struct CliSessions {
-    session: Option<EngineSession>,
+pub(crate) struct CliSessions {
+    pub(crate) session: Option<EngineSession>,
     /// Shared with the Ctrl-C handler.
-    started: Arc<Mutex<Option<Engine>>>,
+    pub(crate) started: Arc<Mutex<Option<Engine>>>,
 }
 
 impl Sessions for CliSessions {
@@ -53,14 +53,14 @@ impl Sessions for CliSessions {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?)
 }
 
-fn workspace(notebook: &std::path::Path) -> Result<Workspace> {
+pub(crate) fn workspace(notebook: &std::path::Path) -> Result<Workspace> {
     Ok(Workspace::for_notebook(std::path::absolute(notebook)?))
 }
 
@@ -121,7 +121,7 @@ pub fn run(options: RunOptions) -> Result<ExitCode> {
 }
 
 /// Ctrl-C cancels the run (and interrupts evcxr when assets run in the kernel).
-fn cancel_on_ctrl_c(
+pub(crate) fn cancel_on_ctrl_c(
     runtime: &tokio::runtime::Runtime,
     cancel: &Arc<AtomicBool>,
     engine: Arc<Mutex<Option<Engine>>>,
@@ -139,7 +139,7 @@ fn cancel_on_ctrl_c(
 }
 
 /// Prints each failed asset's recorded error on stderr; the exit code of the run.
-fn outcome(workspace: &mut Workspace, summary: &RunSummary) -> Result<ExitCode> {
+pub(crate) fn outcome(workspace: &mut Workspace, summary: &RunSummary) -> Result<ExitCode> {
     let db = workspace.db()?;
     for name in &summary.failed {
         if let Some(m) = db.latest(name)? {
@@ -158,7 +158,7 @@ fn outcome(workspace: &mut Workspace, summary: &RunSummary) -> Result<ExitCode> 
 
 /// How much the run asked of its transport: SSH connections, commands and
 /// bytes uploaded, or, on a submit host, local commands and bytes copied.
-fn print_transport_stats(workspace: &Workspace) {
+pub(crate) fn print_transport_stats(workspace: &Workspace) {
     if let Some(transport) = workspace.open_transport() {
         let stats = transport.stats();
         if transport.location() == slurmbook_magics::transport::local::LOCATION {

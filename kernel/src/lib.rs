@@ -15,5 +15,6 @@ pub mod server;
 pub mod session;
 pub mod status_cli;
 pub mod terminal;
+pub mod tick_cli;
 pub mod usage_cli;
 pub mod wire;

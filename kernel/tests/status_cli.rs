@@ -65,6 +65,18 @@ impl Fixture {
         let finished: DateTime<Utc> = Utc::now() - ago;
         let ts = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
         let conn = rusqlite::Connection::open(self.path(".slurmbook/state.db")).unwrap();
+        // Time passes: the asset's earlier materializations are older than
+        // this one (the latest success is the newest by time).
+        conn.execute(
+            "UPDATE materializations SET started_at = ?2, finished_at = ?3
+             WHERE asset = ?1 AND COALESCE(finished_at, started_at) >= ?3",
+            rusqlite::params![
+                asset,
+                ts(finished - Duration::seconds(3)),
+                ts(finished - Duration::seconds(2))
+            ],
+        )
+        .unwrap();
         conn.execute(
             "INSERT INTO materializations (asset, version, own_hash, upstream_versions, target, status, started_at, finished_at, duration_ms)
              VALUES (?1, ?2, ?3, ?4, 'local', 'ok', ?5, ?6, 1000)",

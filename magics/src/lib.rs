@@ -5,6 +5,7 @@
 //! The usual entry point is [`load_project`]: read + parse + infer + graph +
 //! versions in one call; then [`Project::staleness`] against a [`StateDb`].
 
+pub mod auto;
 pub mod bundle;
 pub mod cache;
 pub mod config;

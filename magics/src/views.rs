@@ -25,7 +25,7 @@ pub fn asset_status(
     latest: Option<&Materialization>,
     last_success: Option<&Materialization>,
 ) -> AssetStatus {
-    let newer_than_success = |m: &Materialization| last_success.is_none_or(|s| m.id > s.id);
+    let newer_than_success = |m: &Materialization| last_success.is_none_or(|s| m.started_after(s));
     match latest {
         Some(m) if m.status == MaterializationStatus::Running && newer_than_success(m) => {
             AssetStatus {
@@ -146,6 +146,7 @@ pub fn assets_table(project: &Project, snap: &Snapshot) -> Table {
             "last materialized",
             "where",
             "freshness",
+            "auto",
         ]
         .map(String::from)
         .to_vec(),
@@ -175,6 +176,12 @@ pub fn assets_table(project: &Project, snap: &Snapshot) -> Table {
             success.map(when).unwrap_or_else(|| "never".into()),
             success.map(location).unwrap_or_default(),
             snap.policy_text(&asset.name),
+            asset
+                .options
+                .auto
+                .as_ref()
+                .map(|c| c.to_string())
+                .unwrap_or_default(),
         ]);
         table.row_states.push(Some(status.state.to_owned()));
     }
@@ -204,10 +211,18 @@ pub fn graph_parts(
             } else {
                 badge_text
             };
+            let auto = spec
+                .and_then(|s| s.options.auto.as_ref())
+                .map(|c| format!("auto {c}"));
+            let detail = [(!status.why.is_empty()).then_some(status.why), auto]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("; ");
             GraphNode {
                 name: name.clone(),
                 state: status.state.to_owned(),
-                detail: (!status.why.is_empty()).then_some(status.why),
+                detail: (!detail.is_empty()).then_some(detail),
                 group: spec.and_then(|s| s.options.group.clone()),
                 checks: project.checks_of(name).count(),
                 freshness: snap.policy.get(name).map(|p| Badge {
@@ -232,11 +247,23 @@ pub fn graph_parts(
 }
 
 /// The `%runs` table.
-pub fn runs_table(runs: &[Run], assets_of: impl Fn(i64) -> Vec<Materialization>) -> Table {
+pub fn runs_table(
+    runs: &[Run],
+    assets_of: impl Fn(i64) -> Vec<Materialization>,
+    triggers: &HashMap<i64, String>,
+) -> Table {
     let mut table = Table {
-        columns: ["run", "started", "selection", "target", "status", "assets"]
-            .map(String::from)
-            .to_vec(),
+        columns: [
+            "run",
+            "started",
+            "selection",
+            "target",
+            "status",
+            "assets",
+            "trigger",
+        ]
+        .map(String::from)
+        .to_vec(),
         ..Table::default()
     };
     for run in runs {
@@ -259,6 +286,7 @@ pub fn runs_table(runs: &[Run], assets_of: impl Fn(i64) -> Vec<Materialization>)
             run.target.as_str().to_owned(),
             run.status.as_str().to_owned(),
             assets,
+            triggers.get(&run.id).cloned().unwrap_or_default(),
         ]);
         table.row_states.push(Some(
             match run.status.as_str() {

@@ -333,11 +333,25 @@ async fn slurm_upload_cas_sends_once(via: Via) {
     assert!(out.stdout_text().starts_with(hash), "{}", out.stdout_text());
     let out = remote.run(&["test", "-x", &path]).await.unwrap();
     assert!(out.success(), "executable bit set");
+    // The user's alone: the file, and the cache directory created for it.
+    let out = remote
+        .run(&["stat", "-c", "%a", &path, &cache])
+        .await
+        .unwrap();
+    assert_eq!(out.stdout_text(), "700\n700\n");
+    let data = remote.upload_cas(&cache, b"data", false).await.unwrap().0;
+    let out = remote.run(&["stat", "-c", "%a", &data]).await.unwrap();
+    assert_eq!(out.stdout_text(), "600\n");
+    remote.run(&["rm", &data]).await.unwrap();
     // No temporary file left behind: the cache holds the one file.
     let out = remote.run(&["ls", "-A", &cache]).await.unwrap();
     assert_eq!(out.stdout_text().trim(), hash);
     let st = remote.stats();
-    assert_eq!(st.bytes_uploaded, bytes.len() as u64);
+    assert_eq!(
+        st.bytes_uploaded,
+        bytes.len() as u64 + 4,
+        "the payload and `data`"
+    );
     assert_eq!(st.connections, connections(via, 1));
     assert!(remote.upload_cas("$SCRATCH/x", b"x", false).await.is_err());
 }

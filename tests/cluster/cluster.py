@@ -34,6 +34,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -73,6 +74,15 @@ REQUIRED_BINARIES = {
 }
 FATAL_PATTERNS = ("fatal:", "Cannot bind any address", "Address already in use")
 UP_TIMEOUT = float(os.environ.get("SLURMBOOK_CLUSTER_TIMEOUT", "90"))
+# scrontab (Slurm's cron): `ScronParameters=enable` in slurm.conf unless the
+# environment of `up` says SLURMBOOK_CLUSTER_SCRONTAB=disable (a cluster whose
+# site turned it off, for the fallback tests).
+SCRONTAB_ENV = "SLURMBOOK_CLUSTER_SCRONTAB"
+# Debian ships no `scrontab` client: `up` builds it from Debian's source package
+# of the installed Slurm (same version as the installed libslurmfull) once.
+SCRONTAB_BIN = Path("/usr/local/bin/scrontab")
+SCRONTAB_BUILD = Path("/var/cache/slurmbook-cluster/scrontab")
+SLURM_LIB_DIR = "/usr/lib/x86_64-linux-gnu/slurm-wlm"
 
 
 class ClusterError(Exception):
@@ -460,6 +470,79 @@ def ensure_installed() -> None:
         raise ClusterError("still missing after apt-get install: " + ", ".join(still))
 
 
+def scrontab_enabled() -> bool:
+    return os.environ.get(SCRONTAB_ENV, "enable") != "disable"
+
+
+def ensure_scrontab() -> None:
+    """Install a `scrontab` client when none is on PATH: Debian's slurm-client
+    leaves it out, so it is compiled from Debian's source package of the
+    installed Slurm (apt-get source with a private sources list: the system's
+    apt configuration is not touched) and linked against the installed
+    libslurmfull.  Takes ~2 minutes once; later `up`s find it."""
+    if shutil.which("scrontab", path=_path()):
+        return
+    version = run(["dpkg-query", "-W", "-f", "${Version}", "slurm-client"], timeout=20).stdout.strip()
+    lib = Path(SLURM_LIB_DIR) / "libslurmfull.so"
+    if not version or not lib.exists():
+        raise ClusterError(f"cannot build scrontab: slurm-client {version!r}, {lib} exists: {lib.exists()}")
+    tools = [t for t in ("gcc", "make", "ld", "objcopy") if not shutil.which(t)]
+    if tools:
+        log(f"building scrontab needs {', '.join(tools)}; installing gcc make binutils libc6-dev")
+        run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=600",
+             "gcc", "make", "binutils", "libc6-dev"],
+            env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"), timeout=1800)
+    t0 = time.monotonic()
+    work = SCRONTAB_BUILD / version
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "lists" / "partial").mkdir(parents=True)
+    # deb-src lines of the suites the system's deb lines use
+    suites = set()
+    for f in [Path("/etc/apt/sources.list"), *Path("/etc/apt/sources.list.d").glob("*")]:
+        try:
+            text = f.read_text()
+        except OSError:
+            continue
+        for uri, suite_list in re.findall(r"^URIs:\s*(\S+)\s*\nSuites:\s*([^\n]+)", text, re.M):
+            for suite in suite_list.split():
+                suites.add((uri, suite))
+        for uri, suite in re.findall(r"^deb\s+(?:\[[^]]*\]\s+)?(\S+)\s+(\S+)", text, re.M):
+            suites.add((uri, suite))
+    if not suites:
+        raise ClusterError("cannot build scrontab: no apt sources found to fetch Slurm's source from")
+    keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
+    signed = f"[signed-by={keyring}] " if Path(keyring).exists() else ""
+    (work / "sources.list").write_text(
+        "".join(f"deb-src {signed}{uri} {suite} main\n" for uri, suite in sorted(suites)))
+    opts = ["-o", f"Dir::Etc::SourceList={work / 'sources.list'}", "-o", "Dir::Etc::SourceParts=-",
+            "-o", f"Dir::State::Lists={work / 'lists'}", "-o", "APT::Sandbox::User=root"]
+    log(f"building scrontab from Debian's slurm-wlm {version} source (once)")
+    run(["apt-get", *opts, "update", "-q"], timeout=600)
+    run(["apt-get", *opts, "source", "--download-only", f"slurm-wlm={version}"], cwd=work, timeout=600)
+    orig = next(work.glob("slurm-wlm_*.orig.tar.*"), None)
+    if orig is None:
+        raise ClusterError(f"no slurm-wlm source tarball downloaded into {work}")
+    run(["tar", "xf", str(orig)], cwd=work, timeout=300)
+    src = next(p for p in work.iterdir() if p.is_dir() and (p / "configure").exists())
+    run(["./configure", "--prefix=/usr", "--sysconfdir=/etc/slurm", "--without-munge", "--disable-debug"],
+        cwd=src, timeout=900)
+    d = src / "src" / "scrontab"
+    for ref in ("default_crontab", "usage"):
+        run(["ld", "-r", "-o", f"{ref}.bino", "-z", "noexecstack", "--format=binary", f"{ref}.txt"], cwd=d)
+        run(["objcopy", "--rename-section", ".data=.rodata,alloc,load,readonly,data,contents", f"{ref}.bino"],
+            cwd=d)
+    out = work / "scrontab"
+    run(["gcc", "-O1", "-I../..", "-I../../slurm", "-DHAVE_CONFIG_H", "-o", str(out),
+         "env.c", "opt.c", "parse.c", "scrontab.c", "default_crontab.bino", "usage.bino",
+         f"-L{SLURM_LIB_DIR}", "-lslurmfull", f"-Wl,-rpath,{SLURM_LIB_DIR}", "-ldl", "-lpthread"],
+        cwd=d, timeout=300)
+    SCRONTAB_BIN.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(out, SCRONTAB_BIN)
+    os.chmod(SCRONTAB_BIN, 0o755)
+    shutil.rmtree(src, ignore_errors=True)
+    log(f"installed {SCRONTAB_BIN} in {time.monotonic() - t0:.0f}s")
+
+
 # -------------------------------------------------------------------------- config
 
 def node_hardware() -> dict:
@@ -528,6 +611,8 @@ EnforcePartLimits=ALL
 # keep finished jobs visible to scontrol/squeue for an hour (no slurmdbd, no sacct)
 MinJobAge=3600
 MaxJobCount=100000
+# Slurm's cron (scrontab); off only when the environment of `up` says so
+{"ScronParameters=enable" if scrontab_enabled() else "# ScronParameters: scrontab disabled for this run"}
 # prompt scheduling: event-driven scheduling without throttling, frequent periodic passes.
 # (slurmctld still batches event-triggered scheduling into ~1 s ticks: an afterok
 # dependent starts ~1 s after its parent ends.)
@@ -635,6 +720,7 @@ def build_facts(layout: Layout, node: str, ports: dict, hw: dict, slurm_version:
         "cpus": hw["CPUs"],
         "real_memory_mb": hw["RealMemory"],
         "cluster_name": CLUSTER_NAME,
+        "scrontab": scrontab_enabled(),
         "slurm_version": slurm_version,
         "slurm_conf": str(layout.slurm_conf),
         "etc_slurm_conf_symlink": etc_link,
@@ -872,6 +958,7 @@ def cmd_up(layout: Layout) -> int:
         shutil.rmtree(layout.root)
 
     ensure_installed()
+    ensure_scrontab()
 
     # fresh tree
     layout.root.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ and a second run with no change skipping everything. Each test runs over
 SSH and with a host-less (local) profile (the `transport` fixture,
 conftest.py)."""
 import re
+import uuid
 
 import nbformat
 
@@ -18,7 +19,10 @@ def project_dir(tmp_path, transport):
 
 
 def test_diamond_runs_as_jobs_and_streams(tmp_path, transport):
-    path = copy_notebook("slurm.ipynb", project_dir(tmp_path, transport))
+    # A remote_dir of its own, to check what the run created there.
+    remote_dir = f"{transport.facts['scratch']}/private-{uuid.uuid4().hex[:12]}"
+    (tmp_path / "slurmbook.toml").write_text(transport.slurmbook_toml(remote_dir=remote_dir))
+    path = copy_notebook("slurm.ipynb", tmp_path)
     nb = execute(path, cells=["%materialize +total --target slurm", "%load total", "total", "%assets",
                               "%materialize +total --target slurm", "%config"])
     out = nb.cells[0].outputs
@@ -41,6 +45,12 @@ def test_diamond_runs_as_jobs_and_streams(tmp_path, transport):
     assert "plan for +total: 0 to run, 4 fresh" in text_of(nb.cells[4].outputs)
     expected = "local (no SSH)" if transport.local else f"ssh {transport.facts['host']}"
     assert f"transport: {expected} (Slurm runs)" in text_of(nb.cells[5].outputs), text_of(nb.cells[5].outputs)
+    # Everything the run left under remote_dir (job binary, values, logs,
+    # run directories) is the user's alone.
+    found = transport.shell(f"find {remote_dir} -perm /077 -printf '%m %p\\n'; find {remote_dir} | wc -l")
+    assert found.returncode == 0, found.stderr
+    *loose, count = found.stdout.strip().splitlines()
+    assert int(count) > 5 and not loose, found.stdout
 
 
 def test_failure_cancels_dependents_and_shows_stderr(tmp_path, transport):

@@ -70,13 +70,28 @@ impl RustKernel {
                     ),
                 )),
             },
-            LineMagic::Assets => self.assets_magic(out),
+            LineMagic::Assets => {
+                self.sync_schedules(out).await;
+                self.assets_magic(out)
+            }
             LineMagic::Graph { selection } => self.graph_magic(selection, out),
             LineMagic::Materialize(args) => self.materialize(args, out).await,
-            LineMagic::Load { name } => self.load_magic(&name, out).await,
-            LineMagic::Runs { run: None } => self.runs_magic(out),
-            LineMagic::Runs { run: Some(run) } => self.run_report_magic(run, out),
-            LineMagic::History { name } => self.history_magic(&name, out),
+            LineMagic::Load { name } => {
+                self.sync_schedules(out).await;
+                self.load_magic(&name, out).await
+            }
+            LineMagic::Runs { run } => {
+                self.sync_schedules(out).await;
+                match run {
+                    None => self.runs_magic(out),
+                    Some(run) => self.run_report_magic(run, out),
+                }
+            }
+            LineMagic::History { name } => {
+                self.sync_schedules(out).await;
+                self.history_magic(&name, out)
+            }
+            LineMagic::Log(args) => self.log_magic(args, out).await,
             LineMagic::Config { settings } => self.config_magic(settings, out),
             LineMagic::Attach { run } => self.attach_magic(run, out).await,
             LineMagic::Cancel { run } => self.cancel_magic(run, out).await,

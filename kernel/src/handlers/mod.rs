@@ -8,6 +8,7 @@ mod config;
 mod errors;
 mod execute;
 pub mod history;
+mod logs;
 mod magic;
 mod materialize;
 pub mod render;

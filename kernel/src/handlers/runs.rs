@@ -37,9 +37,28 @@ impl RustKernel {
     pub(super) fn runs_magic(&mut self, out: &CellOutput<'_>) -> Result<CellResult, ErrorInfo> {
         let db = self.workspace.db().map_err(state_error)?;
         let runs = db.runs().map_err(state_error)?;
-        let table = views::runs_table(&runs, |id| db.run_assets(id).unwrap_or_default());
+        let triggers = db.run_triggers().map_err(state_error)?;
+        let table = views::runs_table(&runs, |id| db.run_assets(id).unwrap_or_default(), &triggers);
         out.display(table_bundle(&table), None);
         Ok(CellResult::none())
+    }
+
+    /// Imports what the notebook's schedules did on the cluster (only when
+    /// it has some); an unreachable cluster is a warning on stderr.
+    pub(super) async fn sync_schedules(&mut self, out: &CellOutput<'_>) {
+        if self.workspace.schedules().map_or(true, |s| s.is_empty()) {
+            return;
+        }
+        let (imported, warnings) = self.workspace.sync_schedules().await;
+        for w in warnings {
+            out.stream("stderr", &format!("{w}\n"));
+        }
+        if imported > 0 {
+            out.stream(
+                "stdout",
+                &format!("{imported} scheduled run(s) imported from the cluster\n"),
+            );
+        }
     }
 
     /// `%attach [RUN]`.

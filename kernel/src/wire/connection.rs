@@ -4,7 +4,8 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::path::Path;
 
-#[derive(Debug, Clone, Deserialize)]
+/// `Debug` leaves the key out: it is a secret and must never reach a log.
+#[derive(Clone, Deserialize)]
 pub struct ConnectionInfo {
     #[serde(default = "default_transport")]
     pub transport: String,
@@ -19,6 +20,29 @@ pub struct ConnectionInfo {
     pub key: String,
     #[serde(default = "default_scheme")]
     pub signature_scheme: String,
+}
+
+impl std::fmt::Debug for ConnectionInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionInfo")
+            .field("transport", &self.transport)
+            .field("ip", &self.ip)
+            .field("shell_port", &self.shell_port)
+            .field("iopub_port", &self.iopub_port)
+            .field("stdin_port", &self.stdin_port)
+            .field("control_port", &self.control_port)
+            .field("hb_port", &self.hb_port)
+            .field(
+                "key",
+                &if self.key.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
+            .field("signature_scheme", &self.signature_scheme)
+            .finish()
+    }
 }
 
 fn default_transport() -> String {
@@ -76,6 +100,11 @@ mod tests {
         let info = ConnectionInfo::from_file(&path).unwrap();
         assert_eq!(info.endpoint(info.iopub_port), "tcp://127.0.0.1:2");
         assert_eq!(info.key, "abc");
+        let shown = format!("{info:?}");
+        assert!(
+            !shown.contains("abc") && shown.contains("<redacted>"),
+            "{shown}"
+        );
         std::fs::write(&path, r#"{"shell_port": 1}"#).unwrap();
         assert!(ConnectionInfo::from_file(&path).is_err());
     }

@@ -7,8 +7,9 @@ pub use super::connect::{local_platform, platform_name, ssh_target, transport_ta
 use crate::bundle::{self, BundleError};
 use crate::config::Settings;
 use crate::events::{AssetState, Emit, Event, RunSummary};
+use crate::exec::job_env;
+use crate::exec::prebuilt::{self, JobBinary, PrebuiltError};
 use crate::exec::slurm::{self, JobSpec, OutputGate, RunLog, WatchJob, WatchRun};
-use crate::exec::{job_env, remote_build};
 use crate::model::RunId;
 use crate::model::Target;
 use crate::model::{MaterializationStatus, RunStatus};
@@ -35,8 +36,8 @@ pub enum ClusterError {
     Watch(#[from] slurm::WatchError),
     #[error("state database: {0}")]
     State(#[from] StateError),
-    #[error("the cluster runs {remote}, this machine {local}, and `build = \"local\"`: a binary built here cannot run there; set build = \"remote\" (or \"auto\") to build on the cluster")]
-    Platform { remote: String, local: String },
+    #[error(transparent)]
+    Prebuilt(#[from] PrebuiltError),
     #[error(
         "run {run} has no Slurm jobs to follow (it ran in the kernel, or failed before submitting)"
     )]
@@ -72,11 +73,21 @@ pub struct ClusterRun<'a> {
     /// Pack the job environments afresh and unpack them again on the
     /// cluster (`--repack`).
     pub repack: bool,
+    /// A job binary built ahead of time (a schedule's), used when it can
+    /// run every asset of the plan.
+    pub prebuilt: Option<&'a JobBinary>,
+}
+
+/// Where a run's job binary comes from.
+enum JobSource<'a> {
+    /// Built ahead of time (a schedule's).
+    Prebuilt(&'a JobBinary),
+    /// Generated now: built here or on the cluster.
+    Sources(bundle::BundleSources),
 }
 
 /// Remote locations of a run.
 struct Layout {
-    cache: String,
     values: String,
     run_dir: String,
     run_tag: String,
@@ -96,6 +107,7 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
         gate,
         log,
         repack,
+        prebuilt,
     } = run;
     let started = Instant::now();
     let mut summary = RunSummary {
@@ -120,40 +132,25 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
     if remote.location() == crate::transport::local::LOCATION {
         crate::transport::local::require_on_path("sbatch", &settings.profile)?;
     }
-    bundle::check_free_variables(project, &to_run)?;
+    // A job binary built ahead of time (a schedule's) spares the build.
+    let prebuilt = prebuilt.filter(|p| p.covers(&to_run));
     let root = bundle::build_root();
-    let types = bundle::probe_types(project, &to_run, session_types, &root)?;
-    let sources = bundle::generate(project, &to_run, &types)?;
-
-    let uname = remote.run(&["uname", "-sm"]).await?;
-    let mut parts = uname
-        .stdout_text()
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect::<Vec<_>>()
-        .into_iter();
-    let remote_platform = platform_name(
-        &parts.next().unwrap_or_default(),
-        &parts.next().unwrap_or_default(),
-    );
-    let base = remote.expand_dir(settings.remote_dir()).await?;
-    let build_remotely = match settings.build().as_str() {
-        "remote" => true,
-        "local" if remote_platform != local_platform() => {
-            return Err(ClusterError::Platform {
-                remote: remote_platform,
-                local: local_platform(),
-            })
+    let (types, job) = match prebuilt {
+        Some(p) => (p.types.clone(), JobSource::Prebuilt(p)),
+        None => {
+            bundle::check_free_variables(project, &to_run)?;
+            let types = bundle::probe_types(project, &to_run, session_types, &root)?;
+            let sources = bundle::generate(project, &to_run, &types)?;
+            (types, JobSource::Sources(sources))
         }
-        "local" => false,
-        _ => remote_platform != local_platform(),
     };
+    let (remote_platform, build_remotely) = prebuilt::platform_and_build(remote, settings).await?;
+    let base = remote.expand_dir(settings.remote_dir()).await?;
     let run_tag = format!(
         "{run_id}-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..6]
     );
     let layout = Layout {
-        cache: format!("{base}/cache"),
         values: format!("{base}/values"),
         run_dir: format!("{base}/runs/{run_tag}"),
         run_tag,
@@ -168,27 +165,24 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
         repack,
     )
     .await?;
-    let remote_binary = if build_remotely {
-        // The build uses the packed environment's toolchain when it has one
-        // (prepare_envs left it unpacked).
-        let activate = envs.values().next().map(|e| e.job_env.activation_script());
-        let built =
-            remote_build::build_on_cluster(remote, &base, &sources, &root, activate.as_deref())
-                .await?;
-        tracing::info!(
-            built = built.built,
-            bytes_sent = built.bytes_sent,
-            binary = %built.binary,
-            "job binary built on the cluster"
-        );
-        built.binary
-    } else {
-        let binary = bundle::build(&sources, &root, &types)?;
-        let bytes =
-            std::fs::read(&binary).map_err(bundle::io(format!("reading {}", binary.display())))?;
-        let (remote_binary, sent) = remote.upload_cas(&layout.cache, &bytes, true).await?;
-        tracing::info!(bytes_sent = sent, binary = %remote_binary, "job binary uploaded");
-        remote_binary
+    let remote_binary = match &job {
+        JobSource::Prebuilt(p) => p.binary.clone(),
+        JobSource::Sources(sources) => {
+            // The build uses the packed environment's toolchain when it has
+            // one (prepare_envs left it unpacked).
+            let activate = envs.values().next().map(|e| e.job_env.activation_script());
+            let (binary, _) = prebuilt::put_binary(
+                remote,
+                sources,
+                &root,
+                &types,
+                &base,
+                build_remotely,
+                activate.as_deref(),
+            )
+            .await?;
+            binary
+        }
     };
 
     let defaults = settings.sbatch_defaults();
@@ -550,20 +544,4 @@ fn remote_value(db: &StateDb, asset: &str) -> Option<String> {
     (m.target == Target::Slurm)
         .then_some(m.value_path)
         .flatten()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn platform_names_follow_conda() {
-        assert_eq!(platform_name("Linux", "x86_64"), "linux-64");
-        assert_eq!(platform_name("Linux", "aarch64"), "linux-aarch64");
-        assert_eq!(platform_name("macos", "aarch64"), "osx-arm64");
-        assert_eq!(
-            local_platform(),
-            platform_name(std::env::consts::OS, std::env::consts::ARCH)
-        );
-    }
 }

@@ -52,3 +52,19 @@ pub fn platform_name(os: &str, arch: &str) -> String {
     };
     format!("{os}-{arch}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platform_names_follow_conda() {
+        assert_eq!(platform_name("Linux", "x86_64"), "linux-64");
+        assert_eq!(platform_name("Linux", "aarch64"), "linux-aarch64");
+        assert_eq!(platform_name("macos", "aarch64"), "osx-arm64");
+        assert_eq!(
+            local_platform(),
+            platform_name(std::env::consts::OS, std::env::consts::ARCH)
+        );
+    }
+}

@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod connect;
 pub mod job_env;
 pub mod local;
+pub mod prebuilt;
 pub mod remote_build;
 pub mod slurm;
 pub mod usage;

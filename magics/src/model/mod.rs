@@ -4,6 +4,7 @@
 //! identifiers and digests. Everything here is plain data and its
 //! validation; no I/O.
 
+pub mod auto;
 pub mod cell;
 pub mod digest;
 pub mod ident;
@@ -14,6 +15,7 @@ pub mod target;
 pub mod usage;
 pub mod window;
 
+pub use auto::AutoCondition;
 pub use cell::{AssetSpec, CellRef, CheckSpec};
 pub use digest::digest_of;
 pub use ident::{is_identifier, is_keyword, is_simple_name};

@@ -83,6 +83,17 @@ impl Notice<'_> {
 /// (at most [`TIMEOUT`]) and logs how it ended. `None` when it could not
 /// start (logged).
 pub fn spawn(command: &str, notice: &Notice<'_>, dir: &Path) -> Option<JoinHandle<()>> {
+    spawn_env(command, notice.asset, notice.env(), dir)
+}
+
+/// Starts `command` about `asset` with `env` in its environment (the
+/// notices of other call sites: a scheduled run's failure), as [`spawn`].
+pub fn spawn_env(
+    command: &str,
+    asset: &str,
+    env: Vec<(&'static str, String)>,
+    dir: &Path,
+) -> Option<JoinHandle<()>> {
     let argv = match argv(command) {
         Ok(argv) => argv,
         Err(e) => {
@@ -92,12 +103,12 @@ pub fn spawn(command: &str, notice: &Notice<'_>, dir: &Path) -> Option<JoinHandl
     };
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])
-        .envs(notice.env())
+        .envs(env)
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let asset = notice.asset.to_string();
+    let asset = asset.to_string();
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(e) => {

@@ -4,6 +4,7 @@
 use crate::config::ConfigError;
 use crate::exec::cluster::ClusterError;
 use crate::exec::local::LocalError;
+use crate::model::RunId;
 use crate::plan::PlanError;
 use crate::project::ProjectError;
 use crate::state::StateError;
@@ -28,12 +29,32 @@ pub enum RunError {
     Cluster(#[from] ClusterError),
     #[error("`{asset}` was never materialized")]
     NeverMaterialized { asset: String },
-    #[error("the value of `{asset}` was not stored (its type must implement serde's Serialize, and the notebook needs `:dep serde_json`)")]
+    #[error("the value of `{asset}` was not stored: its type does not implement serde's Serialize (or storing it failed: see the kernel's log)")]
     NotStored { asset: String },
     #[error("reading {path} on the cluster failed: {detail}")]
     Fetch { path: String, detail: String },
     #[error("storing the value of `{asset}`: {detail}")]
     Store { asset: String, detail: String },
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
+/// Why `%log` has no log to show.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("`{asset}` was never materialized on Slurm{}", in_run(*run))]
+    NoSlurmRun { asset: String, run: Option<RunId> },
+    #[error("`{asset}` ran in the kernel in run {run}: its output is in that cell only (logs are kept for Slurm jobs)")]
+    InKernel { asset: String, run: RunId },
+    #[error("writing the log's copy {path}: {detail}")]
+    Write {
+        path: std::path::PathBuf,
+        detail: String,
+    },
+}
+
+fn in_run(run: Option<RunId>) -> String {
+    run.map(|r| format!(" in run {r}")).unwrap_or_default()
 }
 
 /// What kind of failure a [`RunError`] is, for the kernel's error name and
@@ -59,7 +80,11 @@ impl RunError {
             | RunError::Plan(_)
             | RunError::MixedTargets { .. }
             | RunError::NeverMaterialized { .. }
-            | RunError::NotStored { .. } => RunErrorKind::Usage,
+            | RunError::NotStored { .. }
+            | RunError::Log(LogError::NoSlurmRun { .. } | LogError::InKernel { .. }) => {
+                RunErrorKind::Usage
+            }
+            RunError::Log(LogError::Write { .. }) => RunErrorKind::State,
             RunError::Project(_) => RunErrorKind::Asset,
             RunError::State(_) | RunError::Store { .. } => RunErrorKind::State,
             RunError::Local(_) => RunErrorKind::Local,

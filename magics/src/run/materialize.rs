@@ -6,7 +6,7 @@ use crate::config::Settings;
 use crate::events::RunSummary;
 use crate::exec::local::{self, LocalRun, Session, Sessions};
 use crate::exec::{cluster, job_env};
-use crate::model::{JobGrouping, RunStatus, Target};
+use crate::model::{JobGrouping, RunId, RunStatus, Target};
 use crate::plan::{self, AllocationContext, ClusterLimits, Plan};
 use crate::policy::guard::guard_upstream_age;
 use crate::project::Project;
@@ -22,6 +22,9 @@ pub struct PlannedRun {
     pub plan: Plan,
     pub settings: Settings,
     pub args: MaterializeArgs,
+    /// A run already begun for it (a tick's claim, see `run::tick`);
+    /// otherwise `execute` begins one.
+    pub run_id: Option<RunId>,
 }
 
 impl PlannedRun {
@@ -33,6 +36,7 @@ impl PlannedRun {
             plan,
             settings,
             args: MaterializeArgs::default(),
+            run_id: None,
         }
     }
 
@@ -182,6 +186,7 @@ impl Workspace {
             plan,
             settings,
             args: args.clone(),
+            run_id: None,
         })
     }
 
@@ -231,8 +236,10 @@ impl Workspace {
         db.sync_assets(&run.project.asset_rows())?;
         // Held until the run is recorded as ended: a process killed before
         // that leaves it to be closed as interrupted (state::RunClaim).
-        let (run_id, _claim) =
-            db.begin_local_run(&run.plan.selection, run.args.profile.as_deref())?;
+        let (run_id, _claim) = match run.run_id {
+            Some(id) => (id, db.claim_run(id)?),
+            None => db.begin_local_run(&run.plan.selection, run.args.profile.as_deref())?,
+        };
         let mut prepared = std::mem::take(&mut self.prepared);
         let db = self.db()?;
         let result = local::materialize(LocalRun {
@@ -267,13 +274,17 @@ impl Workspace {
             Some(session) => session.variables().await.into_iter().collect(),
             None => Default::default(),
         };
+        let prebuilt = self.prebuilt.clone();
         let db = self.db()?;
         db.sync_assets(&run.project.asset_rows())?;
-        let run_id = db.begin_run(
-            &run.plan.selection,
-            Target::Slurm,
-            run.args.profile.as_deref(),
-        )?;
+        let run_id = match run.run_id {
+            Some(id) => id,
+            None => db.begin_run(
+                &run.plan.selection,
+                Target::Slurm,
+                run.args.profile.as_deref(),
+            )?,
+        };
         let result = cluster::materialize(cluster::ClusterRun {
             project: &run.project,
             plan: &run.plan,
@@ -287,6 +298,7 @@ impl Workspace {
             gate: io.gate,
             log: &DbRunLog::new(db, run_id),
             repack: run.args.repack,
+            prebuilt: prebuilt.as_ref(),
         })
         .await;
         let status = result

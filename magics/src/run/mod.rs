@@ -7,23 +7,34 @@
 //!   and executed ([`Workspace::execute`]);
 //! * [`runs`]: Slurm runs after the fact: `%attach`, `%cancel`, and values
 //!   fetched for `%load`;
+//! * [`tick`]: `slurmbook tick`: automation conditions evaluated, claimed
+//!   and run as one run;
+//! * [`schedule`], [`scheduled`]: ticks on the cluster (scrontab or a
+//!   self-resubmitting job) and what they did, imported on demand;
 //! * [`record`]: [`DbRunLog`], what the Slurm watcher reports, recorded;
 //! * [`policy`]: freshness policies evaluated, remembered and notified,
 //!   and `slurmbook status`;
 //! * [`report`]: `%runs RUN` and `%history NAME` (resource usage, timeline);
+//! * [`logs`]: `%log NAME`, the whole output of an asset's Slurm job;
 //! * [`error`]: [`RunError`], what failed and of which kind.
 
 pub mod error;
+pub mod logs;
 pub mod materialize;
 pub mod policy;
 pub mod record;
 pub mod report;
 pub mod runs;
+pub mod schedule;
+pub mod scheduled;
+pub mod tick;
 pub mod workspace;
 
-pub use error::{RunError, RunErrorKind};
+pub use error::{LogError, RunError, RunErrorKind};
 pub use materialize::PlannedRun;
 pub use record::DbRunLog;
+pub use schedule::{Method, Schedule, ScheduleError};
+pub use tick::{Tick, TickArgs};
 pub use workspace::{AttachError, NotebookSource, Workspace};
 
 use std::sync::atomic::AtomicBool;

@@ -67,6 +67,9 @@ pub struct Workspace {
     /// The way to the cluster (one multiplexed SSH master, or this
     /// machine), opened lazily and reused while the target stays the same.
     connection: Option<(TransportTarget, Arc<dyn Transport>)>,
+    /// A job binary built ahead of time for this notebook (a schedule's
+    /// tick on the cluster: see `exec::prebuilt`).
+    pub prebuilt: Option<crate::exec::prebuilt::JobBinary>,
     /// `notify` commands started and not waited for (see `run::policy`).
     pub(super) notifications: Vec<std::thread::JoinHandle<()>>,
 }
@@ -81,6 +84,7 @@ impl Workspace {
             cache: PlanCache::default(),
             config: BTreeMap::new(),
             connection: None,
+            prebuilt: None,
             notifications: Vec::new(),
         }
     }

@@ -42,17 +42,37 @@ fn lock_path(db: &Path, run: RunId) -> PathBuf {
         .join(format!("run-{run}.lock"))
 }
 
-/// Whether some process holds the lock at `path`.
-fn held(path: &Path) -> bool {
+/// Whether the run of the lock at `path` was interrupted: its file is there
+/// and nobody holds it. No file: not known (a run begun elsewhere and not
+/// yet claimed, or by an older slurmbook), so never called interrupted.
+fn abandoned(path: &Path) -> bool {
     let Ok(file) = File::open(path) else {
         return false;
     };
     match file.try_lock() {
-        Ok(()) => false,
-        Err(TryLockError::WouldBlock) => true,
+        Ok(()) => true,
+        Err(TryLockError::WouldBlock) => false,
         // Locks unsupported here: never call a live run interrupted.
-        Err(TryLockError::Error(_)) => true,
+        Err(TryLockError::Error(_)) => false,
     }
+}
+
+/// Creates and locks the lock file of `run`.
+fn lock(db: &Path, run: RunId) -> Result<RunClaim, StateError> {
+    let path = lock_path(db, run);
+    let io = |source| StateError::Io {
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(path.parent().expect("a lock file has a directory")).map_err(io)?;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io)?;
+    file.lock().map_err(io)?;
+    Ok(RunClaim { path, _file: file })
 }
 
 impl StateDb {
@@ -69,21 +89,14 @@ impl StateDb {
             params![ts(now()), selection, Target::Local.as_str(), profile],
         )?;
         let run = tx.last_insert_rowid();
-        let path = lock_path(&self.path, run);
-        let io = |source| StateError::Io {
-            path: path.clone(),
-            source,
-        };
-        std::fs::create_dir_all(path.parent().expect("a lock file has a directory")).map_err(io)?;
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io)?;
-        file.lock().map_err(io)?;
+        let claim = lock(&self.path, run)?;
         tx.commit()?;
-        Ok((run, RunClaim { path, _file: file }))
+        Ok((run, claim))
+    }
+
+    /// Claims a run begun elsewhere (a tick's) for this process.
+    pub fn claim_run(&self, run: RunId) -> Result<RunClaim, StateError> {
+        lock(&self.path, run)
     }
 
     /// Records local runs whose process is gone as cancelled, and their
@@ -97,7 +110,7 @@ impl StateDb {
                 .collect::<Result<_, _>>()?;
             Ok(runs
                 .into_iter()
-                .filter(|&run| !held(&lock_path(&self.path, run)))
+                .filter(|&run| abandoned(&lock_path(&self.path, run)))
                 .collect())
         };
         // Reading first: no write (and no wait for a writer) when all is well.
@@ -151,7 +164,7 @@ mod tests {
         let db = StateDb::open(dir.path()).unwrap();
         let (live, claim) = db.begin_local_run("*", None).unwrap();
         running_materialization(&db, live, "a");
-        // Killed processes: the lock released, with its file left or gone.
+        // A killed process: its lock released, its file left.
         let (killed, killed_claim) = db.begin_local_run("*", None).unwrap();
         running_materialization(&db, killed, "b");
         let left = killed_claim.path.clone();
@@ -164,11 +177,12 @@ mod tests {
         running_materialization(&db, slurm, "d");
 
         let other = StateDb::open(dir.path()).unwrap();
-        assert_eq!(other.close_interrupted_runs().unwrap(), ["b", "c"]);
+        assert_eq!(other.close_interrupted_runs().unwrap(), ["b"]);
         let status = |id: RunId| other.run(id).unwrap().unwrap().status;
         assert_eq!(status(live), RunStatus::Running);
         assert_eq!(status(killed), RunStatus::Cancelled);
-        assert_eq!(status(gone), RunStatus::Cancelled);
+        // No lock file: not known to be dead (begun elsewhere, not yet claimed).
+        assert_eq!(status(gone), RunStatus::Running);
         assert_eq!(status(slurm), RunStatus::Running);
         let b = other.latest("b").unwrap().unwrap();
         assert_eq!(b.status, crate::model::MaterializationStatus::Failed);

@@ -36,6 +36,11 @@ pub struct Materialization {
 }
 
 impl Materialization {
+    /// Whether this attempt started after `other` (by time, then id).
+    pub fn started_after(&self, other: &Materialization) -> bool {
+        (self.started_at, self.id) > (other.started_at, other.id)
+    }
+
     /// What staleness compares against.
     pub fn recorded(&self) -> Recorded<'_> {
         Recorded {
@@ -73,6 +78,14 @@ pub struct ResultRecord {
 pub(super) const MAT_COLUMNS: &str =
     "id, asset, version, own_hash, upstream_versions, run_id, target, status, \
 started_at, finished_at, duration_ms, job_id, node, metadata, value_path, error";
+
+/// The newest success first: by when it ended, then by id. Rows imported
+/// from a schedule's state on the cluster get ids after local rows that
+/// may be newer, so time (not the id) says which is the latest.
+const SUCCESS_ORDER: &str = "COALESCE(finished_at, started_at) DESC, id DESC";
+
+/// The newest attempt first: by when it started, then by id.
+const ATTEMPT_ORDER: &str = "started_at DESC, id DESC";
 
 /// Raw row, converted outside rusqlite's closure so conversion errors are ours.
 struct MatRow {
@@ -264,7 +277,7 @@ impl StateDb {
     /// The last successful materialization of `asset`.
     pub fn last_success(&self, asset: &str) -> Result<Option<Materialization>, StateError> {
         let sql = format!(
-            "SELECT {MAT_COLUMNS} FROM materializations WHERE asset = ?1 AND status = 'ok' ORDER BY id DESC LIMIT 1"
+            "SELECT {MAT_COLUMNS} FROM materializations WHERE asset = ?1 AND status = 'ok' ORDER BY {SUCCESS_ORDER} LIMIT 1"
         );
         Ok(self.query_mats(&sql, [asset])?.pop())
     }
@@ -272,8 +285,9 @@ impl StateDb {
     /// The last successful materialization of every asset, in one query.
     pub fn last_successes(&self) -> Result<HashMap<String, Materialization>, StateError> {
         let sql = format!(
-            "SELECT {MAT_COLUMNS} FROM materializations WHERE id IN
-               (SELECT MAX(id) FROM materializations WHERE status = 'ok' GROUP BY asset)"
+            "SELECT {MAT_COLUMNS} FROM (SELECT *, ROW_NUMBER() OVER
+               (PARTITION BY asset ORDER BY {SUCCESS_ORDER}) AS rn FROM materializations WHERE status = 'ok')
+             WHERE rn = 1"
         );
         Ok(self
             .query_mats(&sql, [])?
@@ -286,7 +300,7 @@ impl StateDb {
     /// (`running`, `failed`, ...); skipped ones are not attempts and are ignored.
     pub fn latest(&self, asset: &str) -> Result<Option<Materialization>, StateError> {
         let sql = format!(
-            "SELECT {MAT_COLUMNS} FROM materializations WHERE asset = ?1 AND status != 'skipped' ORDER BY id DESC LIMIT 1"
+            "SELECT {MAT_COLUMNS} FROM materializations WHERE asset = ?1 AND status != 'skipped' ORDER BY {ATTEMPT_ORDER} LIMIT 1"
         );
         Ok(self.query_mats(&sql, [asset])?.pop())
     }
@@ -294,8 +308,9 @@ impl StateDb {
     /// The latest (non-skipped) materialization of every asset.
     pub fn latest_all(&self) -> Result<HashMap<String, Materialization>, StateError> {
         let sql = format!(
-            "SELECT {MAT_COLUMNS} FROM materializations WHERE id IN
-               (SELECT MAX(id) FROM materializations WHERE status != 'skipped' GROUP BY asset)"
+            "SELECT {MAT_COLUMNS} FROM (SELECT *, ROW_NUMBER() OVER
+               (PARTITION BY asset ORDER BY {ATTEMPT_ORDER}) AS rn FROM materializations WHERE status != 'skipped')
+             WHERE rn = 1"
         );
         Ok(self
             .query_mats(&sql, [])?

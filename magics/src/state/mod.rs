@@ -8,10 +8,13 @@
 //! One file per table family: [`runs`], [`materializations`], [`jobs`]
 //! (a run's Slurm jobs and streaming offsets), [`assets`], [`policy_states`]
 //! (freshness policy states, for `notify`), [`usage`] (resources and
-//! timeline per materialization); the schema and
+//! timeline per materialization), [`auto`] (what triggered a run, and the
+//! assets ticks requested); the schema and
 //! its migrations in [`schema`].
 
 mod assets;
+mod auto;
+mod import;
 mod jobs;
 mod liveness;
 mod materializations;
@@ -21,12 +24,13 @@ mod schema;
 mod usage;
 
 pub use assets::AssetRow;
+pub use auto::{AssetFacts, AutoClaim, AutoFacts, AutoRequest, CLAIM_TIMEOUT_HOURS};
 pub use jobs::RunJob;
 pub use liveness::{RunClaim, INTERRUPTED};
 pub use materializations::{Materialization, ResultRecord, StartRecord};
 pub use policy_states::PolicyRow;
 pub use runs::Run;
-use schema::{SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4};
+use schema::{SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5};
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -37,7 +41,7 @@ use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
 use thiserror::Error;
 
 /// The schema version this code writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Directory (beside the notebook) holding the state and the value store.
 pub const STATE_DIR: &str = ".slurmbook";
@@ -166,12 +170,32 @@ fn parse_enum<T: FromStr>(
     })
 }
 
+/// Creates `dir` and its missing parents as `0700`: the state database and
+/// the stored values are the user's alone, also on a shared filesystem.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Makes an existing file `0600` unless it is already at most that.
+fn make_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))?;
+    }
+    Ok(())
+}
+
 impl StateDb {
     /// Open (creating if needed) `<dir>/.slurmbook/state.db`, where `dir` is
     /// the notebook's directory.
     pub fn open(dir: impl AsRef<Path>) -> Result<StateDb, StateError> {
         let state_dir = dir.as_ref().join(STATE_DIR);
-        std::fs::create_dir_all(&state_dir).map_err(|source| StateError::Io {
+        create_private_dir(&state_dir).map_err(|source| StateError::Io {
             path: state_dir.clone(),
             source,
         })?;
@@ -184,6 +208,10 @@ impl StateDb {
         let path = path.as_ref().to_path_buf();
         let opening = |e| StateError::opening(&path, e);
         let conn = Connection::open(&path).map_err(opening)?;
+        make_private(&path).map_err(|source| StateError::Io {
+            path: path.clone(),
+            source,
+        })?;
         conn.busy_handler(Some(wait_for_lock)).map_err(opening)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(opening)?;
@@ -218,7 +246,7 @@ impl StateDb {
             return Ok(false);
         }
         if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| StateError::Io {
+            create_private_dir(dir).map_err(|source| StateError::Io {
                 path: dir.to_path_buf(),
                 source,
             })?;
@@ -272,6 +300,9 @@ impl StateDb {
         }
         if found < 4 {
             tx.execute_batch(SCHEMA_V4)?;
+        }
+        if found < 5 {
+            tx.execute_batch(SCHEMA_V5)?;
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;

@@ -1,4 +1,4 @@
-//! The schema: version 1 tables and the migrations to versions 2, 3 and 4.
+//! The schema: version 1 tables and the migrations to versions 2 to 5.
 
 pub(super) const SCHEMA_V1: &str = "
 CREATE TABLE assets (
@@ -88,5 +88,31 @@ CREATE TABLE IF NOT EXISTS usage (
     req_time_s INTEGER,
     req_gpus INTEGER,
     req_nodes INTEGER
+);
+";
+
+/// Version 5: automation (`slurmbook tick`): what triggered a run, and each
+/// asset a tick requested (its claim: a second tick sees it in progress),
+/// and the runs imported from a schedule's state on the cluster.
+/// `IF NOT EXISTS` throughout, so the migration may be renumbered when
+/// migrations of other branches merge.
+pub(super) const SCHEMA_V5: &str = "
+CREATE TABLE IF NOT EXISTS run_triggers (
+    run_id INTEGER PRIMARY KEY REFERENCES runs(id),
+    trigger TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS auto_requests (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    asset TEXT NOT NULL,
+    requested_at TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS auto_requests_by_asset ON auto_requests(asset, requested_at);
+CREATE TABLE IF NOT EXISTS imported_runs (
+    source TEXT NOT NULL,
+    remote_id INTEGER NOT NULL,
+    local_id INTEGER NOT NULL REFERENCES runs(id),
+    PRIMARY KEY (source, remote_id)
 );
 ";

@@ -272,6 +272,91 @@ fn concurrent_reader_while_writing() {
     assert_eq!(reader.run_assets(run).unwrap().len(), 200);
 }
 
+/// One finished run of `asset` in `db` (status ok), returning the run.
+fn one_run(db: &StateDb, asset: &str, status: RunStatus) -> RunId {
+    let u = ups(&[]);
+    let run = db.begin_run(asset, Target::Slurm, Some("cluster")).unwrap();
+    let id = db.record_start(&start(run, asset, "v1", &u)).unwrap();
+    db.record_result(
+        id,
+        &ResultRecord {
+            value_path: Some(format!("/scratch/{asset}.json")),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    db.finish_run(run, status).unwrap();
+    run
+}
+
+#[test]
+fn scheduled_runs_import_once_and_the_newest_success_by_time_is_the_latest() {
+    let (here, there) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let local = StateDb::open(here.path()).unwrap();
+    let remote = StateDb::open(there.path()).unwrap();
+    let old = one_run(&remote, "a", RunStatus::Ok);
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    one_run(&local, "a", RunStatus::Ok);
+    let mine = local.last_success("a").unwrap().unwrap();
+    // Still running on the cluster: not imported yet.
+    let running = remote.begin_run("b", Target::Slurm, None).unwrap();
+    assert_eq!(
+        local
+            .import_runs(&remote, "cluster/x", "cluster", "scheduled on cluster: ")
+            .unwrap(),
+        1
+    );
+    // The imported run is older than the local success: it does not shadow it.
+    assert_eq!(local.last_success("a").unwrap().unwrap().id, mine.id);
+    assert_eq!(local.last_successes().unwrap()["a"].id, mine.id);
+    assert_eq!(local.latest_all().unwrap()["a"].id, mine.id);
+    let imported = local
+        .runs()
+        .unwrap()
+        .into_iter()
+        .find(|r| r.id != mine.run_id.unwrap())
+        .unwrap();
+    assert_eq!(imported.profile.as_deref(), Some("cluster"));
+    assert_eq!(
+        local.run_trigger(imported.id).unwrap().as_deref(),
+        Some("scheduled on cluster")
+    );
+    assert_eq!(
+        local
+            .import_runs(&remote, "cluster/x", "cluster", "p: ")
+            .unwrap(),
+        0,
+        "once"
+    );
+    let _ = old;
+    // A newer scheduled success is the latest; its running sibling came in once finished.
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let newer = one_run(&remote, "a", RunStatus::Ok);
+    let used = crate::model::Usage {
+        wall_ms: Some(1234),
+        max_rss_bytes: Some(5 << 20),
+        ..Default::default()
+    };
+    let remote_mat = remote.run_assets(newer).unwrap()[0].id;
+    remote.record_usage(remote_mat, &used).unwrap();
+    remote.finish_run(running, RunStatus::Failed).unwrap();
+    assert_eq!(
+        local
+            .import_runs(&remote, "cluster/x", "cluster", "p: ")
+            .unwrap(),
+        2
+    );
+    let newest = local.last_success("a").unwrap().unwrap();
+    assert!(newest.id != mine.id && newest.value_path.as_deref() == Some("/scratch/a.json"));
+    assert_eq!(local.runs().unwrap().len(), 4);
+    // Its usage came with it (for %runs RUN and %history).
+    let usage = local.usage(newest.id).unwrap().unwrap();
+    assert_eq!(
+        (usage.wall_ms, usage.max_rss_bytes),
+        (Some(1234), Some(5 << 20))
+    );
+}
+
 #[test]
 fn usage_round_trip_per_run_and_history() {
     use crate::model::{Requested, Usage, UsageSource};
@@ -360,4 +445,20 @@ fn version_2_databases_get_the_usage_table() {
     let db = StateDb::open_file(&path).unwrap();
     assert_eq!(db.user_version().unwrap(), SCHEMA_VERSION);
     assert!(db.last_success_usage().unwrap().is_empty());
+}
+
+#[test]
+fn the_state_directory_and_database_are_the_users_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = StateDb::open(dir.path()).unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir.path().join(STATE_DIR)), 0o700);
+    assert_eq!(mode(db.path()), 0o600);
+    // A database made readable by others (an older version, a copy) is
+    // made private again when opened.
+    std::fs::set_permissions(db.path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    drop(db);
+    let db = StateDb::open(dir.path()).unwrap();
+    assert_eq!(mode(db.path()), 0o600);
 }

@@ -34,6 +34,20 @@ declare_options! {
     }
 }
 
+declare_options! {
+    /// Arguments of `%log NAME`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct LogArgs {
+        /// The asset.
+        pub name: String,
+        pub run: Option<RunId> = option("run", "RUN",
+            "the asset's job in this run (default: its latest materialization)", values::run_id),
+        pub stderr: bool = flag("stderr", "the job's stderr instead of its stdout"),
+        pub tail: Option<u32> = option("tail", "N",
+            "how many of the last lines to show in the cell (default 20)", values::positive),
+    }
+}
+
 /// A parsed line magic.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "magic")]
@@ -56,6 +70,8 @@ pub enum LineMagic {
     History {
         name: String,
     },
+    /// `%log NAME`: the whole output of the asset's Slurm job, copied here.
+    Log(LogArgs),
     Attach {
         run: Option<RunId>,
     },
@@ -204,6 +220,32 @@ pub fn history(a: &Args<'_>) -> Result<LineMagic, MagicError> {
     Ok(LineMagic::History {
         name: a.asset_name()?,
     })
+}
+
+pub fn log(a: &Args<'_>) -> Result<LineMagic, MagicError> {
+    let mut positional = Vec::new();
+    let mut args: LogArgs = parse_options(&a.words, |w| {
+        positional.push(w);
+        Ok::<(), OptionError>(())
+    })
+    .map_err(|e| a.bad(e.to_string()))?;
+    match positional.as_slice() {
+        [] => return Err(a.bad("missing the asset name".into())),
+        [name] if is_identifier(&name.text) => args.name = name.text.clone(),
+        [name] => {
+            return Err(a.bad(format!(
+                "`{}` at column {} is not an asset name",
+                name.text, name.column
+            )))
+        }
+        [_, extra, ..] => {
+            return Err(a.bad(format!(
+                "unexpected argument `{}` at column {}",
+                extra.text, extra.column
+            )))
+        }
+    }
+    Ok(LineMagic::Log(args))
 }
 
 pub fn lsmagic(a: &Args<'_>) -> Result<LineMagic, MagicError> {

@@ -8,7 +8,7 @@
 use super::args::split_words;
 use super::asset::{asset_help, ASSET_USAGE, CHECK_USAGE};
 use super::line::{self, Args};
-pub use super::line::{LineMagic, MagicError, MaterializeArgs};
+pub use super::line::{LineMagic, LogArgs, MagicError, MaterializeArgs};
 use super::options::{options_help, OptionInfo, Options};
 use crate::config;
 
@@ -82,6 +82,13 @@ pub const LINE_MAGICS: &[MagicInfo] = &[
         summary: "an asset's last materializations (version, code change, job, duration, peak memory, metadata) with plots",
         options: &[],
         parse: line::history,
+    },
+    MagicInfo {
+        name: "log",
+        args: "NAME",
+        summary: "the whole output of an asset's Slurm job (a cell shows at most 1 MiB of it): copied to .slurmbook/logs/, its last lines shown",
+        options: LogArgs::OPTIONS,
+        parse: line::log,
     },
     MagicInfo {
         name: "attach",
@@ -402,6 +409,12 @@ mod tests {
         assert!(err("%runs x").contains("not a run id"));
         assert!(err("%history").contains("missing the asset name"));
         assert!(err("%history a b").contains("unexpected argument `b`"));
+        assert!(err("%log").contains("missing the asset name"));
+        assert!(err("%log a b").contains("unexpected argument `b`"));
+        assert!(err("%log 9x").contains("not an asset name"));
+        assert!(err("%log a --tail 0").contains("--tail"));
+        assert!(err("%log a --run x").contains("run id"));
+        assert!(err("%log a --stdout").contains("--stdout"));
         assert!(err("%load").contains("missing the asset name"));
         assert!(err("%load a b").contains("unexpected argument `b`"));
         assert!(err("%load 9x").contains("not an asset name"));
@@ -423,9 +436,22 @@ mod tests {
     }
 
     #[test]
+    fn log_takes_a_name_a_run_a_stream_and_a_tail() {
+        let m = parse_line_magic("%log sim --run 3 --stderr --tail 5").unwrap();
+        let LineMagic::Log(args) = m else {
+            panic!("{m:?}")
+        };
+        assert_eq!(
+            (args.name.as_str(), args.run, args.stderr, args.tail),
+            ("sim", Some(3), true, Some(5))
+        );
+        assert!(help_text("log").unwrap().contains("--stderr"));
+    }
+
+    #[test]
     fn names_and_help_cover_every_magic() {
         let names = magic_names();
-        assert_eq!(names.len(), 11);
+        assert_eq!(names.len(), 12);
         for name in &names {
             let help = help_text(name).unwrap();
             assert!(help.contains(&format!("%{name}")), "{help}");

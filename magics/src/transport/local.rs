@@ -86,6 +86,7 @@ impl LocalHost {
         }
         let mut cmd = Command::new(program);
         cmd.args(args);
+        user_only(&mut cmd);
         for (name, _) in std::env::vars_os() {
             if name.to_str().is_some_and(inherited_from_a_job) {
                 cmd.env_remove(&name);
@@ -220,7 +221,7 @@ impl Transport for LocalHost {
         {
             return Ok((path.display().to_string(), 0));
         }
-        tokio::fs::create_dir_all(dir)
+        create_user_only_dir(dir)
             .await
             .map_err(|e| io_error(dir, "creating the cache directory", e))?;
         // Written beside its final place and renamed: never half there.
@@ -229,12 +230,12 @@ impl Transport for LocalHost {
             tokio::fs::write(&staging, bytes)
                 .await
                 .map_err(|e| io_error(&staging, "writing", e))?;
-            if executable {
-                use std::os::unix::fs::PermissionsExt;
-                tokio::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o755))
-                    .await
-                    .map_err(|e| io_error(&staging, "making it executable", e))?;
-            }
+            // The user's alone, like everything under `remote_dir`.
+            use std::os::unix::fs::PermissionsExt;
+            let mode = if executable { 0o700 } else { 0o600 };
+            tokio::fs::set_permissions(&staging, std::fs::Permissions::from_mode(mode))
+                .await
+                .map_err(|e| io_error(&staging, "setting its permissions", e))?;
             tokio::fs::rename(&staging, &path)
                 .await
                 .map_err(|e| io_error(&path, "moving it into place", e))
@@ -300,6 +301,34 @@ impl Transport for LocalHost {
     }
 
     async fn close(&self) {}
+}
+
+/// Runs `cmd` with `umask 077`, as the SSH transport runs its commands:
+/// what Slurm commands and scripts create under `remote_dir` (and the jobs,
+/// which inherit sbatch's umask) is the user's alone.
+fn user_only(cmd: &mut Command) {
+    // SAFETY: umask(2) is async-signal-safe and touches no memory; it runs
+    // in the child between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::umask(0o077);
+            Ok(())
+        });
+    }
+}
+
+/// `create_dir_all` whose new directories are `0700`.
+async fn create_user_only_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 #[cfg(test)]
@@ -449,7 +478,9 @@ mod tests {
         assert_eq!(sent, 18);
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o755);
+        assert_eq!(mode & 0o777, 0o700, "the user's alone");
+        let dir_mode = std::fs::metadata(cache).unwrap().permissions().mode();
+        assert_eq!(dir_mode & 0o777, 0o700);
         let (again, sent) = t
             .upload_cas(cache, b"#!/bin/sh\necho hi\n", true)
             .await

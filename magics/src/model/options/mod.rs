@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::auto::AutoCondition;
 use super::resources::{Gpus, MemSize, SlurmTime};
 use super::target::Target;
 use super::window::{CronSchedule, Window};
@@ -57,6 +58,11 @@ declare_options! {
         /// Run in a job of its own even when `%materialize --jobs grouped`.
         #[serde(default)]
         pub own_job: bool = flag("own-job", "always run in a Slurm job of its own"),
+        /// When `slurmbook tick` materializes it by itself (not part of the
+        /// code version).
+        pub auto: Option<AutoCondition> = option("auto", "eager|on-missing|\"on-cron CRON\"",
+            "automation condition evaluated by `slurmbook tick`: eager (missing, or an upstream updated), on-missing, or \"on-cron 0 9 * * *\" (after each tick, once every upstream updated; UTC)",
+            str::parse),
         /// Freshness policy: FAIL once the last success is older than this.
         pub freshness: Option<Window> = option("freshness", "WINDOW",
             "freshness policy: FAIL once the last successful materialization is older than WINDOW (90m, 6h, 1d, 01:30:00)",

@@ -78,6 +78,13 @@ pub fn positive(v: &str) -> Result<u32, String> {
     positive_int(v).ok_or_else(|| "an integer >= 1".to_string())
 }
 
+/// A run id (`--run` of `%log`).
+pub fn run_id(v: &str) -> Result<i64, String> {
+    positive(v)
+        .map(i64::from)
+        .map_err(|_| "a run id (an integer >= 1)".to_string())
+}
+
 pub fn target(v: &str) -> Result<Target, String> {
     v.parse()
 }

@@ -204,7 +204,7 @@ impl Remote {
         line: &str,
         stdin: Option<&[u8]>,
     ) -> Result<CommandOutput, AttemptError> {
-        let mut cmd = session.raw_command(line);
+        let mut cmd = session.raw_command(user_only(line));
         cmd.stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
@@ -303,7 +303,7 @@ impl Remote {
     async fn spawn_line(&self, line: &str) -> Result<Streaming> {
         let mut session = self.session().await?;
         for attempt in 0..2 {
-            let mut cmd = Session::to_raw_command(session.clone(), line);
+            let mut cmd = Session::to_raw_command(session.clone(), user_only(line));
             cmd.stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null());
@@ -445,4 +445,12 @@ impl Transport for Remote {
             }
         }
     }
+}
+
+/// `line` run with `umask 077`: whatever it creates on the cluster
+/// (`remote_dir`, values, environments, logs; the jobs too, which inherit
+/// sbatch's umask) is readable by the user alone. Fixed text before an
+/// already quoted line; `;` works in sh and csh login shells alike.
+pub(super) fn user_only(line: &str) -> String {
+    format!("umask 077; {line}")
 }

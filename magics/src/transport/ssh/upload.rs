@@ -20,7 +20,7 @@ use super::{AttemptError, Remote};
 pub(super) const UPLOAD_SCRIPT: &str = concat!(
     r#"f="$1/$2"; "#,
     r#"if [ -f "$f" ]; then "#,
-    r#"if [ "$3" = x ] && [ ! -x "$f" ]; then chmod 755 "$f" || exit 1; fi; "#,
+    r#"if [ "$3" = x ] && [ ! -x "$f" ]; then chmod 700 "$f" || exit 1; fi; "#,
     r#"echo present; exit 0; fi; "#,
     r#"echo absent; "#,
     r#"mkdir -p "$1" || exit 1; "#,
@@ -32,7 +32,7 @@ pub(super) const UPLOAD_SCRIPT: &str = concat!(
     r#"if command -v sha256sum >/dev/null 2>&1; then "#,
     r#"h=$(sha256sum < "$t"); h=${h%% *}; "#,
     r#"if [ "$h" != "$2" ]; then echo "checksum mismatch: $h" >&2; exit 1; fi; fi; "#,
-    r#"if [ "$3" = x ]; then chmod 755 "$t"; else chmod 644 "$t"; fi || exit 1; "#,
+    r#"if [ "$3" = x ]; then chmod 700 "$t"; else chmod 600 "$t"; fi || exit 1; "#,
     r#"mv -f "$t" "$f" || exit 1; "#,
     r#"trap - EXIT; "#,
     r#"echo ok"#,
@@ -104,7 +104,7 @@ impl Remote {
                 detail,
             })
         };
-        let mut cmd = session.raw_command(line);
+        let mut cmd = session.raw_command(super::user_only(line));
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
