@@ -79,6 +79,10 @@ const REFUSALS: &[(&str, &str)] = &[
         "the partition does not exist: `sinfo -s` lists the partitions",
     ),
     (
+        "invalid partition specified",
+        "the partition does not exist: `sinfo -s` lists the partitions",
+    ),
+    (
         "Invalid account",
         "the account is unknown or not yours: `sacctmgr show assoc user=$USER` lists yours",
     ),
