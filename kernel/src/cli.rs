@@ -113,6 +113,37 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Format every Rust cell with rustfmt (magic lines untouched); with
+    /// --check, change nothing and exit 1 when a cell would change.
+    Fmt {
+        /// The notebooks (.ipynb).
+        #[arg(required = true)]
+        notebooks: Vec<PathBuf>,
+        #[arg(long)]
+        check: bool,
+    },
+    /// Run clippy on the notebook's code, each diagnostic named by cell and line.
+    Lint {
+        notebook: PathBuf,
+        /// Exit 1 when there is any warning.
+        #[arg(long)]
+        deny_warnings: bool,
+    },
+    /// Run the notebook's %%check cells (and #[test] functions) as `cargo test`.
+    Test {
+        notebook: PathBuf,
+        /// Check the stored values of fresh assets instead of computing them.
+        #[arg(long)]
+        stored: bool,
+    },
+    /// Write the notebook as a standalone Cargo project (a library with one
+    /// function per asset, a binary, the checks as tests).
+    Export {
+        notebook: PathBuf,
+        /// The project's directory (files slurmbook did not generate are kept).
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// List a notebook's runs; with a run id, what each asset used (wall
     /// time, queue wait, CPU, peak memory, hints) and the run's timeline.
     Runs {
@@ -350,6 +381,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status { notebook, json } => {
             init_cli_logging();
             crate::status_cli::status(notebook, json)
+        }
+        Command::Fmt { notebooks, check } => {
+            init_cli_logging();
+            crate::tooling_cli::fmt(notebooks, check)
+        }
+        Command::Lint {
+            notebook,
+            deny_warnings,
+        } => {
+            init_cli_logging();
+            crate::tooling_cli::lint(notebook, deny_warnings)
+        }
+        Command::Test { notebook, stored } => {
+            init_cli_logging();
+            crate::tooling_cli::test(notebook, stored)
+        }
+        Command::Export { notebook, to } => {
+            init_cli_logging();
+            crate::tooling_cli::export(notebook, to)
         }
         Command::Uninstall { location } => {
             match install::uninstall(&location)? {

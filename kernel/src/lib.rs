@@ -16,5 +16,6 @@ pub mod session;
 pub mod status_cli;
 pub mod terminal;
 pub mod tick_cli;
+pub mod tooling_cli;
 pub mod usage_cli;
 pub mod wire;

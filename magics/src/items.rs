@@ -54,6 +54,9 @@ pub struct Item {
     /// Every identifier in the item: what else it may refer to.
     pub mentions: BTreeSet<String>,
     pub cell: CellRef,
+    /// The 0-based line of the item's first line in its cell.
+    #[serde(default)]
+    pub line: usize,
 }
 
 /// An evcxr `:dep name = spec` line.
@@ -273,6 +276,11 @@ pub fn extract_items(
             .map_or_else(|| normalized.clone(), str::to_string);
         let mut mentions = Vec::new();
         collect_idents(&tokens, &mut mentions);
+        let line = tokens
+            .clone()
+            .into_iter()
+            .next()
+            .map_or(1, |tt| tt.span().start().line);
         out.items.push(Item {
             kind,
             names,
@@ -282,6 +290,7 @@ pub fn extract_items(
             normalized,
             mentions: mentions.into_iter().collect(),
             cell: cell.clone(),
+            line: first_line + line.saturating_sub(1),
         });
     }
     Ok(out)

@@ -27,6 +27,7 @@ pub mod run;
 pub mod state;
 pub mod store;
 pub mod syntax;
+pub mod tooling;
 pub mod transport;
 pub mod usage;
 pub mod version;

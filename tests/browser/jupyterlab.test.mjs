@@ -440,6 +440,15 @@ async function main() {
       await cell.evaluate((el) => el.scrollIntoView({ block: 'start' }));
       await page.waitForTimeout(300);
       await shot('09-graph-after');
+      // The run's timeline (%runs RUN): JupyterLab shows the SVG as an image.
+      cell = await runCell(await cellIndex('%assets'), '%runs 1', 60_000);
+      const img = cell.locator('.jp-RenderedSVG img, .jp-RenderedImage img').first();
+      await img.waitFor({ timeout: within(20_000) });
+      f.timeline_src = await img.getAttribute('src');
+      f.timeline_text = (await outputsOf(cell)).map(({ text }) => text).join('\n').slice(0, 4000);
+      await cell.evaluate((el) => el.scrollIntoView({ block: 'start' }));
+      await page.waitForTimeout(300);
+      await shot('10-run-timeline');
     });
 
     // 9. hello.ipynb, Run All Cells from the menu: output, rich HTML and a

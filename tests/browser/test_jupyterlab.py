@@ -114,6 +114,13 @@ def lab(tmp_path_factory):
     (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
     (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
         json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    # JupyterLab drops a completion slower than 1 s (providerTimeout); the
+    # first Rust completion after a cell re-analyses the session's crate
+    # (evcxr's rust-analyzer), ~0.3 s here, over 1 s on a loaded 2-core
+    # machine. As the README advises users, give it 5 s.
+    (settings / "@jupyterlab" / "completer-extension").mkdir(parents=True)
+    (settings / "@jupyterlab" / "completer-extension" / "manager.jupyterlab-settings").write_text(
+        json.dumps({"providerTimeout": 5000}))
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURMBOOK_") or k == "SLURMBOOK_LOG"}
     env.pop("JPY_SESSION_NAME", None)
     env.update({
@@ -320,6 +327,21 @@ def test_assets_table_and_materialized_value(lab):
     assert f["raw_ansi"] == [], f["raw_ansi"]
 
 
+def test_run_timeline_is_an_svg_with_a_bar_per_asset(lab):
+    import base64
+    import urllib.parse
+    f = step(lab, "assets")
+    src = f["timeline_src"]
+    assert src and src.startswith("data:image/svg+xml"), str(src)[:200]
+    head, data = src.split(",", 1)
+    svg = base64.b64decode(data).decode() if head.endswith(";base64") else urllib.parse.unquote(data)
+    bars = re.findall(r'<g class="bar" data-asset="([^"]+)" data-start="([^"]+)"', svg)
+    # Run 1 is `%materialize +report`: every asset, one bar each, by start.
+    assert sorted(a for a, _ in bars) == sorted(ASSETS), bars
+    starts = [float(s) for _, s in bars]
+    assert starts == sorted(starts), bars
+
+
 def test_hello_notebook_run_all(lab):
     f = step(lab, "hello")
     cells = {c["source"]: c for c in f["cells"]}
@@ -336,7 +358,8 @@ def test_hello_notebook_run_all(lab):
 
 
 def test_screenshots_and_no_page_errors(lab):
-    for name in ("01-launcher", "05-graph", "06-materialize-running", "07-materialize-done", "08-assets"):
+    for name in ("01-launcher", "05-graph", "06-materialize-running", "07-materialize-done", "08-assets",
+                 "10-run-timeline"):
         shot = lab["screenshots"].get(name)
         assert shot and pathlib.Path(shot).is_file() and pathlib.Path(shot).stat().st_size > 10_000, \
             f"screenshot {name}: {shot}"

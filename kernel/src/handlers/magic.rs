@@ -95,6 +95,8 @@ impl RustKernel {
             LineMagic::Config { settings } => self.config_magic(settings, out),
             LineMagic::Attach { run } => self.attach_magic(run, out).await,
             LineMagic::Cancel { run } => self.cancel_magic(run, out).await,
+            LineMagic::Lint => self.lint_magic(out).await,
+            LineMagic::Export { dir } => self.export_magic(&dir, out).await,
         }
     }
 }

@@ -13,6 +13,7 @@ mod magic;
 mod materialize;
 pub mod render;
 mod runs;
+mod tooling;
 mod usage;
 mod views;
 

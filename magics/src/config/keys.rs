@@ -107,6 +107,14 @@ fn command(v: &str) -> Result<String, String> {
     crate::policy::notify::argv(v).map(|_| v.to_string())
 }
 
+/// A Rust edition (for `slurmbook fmt`, `lint`, `test` and `export`).
+fn edition(v: &str) -> Result<String, String> {
+    match v {
+        "2015" | "2018" | "2021" | "2024" => Ok(v.to_string()),
+        _ => Err("a Rust edition: 2015, 2018, 2021 or 2024".to_string()),
+    }
+}
+
 /// A key's value as [`Settings`] hands it out: borrowed, or copied when small.
 pub trait View {
     type Out<'a>
@@ -210,5 +218,8 @@ config_keys! {
         pub notify: Option<String> = option("notify", "COMMAND",
             "run when an asset newly fails its freshness policy (split into argv, no shell); SLURMBOOK_ASSET, SLURMBOOK_FRESHNESS, SLURMBOOK_AGE_S in its environment",
             command),
+        pub edition: String = value("edition", "EDITION",
+            "the Rust edition of the notebook's code (rustfmt in `slurmbook fmt`; the crate of lint, test and export)",
+            edition, default "2021"),
     }
 }

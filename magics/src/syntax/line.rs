@@ -83,6 +83,12 @@ pub enum LineMagic {
         settings: Vec<(String, String)>,
     },
     LsMagic,
+    /// `%lint`: clippy on the notebook's code, diagnostics by cell.
+    Lint,
+    /// `%export DIR`: the notebook as a standalone Cargo project.
+    Export {
+        dir: String,
+    },
     Help {
         topic: Option<String>,
     },
@@ -273,6 +279,27 @@ pub fn materialize(a: &Args<'_>) -> Result<LineMagic, MagicError> {
 pub fn load(a: &Args<'_>) -> Result<LineMagic, MagicError> {
     Ok(LineMagic::Load {
         name: a.asset_name()?,
+    })
+}
+
+pub fn lint(a: &Args<'_>) -> Result<LineMagic, MagicError> {
+    a.at_most(0, "no arguments").map(|()| LineMagic::Lint)
+}
+
+pub fn export(a: &Args<'_>) -> Result<LineMagic, MagicError> {
+    a.at_most(1, "one directory")?;
+    let Some(w) = a.words.first() else {
+        return Err(a.bad("missing the directory to export to".to_string()));
+    };
+    if w.text.is_empty() || w.text.chars().any(char::is_control) {
+        return Err(a.bad(format!(
+            "`{}` at column {} is not a directory path",
+            w.text.escape_default(),
+            w.column
+        )));
+    }
+    Ok(LineMagic::Export {
+        dir: w.text.clone(),
     })
 }
 

@@ -112,6 +112,20 @@ pub const LINE_MAGICS: &[MagicInfo] = &[
         parse: line::config,
     },
     MagicInfo {
+        name: "lint",
+        args: "",
+        summary: "run clippy on the notebook's code: a table of its warnings by cell and line",
+        options: &[],
+        parse: line::lint,
+    },
+    MagicInfo {
+        name: "export",
+        args: "DIR",
+        summary: "write the notebook as a standalone Cargo project in DIR (relative to the notebook; files you added there are kept)",
+        options: &[],
+        parse: line::export,
+    },
+    MagicInfo {
         name: "lsmagic",
         args: "",
         summary: "list the magics",
@@ -310,6 +324,13 @@ mod tests {
         assert_eq!(ok("%attach 12"), LineMagic::Attach { run: Some(12) });
         assert_eq!(ok("%cancel 3"), LineMagic::Cancel { run: Some(3) });
         assert_eq!(ok("%cancel"), LineMagic::Cancel { run: None });
+        assert_eq!(ok("%lint"), LineMagic::Lint);
+        assert_eq!(
+            ok("%export \"my project\""),
+            LineMagic::Export {
+                dir: "my project".into()
+            }
+        );
         assert_eq!(ok("%config"), LineMagic::Config { settings: vec![] });
         assert_eq!(
             ok("%config notebook=\"/tmp/my nb.ipynb\" profile=cluster"),
@@ -421,6 +442,9 @@ mod tests {
         assert!(err("%attach abc").contains("not a run id"));
         assert!(err("%attach -1").contains("takes no options"));
         assert!(err("%cancel 1 2").contains("unexpected argument `2`"));
+        assert!(err("%lint now").contains("unexpected argument `now`"));
+        assert!(err("%export").contains("missing the directory"));
+        assert!(err("%export a b").contains("unexpected argument `b`"));
         assert!(err("%config novalue").contains("KEY=VALUE"));
         assert!(err("%config 1x=2").contains("configuration key"));
         assert!(err("%config a=\"x\u{7}y\"").contains("control characters"));
@@ -451,7 +475,7 @@ mod tests {
     #[test]
     fn names_and_help_cover_every_magic() {
         let names = magic_names();
-        assert_eq!(names.len(), 12);
+        assert_eq!(names.len(), 14);
         for name in &names {
             let help = help_text(name).unwrap();
             assert!(help.contains(&format!("%{name}")), "{help}");
