@@ -198,6 +198,7 @@ impl Emit for JupyterEvents<'_> {
             }
             Event::Display { data, .. } => self.out.display(data.into_iter().collect(), None),
             Event::Metadata { .. } => {}
+            Event::Notice { text } => self.out.stream("stderr", &format!("{text}\n")),
             Event::Usage {
                 asset,
                 usage,

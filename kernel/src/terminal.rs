@@ -99,6 +99,7 @@ impl Emit for TerminalEvents {
                 self.say(format!("[{asset}] {text}"));
             }
             Event::Metadata { .. } => {}
+            Event::Notice { text } => self.say(text),
             Event::Usage {
                 asset,
                 usage,

@@ -212,6 +212,9 @@ pub enum Event {
         #[serde(default)]
         hints: Vec<Hint>,
     },
+    /// A word on the run as a whole, shown as is: the Slurm controller
+    /// unreachable and back, the state database re-created, ...
+    Notice { text: String },
     /// The run ended.
     Finished { summary: RunSummary },
 }

@@ -234,13 +234,11 @@ impl Workspace {
         let store = self.store();
         let db = self.db()?;
         db.sync_assets(&run.project.asset_rows())?;
-        let run_id = match run.run_id {
-            Some(id) => id,
-            None => db.begin_run(
-                &run.plan.selection,
-                Target::Local,
-                run.args.profile.as_deref(),
-            )?,
+        // Held until the run is recorded as ended: a process killed before
+        // that leaves it to be closed as interrupted (state::RunClaim).
+        let (run_id, _claim) = match run.run_id {
+            Some(id) => (id, db.claim_run(id)?),
+            None => db.begin_local_run(&run.plan.selection, run.args.profile.as_deref())?,
         };
         let mut prepared = std::mem::take(&mut self.prepared);
         let db = self.db()?;

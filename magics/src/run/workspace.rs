@@ -156,11 +156,28 @@ impl Workspace {
         }
     }
 
-    /// The state database beside the notebook (opened once).
+    /// The state database beside the notebook (opened once; opened again
+    /// when its file was replaced, and written back first from the open
+    /// connection when it was deleted meanwhile, e.g. during a run).
     pub fn db(&mut self) -> Result<&StateDb, StateError> {
         let dir = self.dir();
+        if let Some((d, db)) = &self.db {
+            if *d == dir && db.is_replaced() {
+                if db.restore_if_deleted()? {
+                    tracing::warn!(
+                        "{} was deleted while in use; re-created it from this process's open copy",
+                        db.path().display()
+                    );
+                }
+                self.db = None;
+            }
+        }
         if self.db.as_ref().map(|(d, _)| d != &dir).unwrap_or(true) {
             let db = StateDb::open(&dir)?;
+            // Local runs of a process that was killed: interrupted, not running.
+            if let Err(e) = db.close_interrupted_runs() {
+                tracing::warn!("closing interrupted runs: {e}");
+            }
             self.db = Some((dir, db));
         }
         Ok(&self.db.as_ref().expect("just opened").1)

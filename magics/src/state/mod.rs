@@ -16,6 +16,7 @@ mod assets;
 mod auto;
 mod import;
 mod jobs;
+mod liveness;
 mod materializations;
 mod policy_states;
 mod runs;
@@ -25,6 +26,7 @@ mod usage;
 pub use assets::AssetRow;
 pub use auto::{AssetFacts, AutoClaim, AutoFacts, AutoRequest, CLAIM_TIMEOUT_HOURS};
 pub use jobs::RunJob;
+pub use liveness::{RunClaim, INTERRUPTED};
 pub use materializations::{Materialization, ResultRecord, StartRecord};
 pub use policy_states::PolicyRow;
 pub use runs::Run;
@@ -35,7 +37,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
 use thiserror::Error;
 
 /// The schema version this code writes (`PRAGMA user_version`).
@@ -44,10 +46,17 @@ pub const SCHEMA_VERSION: i64 = 5;
 /// Directory (beside the notebook) holding the state and the value store.
 pub const STATE_DIR: &str = ".slurmbook";
 
+/// How long a write waits for another process's write transaction.
+pub const LOCK_WAIT: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Error)]
 pub enum StateError {
-    #[error("state database: {0}")]
+    #[error("state database: {}", sqlite_text(.0))]
     Sqlite(#[from] rusqlite::Error),
+    #[error("{path} is locked by another process (waited {} s): another slurmbook kernel or CLI, or an sqlite3 shell, holds a write transaction on it; let it finish or close it, then try again", LOCK_WAIT.as_secs())]
+    Locked { path: PathBuf },
+    #[error("{path} is not a readable state database ({detail}); to recover, move it aside (`mv {} {}.broken`) and run again: a fresh one is created, the stored values are kept but their records are not, so assets run again (`sqlite3 {}.broken .recover` may save what is readable)", path.display(), path.display(), path.display())]
+    Damaged { path: PathBuf, detail: String },
     #[error("cannot create {path}: {source}")]
     Io {
         path: PathBuf,
@@ -69,11 +78,66 @@ pub enum StateError {
     NotFound { what: &'static str, id: i64 },
 }
 
+/// An SQLite error in words: a lock or a damaged file says what to do.
+fn sqlite_text(e: &rusqlite::Error) -> String {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => format!(
+            "{e}: another process (a slurmbook kernel or CLI, or an sqlite3 shell) held \
+             {STATE_DIR}/state.db for more than {} s; let it finish, then try again",
+            LOCK_WAIT.as_secs()
+        ),
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
+            format!("{e}: move {STATE_DIR}/state.db aside and run again to start a fresh one")
+        }
+        _ => e.to_string(),
+    }
+}
+
+impl StateError {
+    /// The error of opening `path`: locks and damaged files named as such.
+    fn opening(path: &Path, e: rusqlite::Error) -> StateError {
+        match e.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StateError::Locked {
+                path: path.to_path_buf(),
+            },
+            Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => StateError::Damaged {
+                path: path.to_path_buf(),
+                detail: e.to_string(),
+            },
+            _ => StateError::Sqlite(e),
+        }
+    }
+}
+
+/// SQLite's busy handler: waits [`LOCK_WAIT`] for another process's write,
+/// saying so once.
+fn wait_for_lock(attempt: i32) -> bool {
+    const STEP: Duration = Duration::from_millis(50);
+    if attempt == 0 {
+        tracing::warn!(
+            "the state database is locked by another process; waiting up to {} s",
+            LOCK_WAIT.as_secs()
+        );
+    }
+    if STEP * attempt.max(0) as u32 >= LOCK_WAIT {
+        return false;
+    }
+    std::thread::sleep(STEP);
+    true
+}
+
 /// Connection to the state database. Not `Sync`: give each thread its own
 /// (opening is cheap) or wrap it in a mutex.
 pub struct StateDb {
     conn: Connection,
     path: PathBuf,
+    /// The file's device and inode when opened (see [`StateDb::is_replaced`]).
+    file_id: Option<(u64, u64)>,
+}
+
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 fn now() -> DateTime<Utc> {
@@ -138,21 +202,58 @@ impl StateDb {
         Self::open_file(state_dir.join("state.db"))
     }
 
-    /// Open a database file directly.
+    /// Open a database file directly. A file locked for longer than
+    /// [`LOCK_WAIT`] or not an SQLite database is a clear error naming it.
     pub fn open_file(path: impl AsRef<Path>) -> Result<StateDb, StateError> {
         let path = path.as_ref().to_path_buf();
-        let conn = Connection::open(&path)?;
+        let opening = |e| StateError::opening(&path, e);
+        let conn = Connection::open(&path).map_err(opening)?;
         make_private(&path).map_err(|source| StateError::Io {
             path: path.clone(),
             source,
         })?;
-        conn.busy_timeout(Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        let db = StateDb { conn, path };
-        db.migrate()?;
+        conn.busy_handler(Some(wait_for_lock)).map_err(opening)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(opening)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(opening)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(opening)?;
+        let file_id = file_id(&path);
+        let db = StateDb {
+            conn,
+            path,
+            file_id,
+        };
+        db.migrate().map_err(|e| match e {
+            StateError::Sqlite(e) => StateError::opening(&db.path, e),
+            other => other,
+        })?;
         Ok(db)
+    }
+
+    /// Whether the file this connection has open is no longer at its path
+    /// (deleted, or replaced by another file).
+    pub fn is_replaced(&self) -> bool {
+        file_id(&self.path) != self.file_id
+    }
+
+    /// When the file was deleted while open (the connection still reads
+    /// it), writes a consistent copy of everything back to its path (`VACUUM
+    /// INTO`) and returns true; the caller then opens it again.
+    pub fn restore_if_deleted(&self) -> Result<bool, StateError> {
+        if self.path.exists() {
+            return Ok(false);
+        }
+        if let Some(dir) = self.path.parent() {
+            create_private_dir(dir).map_err(|source| StateError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let target = self.path.to_string_lossy().into_owned();
+        self.conn.execute("VACUUM INTO ?1", [target])?;
+        Ok(true)
     }
 
     /// The database file.

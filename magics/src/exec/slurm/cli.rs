@@ -125,6 +125,10 @@ pub struct Detail {
     pub failed_deps: Vec<String>,
     /// `Restarts=`: how often the job was requeued.
     pub restarts: Option<u32>,
+    /// `TimeLimit=` as Slurm prints it (`00:01:00`, `1-00:00:00`).
+    pub time_limit: Option<String>,
+    /// The memory asked for: `MinMemoryNode=` (`200M`), or `MinMemoryCPU=` per CPU.
+    pub mem_asked: Option<String>,
     /// The last [`STDERR_TAIL_LINES`] lines of the asset's `.err`.
     pub stderr_tail: String,
     /// Sizes of the asset's `.out` and `.err`.
@@ -319,6 +323,15 @@ pub fn parse_scontrol(line: &str, d: &mut Detail) {
     d.exit_code = code;
     d.signal = sig;
     d.restarts = f.get("Restarts").and_then(|r| r.parse().ok());
+    d.time_limit = f
+        .get("TimeLimit")
+        .filter(|t| !t.is_empty() && **t != "UNLIMITED" && **t != "Partition_Limit")
+        .map(|t| t.to_string());
+    d.mem_asked = f
+        .get("MinMemoryNode")
+        .map(|m| m.to_string())
+        .or_else(|| f.get("MinMemoryCPU").map(|m| format!("{m} per CPU")))
+        .filter(|m| !m.starts_with('0'));
     let time = |k: &str| f.get(k).and_then(|s| parse_time(s));
     d.elapsed_ms = span_ms(time("StartTime"), time("EndTime"));
     d.queue_ms = span_ms(time("SubmitTime"), time("StartTime"));

@@ -52,6 +52,55 @@ pub fn start_estimate(s: &str) -> Option<String> {
     ok.then(|| s.replacen('T', " ", 1))
 }
 
+/// sbatch's refusals of what a job asks for, and what to change.
+const REFUSALS: &[(&str, &str)] = &[
+    (
+        "More processors requested than permitted",
+        "no node of the partition has that many CPUs: lower --cpus (or --ntasks); \
+         `sinfo -o '%P %c %m'` lists CPUs and memory per node",
+    ),
+    (
+        "Memory specification can not be satisfied",
+        "no node of the partition has that much memory: lower --mem; \
+         `sinfo -o '%P %c %m'` lists CPUs and memory per node (MB)",
+    ),
+    (
+        "Requested node configuration is not available",
+        "no node of the partition matches --cpus/--mem/--gpus/--constraint/--nodes; \
+         `sinfo -o '%P %D %c %m %G %f'` lists what the nodes have",
+    ),
+    (
+        "Requested time limit is invalid",
+        "--time exceeds the partition's MaxTime: lower it or pick another partition \
+         (`sinfo -o '%P %l'`)",
+    ),
+    (
+        "Invalid partition name",
+        "the partition does not exist: `sinfo -s` lists the partitions",
+    ),
+    (
+        "invalid partition specified",
+        "the partition does not exist: `sinfo -s` lists the partitions",
+    ),
+    (
+        "Invalid account",
+        "the account is unknown or not yours: `sacctmgr show assoc user=$USER` lists yours",
+    ),
+    (
+        "Invalid qos",
+        "the QOS is unknown or not allowed: `sacctmgr show assoc user=$USER format=qos` lists yours",
+    ),
+];
+
+/// A hint for an `sbatch` refusal (its stderr), when it is one of the
+/// requests no node or limit can ever satisfy.
+pub fn sbatch_refusal_hint(stderr: &str) -> Option<&'static str> {
+    REFUSALS
+        .iter()
+        .find(|(said, _)| stderr.contains(said))
+        .map(|(_, hint)| *hint)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,5 +123,20 @@ mod tests {
         );
         assert_eq!(start_estimate("N/A"), None);
         assert_eq!(start_estimate("Unknown"), None);
+    }
+
+    #[test]
+    fn refusals_get_a_hint() {
+        let cpus =
+            "sbatch: error: Batch job submission failed: More processors requested than permitted";
+        assert!(sbatch_refusal_hint(cpus)
+            .unwrap()
+            .starts_with("no node of the partition has that many CPUs"));
+        let mem = "sbatch: error: Memory specification can not be satisfied\nsbatch: error: Batch job submission failed: Requested node configuration is not available";
+        assert!(sbatch_refusal_hint(mem).unwrap().contains("lower --mem"));
+        assert_eq!(
+            sbatch_refusal_hint("sbatch: error: Slurm temporarily unable to accept job"),
+            None
+        );
     }
 }

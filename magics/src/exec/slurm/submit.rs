@@ -86,7 +86,7 @@ pub enum SubmitError {
     Invalid(String),
     #[error(transparent)]
     Ssh(#[from] TransportError),
-    #[error("sbatch failed for asset `{asset}`: {stderr}{}", cancelled_text(.cancelled))]
+    #[error("sbatch failed for asset `{asset}`: {stderr}{}{}", cancelled_text(.cancelled), refusal_hint(.stderr))]
     Sbatch {
         asset: String,
         stderr: String,
@@ -107,6 +107,13 @@ fn cancelled_text(ids: &[String]) -> String {
             ids.join(", ")
         )
     }
+}
+
+/// What to change when sbatch refused a job for what it asked.
+fn refusal_hint(stderr: &str) -> String {
+    super::reasons::sbatch_refusal_hint(stderr)
+        .map(|h| format!("\nhint: {h}"))
+        .unwrap_or_default()
 }
 
 fn check_job_id(id: &str) -> bool {

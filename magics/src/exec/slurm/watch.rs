@@ -381,6 +381,8 @@ impl Watch<'_, '_> {
     async fn poll_loop(&self, run_dir: &str) -> Result<Vec<String>, WatchError> {
         let flag = || self.w.cancel.load(Ordering::Relaxed);
         let mut warnings = Vec::new();
+        // Since when job states could not be read, and what to say when they can again.
+        let mut outage: Option<(Instant, &str)> = None;
         loop {
             if self.w.gate.is_frozen() {
                 std::future::pending::<()>().await;
@@ -396,13 +398,25 @@ impl Watch<'_, '_> {
                 Ok(c) => {
                     changed = c;
                     self.tracker().poll_succeeded();
+                    if let Some((since, what)) = outage.take() {
+                        self.notice(format!(
+                            "{what} again after {} s; following the run",
+                            since.elapsed().as_secs()
+                        ));
+                    }
                 }
                 Err(e) => {
                     if !e.is_transient() {
                         return Err(e.into());
                     }
+                    if outage.is_none() {
+                        let (said, back) = outage_words(&e.to_string());
+                        self.notice(format!("{said}, retrying ({})", first_line(&e.to_string())));
+                        outage = Some((Instant::now(), back));
+                    }
                     let give_up = self.tracker().poll_failed(Instant::now());
-                    tracing::warn!("polling job states: {e}");
+                    // The user was told once (the notice); the log has each.
+                    tracing::info!("polling job states: {e}");
                     if give_up {
                         return Err(WatchError::Poll(format!(
                             "job states could not be read for 5 minutes: {e}"
@@ -441,6 +455,12 @@ impl Watch<'_, '_> {
         let all: Vec<usize> = (0..self.w.jobs.len()).collect();
         self.wait_caught_up(&all, Duration::from_secs(5)).await;
         Ok(warnings)
+    }
+
+    /// A word on the whole run (not recorded: the run's outcome is).
+    fn notice(&self, text: String) {
+        tracing::info!("{text}");
+        self.w.emit.emit(Event::Notice { text });
     }
 
     /// One poll: squeue for all live jobs, details for those that ended.
@@ -495,5 +515,46 @@ impl Watch<'_, '_> {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+}
+
+/// What to say when job states cannot be read, and when they can again.
+fn outage_words(error: &str) -> (&'static str, &'static str) {
+    const CONTROLLER: &[&str] = &[
+        "Unable to contact slurm controller",
+        "Socket timed out",
+        "Slurm backup controller in standby mode",
+        "Zero Bytes were transmitted or received",
+    ];
+    if CONTROLLER.iter().any(|c| error.contains(c)) {
+        ("Slurm controller unreachable", "Slurm controller reachable")
+    } else {
+        ("job states could not be read", "job states readable")
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(text)
+        .trim()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_controller_is_named_as_such() {
+        let squeue = "squeue failed (exit 1): slurm_load_jobs error: Unable to contact slurm controller (connect failure)";
+        assert_eq!(
+            outage_words(squeue),
+            ("Slurm controller unreachable", "Slurm controller reachable")
+        );
+        assert_eq!(
+            outage_words("ssh: connection closed").0,
+            "job states could not be read"
+        );
+        assert_eq!(first_line("\n  a\nb"), "a");
     }
 }

@@ -23,6 +23,7 @@
 //!   ([`Tracker::cancel_due`]); jobs not ended [`CANCEL_WAIT`] after the
 //!   `scancel` count as cancelled.
 
+mod failure;
 mod steps;
 #[cfg(test)]
 mod tests;
@@ -31,11 +32,12 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use super::accounting::AcctRow;
-use super::cli::{is_pending_state, is_terminal_state, Detail, QueueRow, STDERR_TAIL_LINES};
+use super::cli::{is_pending_state, is_terminal_state, Detail, QueueRow};
 use super::jobs::WatchJob;
 use super::protocol::{BundleEvent, JobUsage, StepLine};
 use super::reasons::{pending_reason, start_estimate};
 use crate::events::AssetState;
+pub use failure::failure_text;
 use steps::Steps;
 
 /// Poll interval bounds.
@@ -72,6 +74,10 @@ pub struct Track {
     pub missing_polls: u32,
     /// How often Slurm requeued the job (`Restarts=`).
     pub restarts: u32,
+    /// The job's time limit as Slurm prints it (`TimeLimit=`).
+    pub time_limit: Option<String>,
+    /// The memory the job asked for (`MinMemoryNode=`).
+    pub mem_asked: Option<String>,
     /// `squeue %S` while pending: when Slurm expects it to start.
     pub start_estimate: Option<String>,
     /// Time in the queue (`StartTime` − `SubmitTime`).
@@ -96,6 +102,8 @@ impl Track {
             failed_deps: Vec::new(),
             missing_polls: 0,
             restarts: 0,
+            time_limit: None,
+            mem_asked: None,
             start_estimate: None,
             queue_ms: None,
             accounting: Vec::new(),
@@ -116,9 +124,20 @@ impl Track {
         self.elapsed_ms = d.elapsed_ms;
         self.failed_deps = d.failed_deps.clone();
         self.restarts = d.restarts.unwrap_or(self.restarts);
+        self.take_limits(d);
         self.stderr_tail = d.stderr_tail.clone();
         self.final_sizes = d.sizes;
         self.take_usage(d);
+    }
+
+    /// Take what the job asked for (time limit, memory) from a detail record.
+    fn take_limits(&mut self, d: &Detail) {
+        if d.time_limit.is_some() {
+            self.time_limit = d.time_limit.clone();
+        }
+        if d.mem_asked.is_some() {
+            self.mem_asked = d.mem_asked.clone();
+        }
     }
 
     /// Take the usage figures of a detail record.
@@ -551,45 +570,4 @@ impl Tracker {
             .first()
             .map(|id| format!("upstream job {id} failed"))
     }
-}
-
-/// The error of a failed job: why (exit code, signal, time limit, ...),
-/// the asset's own error, the last lines of its `.err`.
-pub fn failure_text(asset: &str, t: &Track, bundle_error: Option<&str>) -> String {
-    let mut first = match (t.slurm_state.as_str(), t.exit_code, t.signal) {
-        ("TIMEOUT", ..) => "time limit reached (TIMEOUT)".to_string(),
-        ("OUT_OF_MEMORY", ..) => "out of memory (OUT_OF_MEMORY)".to_string(),
-        ("NODE_FAIL", ..) => "node failure (NODE_FAIL)".to_string(),
-        ("UNKNOWN", ..) => format!("the job vanished from Slurm (reason: {})", t.reason),
-        (_, _, Some(sig)) => format!("killed by signal {sig} ({})", t.slurm_state),
-        (_, Some(code), None) => format!("exit code {code}"),
-        (st, None, None) => format!("{st} ({})", t.reason),
-    };
-    if t.restarts > 0 {
-        first.push_str(&format!(
-            " (requeued {} time{})",
-            t.restarts,
-            if t.restarts == 1 { "" } else { "s" }
-        ));
-    }
-    let mut more = String::new();
-    if let Some(e) = bundle_error {
-        let mut lines = e.lines();
-        if let Some(l) = lines.next() {
-            first.push_str(": ");
-            first.push_str(l);
-        }
-        let rest: Vec<&str> = lines.collect();
-        if !rest.is_empty() {
-            more.push('\n');
-            more.push_str(&rest.join("\n"));
-        }
-    }
-    if !t.stderr_tail.trim().is_empty() {
-        more.push_str(&format!(
-            "\n--- last {STDERR_TAIL_LINES} lines of {asset}.err ---\n{}",
-            t.stderr_tail
-        ));
-    }
-    first + &more
 }

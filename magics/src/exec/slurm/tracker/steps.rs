@@ -137,6 +137,7 @@ pub(super) fn step_detail(status: &StepStatus, t: &mut Track, d: Option<&Detail>
     }
     match d.and_then(|d| d.state.as_ref().map(|st| (d, st.clone()))) {
         Some((d, st)) if is_terminal_state(&st) => {
+            t.take_limits(d);
             t.reason = d.reason.clone().unwrap_or_default();
             t.failed_deps = d.failed_deps.clone();
             t.slurm_state = match (status.started.is_some(), st.as_str()) {

@@ -232,7 +232,7 @@ fn a_requeued_job_is_queued_again_and_counts_its_restarts() {
 fn timeout_node_fail_and_out_of_memory_are_failures_that_say_why() {
     let timeout = scontrol("6", "TIMEOUT", "TimeLimit", "(null)", "Requeue=1 Restarts=0 BatchFlag=1 Reboot=0 ExitCode=0:15 RunTime=00:01:29 TimeLimit=00:01:00 TimeMin=N/A SubmitTime=2026-11-26T14:57:15 EligibleTime=2026-11-26T14:57:15 AccrueTime=2026-11-26T14:57:15 StartTime=2026-11-26T14:57:36 EndTime=2026-11-26T14:59:05 Deadline=N/A SuspendTime=None SecsPreSuspend=0 LastSchedEval=2026-11-26T14:57:36 Scheduler=Main NodeList=vm BatchHost=vm");
     let node_fail = scontrol("14", "NODE_FAIL", "NodeDown", "(null)", "Requeue=0 Restarts=0 BatchFlag=1 Reboot=0 ExitCode=0:0 RunTime=00:03:12 TimeLimit=00:05:00 TimeMin=N/A SubmitTime=2026-11-26T15:10:00 EligibleTime=2026-11-26T15:10:00 AccrueTime=2026-11-26T15:10:00 StartTime=2026-11-26T15:10:01 EndTime=2026-11-26T15:13:13 Deadline=N/A SuspendTime=None SecsPreSuspend=0 LastSchedEval=2026-11-26T15:10:01 Scheduler=Main NodeList=vm BatchHost=vm");
-    let oom = scontrol("15", "OUT_OF_MEMORY", "OutOfMemory", "(null)", "Requeue=1 Restarts=0 BatchFlag=1 Reboot=0 ExitCode=0:125 RunTime=00:00:04 TimeLimit=00:05:00 TimeMin=N/A SubmitTime=2026-11-26T15:10:00 EligibleTime=2026-11-26T15:10:00 AccrueTime=2026-11-26T15:10:00 StartTime=2026-11-26T15:10:01 EndTime=2026-11-26T15:10:05 Deadline=N/A SuspendTime=None SecsPreSuspend=0 LastSchedEval=2026-11-26T15:10:01 Scheduler=Main NodeList=vm BatchHost=vm");
+    let oom = scontrol("15", "OUT_OF_MEMORY", "OutOfMemory", "(null)", "Requeue=1 Restarts=0 BatchFlag=1 Reboot=0 ExitCode=0:125 RunTime=00:00:04 TimeLimit=00:05:00 MinMemoryNode=200M TimeMin=N/A SubmitTime=2026-11-26T15:10:00 EligibleTime=2026-11-26T15:10:00 AccrueTime=2026-11-26T15:10:00 StartTime=2026-11-26T15:10:01 EndTime=2026-11-26T15:10:05 Deadline=N/A SuspendTime=None SecsPreSuspend=0 LastSchedEval=2026-11-26T15:10:01 Scheduler=Main NodeList=vm BatchHost=vm");
     let mut t = Tracker::new(&[
         job("slow", "6", &[]),
         job("lost", "14", &[]),
@@ -252,9 +252,23 @@ fn timeout_node_fail_and_out_of_memory_are_failures_that_say_why() {
     );
     assert_eq!(changes.len(), 3);
     let slow = error_of(&changes[0].1);
-    assert!(slow.starts_with("time limit reached (TIMEOUT)\n--- last 40 lines of slow.err ---\nslurmstepd: error: *** JOB CANCELLED"), "{slow}");
-    assert!(error_of(&changes[1].1).starts_with("node failure (NODE_FAIL)"));
-    assert!(error_of(&changes[2].1).starts_with("out of memory (OUT_OF_MEMORY)"));
+    assert!(slow.starts_with("time limit (00:01:00) reached (TIMEOUT)\n--- last 40 lines of slow.err ---\nslurmstepd: error: *** JOB CANCELLED"), "{slow}");
+    assert!(slow.ends_with("DUE TO TIME LIMIT ***\nhint: the job ran out of its time limit of 00:01:00; ask for more with `%%asset slow --time=HH:MM:SS` (or `time` in the profile), within the partition's MaxTime (sinfo -o '%P %l')"), "{slow}");
+    let lost = error_of(&changes[1].1);
+    assert!(lost.starts_with("node failure (NODE_FAIL)"), "{lost}");
+    assert!(
+        lost.contains("\nhint: the node it ran on failed, not the code"),
+        "{lost}"
+    );
+    let big = error_of(&changes[2].1);
+    assert!(
+        big.starts_with("out of memory (asked 200M) (OUT_OF_MEMORY)"),
+        "{big}"
+    );
+    assert!(
+        big.contains("\nhint: ask for more memory with `%%asset big --mem=SIZE` (e.g. twice 200M)"),
+        "{big}"
+    );
     assert_eq!(t.track(0).elapsed_ms, Some(89_000));
     assert_eq!(t.track(0).signal, Some(15));
     assert!(t.all_terminal());

@@ -1,0 +1,80 @@
+//! Why a job failed, in words a Slurm user knows: the state (time limit,
+//! out of memory, node failure, exit code, signal), the asset's own error,
+//! the tail of its `.err` and, for a limit, what to change.
+
+use super::Track;
+use crate::exec::slurm::cli::STDERR_TAIL_LINES;
+
+/// The error of a failed job: why (exit code, signal, time limit, ...),
+/// the asset's own error, the last lines of its `.err`, and a hint on
+/// what to change when Slurm ended it for a limit.
+pub fn failure_text(asset: &str, t: &Track, bundle_error: Option<&str>) -> String {
+    let limit = |what: &str, value: &Option<String>| match value {
+        Some(v) => format!("{what} ({v})"),
+        None => what.to_string(),
+    };
+    let mut first = match (t.slurm_state.as_str(), t.exit_code, t.signal) {
+        ("TIMEOUT", ..) => format!("{} reached (TIMEOUT)", limit("time limit", &t.time_limit)),
+        ("OUT_OF_MEMORY", ..) => match &t.mem_asked {
+            Some(m) => format!("out of memory (asked {m}) (OUT_OF_MEMORY)"),
+            None => "out of memory (OUT_OF_MEMORY)".to_string(),
+        },
+        ("NODE_FAIL", ..) => "node failure (NODE_FAIL)".to_string(),
+        ("UNKNOWN", ..) => format!("the job vanished from Slurm (reason: {})", t.reason),
+        (_, _, Some(sig)) => format!("killed by signal {sig} ({})", t.slurm_state),
+        (_, Some(code), None) => format!("exit code {code}"),
+        (st, None, None) => format!("{st} ({})", t.reason),
+    };
+    if t.restarts > 0 {
+        first.push_str(&format!(
+            " (requeued {} time{})",
+            t.restarts,
+            if t.restarts == 1 { "" } else { "s" }
+        ));
+    }
+    let mut more = String::new();
+    if let Some(e) = bundle_error {
+        let mut lines = e.lines();
+        if let Some(l) = lines.next() {
+            first.push_str(": ");
+            first.push_str(l);
+        }
+        let rest: Vec<&str> = lines.collect();
+        if !rest.is_empty() {
+            more.push('\n');
+            more.push_str(&rest.join("\n"));
+        }
+    }
+    if !t.stderr_tail.trim().is_empty() {
+        more.push_str(&format!(
+            "\n--- last {STDERR_TAIL_LINES} lines of {asset}.err ---\n{}",
+            t.stderr_tail.trim_end()
+        ));
+    }
+    if let Some(hint) = limit_hint(asset, t) {
+        more.push_str("\nhint: ");
+        more.push_str(&hint);
+    }
+    first + &more
+}
+
+/// What to change when Slurm ended the job for one of its limits.
+fn limit_hint(asset: &str, t: &Track) -> Option<String> {
+    match t.slurm_state.as_str() {
+        "TIMEOUT" => Some(format!(
+            "the job ran out of its time limit{}; ask for more with `%%asset {asset} --time=HH:MM:SS` \
+             (or `time` in the profile), within the partition's MaxTime (sinfo -o '%P %l')",
+            t.time_limit.as_deref().map(|l| format!(" of {l}")).unwrap_or_default()
+        )),
+        "OUT_OF_MEMORY" => Some(format!(
+            "ask for more memory with `%%asset {asset} --mem=SIZE` (e.g. twice {}), \
+             or use less",
+            t.mem_asked.as_deref().unwrap_or("what it asked for")
+        )),
+        "NODE_FAIL" => Some(format!(
+            "the node it ran on failed, not the code; materialize {asset} again \
+             (Slurm requeues such jobs itself when they were submitted with --requeue)"
+        )),
+        _ => None,
+    }
+}
