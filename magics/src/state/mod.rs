@@ -126,6 +126,28 @@ fn wait_for_lock(attempt: i32) -> bool {
     true
 }
 
+/// SQLite's "busy" and "locked" answers.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Runs `f` again while SQLite answers busy without calling the busy
+/// handler, for up to [`LOCK_WAIT`].
+fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let started = std::time::Instant::now();
+    loop {
+        match f() {
+            Err(e) if is_busy(&e) && started.elapsed() < LOCK_WAIT => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            result => return result,
+        }
+    }
+}
+
 /// Connection to the state database. Not `Sync`: give each thread its own
 /// (opening is cheap) or wrap it in a mutex.
 pub struct StateDb {
@@ -213,8 +235,10 @@ impl StateDb {
             source,
         })?;
         conn.busy_handler(Some(wait_for_lock)).map_err(opening)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(opening)?;
+        // Switching a new file to WAL needs the file alone, and SQLite
+        // answers BUSY at once (no busy handler) while another process opens
+        // it too: two `slurmbook tick`s started together. Retried.
+        retry_busy(|| conn.pragma_update(None, "journal_mode", "WAL")).map_err(opening)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(opening)?;
         conn.pragma_update(None, "foreign_keys", "ON")
@@ -225,7 +249,15 @@ impl StateDb {
             path,
             file_id,
         };
-        db.migrate().map_err(|e| match e {
+        let mut migrated = db.migrate();
+        let started = std::time::Instant::now();
+        while matches!(&migrated, Err(StateError::Sqlite(e)) if is_busy(e))
+            && started.elapsed() < LOCK_WAIT
+        {
+            std::thread::sleep(Duration::from_millis(50));
+            migrated = db.migrate();
+        }
+        migrated.map_err(|e| match e {
             StateError::Sqlite(e) => StateError::opening(&db.path, e),
             other => other,
         })?;

@@ -462,3 +462,21 @@ fn the_state_directory_and_database_are_the_users_alone() {
     let db = StateDb::open(dir.path()).unwrap();
     assert_eq!(mode(db.path()), 0o600);
 }
+
+#[test]
+fn processes_opening_a_new_database_together_all_succeed() {
+    // Two `slurmbook tick`s started at once both create the database: the
+    // switch to WAL and the migration must wait for each other, not fail.
+    for _ in 0..30 {
+        let dir = tempfile::tempdir().unwrap();
+        let openers: Vec<_> = (0..4)
+            .map(|_| {
+                let dir = dir.path().to_path_buf();
+                std::thread::spawn(move || StateDb::open(&dir).map(|db| db.user_version().unwrap()))
+            })
+            .collect();
+        for opener in openers {
+            assert_eq!(opener.join().unwrap().unwrap(), SCHEMA_VERSION);
+        }
+    }
+}
