@@ -94,23 +94,9 @@ pub fn run(options: RunOptions) -> Result<ExitCode> {
         println!("nothing to do: every selected asset is fresh (use --force to run them anyway)");
         return Ok(ExitCode::SUCCESS);
     }
-    let cancel = Arc::new(AtomicBool::new(false));
-    let started = Arc::new(Mutex::new(None));
-    cancel_on_ctrl_c(&runtime, &cancel, started.clone());
-    let mut sessions = CliSessions {
-        session: None,
-        started,
-    };
-    let gate = OutputGate::new();
-    let io = RunIo {
-        emit: &events,
-        cancel: &cancel,
-        gate: &gate,
-    };
-    let result = runtime.block_on(workspace.execute(&planned, &mut sessions, io));
-    if let Some(s) = &sessions.session {
-        s.engine.kill_child();
-    }
+    let result = execute_on_terminal(&runtime, &events, async |sessions, io| {
+        workspace.execute(&planned, sessions, io).await
+    });
     let summary = result?;
     let code = outcome(&mut workspace, &summary)?;
     if planned.on_slurm() {
@@ -118,6 +104,34 @@ pub fn run(options: RunOptions) -> Result<ExitCode> {
         runtime.block_on(workspace.close());
     }
     Ok(code)
+}
+
+/// Runs `execute` (the run service's `execute` or `execute_tick`) with the
+/// CLI's run I/O: events on the terminal, Ctrl-C cancelling, evcxr started
+/// only if an asset runs in the kernel, and its child ended afterwards.
+pub(crate) fn execute_on_terminal<T>(
+    runtime: &tokio::runtime::Runtime,
+    events: &TerminalEvents,
+    execute: impl AsyncFnOnce(&mut CliSessions, RunIo<'_>) -> T,
+) -> T {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(Mutex::new(None));
+    cancel_on_ctrl_c(runtime, &cancel, started.clone());
+    let mut sessions = CliSessions {
+        session: None,
+        started,
+    };
+    let gate = OutputGate::new();
+    let io = RunIo {
+        emit: events,
+        cancel: &cancel,
+        gate: &gate,
+    };
+    let result = runtime.block_on(execute(&mut sessions, io));
+    if let Some(s) = &sessions.session {
+        s.engine.kill_child();
+    }
+    result
 }
 
 /// Ctrl-C cancels the run (and interrupts evcxr when assets run in the kernel).

@@ -4,19 +4,14 @@
 //! a terminal, like `slurmbook run`). Exit status: 0 ran (or nothing to
 //! do), 1 a materialization failed, 2 bad input. Made for cron.
 
-use crate::headless::{
-    cancel_on_ctrl_c, outcome, print_transport_stats, runtime, workspace, CliSessions,
-};
+use crate::headless::{execute_on_terminal, outcome, print_transport_stats, runtime, workspace};
 use crate::terminal::TerminalEvents;
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use slurmbook_magics::events::{Emit, Event};
-use slurmbook_magics::exec::slurm::OutputGate;
-use slurmbook_magics::run::{RunErrorKind, RunIo, Tick, TickArgs};
+use slurmbook_magics::run::{RunErrorKind, Tick, TickArgs};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
 
 /// Exit status of bad input (a selection, a setting, the notebook).
 const BAD_INPUT: u8 = 2;
@@ -73,23 +68,9 @@ pub fn tick(
     events.emit(Event::Planned {
         plan: planned.plan.clone(),
     });
-    let cancel = Arc::new(AtomicBool::new(false));
-    let started = Arc::new(Mutex::new(None));
-    cancel_on_ctrl_c(&runtime, &cancel, started.clone());
-    let mut sessions = CliSessions {
-        session: None,
-        started,
-    };
-    let gate = OutputGate::new();
-    let io = RunIo {
-        emit: &events,
-        cancel: &cancel,
-        gate: &gate,
-    };
-    let result = runtime.block_on(workspace.execute_tick(&planned, &claim, &mut sessions, io));
-    if let Some(s) = &sessions.session {
-        s.engine.kill_child();
-    }
+    let result = execute_on_terminal(&runtime, &events, async |sessions, io| {
+        workspace.execute_tick(&planned, &claim, sessions, io).await
+    });
     let code = match result {
         Ok(summary) => outcome(&mut workspace, &summary)?,
         Err(e) => {
