@@ -54,21 +54,12 @@ impl Workspace {
             .into());
         }
         let remote = RemoteRun::load(db, run_id)?;
-        let profile = db.run(run_id)?.and_then(|r| r.profile);
         let ext = match stream {
             Stream::Stdout => "out",
             Stream::Stderr => "err",
         };
         let remote_path = format!("{}/{asset}.{ext}", remote.run_dir.trim_end_matches('/'));
-        let settings = self.settings(profile.as_deref())?;
-        let bytes = self
-            .transport(&settings)
-            .fetch(&remote_path)
-            .await
-            .map_err(|e| RunError::Fetch {
-                path: remote_path.clone(),
-                detail: e.to_string(),
-            })?;
+        let bytes = self.fetch_from_run(Some(run_id), &remote_path).await?;
         let dir = self
             .dir()
             .join(STATE_DIR)

@@ -73,6 +73,27 @@ impl Workspace {
         }
     }
 
+    /// The bytes of `path` on the cluster of run `run` (with that run's
+    /// profile; the default profile when the run is not known).
+    pub async fn fetch_from_run(
+        &mut self,
+        run: Option<RunId>,
+        path: &str,
+    ) -> Result<Vec<u8>, RunError> {
+        let profile = match run {
+            Some(id) => self.db()?.run(id)?.and_then(|r| r.profile),
+            None => None,
+        };
+        let settings = self.settings(profile.as_deref())?;
+        self.transport(&settings)
+            .fetch(path)
+            .await
+            .map_err(|e| RunError::Fetch {
+                path: path.to_string(),
+                detail: e.to_string(),
+            })
+    }
+
     /// The value of `m` as a local file: where the kernel stored it, or
     /// fetched from the cluster into the local store (once).
     pub async fn value_file(&mut self, m: &Materialization) -> Result<PathBuf, RunError> {
@@ -88,20 +109,7 @@ impl Workspace {
                 return Ok(local);
             }
         }
-        // The cluster of the run that made it (its profile), else the default.
-        let profile = match m.run_id {
-            Some(id) => self.db()?.run(id)?.and_then(|r| r.profile),
-            None => None,
-        };
-        let settings = self.settings(profile.as_deref())?;
-        let bytes = self
-            .transport(&settings)
-            .fetch(&path)
-            .await
-            .map_err(|e| RunError::Fetch {
-                path: path.clone(),
-                detail: e.to_string(),
-            })?;
+        let bytes = self.fetch_from_run(m.run_id, &path).await?;
         store
             .write_bytes(&m.asset, &m.version, "json", &bytes)
             .map_err(|e| RunError::Store {
