@@ -23,6 +23,7 @@ pub(crate) mod names;
 pub mod notebook;
 pub mod plan;
 pub mod policy;
+pub mod private_fs;
 pub mod project;
 pub mod run;
 pub mod state;

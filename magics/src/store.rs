@@ -15,6 +15,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::model::is_identifier;
+use crate::private_fs::create_private_file;
 use crate::state::STATE_DIR;
 
 #[derive(Debug, Error)]
@@ -89,14 +90,14 @@ impl ValueStore {
         bytes: &[u8],
     ) -> Result<PathBuf, StoreError> {
         let path = self.path_for(asset, version, ext)?;
-        crate::state::create_private_dir(&self.dir).map_err(io(&self.dir))?;
+        crate::private_fs::create_private_dir(&self.dir).map_err(io(&self.dir))?;
         let tmp = self.dir.join(format!(
             ".{asset}-{version}.{ext}.tmp-{}-{}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
         let result = (|| {
-            let mut f = private_file(&tmp).map_err(io(&tmp))?;
+            let mut f = create_private_file(&tmp).map_err(io(&tmp))?;
             f.write_all(bytes).map_err(io(&tmp))?;
             f.sync_all().map_err(io(&tmp))?;
             drop(f);
@@ -160,16 +161,6 @@ impl ValueStore {
     pub fn exists(&self, asset: &str, version: &str, ext: &str) -> bool {
         self.path_for(asset, version, ext).is_ok_and(|p| p.exists())
     }
-}
-
-/// A new file only the user can read (`0600`), like the directory.
-fn private_file(path: &Path) -> std::io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
 }
 
 #[cfg(test)]

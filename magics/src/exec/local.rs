@@ -446,7 +446,7 @@ async fn store_value<S: Session>(
     version: &str,
 ) -> Option<String> {
     let dir = store.dir();
-    crate::state::create_private_dir(dir).ok()?;
+    crate::private_fs::create_private_dir(dir).ok()?;
     let staging = dir.join(format!(".{name}-{version}.staging"));
     let quiet = |_: Event| {};
     let result = session.run(&store_code(name, &staging), name, &quiet).await;

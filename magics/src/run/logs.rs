@@ -11,7 +11,8 @@ use crate::events::Stream;
 use crate::exec::cluster::RemoteRun;
 use crate::exec::slurm::protocol::PROTOCOL_PREFIX;
 use crate::model::{RunId, Target};
-use crate::state::{create_private_dir, STATE_DIR};
+use crate::private_fs::{create_private_dir, create_private_file};
+use crate::state::STATE_DIR;
 
 /// The local copy of one output file of an asset's job.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,15 +91,10 @@ fn write_private(
     bytes: &[u8],
 ) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     create_private_dir(dir)?;
     let tmp = dir.join(format!(".log-{}", uuid::Uuid::new_v4().simple()));
     let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let mut f = create_private_file(&tmp)?;
         f.write_all(bytes)?;
         std::fs::rename(&tmp, path)
     })();

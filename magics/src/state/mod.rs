@@ -38,6 +38,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
+
+use crate::private_fs::create_private_dir;
 use thiserror::Error;
 
 /// The schema version this code writes (`PRAGMA user_version`).
@@ -190,16 +192,6 @@ fn parse_enum<T: FromStr>(
         what,
         value: s.to_string(),
     })
-}
-
-/// Creates `dir` and its missing parents as `0700`: the state database and
-/// the stored values are the user's alone, also on a shared filesystem.
-pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
 }
 
 /// Makes an existing file `0600` unless it is already at most that.

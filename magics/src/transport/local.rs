@@ -221,8 +221,7 @@ impl Transport for LocalHost {
         {
             return Ok((path.display().to_string(), 0));
         }
-        create_user_only_dir(dir)
-            .await
+        crate::private_fs::create_private_dir(dir)
             .map_err(|e| io_error(dir, "creating the cache directory", e))?;
         // Written beside its final place and renamed: never half there.
         let staging = dir.join(format!(".{hash}.{}", uuid::Uuid::new_v4().simple()));
@@ -315,20 +314,6 @@ fn user_only(cmd: &mut Command) {
             Ok(())
         });
     }
-}
-
-/// `create_dir_all` whose new directories are `0700`.
-async fn create_user_only_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    let dir = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-    })
-    .await
-    .map_err(std::io::Error::other)?
 }
 
 #[cfg(test)]
