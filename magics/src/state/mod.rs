@@ -136,13 +136,16 @@ fn is_busy(e: &rusqlite::Error) -> bool {
     )
 }
 
-/// Runs `f` again while SQLite answers busy without calling the busy
-/// handler, for up to [`LOCK_WAIT`].
-fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+/// Runs `f` again while its error is SQLite's busy answer given without
+/// calling the busy handler, for up to [`LOCK_WAIT`].
+fn retry_busy<T, E>(
+    mut f: impl FnMut() -> Result<T, E>,
+    busy: impl Fn(&E) -> bool,
+) -> Result<T, E> {
     let started = std::time::Instant::now();
     loop {
         match f() {
-            Err(e) if is_busy(&e) && started.elapsed() < LOCK_WAIT => {
+            Err(e) if busy(&e) && started.elapsed() < LOCK_WAIT => {
                 std::thread::sleep(Duration::from_millis(50));
             }
             result => return result,
@@ -230,7 +233,7 @@ impl StateDb {
         // Switching a new file to WAL needs the file alone, and SQLite
         // answers BUSY at once (no busy handler) while another process opens
         // it too: two `slurmbook tick`s started together. Retried.
-        retry_busy(|| conn.pragma_update(None, "journal_mode", "WAL")).map_err(opening)?;
+        retry_busy(|| conn.pragma_update(None, "journal_mode", "WAL"), is_busy).map_err(opening)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(opening)?;
         conn.pragma_update(None, "foreign_keys", "ON")
@@ -241,15 +244,11 @@ impl StateDb {
             path,
             file_id,
         };
-        let mut migrated = db.migrate();
-        let started = std::time::Instant::now();
-        while matches!(&migrated, Err(StateError::Sqlite(e)) if is_busy(e))
-            && started.elapsed() < LOCK_WAIT
-        {
-            std::thread::sleep(Duration::from_millis(50));
-            migrated = db.migrate();
-        }
-        migrated.map_err(|e| match e {
+        retry_busy(
+            || db.migrate(),
+            |e| matches!(e, StateError::Sqlite(e) if is_busy(e)),
+        )
+        .map_err(|e| match e {
             StateError::Sqlite(e) => StateError::opening(&db.path, e),
             other => other,
         })?;
