@@ -9,11 +9,13 @@
 //! (a run's Slurm jobs and streaming offsets), [`assets`], [`policy_states`]
 //! (freshness policy states, for `notify`), [`usage`] (resources and
 //! timeline per materialization), [`auto`] (what triggered a run, and the
-//! assets ticks requested); the schema and
-//! its migrations in [`schema`].
+//! assets ticks requested), [`claims`] (the steps runs compute now, as
+//! file locks: two runs never compute one asset version at once); the
+//! schema and its migrations in [`schema`].
 
 mod assets;
 mod auto;
+mod claims;
 mod import;
 mod jobs;
 mod liveness;
@@ -24,6 +26,7 @@ mod schema;
 mod usage;
 
 pub use assets::AssetRow;
+pub use claims::{ClaimHolder, Claimed, HeldStep, StepClaim, StepKey};
 pub use auto::{AssetFacts, AutoClaim, AutoFacts, AutoRequest, CLAIM_TIMEOUT_HOURS};
 pub use jobs::RunJob;
 pub use liveness::{RunClaim, INTERRUPTED};
