@@ -131,3 +131,60 @@ fn dry_run_groups_with_the_profiles_defaults_and_grouping() {
         .with_profile(&project, &per_asset);
     assert_eq!(split.allocations.len(), 3, "{}", split.text());
 }
+
+#[test]
+fn a_step_another_run_materialized_leaves_the_jobs() {
+    let project = project_of(&[
+        ABC[0],
+        ABC[1],
+        ABC[2],
+        "%%asset d --own-job\nc + 1",
+    ]);
+    let mut p = plan(
+        &project,
+        &MaterializeArgs::default(),
+        &HashMap::new(),
+        Target::Slurm,
+    )
+    .unwrap();
+    let jobs = |p: &slurmbook_magics::plan::Plan| -> Vec<(String, Vec<String>, Vec<String>)> {
+        p.allocations
+            .iter()
+            .map(|a| (a.name.clone(), a.assets.clone(), a.after.clone()))
+            .collect()
+    };
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        jobs(&p),
+        [
+            ("alloc_a".into(), s(&["a", "b"]), s(&[])),
+            ("c".into(), s(&["c"]), s(&["alloc_a"])),
+            ("d".into(), s(&["d"]), s(&["c"])),
+        ]
+    );
+    // The group keeps b alone: b's own job, which c now waits for.
+    p.reuse("a", "materialized by run 7".into());
+    assert_eq!(
+        jobs(&p),
+        [
+            ("b".into(), s(&["b"]), s(&[])),
+            ("c".into(), s(&["c"]), s(&["b"])),
+            ("d".into(), s(&["d"]), s(&["c"])),
+        ]
+    );
+    let a = p.step("a").unwrap();
+    assert_eq!(
+        (&a.action, a.why.as_str()),
+        (&slurmbook_magics::plan::Action::Skip, "materialized by run 7")
+    );
+    // A job left without assets goes, and out of its dependents' afterok.
+    p.reuse("c", "materialized by run 8".into());
+    assert_eq!(
+        jobs(&p),
+        [
+            ("b".into(), s(&["b"]), s(&[])),
+            ("d".into(), s(&["d"]), s(&[])),
+        ]
+    );
+    assert_eq!(p.runs().count(), 2);
+}

@@ -345,6 +345,57 @@ impl Plan {
         self
     }
 
+    /// Marks a step that runs as fresh because another run materialized
+    /// it meanwhile (`why` says which), and takes it out of the Slurm jobs:
+    /// a job left without assets goes (and out of the others' `afterok`), a
+    /// group left with one asset becomes that asset's own job.
+    pub fn reuse(&mut self, asset: &str, why: String) {
+        let Some(step) = self
+            .steps
+            .iter_mut()
+            .find(|s| s.asset == asset && s.action == Action::Run)
+        else {
+            return;
+        };
+        step.action = Action::Skip;
+        step.why = why;
+        // Old job name -> new name (`None`: gone).
+        let mut renamed: HashMap<String, Option<String>> = HashMap::new();
+        for a in &mut self.allocations {
+            let Some(i) = a.assets.iter().position(|x| x == asset) else {
+                continue;
+            };
+            a.assets.remove(i);
+            if i < a.steps.len() {
+                a.steps.remove(i);
+            }
+            match a.assets.as_slice() {
+                [] => {
+                    renamed.insert(a.name.clone(), None);
+                }
+                [only] if *only != a.name => {
+                    renamed.insert(a.name.clone(), Some(only.clone()));
+                    a.name = only.clone();
+                }
+                _ => {}
+            }
+        }
+        self.allocations.retain(|a| !a.assets.is_empty());
+        for a in &mut self.allocations {
+            let mut after = Vec::new();
+            for u in &a.after {
+                let name = match renamed.get(u) {
+                    None => Some(u.clone()),
+                    Some(n) => n.clone(),
+                };
+                if let Some(name) = name.filter(|n| !after.contains(n)) {
+                    after.push(name);
+                }
+            }
+            a.after = after;
+        }
+    }
+
     /// The assets this plan runs on Slurm.
     pub fn slurm_runs(&self) -> impl Iterator<Item = &Step> {
         self.runs().filter(|s| s.target == Target::Slurm)
