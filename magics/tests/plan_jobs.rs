@@ -134,12 +134,7 @@ fn dry_run_groups_with_the_profiles_defaults_and_grouping() {
 
 #[test]
 fn a_step_another_run_materialized_leaves_the_jobs() {
-    let project = project_of(&[
-        ABC[0],
-        ABC[1],
-        ABC[2],
-        "%%asset d --own-job\nc + 1",
-    ]);
+    let project = project_of(&[ABC[0], ABC[1], ABC[2], "%%asset d --own-job\nc + 1"]);
     let mut p = plan(
         &project,
         &MaterializeArgs::default(),
@@ -175,7 +170,10 @@ fn a_step_another_run_materialized_leaves_the_jobs() {
     let a = p.step("a").unwrap();
     assert_eq!(
         (&a.action, a.why.as_str()),
-        (&slurmbook_magics::plan::Action::Skip, "materialized by run 7")
+        (
+            &slurmbook_magics::plan::Action::Skip,
+            "materialized by run 7"
+        )
     );
     // A job left without assets goes, and out of its dependents' afterok.
     p.reuse("c", "materialized by run 8".into());

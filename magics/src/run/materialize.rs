@@ -14,6 +14,7 @@ use crate::syntax::magic::MaterializeArgs;
 use crate::views::Snapshot;
 use chrono::{DateTime, Utc};
 
+use super::claims::Claim;
 use super::{DbRunLog, RunError, RunIo, Workspace};
 
 /// A planned `%materialize`: what it runs, where, and with which settings.
@@ -200,22 +201,61 @@ impl Workspace {
         Ok(ClusterLimits::from_sinfo(&out.stdout_text()))
     }
 
-    /// Runs a planned `%materialize`: records the run, executes it in the
-    /// kernel's session (`sessions`) or as Slurm jobs, and records how it
-    /// ended. Events go to `io.emit` (the caller emitted the plan).
+    /// Runs a planned `%materialize`: records the run, claims its steps
+    /// (waiting for other runs computing some of them, see
+    /// [`super::claims`]), executes it in the kernel's session (`sessions`)
+    /// or as Slurm jobs, and records how it ended. Events go to `io.emit`
+    /// (the caller emitted the plan).
     pub async fn execute<S: Sessions>(
         &mut self,
         run: &PlannedRun,
         sessions: &mut S,
         io: RunIo<'_>,
     ) -> Result<RunSummary, RunError> {
-        let result = if run.on_slurm() {
-            self.execute_slurm(run, sessions, io).await
-        } else if run.plan.runs().next().is_none() {
-            self.execute_local(run, &mut NoSession, io).await
-        } else {
-            self.execute_local(run, sessions.session(), io).await
+        let db = self.db()?;
+        db.sync_assets(&run.project.asset_rows())?;
+        // A local run's lock is held until the run is recorded as ended: a
+        // process killed before that leaves it to be closed as interrupted
+        // (state::RunClaim). Slurm runs outlive their process.
+        let (run_id, _run_claim) = match (run.run_id, run.on_slurm()) {
+            (Some(id), true) => (id, None),
+            (Some(id), false) => (id, Some(db.claim_run(id)?)),
+            (None, true) => (
+                db.begin_run(
+                    &run.plan.selection,
+                    Target::Slurm,
+                    run.args.profile.as_deref(),
+                )?,
+                None,
+            ),
+            (None, false) => {
+                let (id, claim) =
+                    db.begin_local_run(&run.plan.selection, run.args.profile.as_deref())?;
+                (id, Some(claim))
+            }
         };
+        let mut plan = run.plan.clone();
+        let claimed = self.claim_steps(&mut plan, run_id, io).await;
+        let result = match claimed {
+            Err(e) => Err(e),
+            Ok(Claim::Cancelled(summary)) => Ok(summary),
+            // Held until the run ends (dropped with this scope).
+            Ok(Claim::Held(_claims)) => {
+                if plan.slurm_runs().next().is_some() {
+                    self.execute_slurm(run, &plan, run_id, sessions, io).await
+                } else if plan.runs().next().is_none() {
+                    self.execute_local(run, &plan, run_id, &mut NoSession, io)
+                        .await
+                } else {
+                    self.execute_local(run, &plan, run_id, sessions.session(), io)
+                        .await
+                }
+            }
+        };
+        let status = result
+            .as_ref()
+            .map_or(RunStatus::Failed, RunSummary::status);
+        self.db()?.finish_run(run_id, status)?;
         // The policies' states after the run (remembered; notify on FAIL).
         if let Ok(db) = self.db() {
             if let Ok(successes) = db.last_successes() {
@@ -228,23 +268,17 @@ impl Workspace {
     async fn execute_local<S: Session>(
         &mut self,
         run: &PlannedRun,
+        plan: &Plan,
+        run_id: RunId,
         session: &mut S,
         io: RunIo<'_>,
     ) -> Result<RunSummary, RunError> {
         let store = self.store();
-        let db = self.db()?;
-        db.sync_assets(&run.project.asset_rows())?;
-        // Held until the run is recorded as ended: a process killed before
-        // that leaves it to be closed as interrupted (state::RunClaim).
-        let (run_id, _claim) = match run.run_id {
-            Some(id) => (id, db.claim_run(id)?),
-            None => db.begin_local_run(&run.plan.selection, run.args.profile.as_deref())?,
-        };
         let mut prepared = std::mem::take(&mut self.prepared);
         let db = self.db()?;
         let result = local::materialize(LocalRun {
             project: &run.project,
-            plan: &run.plan,
+            plan,
             db,
             store: &store,
             run_id,
@@ -256,16 +290,14 @@ impl Workspace {
         })
         .await;
         self.prepared = prepared;
-        let status = result
-            .as_ref()
-            .map_or(RunStatus::Failed, RunSummary::status);
-        self.db()?.finish_run(run_id, status)?;
         Ok(result?)
     }
 
     async fn execute_slurm<S: Sessions>(
         &mut self,
         run: &PlannedRun,
+        plan: &Plan,
+        run_id: RunId,
         sessions: &mut S,
         io: RunIo<'_>,
     ) -> Result<RunSummary, RunError> {
@@ -277,18 +309,9 @@ impl Workspace {
         };
         let prebuilt = self.prebuilt.clone();
         let db = self.db()?;
-        db.sync_assets(&run.project.asset_rows())?;
-        let run_id = match run.run_id {
-            Some(id) => id,
-            None => db.begin_run(
-                &run.plan.selection,
-                Target::Slurm,
-                run.args.profile.as_deref(),
-            )?,
-        };
         let result = cluster::materialize(cluster::ClusterRun {
             project: &run.project,
-            plan: &run.plan,
+            plan,
             db,
             run_id,
             settings: &run.settings,
@@ -302,10 +325,6 @@ impl Workspace {
             prebuilt: prebuilt.as_ref(),
         })
         .await;
-        let status = result
-            .as_ref()
-            .map_or(RunStatus::Failed, RunSummary::status);
-        db.finish_run(run_id, status)?;
         Ok(result?)
     }
 }

@@ -16,8 +16,11 @@
 //!   and `slurmbook status`;
 //! * [`report`]: `%runs RUN` and `%history NAME` (resource usage, timeline);
 //! * [`logs`]: `%log NAME`, the whole output of an asset's Slurm job;
+//! * [`claims`]: runs of one notebook at once: a step another run
+//!   computes is waited for and reused, never computed twice at once;
 //! * [`error`]: [`RunError`], what failed and of which kind.
 
+mod claims;
 pub mod error;
 pub mod logs;
 pub mod materialize;

@@ -61,11 +61,12 @@ impl ClaimHolder {
     }
 }
 
-/// A step to claim: an asset and the version the run computes.
+/// A step to claim: an asset, the version the run computes and where.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StepKey<'a> {
     pub asset: &'a str,
     pub version: &'a str,
+    pub target: Target,
 }
 
 /// A held claim; dropping it releases it.
@@ -113,7 +114,8 @@ fn locks_dir(db: &Path) -> PathBuf {
 
 /// The claim file of a step. Asset names are identifiers; a version that
 /// is not plain text is hashed.
-fn claim_path(db: &Path, target: Target, step: StepKey<'_>) -> PathBuf {
+fn claim_path(db: &Path, step: StepKey<'_>) -> PathBuf {
+    let target = step.target;
     let plain = |s: &str| {
         !s.is_empty() && s.len() <= 80 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
     };
@@ -166,13 +168,12 @@ fn try_claim(path: &Path, asset: &str) -> Result<Result<StepClaim, HeldStep>, st
 }
 
 impl StateDb {
-    /// Claims every step of `steps` on `target` for `holder`'s run, or none
+    /// Claims every step of `steps` for `holder`'s run, or none
     /// (see the module docs): [`Claimed::Held`] names the steps other live
     /// runs hold.
     pub fn claim_steps(
         &self,
         holder: &ClaimHolder,
-        target: Target,
         steps: &[StepKey<'_>],
     ) -> Result<Claimed, StateError> {
         let dir = locks_dir(&self.path);
@@ -193,7 +194,7 @@ impl StateDb {
         let mut claims = Vec::new();
         let mut held = Vec::new();
         for step in steps {
-            let path = claim_path(&self.path, target, *step);
+            let path = claim_path(&self.path, *step);
             match try_claim(&path, step.asset).map_err(io(&path))? {
                 Ok(claim) => claims.push(claim),
                 Err(h) => held.push(h),
@@ -260,7 +261,11 @@ mod tests {
     use super::*;
 
     fn key<'a>(asset: &'a str, version: &'a str) -> StepKey<'a> {
-        StepKey { asset, version }
+        StepKey {
+            asset,
+            version,
+            target: Target::Local,
+        }
     }
 
     #[test]
@@ -279,7 +284,7 @@ mod tests {
             process: "slurmbook kernel".into(),
         };
         let Claimed::All(mine) = db
-            .claim_steps(&first, Target::Local, &[key("x", "v1"), key("y", "v1")])
+            .claim_steps(&first, &[key("x", "v1"), key("y", "v1")])
             .unwrap()
         else {
             panic!("the first claim must succeed");
@@ -287,7 +292,7 @@ mod tests {
         assert_eq!(mine.len(), 2);
         // y is held: z is not claimed either.
         match other
-            .claim_steps(&second, Target::Local, &[key("z", "v1"), key("y", "v1")])
+            .claim_steps(&second, &[key("z", "v1"), key("y", "v1")])
             .unwrap()
         {
             Claimed::Held(held) => assert_eq!(
@@ -303,21 +308,27 @@ mod tests {
         for (target, version) in [(Target::Local, "v2"), (Target::Slurm, "v1")] {
             assert!(matches!(
                 other
-                    .claim_steps(&second, target, &[key("y", version)])
+                    .claim_steps(
+                        &second,
+                        &[StepKey {
+                            target,
+                            ..key("y", version)
+                        }]
+                    )
                     .unwrap(),
                 Claimed::All(_)
             ));
         }
         drop(mine);
         let Claimed::All(theirs) = other
-            .claim_steps(&second, Target::Local, &[key("z", "v1"), key("y", "v1")])
+            .claim_steps(&second, &[key("z", "v1"), key("y", "v1")])
             .unwrap()
         else {
             panic!("released claims are free");
         };
         assert_eq!(theirs[1].asset(), "y");
         assert!(matches!(
-            db.claim_steps(&first, Target::Local, &[key("z", "v1")]).unwrap(),
+            db.claim_steps(&first, &[key("z", "v1")]).unwrap(),
             Claimed::Held(_)
         ));
     }
@@ -326,11 +337,16 @@ mod tests {
     fn versions_that_are_not_plain_text_are_hashed_into_the_file_name() {
         let path = claim_path(
             Path::new("/n/.slurmbook/state.db"),
-            Target::Slurm,
-            key("x", "../../etc/passwd"),
+            StepKey {
+                target: Target::Slurm,
+                ..key("x", "../../etc/passwd")
+            },
         );
         let name = path.file_name().unwrap().to_str().unwrap();
-        assert!(name.starts_with("claim-slurm-") && !name.contains(".."), "{name}");
+        assert!(
+            name.starts_with("claim-slurm-") && !name.contains(".."),
+            "{name}"
+        );
         assert_eq!(path.parent().unwrap(), Path::new("/n/.slurmbook/locks"));
     }
 }

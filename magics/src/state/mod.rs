@@ -26,8 +26,8 @@ mod schema;
 mod usage;
 
 pub use assets::AssetRow;
-pub use claims::{ClaimHolder, Claimed, HeldStep, StepClaim, StepKey};
 pub use auto::{AssetFacts, AutoClaim, AutoFacts, AutoRequest, CLAIM_TIMEOUT_HOURS};
+pub use claims::{ClaimHolder, Claimed, HeldStep, StepClaim, StepKey};
 pub use jobs::RunJob;
 pub use liveness::{RunClaim, INTERRUPTED};
 pub use materializations::{Materialization, ResultRecord, StartRecord};
