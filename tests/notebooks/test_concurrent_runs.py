@@ -1,0 +1,201 @@
+"""The fault matrix (issue 18): two runs of one notebook at once — a
+kernel and `slurmbook run`, or two `slurmbook run`s — materializing
+overlapping selections. The asset both select is computed once: the
+second run says which run computes it, waits, and reuses its value; when
+the run computing it dies, the waiting run takes over. In the kernel
+(local target) and as Slurm jobs on the loopback cluster (tests/cluster).
+
+The shared asset appends a line to a side-effect file each time it runs,
+so the count of computations does not depend on what slurmbook records."""
+import os
+import re
+import signal
+import subprocess
+import time
+
+import nbformat
+
+from nbrun import ROOT, db_rows
+from test_slurm_control import reply_of, start_kernel, streamed
+from test_slurm_notebook import project_dir
+
+BINARY = ROOT / "target" / "debug" / "slurmbook"
+
+
+def shared_notebook(path, side_effects, seconds):
+    """`shared` (slow, one line in `side_effects` a computation), and `left`
+    and `right` downstream of it."""
+    cells = [
+        "%%asset shared\n"
+        "use std::io::Write;\n"
+        "let mut f = std::fs::OpenOptions::new().append(true).create(true)"
+        f".open(\"{side_effects}\").unwrap();\n"
+        "writeln!(f, \"computed\").unwrap();\n"
+        "println!(\"shared start\");\n"
+        f"for i in 0..{seconds * 2} {{\n"
+        "    println!(\"shared tick {i}\");\n"
+        "    std::thread::sleep(std::time::Duration::from_millis(500));\n"
+        "}\n"
+        "vec![1u64, 2, 3]",
+        "%%asset left\nshared.len() as u64 + 10",
+        "%%asset right\nshared.len() as u64 + 20",
+    ]
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in cells]), path)
+    return path
+
+
+def computations(side_effects):
+    return side_effects.read_text().count("computed\n") if side_effects.exists() else 0
+
+
+def read_until(proc, predicate, timeout=300):
+    """Lines of `proc` until `predicate(text so far)`; the text."""
+    text = ""
+    deadline = time.time() + timeout
+    for line in proc.stdout:
+        text += line
+        if predicate(text):
+            return text
+        assert time.time() < deadline, text
+    raise AssertionError(f"the process ended first:\n{text}")
+
+
+def cli_run(path, *args):
+    return subprocess.Popen([BINARY, "run", path, *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def finish(proc, text, timeout=600):
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, text + out
+
+
+WAITING = re.compile(r"asset `shared` is being materialized by run (\d+) \((slurmbook \w+), pid (\d+)[^)]*\); waiting for it")
+
+
+def test_a_kernel_and_the_cli_compute_a_shared_asset_once(tmp_path, monkeypatch):
+    side = tmp_path / "side-effects.txt"
+    path = shared_notebook(tmp_path / "shared.ipynb", side, seconds=8)
+    km, kc = start_kernel(path, tmp_path, monkeypatch)
+    try:
+        first = kc.execute("%materialize +left")
+        streamed(kc, first, until=lambda t: "shared start" in t)
+        proc = cli_run(path, "--select", "+right")
+        text = read_until(proc, lambda t: "waiting for it" in t)
+        m = WAITING.search(text)
+        assert m, text
+        kernel_run = int(m.group(1))
+        assert m.group(2) == "slurmbook kernel" and int(m.group(3)) == km.provisioner.process.pid, text
+        code, out = finish(proc, text)
+        kernel_text = streamed(kc, first)
+        assert reply_of(kc, first)["status"] == "ok", kernel_text
+        assert code == 0, out
+        assert f"asset `shared` was materialized by run {kernel_run} meanwhile; using its value" in out, out
+        assert "1 done, 1 fresh, 0 failed" in out, out
+        assert "shared tick" not in out, out
+        # The kernel has both values: its own and the CLI's (from the store).
+        for code in ["%load right", "assert_eq!((left, right), (13, 23));"]:
+            content = reply_of(kc, kc.execute(code))
+            assert content["status"] == "ok", (code, content)
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    assert computations(side) == 1, side.read_text()
+    assert db_rows(path, "SELECT status FROM runs ORDER BY id") == [("ok",), ("ok",)]
+    assert db_rows(path, "SELECT run_id, status FROM materializations WHERE asset = 'shared' ORDER BY id") == [
+        (kernel_run, "ok"), (kernel_run + 1, "skipped")]
+    assert sorted(db_rows(path, "SELECT asset FROM materializations WHERE status = 'ok'")) == [
+        ("left",), ("right",), ("shared",)]
+    assert db_rows(path, "SELECT CAST(value_path IS NOT NULL AS INT) FROM materializations WHERE asset = 'right'") == [(1,)]
+
+
+def test_a_waiting_run_takes_over_when_the_computing_cli_is_killed(tmp_path):
+    side = tmp_path / "side-effects.txt"
+    path = shared_notebook(tmp_path / "shared.ipynb", side, seconds=30)
+    owner = cli_run(path, "--select", "+left")
+    try:
+        read_until(owner, lambda t: "shared start" in t)
+        waiter = cli_run(path, "--select", "+right")
+        text = read_until(waiter, lambda t: "waiting for it" in t)
+        m = WAITING.search(text)
+        assert m and m.group(2) == "slurmbook run" and int(m.group(3)) == owner.pid, text
+        owner_run = int(m.group(1))
+        os.kill(owner.pid, signal.SIGKILL)
+        owner.wait(timeout=30)
+        code, out = finish(waiter, text)
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+    assert code == 0, out
+    assert (f"run {owner_run} did not materialize asset `shared` (its process ended before it finished); "
+            "materializing it in this run") in out, out
+    assert "2 done, 0 fresh, 0 failed" in out, out
+    # Computed twice, but never at once: the owner's computation ended with it.
+    assert computations(side) == 2, side.read_text()
+    oks = db_rows(path, "SELECT run_id FROM materializations WHERE asset = 'shared' AND status = 'ok'")
+    assert oks == [(owner_run + 1,)], oks
+    # The killed run is closed as interrupted by the next command.
+    status = subprocess.run([BINARY, "status", path], capture_output=True, text=True, timeout=120)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert db_rows(path, "SELECT id, status FROM runs ORDER BY id") == [
+        (owner_run, "cancelled"), (owner_run + 1, "ok")]
+
+
+def test_interrupting_a_waiting_run_cancels_it_and_leaves_the_other_alone(tmp_path):
+    side = tmp_path / "side-effects.txt"
+    path = shared_notebook(tmp_path / "shared.ipynb", side, seconds=8)
+    owner = cli_run(path, "--select", "+left")
+    try:
+        read_until(owner, lambda t: "shared start" in t)
+        waiter = cli_run(path, "--select", "+right")
+        text = read_until(waiter, lambda t: "waiting for it" in t)
+        waiter.send_signal(signal.SIGINT)
+        code, out = finish(waiter, text)
+        owner_code, owner_out = finish(owner, "")
+    finally:
+        for p in (owner,):
+            if p.poll() is None:
+                p.kill()
+    assert code != 0, out
+    assert "cancelled" in out and "panicked" not in out, out
+    assert owner_code == 0, owner_out
+    assert computations(side) == 1
+    assert db_rows(path, "SELECT status FROM runs ORDER BY id") == [("ok",), ("cancelled",)]
+
+
+def test_two_slurm_runs_submit_one_job_for_the_shared_asset(tmp_path, monkeypatch, ssh_transport):
+    project_dir(tmp_path, ssh_transport)
+    side = f"{ssh_transport.facts['scratch']}/side-{tmp_path.name}.txt"
+    path = shared_notebook(tmp_path / "shared.ipynb", side, seconds=10)
+    km, kc = start_kernel(path, tmp_path, monkeypatch)
+    try:
+        first = kc.execute("%materialize +left")
+        streamed(kc, first, until=lambda t: "shared start" in t)
+        proc = cli_run(path, "--select", "+right")
+        text = read_until(proc, lambda t: "waiting for it" in t)
+        m = WAITING.search(text)
+        assert m and m.group(2) == "slurmbook kernel", text
+        kernel_run = int(m.group(1))
+        job = db_rows(path, "SELECT job_id FROM materializations WHERE asset = 'shared'")[0][0]
+        assert f", job {job}); waiting for it" in text, text
+        code, out = finish(proc, text)
+        kernel_text = streamed(kc, first)
+        assert reply_of(kc, first)["status"] == "ok", kernel_text
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    assert code == 0, out
+    assert f"asset `shared` was materialized by run {kernel_run} meanwhile; using its value" in out, out
+    assert "1 done, 1 fresh, 0 failed" in out, out
+    count = ssh_transport.shell(f"grep -c computed {side}")
+    assert count.stdout.strip() == "1", count.stdout + count.stderr
+    # One job computed `shared`; the CLI's run submitted `right` alone, which read its value.
+    jobs = db_rows(path, "SELECT run_id, asset, job_id FROM materializations WHERE status = 'ok' ORDER BY id")
+    assert [(r, a) for r, a, _ in jobs] == [(kernel_run, "shared"), (kernel_run, "left"),
+                                            (kernel_run + 1, "right")], jobs
+    assert len({j for _, a, j in jobs if a == "shared"}) == 1
+    assert jobs[2][2] not in {jobs[0][2], jobs[1][2]}, jobs
