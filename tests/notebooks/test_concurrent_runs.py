@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import time
+import uuid
 
 import nbformat
 
@@ -36,6 +37,7 @@ def shared_notebook(path, side_effects, seconds):
         "    println!(\"shared tick {i}\");\n"
         "    std::thread::sleep(std::time::Duration::from_millis(500));\n"
         "}\n"
+        "writeln!(f, \"finished\").unwrap();\n"
         "vec![1u64, 2, 3]",
         "%%asset left\nshared.len() as u64 + 10",
         "%%asset right\nshared.len() as u64 + 20",
@@ -169,7 +171,7 @@ def test_interrupting_a_waiting_run_cancels_it_and_leaves_the_other_alone(tmp_pa
 
 def test_two_slurm_runs_submit_one_job_for_the_shared_asset(tmp_path, monkeypatch, ssh_transport):
     project_dir(tmp_path, ssh_transport)
-    side = f"{ssh_transport.facts['scratch']}/side-{tmp_path.name}.txt"
+    side = f"{ssh_transport.facts['scratch']}/side-{uuid.uuid4().hex[:12]}.txt"
     path = shared_notebook(tmp_path / "shared.ipynb", side, seconds=10)
     km, kc = start_kernel(path, tmp_path, monkeypatch)
     try:
@@ -199,3 +201,32 @@ def test_two_slurm_runs_submit_one_job_for_the_shared_asset(tmp_path, monkeypatc
                                             (kernel_run + 1, "right")], jobs
     assert len({j for _, a, j in jobs if a == "shared"}) == 1
     assert jobs[2][2] not in {jobs[0][2], jobs[1][2]}, jobs
+
+
+def test_a_slurm_job_left_running_by_a_killed_cli_is_waited_for_not_duplicated(tmp_path, ssh_transport):
+    project_dir(tmp_path, ssh_transport)
+    side = f"{ssh_transport.facts['scratch']}/side-{uuid.uuid4().hex[:12]}.txt"
+    path = shared_notebook(tmp_path / "shared.ipynb", side, seconds=10)
+    owner = cli_run(path, "--select", "+left")
+    try:
+        read_until(owner, lambda t: "shared start" in t)
+        os.kill(owner.pid, signal.SIGKILL)
+        owner.wait(timeout=30)
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+    (owner_run, job), = db_rows(path, "SELECT run_id, job_id FROM materializations WHERE asset = 'shared'")
+    waiter = cli_run(path, "--select", "+right")
+    text = read_until(waiter, lambda t: "waiting for the job" in t)
+    assert (f"asset `shared` is being materialized by job {job} of run {owner_run}, whose process ended "
+            "(its job runs on: RUNNING); waiting for the job") in text, text
+    code, out = finish(waiter, text)
+    assert code == 0, out
+    assert (f"job {job} of run {owner_run} ended without its outcome recorded (`%attach {owner_run}` records it); "
+            "materializing asset `shared` in this run") in out, out
+    assert "2 done, 0 fresh, 0 failed" in out, out
+    # Two computations, one after the other: never two jobs at once.
+    lines = ssh_transport.shell(f"cat {side}").stdout.split()
+    assert lines == ["computed", "finished", "computed", "finished"], lines
+    jobs = db_rows(path, "SELECT DISTINCT job_id FROM materializations WHERE asset = 'shared'")
+    assert len(jobs) == 2, jobs

@@ -13,7 +13,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use crate::config::Settings;
 use crate::events::{AssetState, Event, RunSummary};
+use crate::exec::cluster::ClusterError;
+use crate::exec::slurm;
 use crate::model::{MaterializationStatus, RunId};
 use crate::plan::Plan;
 use crate::state::{ClaimHolder, Claimed, HeldStep, StateDb, StateError, StepClaim, StepKey};
@@ -41,6 +44,7 @@ impl Workspace {
         &mut self,
         plan: &mut Plan,
         run_id: RunId,
+        settings: &Settings,
         io: RunIo<'_>,
     ) -> Result<Claim, RunError> {
         let holder = ClaimHolder::this_process(run_id);
@@ -49,6 +53,8 @@ impl Workspace {
         // What was said about each held step: by which run it is held.
         let mut announced: HashMap<String, Option<RunId>> = HashMap::new();
         let mut reused = HashSet::new();
+        // Jobs of dead runs this run waited for, by asset: (run, job).
+        let mut orphans: HashMap<String, (RunId, String)> = HashMap::new();
         loop {
             let db = self.db()?;
             reused.extend(reuse_done(db, plan, run_id, &waited_for, io)?);
@@ -68,10 +74,42 @@ impl Workspace {
                     // A run that held a step may have materialized it just
                     // before this round.
                     reused.extend(reuse_done(db, plan, run_id, &waited_for, io)?);
+                    let running = self.unfollowed_running(plan, run_id, settings).await?;
+                    if !running.is_empty() {
+                        // Waited for holding nothing, like a claim.
+                        drop(claims);
+                        for (asset, run, job, state) in running {
+                            if orphans.get(&asset) != Some(&(run, job.clone())) {
+                                io.emit.emit(Event::Notice {
+                                    text: format!(
+                                        "asset `{asset}` is being materialized by job {job} of run {run}, \
+                                         whose process ended (its job runs on: {state}); waiting for \
+                                         the job (`%attach {run}` follows it)"
+                                    ),
+                                });
+                                orphans.insert(asset, (run, job));
+                            }
+                        }
+                        if wait(io).await {
+                            return Ok(Claim::Cancelled(cancelled(plan, run_id, io)));
+                        }
+                        continue;
+                    }
+                    let db = self.db()?;
                     for (asset, by) in &announced {
-                        if !reused.contains(asset) {
+                        if !reused.contains(asset) && !orphans.contains_key(asset) {
                             io.emit.emit(Event::Notice {
                                 text: taking_over(db, asset, *by),
+                            });
+                        }
+                    }
+                    for (asset, (run, job)) in &orphans {
+                        if !reused.contains(asset) {
+                            io.emit.emit(Event::Notice {
+                                text: format!(
+                                    "job {job} of run {run} ended without its outcome recorded \
+                                     (`%attach {run}` records it); materializing asset `{asset}` in this run"
+                                ),
                             });
                         }
                     }
@@ -95,15 +133,58 @@ impl Workspace {
                     }
                 }
             }
-            let waited = std::time::Instant::now();
-            while waited.elapsed() < POLL * 5 {
-                if io.cancel.load(Ordering::SeqCst) {
-                    return Ok(Claim::Cancelled(cancelled(plan, run_id, io)));
-                }
-                tokio::time::sleep(POLL).await;
+            if wait(io).await {
+                return Ok(Claim::Cancelled(cancelled(plan, run_id, io)));
             }
         }
     }
+
+    /// The Slurm jobs of dead runs still computing a Slurm step of `plan`
+    /// (see [`StateDb::unfollowed_jobs`]), with their state: (asset, run,
+    /// job, state). Asks Slurm only when the database has such jobs.
+    async fn unfollowed_running(
+        &mut self,
+        plan: &Plan,
+        run_id: RunId,
+        settings: &Settings,
+    ) -> Result<Vec<(String, RunId, String, String)>, RunError> {
+        let db = self.db()?;
+        let mut candidates = Vec::new();
+        for step in plan.slurm_runs() {
+            for (run, job) in db.unfollowed_jobs(&step.asset, &step.version, run_id)? {
+                if slurm::cli::valid_job_id(&job) {
+                    candidates.push((step.asset.clone(), run, job));
+                }
+            }
+        }
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let remote = self.transport(settings);
+        let ids: Vec<&str> = candidates.iter().map(|(_, _, j)| j.as_str()).collect();
+        let queue = slurm::cli::query_queue(remote.as_ref(), &ids)
+            .await
+            .map_err(ClusterError::from)?;
+        Ok(candidates
+            .into_iter()
+            .filter_map(|(asset, run, job)| {
+                let state = queue.get(&job)?.state.clone();
+                (!slurm::cli::is_terminal_state(&state)).then_some((asset, run, job, state))
+            })
+            .collect())
+    }
+}
+
+/// Waits a while for other runs; true when the run was interrupted.
+async fn wait(io: RunIo<'_>) -> bool {
+    let waited = std::time::Instant::now();
+    while waited.elapsed() < POLL * 5 {
+        if io.cancel.load(Ordering::SeqCst) {
+            return true;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    false
 }
 
 /// Steps of `plan` that another run materialized meanwhile (at their

@@ -235,7 +235,7 @@ impl Workspace {
             }
         };
         let mut plan = run.plan.clone();
-        let claimed = self.claim_steps(&mut plan, run_id, io).await;
+        let claimed = self.claim_steps(&mut plan, run_id, &run.settings, io).await;
         let result = match claimed {
             Err(e) => Err(e),
             Ok(Claim::Cancelled(summary)) => Ok(summary),

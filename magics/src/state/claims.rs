@@ -242,6 +242,28 @@ impl StateDb {
         Ok(None)
     }
 
+    /// Slurm jobs other runs submitted for `asset` at `version` whose end
+    /// nobody recorded (still `running` in the database): their run's
+    /// process ended while they ran on (a kernel killed or restarted). By
+    /// run, with the job id.
+    pub fn unfollowed_jobs(
+        &self,
+        asset: &str,
+        version: &str,
+        run: RunId,
+    ) -> Result<Vec<(RunId, String)>, StateError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT run_id, job_id FROM materializations
+             WHERE asset = ?1 AND version = ?2 AND target = 'slurm' AND status = 'running'
+               AND job_id IS NOT NULL AND run_id IS NOT NULL AND run_id IS NOT ?3
+             ORDER BY id",
+        )?;
+        let rows = stmt
+            .query_map(params![asset, version, run], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
     /// The Slurm job of the newest materialization of `asset` by `run`.
     pub fn job_of(&self, run: RunId, asset: &str) -> Result<Option<String>, StateError> {
         Ok(self
