@@ -23,7 +23,7 @@ from test_slurm_notebook import project_dir
 BINARY = ROOT / "target" / "debug" / "slurmbook"
 
 
-def shared_notebook(path, side_effects, seconds):
+def shared_notebook(path, side_effects, seconds, left_seconds=0):
     """`shared` (slow, one line in `side_effects` a computation), and `left`
     and `right` downstream of it."""
     cells = [
@@ -39,7 +39,12 @@ def shared_notebook(path, side_effects, seconds):
         "}\n"
         "writeln!(f, \"finished\").unwrap();\n"
         "vec![1u64, 2, 3]",
-        "%%asset left\nshared.len() as u64 + 10",
+        "%%asset left\n"
+        f"for i in 0..{left_seconds * 2} {{\n"
+        "    println!(\"left tick {i}\");\n"
+        "    std::thread::sleep(std::time::Duration::from_millis(500));\n"
+        "}\n"
+        "shared.len() as u64 + 10",
         "%%asset right\nshared.len() as u64 + 20",
     ]
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in cells]), path)
@@ -113,6 +118,31 @@ def test_a_kernel_and_the_cli_compute_a_shared_asset_once(tmp_path, monkeypatch)
     assert sorted(db_rows(path, "SELECT asset FROM materializations WHERE status = 'ok'")) == [
         ("left",), ("right",), ("shared",)]
     assert db_rows(path, "SELECT CAST(value_path IS NOT NULL AS INT) FROM materializations WHERE asset = 'right'") == [(1,)]
+
+
+def test_a_kernel_releases_the_shared_asset_once_recorded_not_at_the_end_of_its_run(tmp_path, monkeypatch):
+    side = tmp_path / "side-effects.txt"
+    path = shared_notebook(tmp_path / "shared.ipynb", side, seconds=6, left_seconds=300)
+    km, kc = start_kernel(path, tmp_path, monkeypatch)
+    try:
+        first = kc.execute("%materialize +left")
+        streamed(kc, first, until=lambda t: "shared start" in t)
+        proc = cli_run(path, "--select", "+right")
+        text = read_until(proc, lambda t: "waiting for it" in t)
+        code, out = finish(proc, text)
+        assert code == 0, out
+        assert "1 done, 1 fresh, 0 failed" in out, out
+        # The CLI's run ended while the kernel's still computes `left`.
+        kernel_run = int(WAITING.search(text).group(1))
+        assert db_rows(path, "SELECT status FROM runs WHERE id = ?", kernel_run) == [("running",)]
+        assert db_rows(path, "SELECT status FROM materializations WHERE run_id = ? AND asset = 'left'",
+                       kernel_run) == [("running",)]
+        km.interrupt_kernel()
+        assert reply_of(kc, first)["status"] == "error"
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    assert computations(side) == 1
 
 
 def test_a_waiting_run_takes_over_when_the_computing_cli_is_killed(tmp_path):

@@ -50,6 +50,9 @@ pub struct LocalRun<'a, S: Session> {
     /// The effective configuration (which environment Python and bash
     /// assets run in).
     pub settings: &'a crate::config::Settings,
+    /// Called once an asset's outcome is recorded (the run service
+    /// releases its claim: see `run::claims`).
+    pub release: &'a dyn Fn(&str),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +130,7 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
         emit,
         cancel,
         settings,
+        release,
     } = run;
     let foreign_ctx = foreign::local::LocalForeign {
         project,
@@ -405,6 +409,8 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
                 summary.done.push(name.to_owned());
             }
         }
+        // Recorded: a run waiting for this asset may go on.
+        (release)(name);
     }
     // A session variable of a Python or bash asset that ran must not keep
     // its old value (the others are bound when Rust code needs them).

@@ -239,15 +239,24 @@ impl Workspace {
         let result = match claimed {
             Err(e) => Err(e),
             Ok(Claim::Cancelled(summary)) => Ok(summary),
-            // Held until the run ends (dropped with this scope).
-            Ok(Claim::Held(_claims)) => {
+            // Held until the run ends (dropped with this scope), or in the
+            // kernel until the asset's outcome is recorded.
+            Ok(Claim::Held(claims)) => {
+                let claims = std::sync::Mutex::new(claims);
+                let release = |asset: &str| {
+                    claims
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .retain(|c| c.asset() != asset);
+                };
                 if plan.slurm_runs().next().is_some() {
                     self.execute_slurm(run, &plan, run_id, sessions, io).await
                 } else if plan.runs().next().is_none() {
-                    self.execute_local(run, &plan, run_id, &mut NoSession, io)
+                    self.execute_local(run, &plan, run_id, &mut NoSession, &release, io)
                         .await
                 } else {
-                    self.execute_local(run, &plan, run_id, sessions.session(), io)
+                    let session = sessions.session();
+                    self.execute_local(run, &plan, run_id, session, &release, io)
                         .await
                 }
             }
@@ -271,6 +280,7 @@ impl Workspace {
         plan: &Plan,
         run_id: RunId,
         session: &mut S,
+        release: &dyn Fn(&str),
         io: RunIo<'_>,
     ) -> Result<RunSummary, RunError> {
         let store = self.store();
@@ -287,6 +297,7 @@ impl Workspace {
             emit: io.emit,
             cancel: io.cancel,
             settings: &run.settings,
+            release,
         })
         .await;
         self.prepared = prepared;
