@@ -167,6 +167,29 @@ fn try_claim(path: &Path, asset: &str) -> Result<Result<StepClaim, HeldStep>, st
     }
 }
 
+/// Removes the claim files nobody holds (left by processes that were
+/// killed: their locks went with them, their files stayed). Each is
+/// removed while locked, so a run claiming it meanwhile sees that its file
+/// is gone and opens the path again (see [`try_claim`]).
+pub(super) fn sweep_abandoned(db: &Path) {
+    let Ok(entries) = std::fs::read_dir(locks_dir(db)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with("claim-") && name.ends_with(".lock")) {
+            continue;
+        }
+        let path = entry.path();
+        if let Ok(file) = OpenOptions::new().write(true).open(&path) {
+            if file.try_lock().is_ok() {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+}
+
 impl StateDb {
     /// Claims every step of `steps` for `holder`'s run, or none
     /// (see the module docs): [`Claimed::Held`] names the steps other live
@@ -351,6 +374,30 @@ mod tests {
         assert_eq!(theirs[1].asset(), "y");
         assert!(matches!(
             db.claim_steps(&first, &[key("z", "v1")]).unwrap(),
+            Claimed::Held(_)
+        ));
+    }
+
+    #[test]
+    fn claim_files_nobody_holds_are_swept_and_held_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path()).unwrap();
+        let holder = ClaimHolder {
+            run: 1,
+            pid: 11,
+            process: "slurmbook run".into(),
+        };
+        let Claimed::All(held) = db.claim_steps(&holder, &[key("x", "v1")]).unwrap() else {
+            panic!("free");
+        };
+        // A killed process's claim: its file left, its lock gone.
+        let left = claim_path(db.path(), key("y", "v1"));
+        std::fs::write(&left, "{}").unwrap();
+        sweep_abandoned(db.path());
+        assert!(!left.exists());
+        assert!(held[0].path.exists());
+        assert!(matches!(
+            db.claim_steps(&holder, &[key("x", "v1")]).unwrap(),
             Claimed::Held(_)
         ));
     }

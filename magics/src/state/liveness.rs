@@ -140,6 +140,8 @@ impl StateDb {
             closed.extend(assets);
         }
         tx.commit()?;
+        // Their steps' claims went with their processes; their files go too.
+        super::claims::sweep_abandoned(&self.path);
         Ok(closed)
     }
 }
