@@ -145,6 +145,30 @@ def test_a_kernel_releases_the_shared_asset_once_recorded_not_at_the_end_of_its_
     assert computations(side) == 1
 
 
+def test_an_asset_cell_run_while_the_cli_computes_it_waits_and_gets_its_value(tmp_path, monkeypatch):
+    side = tmp_path / "side-effects.txt"
+    path = shared_notebook(tmp_path / "shared.ipynb", side, seconds=15)
+    source = nbformat.read(path, as_version=4).cells[0].source
+    km, kc = start_kernel(path, tmp_path, monkeypatch)
+    owner = cli_run(path, "--select", "+left")
+    try:
+        read_until(owner, lambda t: "shared start" in t)
+        cell = kc.execute(source)
+        text = streamed(kc, cell, until=lambda t: "waiting for it" in t)
+        assert WAITING.search(text), text
+        owner_code, owner_out = finish(owner, "")
+        assert owner_code == 0, owner_out
+        assert reply_of(kc, cell)["status"] == "ok"
+        check = reply_of(kc, kc.execute("assert_eq!(shared, vec![1u64, 2, 3]);"))
+        assert check["status"] == "ok", check
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    assert computations(side) == 1
+
+
 def test_a_waiting_run_takes_over_when_the_computing_cli_is_killed(tmp_path):
     side = tmp_path / "side-effects.txt"
     path = shared_notebook(tmp_path / "shared.ipynb", side, seconds=30)

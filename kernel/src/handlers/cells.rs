@@ -37,6 +37,8 @@ impl Emit for CellEvents<'_> {
                 &text,
             ),
             Event::Display { data, .. } => self.out.display(data.into_iter().collect(), None),
+            // Words on the run: waiting for another run computing the asset.
+            Event::Notice { text } => self.out.stream("stderr", &format!("{text}\n")),
             Event::Check {
                 check,
                 passed,

@@ -7,6 +7,7 @@ pub mod connect;
 pub mod foreign;
 pub mod job_env;
 pub mod local;
+mod local_fresh;
 pub mod prebuilt;
 pub mod remote_build;
 pub mod session;

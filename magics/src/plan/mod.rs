@@ -50,6 +50,11 @@ pub struct Step {
     pub after: Vec<String>,
     pub version: String,
     pub checks: Vec<String>,
+    /// Fresh because another run materialized it while this one waited
+    /// (see [`Plan::reuse`]): in the kernel its value is loaded into the
+    /// session, as if this run had computed it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reused: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -233,6 +238,7 @@ pub fn cell_plan(project: &Project, name: &str) -> Plan {
                 .map(|v| v.version.clone())
                 .unwrap_or_default(),
             checks: project.checks_of(name).map(|c| c.name.clone()).collect(),
+            reused: false,
         }],
         jobs: None,
         allocations: Vec::new(),
@@ -313,6 +319,7 @@ pub fn plan_steps_with(
                     .map(|v| v.version.clone())
                     .unwrap_or_default(),
                 checks: project.checks_of(name).map(|c| c.name.clone()).collect(),
+                reused: false,
             }
         })
         .collect::<Vec<Step>>();
@@ -359,6 +366,7 @@ impl Plan {
         };
         step.action = Action::Skip;
         step.why = why;
+        step.reused = true;
         // Old job name -> new name (`None`: gone).
         let mut renamed: HashMap<String, Option<String>> = HashMap::new();
         for a in &mut self.allocations {

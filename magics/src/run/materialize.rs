@@ -251,7 +251,12 @@ impl Workspace {
                 };
                 if plan.slurm_runs().next().is_some() {
                     self.execute_slurm(run, &plan, run_id, sessions, io).await
-                } else if plan.runs().next().is_none() {
+                } else if plan.runs().next().is_none()
+                    && !plan
+                        .steps
+                        .iter()
+                        .any(|s| s.reused && s.target == Target::Local)
+                {
                     self.execute_local(run, &plan, run_id, &mut NoSession, &release, io)
                         .await
                 } else {
