@@ -8,6 +8,12 @@
 //! process died: the claim of a dead process is void). Waiting holds no
 //! claim, so two runs never wait for each other; an interrupt (the cancel
 //! flag) ends the wait and the run as cancelled.
+//!
+//! A Slurm job outlives the process that submitted it: a Slurm step whose
+//! claim is free but which a dead run's job still computes (its row still
+//! `running`, the job still in `squeue`) is waited for too, and computed
+//! here once that job has ended (its outcome is recorded by `%attach` of
+//! its run, not by this one).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
