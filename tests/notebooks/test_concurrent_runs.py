@@ -223,9 +223,9 @@ def test_interrupting_a_waiting_run_cancels_it_and_leaves_the_other_alone(tmp_pa
     assert db_rows(path, "SELECT status FROM runs ORDER BY id") == [("ok",), ("cancelled",)]
 
 
-def test_two_slurm_runs_submit_one_job_for_the_shared_asset(tmp_path, monkeypatch, ssh_transport):
-    project_dir(tmp_path, ssh_transport)
-    side = f"{ssh_transport.facts['scratch']}/side-{uuid.uuid4().hex[:12]}.txt"
+def test_two_slurm_runs_submit_one_job_for_the_shared_asset(tmp_path, monkeypatch, transport):
+    project_dir(tmp_path, transport)
+    side = f"{transport.facts['scratch']}/side-{uuid.uuid4().hex[:12]}.txt"
     path = shared_notebook(tmp_path / "shared.ipynb", side, seconds=10)
     km, kc = start_kernel(path, tmp_path, monkeypatch)
     try:
@@ -247,7 +247,7 @@ def test_two_slurm_runs_submit_one_job_for_the_shared_asset(tmp_path, monkeypatc
     assert code == 0, out
     assert f"asset `shared` was materialized by run {kernel_run} meanwhile; using its value" in out, out
     assert "1 done, 1 fresh, 0 failed" in out, out
-    count = ssh_transport.shell(f"grep -c computed {side}")
+    count = transport.shell(f"grep -c computed {side}")
     assert count.stdout.strip() == "1", count.stdout + count.stderr
     # One job computed `shared`; the CLI's run submitted `right` alone, which read its value.
     jobs = db_rows(path, "SELECT run_id, asset, job_id FROM materializations WHERE status = 'ok' ORDER BY id")
@@ -257,9 +257,9 @@ def test_two_slurm_runs_submit_one_job_for_the_shared_asset(tmp_path, monkeypatc
     assert jobs[2][2] not in {jobs[0][2], jobs[1][2]}, jobs
 
 
-def test_a_slurm_job_left_running_by_a_killed_cli_is_waited_for_not_duplicated(tmp_path, ssh_transport):
-    project_dir(tmp_path, ssh_transport)
-    side = f"{ssh_transport.facts['scratch']}/side-{uuid.uuid4().hex[:12]}.txt"
+def test_a_slurm_job_left_running_by_a_killed_cli_is_waited_for_not_duplicated(tmp_path, transport):
+    project_dir(tmp_path, transport)
+    side = f"{transport.facts['scratch']}/side-{uuid.uuid4().hex[:12]}.txt"
     path = shared_notebook(tmp_path / "shared.ipynb", side, seconds=10)
     owner = cli_run(path, "--select", "+left")
     try:
@@ -280,7 +280,7 @@ def test_a_slurm_job_left_running_by_a_killed_cli_is_waited_for_not_duplicated(t
             "materializing asset `shared` in this run") in out, out
     assert "2 done, 0 fresh, 0 failed" in out, out
     # Two computations, one after the other: never two jobs at once.
-    lines = ssh_transport.shell(f"cat {side}").stdout.split()
+    lines = transport.shell(f"cat {side}").stdout.split()
     assert lines == ["computed", "finished", "computed", "finished"], lines
     jobs = db_rows(path, "SELECT DISTINCT job_id FROM materializations WHERE asset = 'shared'")
     assert len(jobs) == 2, jobs
