@@ -96,7 +96,8 @@ impl Workspace {
                                 orphans.insert(asset, (run, job));
                             }
                         }
-                        if wait(io).await {
+                        // (Each look asks Slurm: less often.)
+                        if wait(io, POLL * 25).await {
                             return Ok(Claim::Cancelled(cancelled(plan, run_id, io)));
                         }
                         continue;
@@ -139,7 +140,7 @@ impl Workspace {
                     }
                 }
             }
-            if wait(io).await {
+            if wait(io, POLL * 5).await {
                 return Ok(Claim::Cancelled(cancelled(plan, run_id, io)));
             }
         }
@@ -181,10 +182,10 @@ impl Workspace {
     }
 }
 
-/// Waits a while for other runs; true when the run was interrupted.
-async fn wait(io: RunIo<'_>) -> bool {
+/// Waits `how_long` for other runs; true when the run was interrupted.
+async fn wait(io: RunIo<'_>, how_long: Duration) -> bool {
     let waited = std::time::Instant::now();
-    while waited.elapsed() < POLL * 5 {
+    while waited.elapsed() < how_long {
         if io.cancel.load(Ordering::SeqCst) {
             return true;
         }
