@@ -8,6 +8,7 @@ the run computing it dies, the waiting run takes over. In the kernel
 The shared asset appends a line to a side-effect file each time it runs,
 so the count of computations does not depend on what slurmbook records."""
 import os
+import pathlib
 import re
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import time
 import uuid
 
 import nbformat
+import pytest
 
 from nbrun import ROOT, db_rows
 from test_slurm_control import reply_of, start_kernel, streamed
@@ -36,6 +38,10 @@ def shared_notebook(path, side_effects, seconds, left_seconds=0):
         f"for i in 0..{seconds * 2} {{\n"
         "    println!(\"shared tick {i}\");\n"
         "    std::thread::sleep(std::time::Duration::from_millis(500));\n"
+        "}\n"
+        f"if std::path::Path::new(\"{side_effects}.fail\").exists() {{\n"
+        f"    std::fs::remove_file(\"{side_effects}.fail\").unwrap();\n"
+        "    panic!(\"failing once, as asked\");\n"
         "}\n"
         "writeln!(f, \"finished\").unwrap();\n"
         "vec![1u64, 2, 3]",
@@ -199,6 +205,35 @@ def test_a_waiting_run_takes_over_when_the_computing_cli_is_killed(tmp_path):
     assert status.returncode == 0, status.stdout + status.stderr
     assert db_rows(path, "SELECT id, status FROM runs ORDER BY id") == [
         (owner_run, "cancelled"), (owner_run + 1, "ok")]
+
+
+@pytest.mark.parametrize("how", ["cancelled", "failed"])
+def test_a_waiting_run_computes_what_the_other_run_cancelled_or_failed(tmp_path, how):
+    side = tmp_path / "side-effects.txt"
+    path = shared_notebook(tmp_path / "shared.ipynb", side, seconds=6 if how == "failed" else 20)
+    if how == "failed":
+        pathlib.Path(f"{side}.fail").write_text("")
+    owner = cli_run(path, "--select", "+left")
+    try:
+        read_until(owner, lambda t: "shared start" in t)
+        waiter = cli_run(path, "--select", "+right")
+        text = read_until(waiter, lambda t: "waiting for it" in t)
+        owner_run = int(WAITING.search(text).group(1))
+        if how == "cancelled":
+            owner.send_signal(signal.SIGINT)
+        owner_code, owner_out = finish(owner, "")
+        code, out = finish(waiter, text)
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+    assert owner_code != 0, owner_out
+    assert code == 0, out
+    said = {"cancelled": "it was cancelled)", "failed": "it failed: "}[how]
+    assert f"run {owner_run} did not materialize asset `shared` ({said}" in out, out
+    assert "materializing it in this run" in out and "2 done, 0 fresh, 0 failed" in out, out
+    assert computations(side) == 2
+    assert db_rows(path, "SELECT run_id, status FROM materializations WHERE asset = 'shared' ORDER BY id") == [
+        (owner_run, how), (owner_run + 1, "ok")]
 
 
 def test_interrupting_a_waiting_run_cancels_it_and_leaves_the_other_alone(tmp_path):
