@@ -236,6 +236,32 @@ def test_a_waiting_run_computes_what_the_other_run_cancelled_or_failed(tmp_path,
         (owner_run, how), (owner_run + 1, "ok")]
 
 
+def test_interrupting_a_waiting_kernel_keeps_its_session(tmp_path, monkeypatch):
+    side = tmp_path / "side-effects.txt"
+    path = shared_notebook(tmp_path / "shared.ipynb", side, seconds=15)
+    km, kc = start_kernel(path, tmp_path, monkeypatch)
+    owner = cli_run(path, "--select", "+left")
+    try:
+        assert reply_of(kc, kc.execute("let keep = 41u32;"))["status"] == "ok"
+        read_until(owner, lambda t: "shared start" in t)
+        cell = kc.execute("%materialize +right")
+        streamed(kc, cell, until=lambda t: "waiting for it" in t)
+        km.interrupt_kernel()
+        reply = reply_of(kc, cell)
+        assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt", reply
+        assert "the session's variables are kept" in reply["evalue"], reply
+        assert reply_of(kc, kc.execute("assert_eq!(keep + 1, 42);"))["status"] == "ok"
+        owner_code, owner_out = finish(owner, "")
+        assert owner_code == 0, owner_out
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    assert computations(side) == 1
+    assert db_rows(path, "SELECT status FROM runs ORDER BY id") == [("ok",), ("cancelled",)]
+
+
 def test_interrupting_a_waiting_run_cancels_it_and_leaves_the_other_alone(tmp_path):
     side = tmp_path / "side-effects.txt"
     path = shared_notebook(tmp_path / "shared.ipynb", side, seconds=8)

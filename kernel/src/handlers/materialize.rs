@@ -42,6 +42,9 @@ impl RustKernel {
             cancel: &self.cancel,
             gate: &self.output_gate,
         };
+        // Whether an interrupt restarted evcxr (not when the run was
+        // interrupted while it waited for another run, say).
+        let epoch = self.engine.epoch();
         let summary = self
             .workspace
             .execute(&run, &mut session, io)
@@ -52,7 +55,8 @@ impl RustKernel {
                 return Err(error);
             }
         }
-        run_result(&summary, &events, run.on_slurm())
+        let restarted = self.engine.epoch() != epoch;
+        run_result(&summary, &events, run.on_slurm(), restarted)
     }
 }
 
@@ -79,6 +83,7 @@ pub(super) fn run_result(
     summary: &RunSummary,
     events: &JupyterEvents<'_>,
     slurm: bool,
+    restarted: bool,
 ) -> Result<CellResult, ErrorInfo> {
     if slurm && !summary.cancelled.is_empty() && events.failures().is_empty() {
         return Err(ErrorInfo::new(
@@ -90,10 +95,15 @@ pub(super) fn run_result(
         ));
     }
     if !slurm && !summary.cancelled.is_empty() {
+        let session = if restarted {
+            "evcxr was restarted and the session's variables were lost"
+        } else {
+            "the session's variables are kept"
+        };
         return Err(ErrorInfo::new(
             "KeyboardInterrupt",
             format!(
-                "the run was interrupted: {} cancelled; evcxr was restarted and the session's variables were lost",
+                "the run was interrupted: {} cancelled; {session}",
                 summary.cancelled.join(", ")
             ),
         ));

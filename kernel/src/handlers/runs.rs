@@ -95,7 +95,7 @@ impl RustKernel {
             .attach(&run, io)
             .await
             .map_err(|e| run_error(&format!("%attach {}", run.id), e))?;
-        run_result(&summary, &events, true)
+        run_result(&summary, &events, true, false)
     }
 
     /// `%cancel [RUN]`.
