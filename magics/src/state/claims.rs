@@ -23,7 +23,6 @@ use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::materializations::MAT_COLUMNS;
 use super::{Materialization, StateDb, StateError};
 use crate::model::{RunId, Target};
 
@@ -238,9 +237,10 @@ impl StateDb {
         Ok(Claimed::All(claims))
     }
 
-    /// A success of `asset` at `version` on `target` by another run than
-    /// `run`: by one of `from` (runs this run waited for), or by any run
-    /// when `any_run`. The newest.
+    /// The last success of `asset` (what freshness and the downstream
+    /// steps read) when it is at `version` on `target` and by another run
+    /// than `run`: by one of `from` (runs this run waited for), or by any
+    /// run when `any_run`.
     pub fn success_elsewhere(
         &self,
         asset: &str,
@@ -250,19 +250,12 @@ impl StateDb {
         from: &[RunId],
         any_run: bool,
     ) -> Result<Option<Materialization>, StateError> {
-        let sql = format!(
-            "SELECT {MAT_COLUMNS} FROM materializations
-             WHERE asset = ?1 AND version = ?2 AND target = ?3 AND status = 'ok'
-               AND run_id IS NOT ?4
-             ORDER BY COALESCE(finished_at, started_at) DESC, id DESC"
-        );
-        let rows = self.query_mats(&sql, params![asset, version, target.as_str(), run])?;
-        for m in rows {
-            if any_run || m.run_id.is_some_and(|r| from.contains(&r)) {
-                return Ok(Some(m));
-            }
-        }
-        Ok(None)
+        Ok(self.last_success(asset)?.filter(|m| {
+            m.version == version
+                && m.target == target
+                && m.run_id != Some(run)
+                && (any_run || m.run_id.is_some_and(|r| from.contains(&r)))
+        }))
     }
 
     /// Slurm jobs other runs submitted for `asset` at `version` whose end
@@ -400,6 +393,51 @@ mod tests {
             db.claim_steps(&holder, &[key("x", "v1")]).unwrap(),
             Claimed::Held(_)
         ));
+    }
+
+    #[test]
+    fn only_the_last_success_at_the_version_by_another_run_is_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path()).unwrap();
+        let run = db.begin_run("x", Target::Local, None).unwrap();
+        let ups = std::collections::BTreeMap::new();
+        let ok = |version: &str| {
+            let id = db
+                .record_start(&super::super::StartRecord {
+                    run_id: Some(run),
+                    asset: "x",
+                    version,
+                    own_hash: "h",
+                    upstream_versions: &ups,
+                    target: Target::Local,
+                    job_id: None,
+                    node: None,
+                })
+                .unwrap();
+            db.record_result(id, &super::super::ResultRecord::default())
+                .unwrap();
+        };
+        ok("v1");
+        ok("v2");
+        let found = |version: &str, target, me, from: &[RunId], any| {
+            db.success_elsewhere("x", version, target, me, from, any)
+                .unwrap()
+                .map(|m| m.version)
+        };
+        // v1 was materialized, but the last success is v2's.
+        assert_eq!(found("v1", Target::Local, run + 1, &[], true), None);
+        assert_eq!(
+            found("v2", Target::Local, run + 1, &[], true).as_deref(),
+            Some("v2")
+        );
+        assert_eq!(found("v2", Target::Slurm, run + 1, &[], true), None);
+        // --force: only a run waited for counts; never this run itself.
+        assert_eq!(found("v2", Target::Local, run + 1, &[], false), None);
+        assert_eq!(
+            found("v2", Target::Local, run + 1, &[run], false).as_deref(),
+            Some("v2")
+        );
+        assert_eq!(found("v2", Target::Local, run, &[run], true), None);
     }
 
     #[test]
