@@ -308,6 +308,7 @@ pub fn allocation_watch_jobs(
                     .map(|j| j.after.clone())
                     .unwrap_or_default(),
                 step_of: a.is_group().then(|| a.name.clone()),
+                task: None,
             });
         }
     }

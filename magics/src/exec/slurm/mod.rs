@@ -40,6 +40,7 @@
 //! ```
 
 pub mod accounting;
+pub mod array;
 pub mod cli;
 pub mod driver;
 pub mod follow;
@@ -56,7 +57,7 @@ pub mod watch;
 pub use cli::cancel;
 pub use driver::submit_allocations;
 pub use gate::OutputGate;
-pub use jobs::WatchJob;
+pub use jobs::{ArrayTask, WatchJob};
 pub use protocol::{steps_file, BundleEvent, JobUsage, StepLine, StepStatus};
 pub use run_log::{NoRunLog, RunLog, RunLogError};
 pub use submit::{

@@ -116,6 +116,7 @@ fn refusal_hint(stderr: &str) -> String {
         .unwrap_or_default()
 }
 
+/// What `sbatch --parsable` prints: the job's (or the array's) id, digits.
 fn check_job_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 20 && id.bytes().all(|b| b.is_ascii_digit())
 }
@@ -293,12 +294,17 @@ mkdir -p "$d" || fail - ''
     }
     for j in &order {
         let a = &j.asset;
+        // An array's tasks write files of their own: `a_ARRAYID_INDEX`.
+        let stem = match j.sbatch.array {
+            Some(_) => format!("{a}_%A_%a"),
+            None => a.clone(),
+        };
         let mut argv: Vec<String> = vec![
             "sbatch".into(),
             "--parsable".into(),
             quote(&format!("--job-name=sb-{run_tag}-{a}")).into_owned(),
-            format!("\"--output=$d/{a}.out\""),
-            format!("\"--error=$d/{a}.err\""),
+            format!("\"--output=$d/{stem}.out\""),
+            format!("\"--error=$d/{stem}.err\""),
             "--open-mode=append".into(),
             "--kill-on-invalid-dep=yes".into(),
         ];
@@ -435,6 +441,20 @@ mod tests {
             "{s}"
         );
         assert!(!s.contains("sbatch --partition"), "{s}");
+    }
+
+    #[test]
+    fn an_array_job_writes_a_file_pair_per_task() {
+        let mut j = job("sim", &[]);
+        j.sbatch.set("array", "0-99%16").unwrap();
+        let s = submit_script("/scratch/run1", "r1", &[j, job("report", &["sim"])]).unwrap();
+        assert!(s.contains("#SBATCH --array=0-99%16\n"), "{s}");
+        assert!(
+            s.contains("\"--output=$d/sim_%A_%a.out\" \"--error=$d/sim_%A_%a.err\""),
+            "{s}"
+        );
+        assert!(s.contains("\"--output=$d/report.out\""), "{s}");
+        assert!(s.contains("\"--dependency=afterok:${J_sim}\""), "{s}");
     }
 
     #[test]

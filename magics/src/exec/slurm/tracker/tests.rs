@@ -12,6 +12,7 @@ fn job(asset: &str, id: &str, after: &[&str]) -> WatchJob {
         job_id: id.into(),
         after: after.iter().map(|s| s.to_string()).collect(),
         step_of: None,
+        task: None,
     }
 }
 
