@@ -75,6 +75,11 @@ pub struct Allocation {
     pub assets: Vec<String>,
     /// Allocations it waits for (`afterok`).
     pub after: Vec<String>,
+    /// Those of `after` it waits for task by task instead (`aftercorr`):
+    /// a `--partitions-like` array after the array of the asset it is
+    /// partitioned like, running the same partitions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after_corr: Vec<String>,
     /// What the job asks Slurm for.
     pub sbatch: SbatchRequest,
     /// Per asset (same order as `assets`); for a group's `srun`s.
@@ -280,6 +285,7 @@ pub fn plan_allocations(
                     name,
                     assets,
                     after,
+                    after_corr: Vec::new(),
                     sbatch: i.sbatch.clone(),
                     steps: step_res,
                     note: i.note.clone(),
@@ -289,6 +295,7 @@ pub fn plan_allocations(
                 name,
                 assets,
                 after,
+                after_corr: Vec::new(),
                 sbatch: group_sbatch(&members, &ups, &infos, limits, &pos),
                 steps: step_res,
                 note: None,
