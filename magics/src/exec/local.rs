@@ -128,6 +128,14 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
         cancel,
         settings,
     } = run;
+    let sweep = super::sweep::SweepRun {
+        project,
+        db,
+        store,
+        run_id,
+        emit,
+        cancel,
+    };
     let foreign_ctx = foreign::local::LocalForeign {
         project,
         settings,
@@ -268,6 +276,10 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
                     message: f.message,
                     detail: vec![f.detail],
                 })
+        } else if step.partitions.is_some() {
+            super::sweep::run(&sweep, session, step, version)
+                .await
+                .map(|()| None)
         } else {
             match bind_foreign_upstreams(project, db, session, name, &mut foreign_values).await {
                 Err(e) => Err(e),

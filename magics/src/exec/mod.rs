@@ -11,6 +11,7 @@ pub mod prebuilt;
 pub mod remote_build;
 pub mod session;
 pub mod slurm;
+pub mod sweep;
 pub mod usage;
 
 use crate::events::{AssetState, Emit, Event};
