@@ -40,8 +40,6 @@ pub enum PartitionsError {
     NotPartitioned { asset: String },
     #[error("`{asset}` is a {lang} asset: partitions are for Rust assets")]
     Foreign { asset: String, lang: String },
-    #[error("`{asset}` is partitioned and would run on Slurm: Slurm job arrays for partitioned assets are not supported yet; materialize it with --target local")]
-    SlurmNotYet { asset: String },
     #[error(transparent)]
     State(#[from] StateError),
 }
@@ -328,11 +326,6 @@ pub fn plan_partitions(
             step.action = Action::Run;
             step.why = format!("partitions: {}", parts.summary());
         }
-        if step.action == Action::Run && step.target == Target::Slurm {
-            return Err(PartitionsError::SlurmNotYet {
-                asset: step.asset.clone(),
-            });
-        }
         step.partitions = Some(StepPartitions {
             total: parts.keys.len(),
             run,
@@ -361,11 +354,6 @@ pub fn plan_partitions(
         if let Some((up, _)) = up {
             step.action = Action::Run;
             step.why = format!("partitions of upstream {up} run");
-            if step.target == Target::Slurm && step.partitions.is_some() {
-                return Err(PartitionsError::SlurmNotYet {
-                    asset: step.asset.clone(),
-                });
-            }
             if step.partitions.is_some() {
                 reran.push(step.asset.clone());
             }

@@ -429,7 +429,9 @@ impl Plan {
                 continue;
             };
             let Some(p) = run_of(asset) else { continue };
-            let Some(up) = p.like.as_deref() else { continue };
+            let Some(up) = p.like.as_deref() else {
+                continue;
+            };
             let same = run_of(up).is_some_and(|u| u.run == p.run);
             if same && a.after.iter().any(|x| x == up) {
                 a.after_corr.push(up.to_string());

@@ -33,11 +33,9 @@
 use std::collections::{HashMap, HashSet};
 
 use super::jobs::WatchJob;
-use super::submit::{
-    env_prelude, submit_script_ext, JobEnv, JobSpec, SubmitError, SubmitExtras,
-};
 #[cfg(test)]
 use super::submit::submit_script_with;
+use super::submit::{env_prelude, submit_script_ext, JobEnv, JobSpec, SubmitError, SubmitExtras};
 use crate::model::is_identifier;
 use crate::plan::sbatch::check_value;
 use crate::plan::{Allocation, StepResources};

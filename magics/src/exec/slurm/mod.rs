@@ -61,8 +61,8 @@ pub use jobs::{ArrayTask, WatchJob};
 pub use protocol::{steps_file, BundleEvent, JobUsage, StepLine, StepStatus};
 pub use run_log::{NoRunLog, RunLog, RunLogError};
 pub use submit::{
-    env_prelude, job_script, submit_all, submit_script, submit_script_ext, submit_script_with, JobEnv,
-    JobSpec, SubmitError, SubmitExtras,
+    env_prelude, job_script, submit_all, submit_script, submit_script_ext, submit_script_with,
+    JobEnv, JobSpec, SubmitError, SubmitExtras,
 };
 pub use watch::{watch_jobs, watch_run, JobOutcome, SlurmJobsResult, WatchError, WatchRun};
 

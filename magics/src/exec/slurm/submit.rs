@@ -537,7 +537,9 @@ mod tests {
             s.contains("\"--dependency=afterok:${J_sim}:${J_post}\""),
             "{s}"
         );
-        let file = s.find("cat > \"$d/sim.tasks.json\" <<'SLURMBOOK_EOF_").unwrap();
+        let file = s
+            .find("cat > \"$d/sim.tasks.json\" <<'SLURMBOOK_EOF_")
+            .unwrap();
         assert!(file < s.find("J_sim=$(sbatch").unwrap(), "{s}");
         for bad in ["../x", ".hidden", "a b", "a;b", ""] {
             let extras = SubmitExtras {
