@@ -67,21 +67,14 @@ impl<'a> JupyterEvents<'a> {
     }
 }
 
-/// Prefixes every line start in `text` with `[asset] ` (`sim[17] ` for a
-/// task of a job array: its label already has brackets).
+/// Prefixes every line start in `text` with `[asset] `.
 pub fn prefix_lines(asset: &str, text: &str, at_line_start: &mut bool) -> String {
     let mut out = String::with_capacity(text.len() + asset.len() + 3);
-    let task = asset.ends_with(']');
     for piece in text.split_inclusive('\n') {
         if *at_line_start {
-            if task {
-                out.push_str(asset);
-                out.push(' ');
-            } else {
-                out.push('[');
-                out.push_str(asset);
-                out.push_str("] ");
-            }
+            out.push('[');
+            out.push_str(asset);
+            out.push_str("] ");
         }
         out.push_str(piece);
         *at_line_start = piece.ends_with('\n');
@@ -287,11 +280,6 @@ mod tests {
         assert_eq!(prefix_lines("a", "x\ny", &mut start), "[a] x\n[a] y");
         assert!(!start);
         assert_eq!(prefix_lines("a", "z\n", &mut start), "z\n");
-        let mut start = true;
-        assert_eq!(
-            prefix_lines("sim[17]", "x\ny\n", &mut start),
-            "sim[17] x\nsim[17] y\n"
-        );
         assert!(start);
     }
 }
