@@ -254,3 +254,28 @@ fn group_names_do_not_clash_with_assets() {
     let names: Vec<&str> = a.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(names, ["alloc_x_", "alloc_x"]);
 }
+
+#[test]
+fn an_array_is_a_job_of_its_own_chained_with_the_groups() {
+    let mut sim = step("sim", &["prep"], &[]);
+    sim.sbatch.set("array", "0-99%16").unwrap();
+    let steps = vec![
+        step("prep", &[], &[]),
+        step("setup", &["prep"], &[]),
+        sim,
+        step("report", &["sim", "setup"], &[]),
+        step("publish", &["report"], &[]),
+    ];
+    let a = plan_allocations(&steps, JobGrouping::Grouped, &limits());
+    assert_eq!(
+        shape(&a),
+        [
+            (vec!["prep", "setup"], vec![]),
+            (vec!["sim"], vec!["alloc_prep"]),
+            (vec!["report", "publish"], vec!["alloc_prep", "sim"]),
+        ]
+    );
+    assert_eq!(a[1].note.as_deref(), Some("job array"));
+    assert_eq!(flag(&a[1], "array").as_deref(), Some("0-99%16"));
+    assert_eq!(flag(&a[0], "array"), None);
+}
