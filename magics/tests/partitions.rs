@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use slurmbook_magics::model::MaterializationStatus;
 use slurmbook_magics::partitions::{self, PartState};
 use slurmbook_magics::plan::Action;
-use slurmbook_magics::run::{RunError, Workspace};
+use slurmbook_magics::run::Workspace;
 use slurmbook_magics::state::{ResultRecord, StartRecord};
 use slurmbook_magics::{parse_selection, MaterializeArgs, Project, Target};
 
