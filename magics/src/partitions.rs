@@ -155,9 +155,12 @@ pub fn keys_of(
                 })?;
             let path = match (&last.value_path, last.target) {
                 (Some(p), Target::Local) => p.clone(),
-                (Some(p), Target::Slurm) => {
-                    return Err(unreadable(format!("it is on the cluster, {p}")))
-                }
+                // A value on the cluster is read from its copy in the local
+                // store (the run service fetches it before planning).
+                (Some(p), Target::Slurm) => match fetched_copy(project, &from, &last.version) {
+                    Some(copy) => copy,
+                    None => return Err(unreadable(format!("it is on the cluster, {p}"))),
+                },
                 (None, _) => return Err(unreadable("it was not stored as JSON".into())),
             };
             let bytes = std::fs::read(&path).map_err(|e| unreadable(format!("{path}: {e}")))?;
@@ -172,6 +175,15 @@ pub fn keys_of(
         }
         PartitionSpec::Range { .. } | PartitionSpec::List(_) => unreachable!("static keys above"),
     }
+}
+
+/// The local store's copy of a value fetched from the cluster, if any.
+fn fetched_copy(project: &Project, asset: &str, version: &str) -> Option<String> {
+    let dir = project.notebook_path.as_ref()?.parent()?;
+    let path = crate::store::ValueStore::new(dir)
+        .path_for(asset, version, "json")
+        .ok()?;
+    path.is_file().then(|| path.display().to_string())
 }
 
 /// The version of partition `key` of `asset` (for `--partitions-like up`,

@@ -63,7 +63,7 @@ partition_index as u64 * 10""",
         "%materialize +doubled --force",                                    # 9: aftercorr chain
         "%load doubled",                                                     # 10
         "doubled[\"5\"]",                                                    # 11
-        "%materialize keys --target local",                                  # 12
+        "%materialize keys",                                                 # 12: on the cluster
         "%materialize per_key",                                              # 13
         '%load "per_key[south-2]"',                                          # 14
         "per_key_south_2",                                                   # 15
@@ -122,7 +122,7 @@ partition_index as u64 * 10""",
     assert not errors_of(out[10]), out[10]
     assert out[11][0]["data"]["text/plain"] == "100"
 
-    # 5. --partitions-from: the keys are the value of `keys`.
+    # 5. --partitions-from: the keys are the value of `keys` (on the cluster).
     assert not errors_of(out[12]) and not errors_of(out[13]), (out[12], out[13])
     assert sorted(r[:2] for r in partition_rows(path, "per_key")) == [("north", "ok"), ("south-2", "ok")]
     assert not errors_of(out[14]), out[14]
