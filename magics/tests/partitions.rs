@@ -126,6 +126,11 @@ async fn only_missing_failed_or_stale_partitions_run() {
     let step = run.plan.step("sim").unwrap();
     assert_eq!(step.action, Action::Run);
     let sp = step.partitions.as_ref().unwrap();
+    assert!(
+        run.plan.text().contains("[4 of 10 partitions: 3, 5, 7, 9]"),
+        "{}",
+        run.plan.text()
+    );
     assert_eq!(sp.total, 10);
     assert_eq!(sp.max_parallel, Some(4));
     assert_eq!(
