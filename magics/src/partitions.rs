@@ -11,7 +11,7 @@ use crate::model::partition::{abbreviate, keys_from_value, partition_version, se
 use crate::model::{MaterializationStatus, PartitionError, PartitionSpec, Target};
 use crate::plan::{Action, Plan, StepPartitions};
 use crate::project::Project;
-use crate::state::{StateDb, StateError};
+use crate::state::{Materialization, StateDb, StateError};
 use crate::version::{Freshness, Reason};
 
 /// Why a partitioned asset cannot be planned.
@@ -234,16 +234,30 @@ pub fn all_status(project: &Project, db: &StateDb) -> HashMap<String, Partitions
 }
 
 /// A partitioned asset whose own record is fresh is not while any of its
-/// partitions is not: its freshness says which.
+/// partitions is not (its freshness says which), nor when its stored map
+/// holds another number of partitions than it has now (keys removed: a
+/// key added is a missing partition).
 pub fn adjust_freshness(
     freshness: &mut HashMap<String, Freshness>,
     partitions: &HashMap<String, Partitions>,
+    successes: &HashMap<String, Materialization>,
 ) {
     for (asset, parts) in partitions {
-        if parts.all_fresh() {
+        let stored = successes
+            .get(asset)
+            .and_then(|m| m.metadata.get("partitions"))
+            .and_then(serde_json::Value::as_u64);
+        let reason = if !parts.all_fresh() {
+            Reason::Partitions(parts.summary())
+        } else if stored.is_some_and(|n| n != parts.keys.len() as u64) {
+            Reason::Partitions(format!(
+                "changed: {} stored, {} now",
+                stored.unwrap_or_default(),
+                parts.keys.len()
+            ))
+        } else {
             continue;
-        }
-        let reason = Reason::Partitions(parts.summary());
+        };
         match freshness.get_mut(asset) {
             Some(Freshness::Stale(reasons)) => reasons.push(reason),
             Some(f @ Freshness::Fresh) => *f = Freshness::Stale(vec![reason]),
@@ -345,8 +359,7 @@ pub fn plan_partitions(
     let mut reran: Vec<String> = plan
         .steps
         .iter()
-        .filter(|s| s.action == Action::Run)
-        .filter(|s| s.partitions.as_ref().is_some_and(|p| !p.run.is_empty()))
+        .filter(|s| s.action == Action::Run && s.partitions.is_some())
         .map(|s| s.asset.clone())
         .collect();
     for step in plan.steps.iter_mut() {

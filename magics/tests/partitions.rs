@@ -268,3 +268,63 @@ async fn a_fresh_asset_with_fresh_partitions_is_skipped_and_partitions_from_read
         .unwrap();
     assert!(e.to_string().contains("`a b`"), "{e}");
 }
+
+#[tokio::test]
+async fn fewer_keys_than_stored_make_the_asset_and_its_selected_downstream_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ws = Workspace::for_notebook(write_notebook(
+        dir.path(),
+        &[
+            "%%asset sim: u64 --partitions 0..3\npartition_index as u64",
+            "%%asset report\nsim.len()",
+        ],
+    ));
+    let p = ws.project().unwrap();
+    for k in ["0", "1", "2", "3"] {
+        record(&mut ws, &p, "sim", k, true, None);
+    }
+    // The whole asset, stored with 4 partitions (it had `0..4` then).
+    for (asset, metadata) in [
+        ("sim", serde_json::json!({"partitions": 4})),
+        ("report", serde_json::json!({})),
+    ] {
+        let v = p.versions.get(asset).unwrap();
+        let db = ws.db().unwrap();
+        let id = db
+            .record_start(&StartRecord {
+                run_id: None,
+                asset,
+                version: &v.version,
+                own_hash: &v.own_hash,
+                upstream_versions: &v.upstreams,
+                target: Target::Local,
+                job_id: None,
+                node: None,
+            })
+            .unwrap();
+        db.record_result(
+            id,
+            &ResultRecord {
+                metadata,
+                ..ResultRecord::default()
+            },
+        )
+        .unwrap();
+    }
+    let snap = ws.snapshot(&p).unwrap();
+    assert_eq!(
+        snap.freshness["sim"].to_string(),
+        "stale (partitions changed: 4 stored, 3 now)"
+    );
+    assert!(snap.freshness["report"].is_fresh());
+    let run = ws
+        .plan_materialize(&args("sim, report", false))
+        .await
+        .unwrap();
+    let sim = run.plan.step("sim").unwrap();
+    assert_eq!(sim.action, Action::Run);
+    assert!(sim.partitions.as_ref().unwrap().run.is_empty());
+    let report = run.plan.step("report").unwrap();
+    assert_eq!(report.action, Action::Run);
+    assert_eq!(report.why, "partitions of upstream sim run");
+}

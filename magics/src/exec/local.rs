@@ -233,7 +233,7 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
         }
         if let Some(because) = step.after.iter().find_map(|u| blocked.get(u).map(|_| u)) {
             let reason = blocked[because].clone();
-            let text = format!("upstream {because} {}", short_reason(&reason));
+            let text = format!("upstream {because} {reason}");
             blocked.insert(name.to_owned(), text.clone());
             let id = db.record_start(&start)?;
             db.record_result(
@@ -358,6 +358,10 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
                 }
                 metadata["type"] = serde_json::json!(type_name);
                 metadata["eval"] = serde_json::json!(format_duration(eval_ms));
+                if let Some(p) = &step.partitions {
+                    // How many partitions the stored map holds (see `partitions`).
+                    metadata["partitions"] = serde_json::json!(p.total);
+                }
                 let ms = t.elapsed().as_millis() as u64;
                 db.record_result(
                     id,
@@ -440,14 +444,6 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
         summary: summary.clone(),
     });
     Ok(summary)
-}
-
-fn short_reason(reason: &str) -> &str {
-    if reason == "failed" {
-        "failed"
-    } else {
-        reason
-    }
 }
 
 /// Serializes a value in the session and stores it atomically.
