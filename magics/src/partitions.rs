@@ -40,7 +40,7 @@ pub enum PartitionsError {
     NotPartitioned { asset: String },
     #[error("`{asset}` is a {lang} asset: partitions are for Rust assets")]
     Foreign { asset: String, lang: String },
-    #[error("`{asset}` is partitioned and would run on Slurm: Slurm job arrays for partitioned assets are not supported yet; materialize it with --target local")]
+    #[error("partitioned `{asset}` (or what reads its partitions) would run on Slurm: Slurm job arrays for partitioned assets are not supported yet; materialize them with --target local")]
     SlurmNotYet { asset: String },
     #[error(transparent)]
     State(#[from] StateError),
@@ -354,6 +354,25 @@ pub fn plan_partitions(
             like: spec.options.partitions_like.clone(),
         });
     }
+    // A Slurm job would read a partitioned upstream's partitions, which the
+    // Slurm executor does not upload yet.
+    for step in plan.runs().filter(|s| s.target == Target::Slurm) {
+        let up = project
+            .graph
+            .dependencies(&step.asset)
+            .into_iter()
+            .find(|(d, k)| {
+                k.carries_data()
+                    && project
+                        .asset(d)
+                        .is_some_and(|a| a.options.partitioning().is_some())
+            });
+        if let Some((up, _)) = up {
+            return Err(PartitionsError::SlurmNotYet {
+                asset: up.to_string(),
+            });
+        }
+    }
     // A downstream's version does not say which partitions its map held:
     // a selected downstream of partitions that run runs again too.
     let mut reran: Vec<String> = plan
@@ -372,13 +391,13 @@ pub fn plan_partitions(
             .into_iter()
             .find(|(d, k)| k.carries_data() && reran.iter().any(|r| r == d));
         if let Some((up, _)) = up {
-            step.action = Action::Run;
-            step.why = format!("partitions of upstream {up} run");
-            if step.target == Target::Slurm && step.partitions.is_some() {
+            if step.target == Target::Slurm {
                 return Err(PartitionsError::SlurmNotYet {
-                    asset: step.asset.clone(),
+                    asset: up.to_string(),
                 });
             }
+            step.action = Action::Run;
+            step.why = format!("partitions of upstream {up} run");
             if step.partitions.is_some() {
                 reran.push(step.asset.clone());
             }

@@ -201,6 +201,11 @@ async fn only_missing_failed_or_stale_partitions_run() {
         matches!(&e, RunError::Partitions(_)) && e.to_string().contains("not supported yet"),
         "{e}"
     );
+    // What reads the partitions cannot run on Slurm yet either.
+    let mut on_slurm = args("report", false);
+    on_slurm.target = Some(Target::Slurm);
+    let e = ws.plan_materialize(&on_slurm).await.err().unwrap();
+    assert!(e.to_string().contains("partitioned `sim`"), "{e}");
 }
 
 #[tokio::test]

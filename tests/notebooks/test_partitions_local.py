@@ -45,6 +45,9 @@ if dir.join(format!("fail-{{partition}}")).exists() {{
 partition_index as u64 * 10"""
 
 
+PER_KEY = "%%asset per_key: String --partitions-from keys\nformat!(\"{partition}#{partition_index}\")"
+
+
 def partition_rows(path, asset):
     return db_rows(path, "SELECT partition, status FROM materializations WHERE asset = ? AND partition IS NOT NULL "
                          "ORDER BY id", asset)
@@ -59,7 +62,7 @@ def test_partitions_in_the_kernel(tmp_path):
         "%%asset total\nsim.values().sum::<u64>()",
         "%%asset doubled: String --partitions-like sim\nformat!(\"{partition}:{}\", sim * 2)",
         "%%asset keys\nvec![\"north\".to_string(), \"south-2\".to_string()]",
-        "%%asset per_key: String --partitions-from keys\nformat!(\"{partition}#{partition_index}\")",
+        PER_KEY,
     ])
     cells = [
         "%materialize +total",                                                # 0: partition 3 panics
@@ -82,6 +85,7 @@ def test_partitions_in_the_kernel(tmp_path):
         '%materialize "sim[3,99]"',                                          # 17: no such key
         '%materialize "total[1]"',                                           # 18: not partitioned
         "%assets",                                                            # 19
+        PER_KEY,                                                              # 20: the cell itself: all partitions
     ]
     nb = execute(path, cells=cells, allow_errors=True)
     out = [c.outputs for c in nb.cells]
@@ -133,6 +137,10 @@ def test_partitions_in_the_kernel(tmp_path):
     assert "no partition `99`" in errors_of(out[17])[0]["evalue"], out[17]
     assert "not partitioned" in errors_of(out[18])[0]["evalue"], out[18]
     assert re.search(r"sim\s.*6/6 fresh", str(out[19])), out[19]
+
+    # 8. Running a partitioned asset's cell runs all its partitions.
+    assert not errors_of(out[20]), out[20]
+    assert [k for k, _ in partition_rows(path, "per_key")] == ["north", "south-2"] * 2
 
 
 def test_bad_partition_declarations_name_the_key(tmp_path):

@@ -19,7 +19,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
 use crate::bundle;
-use crate::events::{Emit, Event, Stream};
+use crate::events::{AssetState, Emit, Event, Stream};
 use crate::exec::session::{load_code, Session, SessionError};
 use crate::exec::slurm::protocol::{parse_bundle_line, BundleEvent, ProtocolLine, PROTOCOL_PREFIX};
 use crate::model::partition::abbreviate;
@@ -280,6 +280,7 @@ async fn run_tasks(
     let mut running: HashMap<usize, Running> = HashMap::new();
     let mut next = 0;
     let mut failed = Vec::new();
+    let mut ended = 0;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let state = |e: crate::state::StateError| fail(e.to_string());
     while next < tasks.len() || !running.is_empty() {
@@ -409,6 +410,7 @@ async fn run_tasks(
                     continue;
                 }
                 let mut r = running.remove(&i).expect("running");
+                ended += 1;
                 let status = r.child.wait().await;
                 let task = &tasks[i];
                 let ok =
@@ -452,6 +454,13 @@ async fn run_tasks(
                     });
                     failed.push(task.key.clone());
                 }
+                // The status table counts them.
+                ctx.emit.emit(Event::State {
+                    asset: asset.to_string(),
+                    state: AssetState::Running {
+                        location: progress(ended, failed.len(), tasks.len()),
+                    },
+                });
             }
             None => break,
         }
@@ -459,6 +468,15 @@ async fn run_tasks(
     // Not started because the run was interrupted.
     failed.extend(tasks[next..].iter().map(|t| t.key.clone()));
     Ok(failed)
+}
+
+/// `kernel: 4/6 partitions ended, 1 failed`.
+fn progress(ended: usize, failed: usize, total: usize) -> String {
+    let failed = match failed {
+        0 => String::new(),
+        n => format!(", {n} failed"),
+    };
+    format!("kernel: {ended}/{total} partitions ended{failed}")
 }
 
 /// Records how a partition ended.
