@@ -65,7 +65,7 @@ def test_partitions_in_the_kernel(tmp_path):
         PER_KEY,
     ])
     cells = [
-        "%materialize +total",                                                # 0: partition 3 panics
+        "%materialize +total,doubled",                                        # 0: partition 3 panics
         "%assets",                                                            # 1
         f"std::fs::remove_file({json.dumps(str(work / 'fail-3'))}).unwrap();",          # 2
         "%materialize +total",                                                # 3: only partition 3
@@ -95,6 +95,10 @@ def test_partitions_in_the_kernel(tmp_path):
     err = text_of(first, "stderr") + text_of(first)
     assert "boom in partition 3" in err, err
     assert "1 of 6 partitions failed: 3" in str(first), first
+    # doubled (partitioned like sim) runs the partitions whose sim partition is done.
+    assert "partition doubled[3] not run: upstream sim[3] failed" in err, err
+    doubled = partition_rows(path, "doubled")
+    assert sorted(doubled[:6]) == sorted([(str(k), "ok") for k in (0, 1, 2, 4, 5)] + [("3", "skipped")]), doubled
     assert errors_of(first), first
     assert re.search(r"\[sim\[0\]\] computing 0", text_of(first)), text_of(first)
     rows = partition_rows(path, "sim")
@@ -125,7 +129,7 @@ def test_partitions_in_the_kernel(tmp_path):
     # 5. --partitions-like: partition 5 gets sim's partition 5.
     assert not errors_of(out[10]), out[10]
     assert out[11][0]["data"]["text/plain"] == '"5:100"'
-    assert len(partition_rows(path, "doubled")) == 6
+    assert partition_rows(path, "doubled")[6:] == [("3", "ok")]
 
     # 6. --partitions-from: keys first, then the partitions named by its value.
     assert "materialize `keys` first" in errors_of(out[12])[0]["evalue"], out[12]

@@ -231,7 +231,13 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
             summary.cancelled.push(name.to_owned());
             continue;
         }
-        if let Some(because) = step.after.iter().find_map(|u| blocked.get(u).map(|_| u)) {
+        // A failed upstream it is partitioned like blocks only the matching partitions.
+        let like = |u: &&String| super::sweep::is_like(step, u) && blocked[*u] == "failed";
+        if let Some(because) = step
+            .after
+            .iter()
+            .find(|u| blocked.contains_key(*u) && !like(u))
+        {
             let reason = blocked[because].clone();
             let text = format!("upstream {because} {reason}");
             blocked.insert(name.to_owned(), text.clone());
