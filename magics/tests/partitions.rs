@@ -121,6 +121,11 @@ async fn only_missing_failed_or_stale_partitions_run() {
 
     let snap = ws.snapshot(&p).unwrap();
     assert_eq!(snap.partitions["sim"].summary(), parts.summary());
+    let described = slurmbook_magics::views::describe_asset(&p, &snap, "sim").unwrap();
+    assert!(
+        described.contains("partitions: 0..10: 6/10 fresh, 2 failed (3, 7)"),
+        "{described}"
+    );
 
     let run = ws.plan_materialize(&args("sim", false)).await.unwrap();
     let step = run.plan.step("sim").unwrap();
