@@ -4,6 +4,12 @@
 //! (`97/100 fresh, 3 failed (7, 41, 88)`), and the partitions a plan's
 //! step runs ([`plan_partitions`]: missing, failed or stale ones, or the
 //! selected ones).
+//!
+//! `--partitions-from NAME` reads NAME's stored value when planning: NAME
+//! must have been materialized (in the kernel) before; when NAME runs in the
+//! same run, the partitioned asset is not run (recorded as such, saying
+//! why) and the rest of the run goes on — its keys are known once NAME is
+//! done, and one Slurm submission cannot wait for them.
 
 use std::collections::HashMap;
 
@@ -24,8 +30,6 @@ pub enum PartitionsError {
     },
     #[error("`{asset}` takes its partitions from `{from}`, which has no value yet: materialize `{from}` first (`%materialize {from}`), then `{asset}`")]
     SourceMissing { asset: String, from: String },
-    #[error("`{asset}` takes its partitions from `{from}`, which runs in this run: its keys are known once it is done; materialize `{from}` first, then `{asset}`")]
-    SourceInRun { asset: String, from: String },
     #[error("`{asset}` takes its partitions from `{from}`, whose value is not here ({why}); materialize `{from}` in the kernel first")]
     SourceUnreadable {
         asset: String,
@@ -301,10 +305,14 @@ pub fn plan_partitions(
         }
         if let PartitionSpec::From(from) = &partitioning {
             if running.contains(from) {
-                return Err(PartitionsError::SourceInRun {
-                    asset: step.asset.clone(),
-                    from: from.clone(),
-                });
+                // Its keys are known once `from` is done: the rest of the
+                // run goes on without it (recorded as not run, saying why).
+                step.action = Action::Refused;
+                step.why = format!(
+                    "its partitions are the value of `{from}`, which runs in this run: materialize `{}` again once `{from}` is done",
+                    step.asset
+                );
+                continue;
             }
         }
         let parts = status(project, db, &step.asset)?.expect("a partitioned asset");

@@ -225,12 +225,11 @@ async fn a_fresh_asset_with_fresh_partitions_is_skipped_and_partitions_from_read
         .err()
         .unwrap();
     assert!(e.to_string().contains("materialize `days` first"), "{e}");
-    let e = ws
-        .plan_materialize(&args("+per_day", false))
-        .await
-        .err()
-        .unwrap();
-    assert!(e.to_string().contains("runs in this run"), "{e}");
+    let run = ws.plan_materialize(&args("+per_day", false)).await.unwrap();
+    assert_eq!(run.plan.step("days").unwrap().action, Action::Run);
+    let step = run.plan.step("per_day").unwrap();
+    assert_eq!(step.action, Action::Refused);
+    assert!(step.why.contains("once `days` is done"), "{}", step.why);
 
     // days materialized in the kernel: its stored value gives the keys.
     let store = ws.store();

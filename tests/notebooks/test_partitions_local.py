@@ -77,11 +77,11 @@ def test_partitions_in_the_kernel(tmp_path):
         '%materialize "sim[1,4]" --force',                                   # 9
         "%materialize doubled",                                               # 10
         "doubled[\"5\"].clone()",                                             # 11
-        "%materialize +per_key",                                              # 12: keys runs in the same run
-        "%materialize per_key",                                               # 13: keys never materialized
-        "%materialize keys",                                                  # 14
-        "%materialize per_key",                                               # 15
-        "per_key.iter().map(|(k, v)| format!(\"{k}={v}\")).collect::<Vec<_>>().join(\",\")",  # 16
+        "%materialize per_key",                                               # 12: keys never materialized
+        "%materialize +per_key",                                              # 13: keys runs, per_key waits
+        "%materialize per_key",                                               # 14
+        "per_key.iter().map(|(k, v)| format!(\"{k}={v}\")).collect::<Vec<_>>().join(\",\")",  # 15
+        "%materialize +per_key",                                              # 16: all fresh
         '%materialize "sim[3,99]"',                                          # 17: no such key
         '%materialize "total[1]"',                                           # 18: not partitioned
         "%assets",                                                            # 19
@@ -133,9 +133,11 @@ def test_partitions_in_the_kernel(tmp_path):
 
     # 6. --partitions-from: keys first, then the partitions named by its value.
     assert "materialize `keys` first" in errors_of(out[12])[0]["evalue"], out[12]
-    assert "materialize `keys` first" in errors_of(out[13])[0]["evalue"], out[13]
-    assert not errors_of(out[14]) and not errors_of(out[15]), (out[14], out[15])
-    assert out[16][0]["data"]["text/plain"] == '"north=north#0,south-2=south-2#1"'
+    assert "materialize `per_key` again once `keys` is done" in str(out[13]), out[13]
+    assert db_rows(path, "SELECT status FROM materializations WHERE asset = 'keys'") == [("ok",), ("skipped",)]
+    assert not errors_of(out[14]), out[14]
+    assert out[15][0]["data"]["text/plain"] == '"north=north#0,south-2=south-2#1"'
+    assert not errors_of(out[16]), out[16]
 
     # 7. Bad selections say what is wrong, and nothing ran.
     assert "no partition `99`" in errors_of(out[17])[0]["evalue"], out[17]
