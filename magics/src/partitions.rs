@@ -4,6 +4,12 @@
 //! (`97/100 fresh, 3 failed (7, 41, 88)`), and the partitions a plan's
 //! step runs ([`plan_partitions`]: missing, failed or stale ones, or the
 //! selected ones).
+//!
+//! `--partitions-from NAME` reads NAME's stored value when planning: NAME
+//! must have been materialized (in the kernel) before; when NAME runs in the
+//! same run, the partitioned asset is not run (recorded as such, saying
+//! why) and the rest of the run goes on — its keys are known once NAME is
+//! done, and one Slurm submission cannot wait for them.
 
 use std::collections::HashMap;
 
@@ -11,7 +17,7 @@ use crate::model::partition::{abbreviate, keys_from_value, partition_version, se
 use crate::model::{MaterializationStatus, PartitionError, PartitionSpec, Target};
 use crate::plan::{Action, Plan, StepPartitions};
 use crate::project::Project;
-use crate::state::{StateDb, StateError};
+use crate::state::{Materialization, StateDb, StateError};
 use crate::version::{Freshness, Reason};
 
 /// Why a partitioned asset cannot be planned.
@@ -24,8 +30,6 @@ pub enum PartitionsError {
     },
     #[error("`{asset}` takes its partitions from `{from}`, which has no value yet: materialize `{from}` first (`%materialize {from}`), then `{asset}`")]
     SourceMissing { asset: String, from: String },
-    #[error("`{asset}` takes its partitions from `{from}`, which runs in this run: its keys are known once it is done; materialize `{from}` first, then `{asset}`")]
-    SourceInRun { asset: String, from: String },
     #[error("`{asset}` takes its partitions from `{from}`, whose value is not here ({why}); materialize `{from}` in the kernel first")]
     SourceUnreadable {
         asset: String,
@@ -244,16 +248,30 @@ pub fn all_status(project: &Project, db: &StateDb) -> HashMap<String, Partitions
 }
 
 /// A partitioned asset whose own record is fresh is not while any of its
-/// partitions is not: its freshness says which.
+/// partitions is not (its freshness says which), nor when its stored map
+/// holds another number of partitions than it has now (keys removed: a
+/// key added is a missing partition).
 pub fn adjust_freshness(
     freshness: &mut HashMap<String, Freshness>,
     partitions: &HashMap<String, Partitions>,
+    successes: &HashMap<String, Materialization>,
 ) {
     for (asset, parts) in partitions {
-        if parts.all_fresh() {
+        let stored = successes
+            .get(asset)
+            .and_then(|m| m.metadata.get("partitions"))
+            .and_then(serde_json::Value::as_u64);
+        let reason = if !parts.all_fresh() {
+            Reason::Partitions(parts.summary())
+        } else if stored.is_some_and(|n| n != parts.keys.len() as u64) {
+            Reason::Partitions(format!(
+                "changed: {} stored, {} now",
+                stored.unwrap_or_default(),
+                parts.keys.len()
+            ))
+        } else {
             continue;
-        }
-        let reason = Reason::Partitions(parts.summary());
+        };
         match freshness.get_mut(asset) {
             Some(Freshness::Stale(reasons)) => reasons.push(reason),
             Some(f @ Freshness::Fresh) => *f = Freshness::Stale(vec![reason]),
@@ -297,10 +315,14 @@ pub fn plan_partitions(
         }
         if let PartitionSpec::From(from) = &partitioning {
             if running.contains(from) {
-                return Err(PartitionsError::SourceInRun {
-                    asset: step.asset.clone(),
-                    from: from.clone(),
-                });
+                // Its keys are known once `from` is done: the rest of the
+                // run goes on without it (recorded as not run, saying why).
+                step.action = Action::Refused;
+                step.why = format!(
+                    "its partitions are the value of `{from}`, which runs in this run: materialize `{}` again once `{from}` is done",
+                    step.asset
+                );
+                continue;
             }
         }
         let parts = status(project, db, &step.asset)?.expect("a partitioned asset");
@@ -350,8 +372,7 @@ pub fn plan_partitions(
     let mut reran: Vec<String> = plan
         .steps
         .iter()
-        .filter(|s| s.action == Action::Run)
-        .filter(|s| s.partitions.as_ref().is_some_and(|p| !p.run.is_empty()))
+        .filter(|s| s.action == Action::Run && s.partitions.is_some())
         .map(|s| s.asset.clone())
         .collect();
     for step in plan.steps.iter_mut() {

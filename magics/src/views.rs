@@ -387,6 +387,14 @@ pub fn describe_asset(project: &Project, snap: &Snapshot, name: &str) -> Option<
         )),
         None => text.push_str("  last:       never materialized\n"),
     }
+    if let Some(spec) = spec.options.partitioning() {
+        let now = snap
+            .partitions
+            .get(name)
+            .map(|p| format!(": {}", p.summary()))
+            .unwrap_or_default();
+        text.push_str(&format!("  partitions: {spec}{now}\n"));
+    }
     if let Some(p) = snap.policy.get(name) {
         text.push_str(&format!(
             "  freshness:  {} ({})\n",

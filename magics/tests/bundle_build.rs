@@ -160,6 +160,26 @@ fn types_are_inferred_by_a_compile_probe_layer_by_layer() {
     assert_eq!(types["listed"], "Vec<i32>");
 }
 
+/// A partitioned asset's type is one partition's (what the session knows of
+/// it, the map, does not count); its fan-in sees the map.
+#[test]
+fn partitioned_types_are_one_partitions() {
+    let p = project(&[
+        "%%asset sq --partitions 0..3\n(partition_index * partition_index, partition.to_string())",
+        "%%asset total\nsim_total(&sq)",
+        "fn sim_total(m: &std::collections::BTreeMap<String, (usize, String)>) -> usize { m.values().map(|v| v.0).sum() }",
+    ]);
+    let names: Vec<String> = ["total"].map(String::from).to_vec();
+    let mut known = HashMap::new();
+    known.insert(
+        "sq".to_string(),
+        "BTreeMap<String, (usize, String)>".to_string(),
+    );
+    let types = bundle::probe_types(&p, &names, &known, &build_root()).unwrap();
+    assert_eq!(types["sq"], "(usize, String)");
+    assert_eq!(types["total"], "usize");
+}
+
 /// The job binary's own measurement: a `usage` event before `materialized`
 /// (and before `failed`), with its peak memory, CPU and wall time.
 #[test]

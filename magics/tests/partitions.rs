@@ -121,11 +121,21 @@ async fn only_missing_failed_or_stale_partitions_run() {
 
     let snap = ws.snapshot(&p).unwrap();
     assert_eq!(snap.partitions["sim"].summary(), parts.summary());
+    let described = slurmbook_magics::views::describe_asset(&p, &snap, "sim").unwrap();
+    assert!(
+        described.contains("partitions: 0..10: 6/10 fresh, 2 failed (3, 7)"),
+        "{described}"
+    );
 
     let run = ws.plan_materialize(&args("sim", false)).await.unwrap();
     let step = run.plan.step("sim").unwrap();
     assert_eq!(step.action, Action::Run);
     let sp = step.partitions.as_ref().unwrap();
+    assert!(
+        run.plan.text().contains("[4 of 10 partitions: 3, 5, 7, 9]"),
+        "{}",
+        run.plan.text()
+    );
     assert_eq!(sp.total, 10);
     assert_eq!(sp.max_parallel, Some(4));
     assert_eq!(
@@ -225,12 +235,11 @@ async fn a_fresh_asset_with_fresh_partitions_is_skipped_and_partitions_from_read
         .err()
         .unwrap();
     assert!(e.to_string().contains("materialize `days` first"), "{e}");
-    let e = ws
-        .plan_materialize(&args("+per_day", false))
-        .await
-        .err()
-        .unwrap();
-    assert!(e.to_string().contains("runs in this run"), "{e}");
+    let run = ws.plan_materialize(&args("+per_day", false)).await.unwrap();
+    assert_eq!(run.plan.step("days").unwrap().action, Action::Run);
+    let step = run.plan.step("per_day").unwrap();
+    assert_eq!(step.action, Action::Refused);
+    assert!(step.why.contains("once `days` is done"), "{}", step.why);
 
     // days materialized in the kernel: its stored value gives the keys.
     let store = ws.store();
@@ -277,4 +286,64 @@ async fn a_fresh_asset_with_fresh_partitions_is_skipped_and_partitions_from_read
         .err()
         .unwrap();
     assert!(e.to_string().contains("`a b`"), "{e}");
+}
+
+#[tokio::test]
+async fn fewer_keys_than_stored_make_the_asset_and_its_selected_downstream_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ws = Workspace::for_notebook(write_notebook(
+        dir.path(),
+        &[
+            "%%asset sim: u64 --partitions 0..3\npartition_index as u64",
+            "%%asset report\nsim.len()",
+        ],
+    ));
+    let p = ws.project().unwrap();
+    for k in ["0", "1", "2", "3"] {
+        record(&mut ws, &p, "sim", k, true, None);
+    }
+    // The whole asset, stored with 4 partitions (it had `0..4` then).
+    for (asset, metadata) in [
+        ("sim", serde_json::json!({"partitions": 4})),
+        ("report", serde_json::json!({})),
+    ] {
+        let v = p.versions.get(asset).unwrap();
+        let db = ws.db().unwrap();
+        let id = db
+            .record_start(&StartRecord {
+                run_id: None,
+                asset,
+                version: &v.version,
+                own_hash: &v.own_hash,
+                upstream_versions: &v.upstreams,
+                target: Target::Local,
+                job_id: None,
+                node: None,
+            })
+            .unwrap();
+        db.record_result(
+            id,
+            &ResultRecord {
+                metadata,
+                ..ResultRecord::default()
+            },
+        )
+        .unwrap();
+    }
+    let snap = ws.snapshot(&p).unwrap();
+    assert_eq!(
+        snap.freshness["sim"].to_string(),
+        "stale (partitions changed: 4 stored, 3 now)"
+    );
+    assert!(snap.freshness["report"].is_fresh());
+    let run = ws
+        .plan_materialize(&args("sim, report", false))
+        .await
+        .unwrap();
+    let sim = run.plan.step("sim").unwrap();
+    assert_eq!(sim.action, Action::Run);
+    assert!(sim.partitions.as_ref().unwrap().run.is_empty());
+    let report = run.plan.step("report").unwrap();
+    assert_eq!(report.action, Action::Run);
+    assert_eq!(report.why, "partitions of upstream sim run");
 }

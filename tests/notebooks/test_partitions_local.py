@@ -45,6 +45,9 @@ if dir.join(format!("fail-{{partition}}")).exists() {{
 partition_index as u64 * 10"""
 
 
+PER_KEY = "%%asset per_key: String --partitions-from keys\nformat!(\"{partition}#{partition_index}\")"
+
+
 def partition_rows(path, asset):
     return db_rows(path, "SELECT partition, status FROM materializations WHERE asset = ? AND partition IS NOT NULL "
                          "ORDER BY id", asset)
@@ -59,10 +62,10 @@ def test_partitions_in_the_kernel(tmp_path):
         "%%asset total\nsim.values().sum::<u64>()",
         "%%asset doubled: String --partitions-like sim\nformat!(\"{partition}:{}\", sim * 2)",
         "%%asset keys\nvec![\"north\".to_string(), \"south-2\".to_string()]",
-        "%%asset per_key: String --partitions-from keys\nformat!(\"{partition}#{partition_index}\")",
+        PER_KEY,
     ])
     cells = [
-        "%materialize +total",                                                # 0: partition 3 panics
+        "%materialize +total,doubled",                                        # 0: partition 3 panics
         "%assets",                                                            # 1
         f"std::fs::remove_file({json.dumps(str(work / 'fail-3'))}).unwrap();",          # 2
         "%materialize +total",                                                # 3: only partition 3
@@ -74,14 +77,15 @@ def test_partitions_in_the_kernel(tmp_path):
         '%materialize "sim[1,4]" --force',                                   # 9
         "%materialize doubled",                                               # 10
         "doubled[\"5\"].clone()",                                             # 11
-        "%materialize +per_key",                                              # 12: keys runs in the same run
-        "%materialize per_key",                                               # 13: keys never materialized
-        "%materialize keys",                                                  # 14
-        "%materialize per_key",                                               # 15
-        "per_key.iter().map(|(k, v)| format!(\"{k}={v}\")).collect::<Vec<_>>().join(\",\")",  # 16
+        "%materialize per_key",                                               # 12: keys never materialized
+        "%materialize +per_key",                                              # 13: keys runs, per_key waits
+        "%materialize per_key",                                               # 14
+        "per_key.iter().map(|(k, v)| format!(\"{k}={v}\")).collect::<Vec<_>>().join(\",\")",  # 15
+        "%materialize +per_key",                                              # 16: all fresh
         '%materialize "sim[3,99]"',                                          # 17: no such key
         '%materialize "total[1]"',                                           # 18: not partitioned
         "%assets",                                                            # 19
+        PER_KEY,                                                              # 20: the cell itself: all partitions
     ]
     nb = execute(path, cells=cells, allow_errors=True)
     out = [c.outputs for c in nb.cells]
@@ -91,6 +95,10 @@ def test_partitions_in_the_kernel(tmp_path):
     err = text_of(first, "stderr") + text_of(first)
     assert "boom in partition 3" in err, err
     assert "1 of 6 partitions failed: 3" in str(first), first
+    # doubled (partitioned like sim) runs the partitions whose sim partition is done.
+    assert "partition doubled[3] not run: upstream sim[3] failed" in err, err
+    doubled = partition_rows(path, "doubled")
+    assert sorted(doubled[:6]) == sorted([(str(k), "ok") for k in (0, 1, 2, 4, 5)] + [("3", "skipped")]), doubled
     assert errors_of(first), first
     assert re.search(r"\[sim\[0\]\] computing 0", text_of(first)), text_of(first)
     rows = partition_rows(path, "sim")
@@ -121,18 +129,24 @@ def test_partitions_in_the_kernel(tmp_path):
     # 5. --partitions-like: partition 5 gets sim's partition 5.
     assert not errors_of(out[10]), out[10]
     assert out[11][0]["data"]["text/plain"] == '"5:100"'
-    assert len(partition_rows(path, "doubled")) == 6
+    assert partition_rows(path, "doubled")[6:] == [("3", "ok")]
 
     # 6. --partitions-from: keys first, then the partitions named by its value.
     assert "materialize `keys` first" in errors_of(out[12])[0]["evalue"], out[12]
-    assert "materialize `keys` first" in errors_of(out[13])[0]["evalue"], out[13]
-    assert not errors_of(out[14]) and not errors_of(out[15]), (out[14], out[15])
-    assert out[16][0]["data"]["text/plain"] == '"north=north#0,south-2=south-2#1"'
+    assert "materialize `per_key` again once `keys` is done" in str(out[13]), out[13]
+    assert db_rows(path, "SELECT status FROM materializations WHERE asset = 'keys'") == [("ok",), ("skipped",)]
+    assert not errors_of(out[14]), out[14]
+    assert out[15][0]["data"]["text/plain"] == '"north=north#0,south-2=south-2#1"'
+    assert not errors_of(out[16]), out[16]
 
     # 7. Bad selections say what is wrong, and nothing ran.
     assert "no partition `99`" in errors_of(out[17])[0]["evalue"], out[17]
     assert "not partitioned" in errors_of(out[18])[0]["evalue"], out[18]
     assert re.search(r"sim\s.*6/6 fresh", str(out[19])), out[19]
+
+    # 8. Running a partitioned asset's cell runs all its partitions.
+    assert not errors_of(out[20]), out[20]
+    assert [k for k, _ in partition_rows(path, "per_key")] == ["north", "south-2"] * 2
 
 
 def test_bad_partition_declarations_name_the_key(tmp_path):

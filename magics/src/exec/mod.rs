@@ -5,6 +5,7 @@
 pub mod cluster;
 pub mod connect;
 pub mod foreign;
+mod fresh;
 pub mod job_env;
 pub mod local;
 pub mod prebuilt;

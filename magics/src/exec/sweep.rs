@@ -19,7 +19,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
 use crate::bundle;
-use crate::events::{Emit, Event, Stream};
+use crate::events::{AssetState, Emit, Event, Stream};
 use crate::exec::session::{load_code, Session, SessionError};
 use crate::exec::slurm::protocol::{parse_bundle_line, BundleEvent, ProtocolLine, PROTOCOL_PREFIX};
 use crate::model::partition::abbreviate;
@@ -137,6 +137,89 @@ pub fn task_table(ctx: &SweepRun<'_>, step: &Step) -> Result<Vec<Task>, SessionE
         .collect()
 }
 
+/// Whether `step` is partitioned like `up`.
+pub fn is_like(step: &Step, up: &str) -> bool {
+    step.partitions
+        .as_ref()
+        .and_then(|p| p.like.as_deref())
+        .is_some_and(|l| l == up)
+}
+
+/// `step` without the partitions whose matching partition of the asset it
+/// is partitioned like is not fresh (it failed in this run): those are
+/// recorded as skipped, and their keys returned.
+fn without_failed_upstream(
+    ctx: &SweepRun<'_>,
+    step: &Step,
+    version: &AssetVersion,
+) -> Result<(Step, Vec<String>), SessionError> {
+    let asset = step.asset.as_str();
+    let mut step = step.clone();
+    let Some(parts) = step.partitions.as_mut() else {
+        return Ok((step, Vec::new()));
+    };
+    let Some(up) = parts.like.clone() else {
+        return Ok((step, Vec::new()));
+    };
+    let up_parts = partitions::status(ctx.project, ctx.db, &up)
+        .map_err(|e| fail(e.to_string()))?
+        .ok_or_else(|| fail(format!("`{up}` is not partitioned")))?;
+    let fresh: std::collections::HashSet<&str> = up_parts
+        .keys
+        .iter()
+        .zip(&up_parts.states)
+        .filter(|(_, s)| **s == partitions::PartState::Fresh)
+        .map(|(k, _)| k.as_str())
+        .collect();
+    let (run, blocked): (Vec<_>, Vec<_>) = parts
+        .run
+        .drain(..)
+        .partition(|(_, k)| fresh.contains(k.as_str()));
+    parts.run = run;
+    for (_, key) in &blocked {
+        let pv = partitions::version_of(ctx.project, asset, key);
+        let id = ctx
+            .db
+            .record_partition_start(&start_record(ctx, asset, &pv, version), key)
+            .map_err(|e| fail(e.to_string()))?;
+        let why = format!("upstream {up}[{key}] failed");
+        ctx.db
+            .record_result(
+                id,
+                &ResultRecord {
+                    status: Some(MaterializationStatus::Skipped),
+                    error: Some(why.clone()),
+                    ..ResultRecord::default()
+                },
+            )
+            .map_err(|e| fail(e.to_string()))?;
+        ctx.emit.emit(Event::Output {
+            asset: asset.to_string(),
+            stream: Stream::Stderr,
+            text: format!("partition {asset}[{key}] not run: {why}\n"),
+        });
+    }
+    Ok((step, blocked.into_iter().map(|(_, k)| k).collect()))
+}
+
+fn start_record<'a>(
+    ctx: &SweepRun<'_>,
+    asset: &'a str,
+    partition_version: &'a str,
+    version: &'a AssetVersion,
+) -> StartRecord<'a> {
+    StartRecord {
+        run_id: Some(ctx.run_id),
+        asset,
+        version: partition_version,
+        own_hash: &version.own_hash,
+        upstream_versions: &version.upstreams,
+        target: Target::Local,
+        job_id: None,
+        node: None,
+    }
+}
+
 /// What a partition's process says.
 enum Said {
     Line(usize, Stream, String),
@@ -192,6 +275,8 @@ pub async fn run<S: Session>(
         Ok((exe, types[asset].clone()))
     };
     let (exe, ty) = build().map_err(|e| fail(e.to_string()))?;
+    let (step, not_run) = without_failed_upstream(ctx, step, version)?;
+    let step = &step;
     let tasks = task_table(ctx, step)?;
     let table_dir = ctx.store.dir().join(".tasks");
     crate::private_fs::create_private_dir(&table_dir).map_err(|e| fail(e.to_string()))?;
@@ -219,7 +304,15 @@ pub async fn run<S: Session>(
     .await;
     let _ = std::fs::remove_file(&table);
     let mut failed = failed?;
-    let order: HashMap<&str, usize> = tasks.iter().map(|t| (t.key.as_str(), t.index)).collect();
+    failed.extend(not_run);
+    let keys = partitions::keys_of(project, ctx.db, asset)
+        .map_err(|e| fail(e.to_string()))?
+        .unwrap_or_default();
+    let order: HashMap<&str, usize> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.as_str(), i))
+        .collect();
     failed.sort_by_key(|k| order.get(k.as_str()).copied());
     let total = step.partitions.as_ref().map_or(tasks.len(), |p| p.total);
     if !failed.is_empty() {
@@ -237,9 +330,6 @@ pub async fn run<S: Session>(
         return Err(fail("interrupted"));
     }
     // The whole asset: every partition's value, keyed by partition.
-    let keys = partitions::keys_of(project, ctx.db, asset)
-        .map_err(|e| fail(e.to_string()))?
-        .unwrap_or_default();
     let mut map = serde_json::Map::new();
     for key in &keys {
         let v = partitions::version_of(project, asset, key);
@@ -280,6 +370,7 @@ async fn run_tasks(
     let mut running: HashMap<usize, Running> = HashMap::new();
     let mut next = 0;
     let mut failed = Vec::new();
+    let mut ended = 0;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let state = |e: crate::state::StateError| fail(e.to_string());
     while next < tasks.len() || !running.is_empty() {
@@ -291,19 +382,7 @@ async fn run_tasks(
             let pv = partitions::version_of(ctx.project, asset, &task.key);
             let id = ctx
                 .db
-                .record_partition_start(
-                    &StartRecord {
-                        run_id: Some(ctx.run_id),
-                        asset,
-                        version: &pv,
-                        own_hash: &version.own_hash,
-                        upstream_versions: &version.upstreams,
-                        target: Target::Local,
-                        job_id: None,
-                        node: None,
-                    },
-                    &task.key,
-                )
+                .record_partition_start(&start_record(ctx, asset, &pv, version), &task.key)
                 .map_err(state)?;
             let spawned = tokio::process::Command::new(exe)
                 .arg(asset)
@@ -409,6 +488,7 @@ async fn run_tasks(
                     continue;
                 }
                 let mut r = running.remove(&i).expect("running");
+                ended += 1;
                 let status = r.child.wait().await;
                 let task = &tasks[i];
                 let ok =
@@ -452,6 +532,13 @@ async fn run_tasks(
                     });
                     failed.push(task.key.clone());
                 }
+                // The status table counts them.
+                ctx.emit.emit(Event::State {
+                    asset: asset.to_string(),
+                    state: AssetState::Running {
+                        location: progress(ended, failed.len(), tasks.len()),
+                    },
+                });
             }
             None => break,
         }
@@ -459,6 +546,15 @@ async fn run_tasks(
     // Not started because the run was interrupted.
     failed.extend(tasks[next..].iter().map(|t| t.key.clone()));
     Ok(failed)
+}
+
+/// `kernel: 4/6 partitions ended, 1 failed`.
+fn progress(ended: usize, failed: usize, total: usize) -> String {
+    let failed = match failed {
+        0 => String::new(),
+        n => format!(", {n} failed"),
+    };
+    format!("kernel: {ended}/{total} partitions ended{failed}")
 }
 
 /// Records how a partition ended.

@@ -156,8 +156,20 @@ impl Plan {
             } else {
                 format!(" after {}", step.after.join(", "))
             };
+            let parts = match (&step.action, &step.partitions) {
+                (Action::Run, Some(p)) => {
+                    let keys: Vec<String> = p.run.iter().map(|(_, k)| k.clone()).collect();
+                    format!(
+                        " [{} of {} partitions: {}]",
+                        keys.len(),
+                        p.total,
+                        crate::model::partition::abbreviate(&keys, 10)
+                    )
+                }
+                _ => String::new(),
+            };
             let verb = match step.action {
-                Action::Run => format!("run on {} ({})", step.target.as_str(), step.why),
+                Action::Run => format!("run on {} ({}){parts}", step.target.as_str(), step.why),
                 Action::Skip => "skip (fresh)".to_string(),
                 Action::Refused => format!("not run: {}", step.why),
             };

@@ -99,7 +99,7 @@ impl Workspace {
         let latest = db.latest_all()?;
         let partitions = crate::partitions::all_status(project, db);
         let mut freshness = project.freshness(&successes);
-        crate::partitions::adjust_freshness(&mut freshness, &partitions);
+        crate::partitions::adjust_freshness(&mut freshness, &partitions, &successes);
         let policy = self.check_policies(project, &successes, now).statuses;
         Ok(Snapshot {
             freshness,

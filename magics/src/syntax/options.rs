@@ -485,6 +485,8 @@ mod tests {
             "{e:?}"
         );
         assert!(parse("--partitions 0..4 --max-parallel 0").is_err());
+        let e = parse("--lang python --partitions 0..4").unwrap_err();
+        assert!(e.to_string().contains("partitions are for Rust"), "{e}");
         assert!(parse("--partitions-from 'a;b'").is_err());
     }
 }

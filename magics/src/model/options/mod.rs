@@ -145,6 +145,12 @@ impl AssetOptions {
                 ),
             ));
         }
+        if let (Some(first), Some(lang)) = (first, self.lang.filter(|l| l.is_foreign())) {
+            return Err((
+                first,
+                format!("a Rust asset: partitions are for Rust bodies, not --lang {lang}"),
+            ));
+        }
         if first.is_none() && self.max_parallel.is_some() {
             return Err((
                 "max-parallel",
