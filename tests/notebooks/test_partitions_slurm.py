@@ -127,3 +127,16 @@ partition_index as u64 * 10""",
     assert sorted(r[:2] for r in partition_rows(path, "per_key")) == [("north", "ok"), ("south-2", "ok")]
     assert not errors_of(out[14]), out[14]
     assert out[15][0]["data"]["text/plain"] == '"south-2#1"'
+
+
+def test_more_partitions_than_max_array_size_are_refused_before_anything_runs(tmp_path, ssh_transport):
+    (tmp_path / "slurmbook.toml").write_text(ssh_transport.slurmbook_toml())
+    path = write_notebook(tmp_path / "big.ipynb", ["%%asset huge: u64 --partitions 0..1002\npartition_index as u64"])
+    nb = execute(path, cells=['%materialize huge', '%materialize "huge[0..1001]" --dry-run'], allow_errors=True)
+    (err,) = errors_of(nb.cells[0].outputs)
+    assert "1002 array tasks are more than this cluster allows in one job array (MaxArraySize=1001" \
+        in err["evalue"], err
+    assert db_rows(path, "SELECT COUNT(*) FROM materializations WHERE asset = 'huge'") == [(0,)]
+    # The way out: a selection of at most MaxArraySize partitions plans one array.
+    assert not errors_of(nb.cells[1].outputs), nb.cells[1].outputs
+    assert "array=0-1000" in text_of(nb.cells[1].outputs), text_of(nb.cells[1].outputs)

@@ -144,6 +144,8 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
     if remote.location() == crate::transport::local::LOCATION {
         crate::transport::local::require_on_path("sbatch", &settings.profile)?;
     }
+    // An array larger than the cluster allows is refused before the build.
+    jobs::check_array_sizes(remote, plan).await?;
     // A job binary built ahead of time (a schedule's) spares the build.
     let prebuilt = prebuilt.filter(|p| p.covers(&to_run));
     let root = bundle::build_root();
@@ -252,7 +254,6 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
         .filter(|s| s.partitions.is_some())
         .map(|s| Ok((s.asset.clone(), arrays_ctx.values_of(&s.asset)?)))
         .collect::<Result<_, ClusterError>>()?;
-    jobs::check_array_sizes(remote, plan).await?;
     let watch_jobs = submit_planned(remote, &layout, plan, &jobs, files).await?;
     let submitted: Vec<(String, String)> = watch_jobs
         .iter()
