@@ -129,11 +129,16 @@ impl Snapshot {
     }
 
     pub fn status(&self, asset: &str) -> AssetStatus {
-        asset_status(
+        let mut status = asset_status(
             self.freshness.get(asset),
             self.latest.get(asset),
             self.successes.get(asset),
-        )
+        );
+        if let Some(parts) = self.partitions.get(asset) {
+            // `97/100 fresh, 3 failed (7, 41, 88)`
+            status.why = parts.summary();
+        }
+        status
     }
 }
 
@@ -168,11 +173,7 @@ pub fn assets_table(project: &Project, snap: &Snapshot) -> Table {
                 _ => format!("{d} (order)"),
             })
             .collect();
-        let mut status = snap.status(&asset.name);
-        if let Some(parts) = snap.partitions.get(&asset.name) {
-            // `97/100 fresh, 3 failed (7, 41, 88)`
-            status.why = parts.summary();
-        }
+        let status = snap.status(&asset.name);
         let success = snap.successes.get(&asset.name);
         table.rows.push(vec![
             asset.name.clone(),
