@@ -18,11 +18,13 @@ use std::time::Duration;
 
 use slurmbook_magics::events::{AssetState, Event, Stream};
 use slurmbook_magics::exec::slurm::{
-    cli, submit_all, watch_run, JobSpec, OutputGate, SlurmJobsResult, WatchJob, WatchRun,
+    cli, submit_all, submit_allocations_with, watch_run, JobSpec, OutputGate, SlurmJobsResult,
+    WatchJob, WatchRun,
 };
-use slurmbook_magics::plan::SbatchRequest;
+use slurmbook_magics::plan::{plan_allocations, ClusterLimits, SbatchRequest, StepRequest};
 use slurmbook_magics::run::DbRunLog;
 use slurmbook_magics::transport::Transport;
+use slurmbook_magics::JobGrouping;
 use slurmbook_magics::{StateDb, Target};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -145,6 +147,83 @@ async fn records(remote: &dyn Transport, id: &str) -> Vec<HashMap<String, String
 }
 
 over_both_transports!(array_tasks_stream_whole_prefixed_lines_and_a_failed_task_is_named,);
+
+/// Two arrays chained task by task (`aftercorr`): task i of the second
+/// starts when task i of the first succeeded; a failed first task cancels
+/// only its own counterpart.
+#[tokio::test]
+async fn arrays_chained_aftercorr_wait_task_by_task() {
+    let _g = SERIAL.lock().await;
+    let remote = transport(Via::Ssh);
+    let remote = &*remote;
+    let dir = run_dir(remote, "corr").await;
+    let specs = vec![
+        array_job(
+            "up",
+            "0-3",
+            &[],
+            "[ \"$SLURM_ARRAY_TASK_ID\" != 2 ] || exit 5; echo \"up $SLURM_ARRAY_TASK_ID\" > \"up.$SLURM_ARRAY_TASK_ID\"",
+        ),
+        array_job(
+            "down",
+            "0-3",
+            &["up"],
+            "cat \"up.$SLURM_ARRAY_TASK_ID\"",
+        ),
+    ];
+    let requests: Vec<StepRequest> = specs.iter().map(JobSpec::step_request).collect();
+    let mut allocations =
+        plan_allocations(&requests, JobGrouping::Grouped, &ClusterLimits::default());
+    assert_eq!(allocations.len(), 2, "each array is its own job");
+    allocations[1].after_corr = vec!["up".into()];
+    let submitted = submit_allocations_with(remote, &dir, "corr", &specs, &allocations, Vec::new())
+        .await
+        .unwrap();
+    let keys: Vec<String> = (0..4).map(|i| format!("k{i}")).collect();
+    let mut jobs = WatchJob::array_tasks("up", &submitted[0].job_id, &[], &keys);
+    jobs.extend(WatchJob::array_tasks(
+        "down",
+        &submitted[1].job_id,
+        &["up".into()],
+        &keys,
+    ));
+    let rec = records(remote, &submitted[1].job_id).await;
+    assert!(
+        rec.iter()
+            .any(|r| r["Dependency"].starts_with("aftercorr:")),
+        "{rec:?}"
+    );
+    let run = watch(remote, "corr", &dir, &jobs).await;
+    for i in [0, 1, 3] {
+        assert_eq!(
+            run.outputs(&format!("down[k{i}]")).concat(),
+            format!("up {i}\n")
+        );
+    }
+    let down2 = run
+        .result
+        .jobs
+        .iter()
+        .find(|j| j.asset == "down" && j.task.as_ref().is_some_and(|t| t.index == 2))
+        .unwrap();
+    assert!(
+        matches!(&down2.state, AssetState::Cancelled { .. }),
+        "{:?}",
+        down2.state
+    );
+    match run.states("down").last() {
+        Some(AssetState::Cancelled { because }) => {
+            assert!(
+                because
+                    .as_deref()
+                    .unwrap_or("")
+                    .starts_with("1 of 4 partitions"),
+                "{because:?}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}
 
 async fn array_tasks_stream_whole_prefixed_lines_and_a_failed_task_is_named(via: Via) {
     let _g = SERIAL.lock().await;
