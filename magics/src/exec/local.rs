@@ -1,9 +1,12 @@
 //! The in-kernel executor (laptop mode): each selected asset is evaluated in
 //! the kernel's own Rust session as a variable of its name, in topological
 //! order. A failing asset (or check) stops its dependents, which are reported
-//! as skipped because of it, while independent branches still run.
+//! as skipped because of it, while independent branches still run. A
+//! partitioned asset runs as processes of the job binary ([`super::sweep`]),
+//! its map of partitions then bound in the session; which fresh assets are
+//! loaded or computed again is in [`super::fresh`].
 
-use super::local_fresh::{fresh_to_rerun, load_fresh, needed_in_session};
+use super::fresh::{fresh_to_rerun, load_fresh, needed_in_session};
 use super::usage::kernel_usage;
 use crate::events::{format_duration, AssetState, Emit, Event, RunSummary, Stream};
 use crate::exec::foreign;
@@ -133,6 +136,14 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
         settings,
         release,
     } = run;
+    let sweep = super::sweep::SweepRun {
+        project,
+        db,
+        store,
+        run_id,
+        emit,
+        cancel,
+    };
     let foreign_ctx = foreign::local::LocalForeign {
         project,
         settings,
@@ -238,9 +249,15 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
             summary.cancelled.push(name.to_owned());
             continue;
         }
-        if let Some(because) = step.after.iter().find_map(|u| blocked.get(u).map(|_| u)) {
+        // A failed upstream it is partitioned like blocks only the matching partitions.
+        let like = |u: &&String| super::sweep::is_like(step, u) && blocked[*u] == "failed";
+        if let Some(because) = step
+            .after
+            .iter()
+            .find(|u| blocked.contains_key(*u) && !like(u))
+        {
             let reason = blocked[because].clone();
-            let text = format!("upstream {because} {}", short_reason(&reason));
+            let text = format!("upstream {because} {reason}");
             blocked.insert(name.to_owned(), text.clone());
             let id = db.record_start(&start)?;
             db.record_result(
@@ -283,6 +300,10 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
                     message: f.message,
                     detail: vec![f.detail],
                 })
+        } else if step.partitions.is_some() {
+            super::sweep::run(&sweep, session, step, version)
+                .await
+                .map(|()| None)
         } else {
             match bind_foreign_upstreams(project, db, session, name, &mut foreign_values).await {
                 Err(e) => Err(e),
@@ -361,6 +382,10 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
                 }
                 metadata["type"] = serde_json::json!(type_name);
                 metadata["eval"] = serde_json::json!(format_duration(eval_ms));
+                if let Some(p) = &step.partitions {
+                    // How many partitions the stored map holds (see `partitions`).
+                    metadata["partitions"] = serde_json::json!(p.total);
+                }
                 let ms = t.elapsed().as_millis() as u64;
                 db.record_result(
                     id,
@@ -445,14 +470,6 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
         summary: summary.clone(),
     });
     Ok(summary)
-}
-
-fn short_reason(reason: &str) -> &str {
-    if reason == "failed" {
-        "failed"
-    } else {
-        reason
-    }
 }
 
 /// Serializes a value in the session and stores it atomically.

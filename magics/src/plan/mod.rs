@@ -15,7 +15,7 @@ pub mod sbatch;
 
 pub use alloc::{plan_allocations, Allocation, StepRequest, StepResources};
 pub use limits::ClusterLimits;
-pub use sbatch::SbatchRequest;
+pub use sbatch::{ArraySpec, SbatchRequest};
 
 use crate::graph::StateAtom;
 use crate::model::JobGrouping;
@@ -55,6 +55,24 @@ pub struct Step {
     /// session, as if this run had computed it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reused: bool,
+    /// A partitioned asset's partitions: how many, and which of them run.
+    #[serde(default)]
+    pub partitions: Option<StepPartitions>,
+}
+
+/// The partitions of a partitioned asset's step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepPartitions {
+    /// How many partitions the asset has.
+    pub total: usize,
+    /// The partitions to run, as (index in the full key list, key): the
+    /// missing, failed or stale ones (or the selected ones; all of them
+    /// when forced), in key order.
+    pub run: Vec<(usize, String)>,
+    /// At most this many at once (`--max-parallel`).
+    pub max_parallel: Option<u32>,
+    /// `--partitions-like NAME`: partition KEY gets NAME's partition KEY.
+    pub like: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,8 +161,20 @@ impl Plan {
             } else {
                 format!(" after {}", step.after.join(", "))
             };
+            let parts = match (&step.action, &step.partitions) {
+                (Action::Run, Some(p)) => {
+                    let keys: Vec<String> = p.run.iter().map(|(_, k)| k.clone()).collect();
+                    format!(
+                        " [{} of {} partitions: {}]",
+                        keys.len(),
+                        p.total,
+                        crate::model::partition::abbreviate(&keys, 10)
+                    )
+                }
+                _ => String::new(),
+            };
             let verb = match step.action {
-                Action::Run => format!("run on {} ({})", step.target.as_str(), step.why),
+                Action::Run => format!("run on {} ({}){parts}", step.target.as_str(), step.why),
                 Action::Skip => "skip (fresh)".to_string(),
                 Action::Refused => format!("not run: {}", step.why),
             };
@@ -171,7 +201,15 @@ impl Plan {
                     format!("  job {}", a.name)
                 };
                 if !a.after.is_empty() {
-                    line.push_str(&format!(", after {}", a.after.join(", ")));
+                    let after: Vec<String> = a
+                        .after
+                        .iter()
+                        .map(|x| match a.after_corr.contains(x) {
+                            true => format!("{x} (task by task)"),
+                            false => x.clone(),
+                        })
+                        .collect();
+                    line.push_str(&format!(", after {}", after.join(", ")));
                 }
                 let resources = a.sbatch.describe();
                 if !resources.is_empty() {
@@ -239,6 +277,7 @@ pub fn cell_plan(project: &Project, name: &str) -> Plan {
                 .unwrap_or_default(),
             checks: project.checks_of(name).map(|c| c.name.clone()).collect(),
             reused: false,
+            partitions: None,
         }],
         jobs: None,
         allocations: Vec::new(),
@@ -320,6 +359,7 @@ pub fn plan_steps_with(
                     .unwrap_or_default(),
                 checks: project.checks_of(name).map(|c| c.name.clone()).collect(),
                 reused: false,
+                partitions: None,
             }
         })
         .collect::<Vec<Step>>();
@@ -420,6 +460,12 @@ impl Plan {
             .filter(|s| slurm.contains(s.asset.as_str()))
             .filter_map(|s| {
                 let spec = project.asset(&s.asset)?;
+                let mut sbatch = SbatchRequest::for_asset(&spec.options, &ctx.defaults);
+                // A partitioned asset: one array job, a task per partition to run.
+                sbatch.array = s.partitions.as_ref().map(|p| ArraySpec {
+                    count: p.run.len() as u32,
+                    max_parallel: p.max_parallel,
+                });
                 Some(StepRequest {
                     asset: s.asset.clone(),
                     after: s
@@ -428,12 +474,39 @@ impl Plan {
                         .filter(|u| slurm.contains(u.as_str()))
                         .cloned()
                         .collect(),
-                    sbatch: SbatchRequest::for_asset(&spec.options, &ctx.defaults),
+                    sbatch,
                     own_job: spec.options.own_job,
                     env: (ctx.env_of)(spec),
                 })
             })
             .collect();
         self.allocations = plan_allocations(&requests, ctx.grouping, &ctx.limits);
+        self.chain_like_arrays();
+    }
+
+    /// A `--partitions-like up` array waits for `up`'s array task by task
+    /// (`aftercorr`) when both run the same partitions in the same order
+    /// (task `i` of both is the same key); otherwise for all of it.
+    fn chain_like_arrays(&mut self) {
+        let steps = &self.steps;
+        let run_of = |asset: &str| {
+            steps
+                .iter()
+                .find(|s| s.asset == asset)
+                .and_then(|s| s.partitions.as_ref())
+        };
+        for a in &mut self.allocations {
+            let [asset] = a.assets.as_slice() else {
+                continue;
+            };
+            let Some(p) = run_of(asset) else { continue };
+            let Some(up) = p.like.as_deref() else {
+                continue;
+            };
+            let same = run_of(up).is_some_and(|u| u.run == p.run);
+            if same && a.after.iter().any(|x| x == up) {
+                a.after_corr.push(up.to_string());
+            }
+        }
     }
 }

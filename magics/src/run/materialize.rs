@@ -98,12 +98,16 @@ impl Workspace {
         db.sync_assets(&project.asset_rows())?;
         let successes = db.last_successes()?;
         let latest = db.latest_all()?;
+        let partitions = crate::partitions::all_status(project, db);
+        let mut freshness = project.freshness(&successes);
+        crate::partitions::adjust_freshness(&mut freshness, &partitions, &successes);
         let policy = self.check_policies(project, &successes, now).statuses;
         Ok(Snapshot {
-            freshness: project.freshness(&successes),
+            freshness,
             latest,
             successes,
             policy,
+            partitions,
         })
     }
 
@@ -116,8 +120,10 @@ impl Workspace {
         settings: Settings,
     ) -> Result<PlannedRun, RunError> {
         let mut run = PlannedRun::cell(project, name, settings);
-        let successes = self.db()?.last_successes()?;
+        let db = self.db()?;
+        let successes = db.last_successes()?;
         guard_upstream_age(&mut run.plan, &run.project, &successes, Utc::now());
+        crate::partitions::plan_partitions(&mut run.plan, &run.project, db, &[])?;
         Ok(run)
     }
 
@@ -140,6 +146,13 @@ impl Workspace {
             settings.target(),
         )?;
         guard_upstream_age(&mut plan, &project, &snap.successes, now);
+        let picks = args
+            .selection
+            .as_ref()
+            .map(|s| s.partition_picks())
+            .unwrap_or_default();
+        self.fetch_partition_sources(&project).await?;
+        crate::partitions::plan_partitions(&mut plan, &project, self.db()?, &picks)?;
         let slurm = plan.slurm_runs().count();
         if slurm > 0 && slurm < plan.runs().count() {
             let local: Vec<&str> = plan
@@ -189,6 +202,25 @@ impl Workspace {
             args: args.clone(),
             run_id: None,
         })
+    }
+
+    /// The values giving `--partitions-from` keys that are on the cluster,
+    /// fetched into the local store (once) so that planning can read them.
+    async fn fetch_partition_sources(&mut self, project: &Project) -> Result<(), RunError> {
+        for source in project
+            .assets
+            .iter()
+            .filter_map(|a| a.options.partitions_from.as_deref())
+        {
+            let last = self.db()?.last_success(source)?;
+            if let Some(m) = last.filter(|m| m.target == Target::Slurm && m.value_path.is_some()) {
+                // Not fetched: planning says the keys are unreadable, and why.
+                if let Err(e) = self.value_file(&m).await {
+                    tracing::warn!("fetching {source}, whose value gives partition keys: {e}");
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The partitions' limits and the node size, from one `sinfo`.

@@ -271,7 +271,8 @@ impl StateDb {
         let mut stmt = self.conn.prepare_cached(
             "SELECT run_id, job_id FROM materializations
              WHERE asset = ?1 AND version = ?2 AND target = 'slurm' AND status = 'running'
-               AND job_id IS NOT NULL AND run_id IS NOT NULL AND run_id IS NOT ?3
+               AND partition IS NULL AND job_id IS NOT NULL AND run_id IS NOT NULL
+               AND run_id IS NOT ?3
              ORDER BY id",
         )?;
         let rows = stmt

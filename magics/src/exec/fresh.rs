@@ -1,14 +1,13 @@
-//! Fresh assets in a local run: which ones a step that runs needs in the
-//! session, loading their stored values, and computing again those whose
-//! value cannot be loaded.
-
-use std::collections::{HashMap, HashSet};
+//! Fresh assets in a local run: which of them a step that runs needs in
+//! the session, which must be computed again because their stored value
+//! cannot be loaded, and loading the others from the value store.
 
 use super::session::{load_code, Session};
 use crate::events::Emit;
 use crate::plan::{Action, Plan};
 use crate::project::Project;
 use crate::state::StateDb;
+use std::collections::{HashMap, HashSet};
 
 /// Whether a Rust step that runs (or a fresh asset computed again) needs
 /// `name`'s value in the session (Python and bash steps read its file).
