@@ -33,6 +33,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::jobs::WatchJob;
+use super::protocol::ATTEMPT_MARK;
 use super::submit::{env_prelude, submit_script_with, JobEnv, JobSpec, SubmitError};
 use crate::model::is_identifier;
 use crate::plan::sbatch::check_value;
@@ -86,6 +87,7 @@ await() {
 # step ASSET SRUN-ARGS...
 step() {
   a=$1; shift
+  sb_attempt "$d/$a.out"
   log "start $a $node $(date +%s.%N)"
   srun "$@"
   r=$?
@@ -124,6 +126,7 @@ pub fn driver_script(
         s.push_str(&format!("cd \"$d\"\n{}\n", env_prelude(env)));
     }
     s.push_str(DRIVER_PRELUDE);
+    s.push_str(ATTEMPT_MARK);
     // A requeued job starts from scratch.
     let mut rm = String::from("rm -f");
     for st in steps {

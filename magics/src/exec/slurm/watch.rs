@@ -34,6 +34,7 @@ use super::cli::{self, valid_job_id, DetailRequest};
 use super::follow::{self, Deliver, Delivery, Follower};
 use super::gate::OutputGate;
 use super::jobs::WatchJob;
+use super::node_fail;
 use super::protocol::{parse_bundle_line, BundleEvent, JobUsage, ProtocolLine};
 use super::run_log::{RunLog, RunLogError};
 use super::stream::Piece;
@@ -344,6 +345,14 @@ impl Watch<'_, '_> {
                             asset: asset.clone(),
                             data: data.into_iter().collect(),
                         }),
+                        BundleEvent::Attempt { restart } => {
+                            let failed = self.tracker().track(job).node_note.is_some();
+                            emit.emit(Event::Output {
+                                asset: asset.clone(),
+                                stream: Stream::Stdout,
+                                text: node_fail::attempt_marker(restart, failed),
+                            })
+                        }
                         _ => {}
                     }
                 }
@@ -457,6 +466,18 @@ impl Watch<'_, '_> {
         Ok(warnings)
     }
 
+    /// Jobs Slurm requeued, or ended for a node failure: say what Slurm
+    /// says of their node (see [`node_fail::explain`]).
+    async fn explain_node_losses(&self, requeued: &[usize], ended: &[usize]) {
+        if requeued.is_empty() && ended.is_empty() {
+            return;
+        }
+        let notices = node_fail::explain(self.w.transport, &self.tracker, requeued, ended).await;
+        for n in notices {
+            self.notice(n);
+        }
+    }
+
     /// A word on the whole run (not recorded: the run's outcome is).
     fn notice(&self, text: String) {
         tracing::info!("{text}");
@@ -472,6 +493,7 @@ impl Watch<'_, '_> {
         }
         let listed = cli::query_queue(self.w.transport, &words(&ids)).await?;
         let queue = self.tracker().apply_queue(&listed);
+        self.explain_node_losses(&queue.requeued, &[]).await;
         if queue.need_detail.is_empty() {
             return Ok(queue.changed);
         }
@@ -490,6 +512,7 @@ impl Watch<'_, '_> {
         let details: HashMap<String, cli::Detail> =
             cli::query_details(self.w.transport, run_dir, &requests).await?;
         let (changed, ended) = self.tracker().apply_details(&queue.need_detail, &details);
+        self.explain_node_losses(&[], &ended).await;
         // Show the ended jobs' last output before their final state.
         self.wait_caught_up(&ended, Duration::from_secs(2)).await;
         Ok(queue.changed | changed)
