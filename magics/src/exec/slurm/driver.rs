@@ -33,8 +33,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::jobs::WatchJob;
-use super::protocol::ATTEMPT_MARK;
-use super::submit::{env_prelude, submit_script_with, JobEnv, JobSpec, SubmitError};
+use super::submit::{env_prelude, submit_script_with, JobEnv, JobSpec, SubmitError, ATTEMPT_MARK};
 use crate::model::is_identifier;
 use crate::plan::sbatch::check_value;
 use crate::plan::{Allocation, StepResources};

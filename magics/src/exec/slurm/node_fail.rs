@@ -174,10 +174,9 @@ mod tests {
     use crate::events::{AssetState, Stream};
     use crate::exec::slurm::cli::{parse_details, parse_squeue};
     use crate::exec::slurm::jobs::WatchJob;
-    use crate::exec::slurm::protocol::{
-        parse_bundle_line, BundleEvent, ProtocolLine, ATTEMPT_MARK,
-    };
+    use crate::exec::slurm::protocol::{parse_bundle_line, BundleEvent, ProtocolLine};
     use crate::exec::slurm::stream::{Demux, Piece};
+    use crate::exec::slurm::submit::ATTEMPT_MARK;
 
     #[test]
     fn a_down_node_is_described_in_slurms_words() {

@@ -21,23 +21,6 @@ use serde::{Deserialize, Serialize};
 /// A stdout line starting with this, then JSON, is the bundle's event protocol.
 pub const PROTOCOL_PREFIX: &[u8] = "\u{1e}SLURMBOOK ".as_bytes();
 
-/// A shell function of the batch scripts: `sb_attempt FILE` appends an
-/// [`BundleEvent::Attempt`] line to FILE (on a line of its own) when Slurm
-/// restarted the job (`SLURM_RESTART_COUNT` > 0). The output files are
-/// opened in append mode, so a requeued job's output follows the output of
-/// the attempt before it, and this line marks where it starts.
-pub const ATTEMPT_MARK: &str = r#"sb_attempt() {
-  case ${SLURM_RESTART_COUNT:-0} in ''|0|*[!0-9]*) return 0;; esac
-  sb_l=
-  if [ -f "$1" ]; then sb_l=$(tail -c 1 "$1" 2>/dev/null) || sb_l=; fi
-  if [ -n "$sb_l" ]; then printf '
-' >> "$1"; fi
-  printf 'SLURMBOOK {"event":"attempt","restart":%s}
-' "$SLURM_RESTART_COUNT" >> "$1"
-  return 0
-}
-"#;
-
 /// An event of the job binary (the JSON after [`PROTOCOL_PREFIX`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -65,8 +48,8 @@ pub enum BundleEvent {
     /// or `failed`).
     Usage(JobUsage),
     /// A requeued job starts again from scratch: written by its batch
-    /// script (see [`ATTEMPT_MARK`]) before anything else of attempt
-    /// `restart + 1`, after the output of the attempts before it.
+    /// script (`sb_attempt`, see the submit module) before anything else
+    /// of attempt `restart + 1`, after the output of the attempts before it.
     Attempt {
         #[serde(default)]
         restart: u32,

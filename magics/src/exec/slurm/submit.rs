@@ -21,11 +21,26 @@ use std::collections::HashMap;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use super::protocol::ATTEMPT_MARK;
 use crate::model::is_identifier;
 use crate::plan::order::topo_order;
 use crate::plan::SbatchRequest;
 use crate::transport::{check_abs_path, quote, Transport, TransportError};
+
+/// A shell function of the batch scripts: `sb_attempt FILE` appends an
+/// `attempt` event line of the job protocol to FILE (on a line of its
+/// own) when Slurm restarted the job (`SLURM_RESTART_COUNT` > 0). The
+/// output files are opened in append mode, so a requeued job's output
+/// follows the output of the attempt before it; this line marks where the
+/// new attempt starts.
+pub const ATTEMPT_MARK: &str = r#"sb_attempt() {
+  case ${SLURM_RESTART_COUNT:-0} in ''|0|*[!0-9]*) return 0;; esac
+  sb_l=
+  if [ -f "$1" ]; then sb_l=$(tail -c 1 "$1" 2>/dev/null) || sb_l=; fi
+  if [ -n "$sb_l" ]; then printf '\n' >> "$1"; fi
+  printf '\036SLURMBOOK {"event":"attempt","restart":%s}\n' "$SLURM_RESTART_COUNT" >> "$1"
+  return 0
+}
+"#;
 
 /// One asset to run as a Slurm job.
 #[derive(Debug, Clone, PartialEq, Eq)]
