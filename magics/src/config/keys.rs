@@ -74,12 +74,18 @@ fn path(v: &str) -> Result<PathBuf, String> {
 }
 
 fn remote_dir(v: &str) -> Result<String, String> {
-    let rest = v
-        .strip_prefix("$HOME")
-        .or_else(|| v.strip_prefix("$SCRATCH"))
-        .or_else(|| v.strip_prefix('~'))
+    // A variable is expanded only as a whole first component (`~root`,
+    // `$HOMEx` are not); a leading `-` would read as an option.
+    let rest = ["${HOME}", "$HOME", "${SCRATCH}", "$SCRATCH", "~"]
+        .iter()
+        .find_map(|p| {
+            v.strip_prefix(p)
+                .filter(|r| r.is_empty() || r.starts_with('/'))
+        })
         .unwrap_or(v);
     if !v.is_empty()
+        && !v.starts_with('-')
+        && (rest == v || rest.is_empty() || rest.starts_with('/'))
         && rest
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "_./-".contains(c))
@@ -87,7 +93,7 @@ fn remote_dir(v: &str) -> Result<String, String> {
         Ok(v.to_string())
     } else {
         Err(
-            "a path of letters, digits and _./- that may start with $HOME, $SCRATCH or ~"
+            "a path of letters, digits and _./- that may start with $HOME/, $SCRATCH/ or ~/"
                 .to_string(),
         )
     }
