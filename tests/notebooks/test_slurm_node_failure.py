@@ -13,7 +13,8 @@ slow), then everything frozen is killed, so attempt 1 can never write
 another byte. Then slurmd is started again and the node resumed, so a
 requeued job can run again.
 
-* `--requeue`, in a kernel: the cell says the node failed (in Slurm's words),
+* `--requeue`, in a kernel (a job per asset, and steps of one allocation):
+  the cell says the node failed (in Slurm's words),
   attempt 2's output starts after a marked line and follows attempt 1's
   without interleaving, the asset ends done with attempt 2's value, and the
   state database records it done.
@@ -157,12 +158,15 @@ def job_of(path, asset):
     return int(job)
 
 
-def test_requeued_job_restarts_marked_and_ends_done(tmp_path, own_cluster, node, monkeypatch):
+@pytest.mark.parametrize("jobs", ["per-asset", "grouped"])
+def test_requeued_job_restarts_marked_and_ends_done(tmp_path, own_cluster, node, monkeypatch, jobs):
+    """per-asset: `sq` is a job of its own; grouped: `sq` and `after_sq`
+    are steps of one allocation, which Slurm requeues as a whole."""
     path = notebook(tmp_path, own_cluster, "--requeue")
     km, kc = start_kernel(path, tmp_path, monkeypatch)
     failed = False
     try:
-        msg = kc.execute("%materialize --target slurm --jobs per-asset")
+        msg = kc.execute(f"%materialize --target slurm --jobs {jobs}")
         text = streamed(kc, msg, until=lambda t: "[sq] sq 3\n" in t, timeout=600)
         job = job_of(path, "sq")
         fail_node(node, job)

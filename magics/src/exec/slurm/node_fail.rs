@@ -121,7 +121,14 @@ pub(super) async fn explain(
         let mut tr = tracker.lock().expect("poisoned");
         if let (Some(n), Some(w)) = (&node, &word) {
             if w.failed() || !is_requeue {
-                tr.set_node_note(i, w.describe(n));
+                // Every asset of the job (the steps of a grouped one) lost it.
+                let id = tr.jobs()[i].job_id.clone();
+                let same: Vec<usize> = (0..tr.jobs().len())
+                    .filter(|&k| tr.jobs()[k].job_id == id)
+                    .collect();
+                for k in same {
+                    tr.set_node_note(k, w.describe(n));
+                }
             }
         }
         if is_requeue {
@@ -174,7 +181,7 @@ mod tests {
     use crate::events::{AssetState, Stream};
     use crate::exec::slurm::cli::{parse_details, parse_squeue};
     use crate::exec::slurm::jobs::WatchJob;
-    use crate::exec::slurm::protocol::{parse_bundle_line, BundleEvent, ProtocolLine};
+    use crate::exec::slurm::protocol::{parse_bundle_line, BundleEvent, ProtocolLine, StepLine};
     use crate::exec::slurm::stream::{Demux, Piece};
     use crate::exec::slurm::submit::ATTEMPT_MARK;
 
@@ -248,6 +255,30 @@ mod tests {
             matches!(&changes[0].1, AssetState::Queued { reason: Some(r), .. } if r.starts_with("BeginTime")),
             "{changes:?}"
         );
+    }
+
+    #[test]
+    fn a_requeued_allocation_names_the_step_that_ran_and_starts_its_steps_again() {
+        let step = |a: &str| WatchJob {
+            step_of: Some("alloc_a".into()),
+            ..job(a, "5")
+        };
+        let mut t = Tracker::new(&[step("a"), step("b")]);
+        let line = |l: &str| StepLine::parse(l).unwrap();
+        t.record_step_line(&line("start a vm 1.0"));
+        t.record_step_line(&line("end a 0 2.0"));
+        t.record_step_line(&line("start b vm 2.1"));
+        let q = t.apply_queue(&parse_squeue("5|RUNNING|vm|None|N/A\n"));
+        assert!(q.requeued.is_empty());
+        // b ran on vm when the allocation was requeued; a ended before.
+        let q = t.apply_queue(&parse_squeue("5|PENDING||BeginTime|N/A\n"));
+        assert_eq!(q.requeued.len(), 1);
+        assert_eq!(t.jobs()[q.requeued[0]].asset, "b");
+        assert_eq!(t.track(1).requeues_seen, 1);
+        // Attempt 2 starts `a` again: its end of attempt 1 is over.
+        t.record_step_line(&line("start a vm 200.0"));
+        let (started, ended) = t.step_times(0);
+        assert_eq!((started, ended), (Some(200.0), None));
     }
 
     #[test]

@@ -199,9 +199,13 @@ impl StepStatus {
     pub fn apply(map: &mut HashMap<String, StepStatus>, line: &StepLine) {
         match line {
             StepLine::Start { asset, node, at } => {
+                // Started again (its allocation was requeued): what an
+                // earlier attempt reported is over.
                 let s = map.entry(asset.clone()).or_default();
                 s.node = Some(node.clone());
                 s.started = Some(*at);
+                s.ended = None;
+                s.skipped_because = None;
             }
             StepLine::End { asset, code, at } => {
                 map.entry(asset.clone()).or_default().ended = Some((*code, *at));

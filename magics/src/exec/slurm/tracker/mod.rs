@@ -311,7 +311,10 @@ impl Tracker {
 
     /// Take one `squeue` listing (by job id) of the live jobs.
     pub fn apply_queue(&mut self, listed: &HashMap<String, QueueRow>) -> QueueOutcome {
-        let mut out = QueueOutcome::default();
+        let mut out = QueueOutcome {
+            requeued: self.steps.requeued(&self.jobs, &mut self.tracks, listed),
+            ..QueueOutcome::default()
+        };
         for i in 0..self.jobs.len() {
             if self.tracks[i].terminal {
                 continue;

@@ -27,6 +27,8 @@ pub(super) struct Steps {
     status: HashMap<String, StepStatus>,
     /// A line arrived since the last poll (wakes the poll loop early).
     pub dirty: bool,
+    /// The last `squeue` state of each allocation (by job id).
+    alloc_state: HashMap<String, String>,
 }
 
 impl Steps {
@@ -65,6 +67,44 @@ impl Steps {
 
     pub fn get(&self, asset: &str) -> StepStatus {
         self.status.get(asset).cloned().unwrap_or_default()
+    }
+
+    /// Allocations `listed` pending that were running at the last listing:
+    /// Slurm requeued them (their driver starts every step again). Counts
+    /// the requeue on each live step of such an allocation and returns, per
+    /// allocation, the step to name in the notice (one that ran: its track
+    /// knows the node).
+    pub fn requeued(
+        &mut self,
+        jobs: &[WatchJob],
+        tracks: &mut [Track],
+        listed: &HashMap<String, QueueRow>,
+    ) -> Vec<usize> {
+        let mut ids: Vec<&str> = Vec::new();
+        for j in jobs.iter().filter(|j| j.step_of.is_some()) {
+            let Some(row) = listed.get(&j.job_id) else {
+                continue;
+            };
+            let old = self.alloc_state.insert(j.job_id.clone(), row.state.clone());
+            if old.as_deref() == Some("RUNNING") && is_pending_state(&row.state) {
+                ids.push(&j.job_id);
+            }
+        }
+        let mut named = Vec::new();
+        for id in ids {
+            tracing::info!(job = %id, "allocation requeued");
+            let live: Vec<usize> = (0..jobs.len())
+                .filter(|&k| jobs[k].job_id == id && !tracks[k].terminal)
+                .collect();
+            for &k in &live {
+                tracks[k].requeues_seen += 1;
+            }
+            let ran = live.iter().find(|&&k| tracks[k].node.is_some());
+            if let Some(&k) = ran.or(live.first()) {
+                named.push(k);
+            }
+        }
+        named
     }
 }
 
