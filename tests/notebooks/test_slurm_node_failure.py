@@ -148,7 +148,8 @@ def notebook(tmp_path, cluster, requeue_flag):
         "    std::thread::sleep(std::time::Duration::from_millis(500));\n"
         "}\n"
         "42u64",
-        "%%asset after_sq\nprintln!(\"after {}\", sq + 1);\nsq + 1",
+        # The same --requeue: a grouped run may put both in one allocation.
+        f"%%asset after_sq {requeue_flag}\nprintln!(\"after {{}}\", sq + 1);\nsq + 1",
     ]]), path)
     return path
 
@@ -204,6 +205,8 @@ def test_requeued_job_restarts_marked_and_ends_done(tmp_path, own_cluster, node,
     assert sorted(db_rows(path, "SELECT asset, status FROM materializations")) == [
         ("after_sq", "ok"), ("sq", "ok")]
     assert harness.job_info(job, dir=OWN_DIR)["Restarts"] == "1"
+    # grouped: both were steps of the one requeued allocation.
+    assert (job_of(path, "after_sq") == job) == (jobs == "grouped")
 
 
 def test_node_failure_without_requeue_fails_with_slurms_words_and_a_hint(tmp_path, own_cluster, node):

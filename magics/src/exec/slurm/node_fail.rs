@@ -268,12 +268,19 @@ mod tests {
         t.record_step_line(&line("start a vm 1.0"));
         t.record_step_line(&line("end a 0 2.0"));
         t.record_step_line(&line("start b vm 2.1"));
+        // Listed running before any poll saw b's `start` line.
+        let mut early = Tracker::new(&[step("a"), step("b")]);
+        early.apply_queue(&parse_squeue("5|RUNNING|vm|None|N/A\n"));
+        early.record_step_line(&line("start a vm 1.0"));
+        let q = early.apply_queue(&parse_squeue("5|PENDING||BeginTime|N/A\n"));
+        assert_eq!(early.track(q.requeued[0]).node.as_deref(), Some("vm"));
         let q = t.apply_queue(&parse_squeue("5|RUNNING|vm|None|N/A\n"));
         assert!(q.requeued.is_empty());
         // b ran on vm when the allocation was requeued; a ended before.
         let q = t.apply_queue(&parse_squeue("5|PENDING||BeginTime|N/A\n"));
         assert_eq!(q.requeued.len(), 1);
         assert_eq!(t.jobs()[q.requeued[0]].asset, "b");
+        assert_eq!(t.track(q.requeued[0]).node.as_deref(), Some("vm"));
         assert_eq!(t.track(1).requeues_seen, 1);
         // Attempt 2 starts `a` again: its end of attempt 1 is over.
         t.record_step_line(&line("start a vm 200.0"));
