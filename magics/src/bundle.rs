@@ -224,9 +224,14 @@ fn slurmbook_store<T: serde::Serialize>(output: &str, value: &T) -> u64 {
         std::fs::create_dir_all(dir).expect("creating the value store");
     }
     let tmp = format!("{output}.tmp.{}", std::process::id());
-    std::fs::write(&tmp, &bytes).expect("writing the value");
-    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).expect("syncing the value");
-    std::fs::rename(&tmp, output).expect("publishing the value");
+    // A value that cannot be written whole (a full disk) leaves nothing behind.
+    let written = std::fs::write(&tmp, &bytes)
+        .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
+        .and_then(|_| std::fs::rename(&tmp, output));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        panic!("writing the value to {output}: {e}");
+    }
     bytes.len() as u64
 }
 

@@ -78,6 +78,10 @@ UP_TIMEOUT = float(os.environ.get("SLURMBOOK_CLUSTER_TIMEOUT", "90"))
 # environment of `up` says SLURMBOOK_CLUSTER_SCRONTAB=disable (a cluster whose
 # site turned it off, for the fallback tests).
 SCRONTAB_ENV = "SLURMBOOK_CLUSTER_SCRONTAB"
+# SLURMBOOK_CLUSTER_MEMORY=enforce: slurmstepd samples each step's memory
+# every second and kills a step over its --mem (OUT_OF_MEMORY), as sites
+# without cgroups do; otherwise memory is not watched (no cgroups here).
+MEMORY_ENV = "SLURMBOOK_CLUSTER_MEMORY"
 # Debian ships no `scrontab` client: `up` builds it from Debian's source package
 # of the installed Slurm (same version as the installed libslurmfull) once.
 SCRONTAB_BIN = Path("/usr/local/bin/scrontab")
@@ -470,6 +474,15 @@ def ensure_installed() -> None:
         raise ClusterError("still missing after apt-get install: " + ", ".join(still))
 
 
+def memory_watch() -> str:
+    """slurm.conf's memory watching (see MEMORY_ENV)."""
+    if os.environ.get(MEMORY_ENV) == "enforce":
+        return ("JobAcctGatherType=jobacct_gather/linux\n"
+                "JobAcctGatherParams=OverMemoryKill\n"
+                "JobAcctGatherFrequency=task=1")
+    return "JobAcctGatherType=jobacct_gather/none"
+
+
 def scrontab_enabled() -> bool:
     return os.environ.get(SCRONTAB_ENV, "enable") != "disable"
 
@@ -601,7 +614,7 @@ TaskPlugin=task/none
 MpiDefault=none
 SwitchType=switch/none
 ReturnToService=2
-JobAcctGatherType=jobacct_gather/none
+{memory_watch()}
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 MailProg=/bin/true

@@ -1,7 +1,8 @@
 """The fault matrix (issue 18) on the shared loopback cluster: faults that
 leave the cluster's daemons alone. Each is injected for real (a job running
 past its --time, an `scancel` typed in a terminal, a request no node can
-satisfy, a remote_dir that cannot be created) and the test checks what the
+satisfy, a remote_dir that cannot be created, a remote disk that fills up)
+and the test checks what the
 user sees and that nothing is lost or half-recorded. The faults are the
 same over either transport, so these run over SSH only (`ssh_transport`).
 Faults that stop or kill Slurm's daemons are in test_slurm_daemons.py, on
@@ -146,3 +147,53 @@ def test_an_unwritable_remote_dir_fails_before_submission(tmp_path, ssh_transpor
         assert "2 done, 0 fresh, 0 failed" in again.stdout
     finally:
         ssh_transport.shell(f"rm -rf {blocker} $SCRATCH/fixed-{tmp_path.name}")
+
+
+def test_a_full_remote_disk_is_a_clear_error_and_nothing_half_written_is_used(tmp_path, ssh_transport):
+    """remote_dir on a tiny tmpfs. First too small for the job program: the
+    upload fails with the system's words before anything is submitted. Then
+    big enough for the program but not for `big`'s value: that job fails
+    saying it could not write the value, its dependent does not run, and no
+    value is recorded. With room, the next run does both from what is there,
+    so nothing half-written was taken for whole."""
+    mnt = f"$SCRATCH/full-{tmp_path.name}"
+    p = ssh_transport.shell(f"mkdir -p {mnt} && mount -t tmpfs -o size=256k,mode=0700 tmpfs {mnt}")
+    assert p.returncode == 0, p.stderr
+    cells = ["%%asset big\n(0..3_000_000u32).collect::<Vec<u32>>()",
+             "%%asset total\nbig.iter().map(|&x| x as u64).sum::<u64>()"]
+    path = notebook(tmp_path, ssh_transport, cells, remote_dir=f"{mnt}/slurmbook")
+    try:
+        # 1. No room for the job program: refused before submission.
+        before = ssh_transport.shell("squeue -h --states=all -o %i").stdout.split()
+        run = run_cli(path, timeout=600)
+        out = run.stdout + run.stderr
+        assert run.returncode != 0, out
+        assert "No space left on device" in out, out
+        after = ssh_transport.shell("squeue -h --states=all -o %i").stdout.split()
+        assert set(after) == set(before), "a job was submitted"
+        assert db_rows(path, "SELECT count(*) FROM materializations WHERE status = 'ok'") == [(0,)]
+        assert db_rows(path, "SELECT count(*) FROM runs WHERE status = 'running'") == [(0,)]
+
+        # 2. Room for the program, not for big's value (about 24 MB of JSON).
+        p = ssh_transport.shell(f"mount -o remount,size=12m {mnt}")
+        assert p.returncode == 0, p.stderr
+        run = run_cli(path, timeout=600)
+        out = run.stdout + run.stderr
+        assert run.returncode != 0, out
+        assert re.search(r"big\s+failed", out), out
+        assert "writing the value" in out and "No space left on device" in out, out
+        assert statuses(path).get("big") == "failed", statuses(path)
+        assert statuses(path).get("total") != "ok", statuses(path)
+        assert db_rows(path, "SELECT count(*) FROM materializations WHERE status IN ('ok', 'running')") == [(0,)]
+
+        # 3. Room: both run, and the value is whole.
+        p = ssh_transport.shell(f"mount -o remount,size=256m {mnt}")
+        assert p.returncode == 0, p.stderr
+        again = run_cli(path, timeout=600)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "2 done, 0 fresh, 0 failed" in again.stdout, again.stdout
+        load = subprocess.run([BINARY, "run", path, "--profile", "cluster"],
+                              capture_output=True, text=True, timeout=300)
+        assert load.returncode == 0 and "nothing to do" in load.stdout, load.stdout
+    finally:
+        ssh_transport.shell(f"umount {mnt}; rm -rf {mnt}")

@@ -54,8 +54,10 @@ cd "$d" || exit 1
 node=${SLURMD_NODENAME:-$(hostname)}
 log() { printf '%s\n' "$*" >> "$st"; }
 # finish ASSET STATUS: publish how a step ended, and wake the waiting steps.
+# Its file was reserved at the start (see below) and is overwritten in place,
+# so a step that filled the disk can still say it ended.
 finish() {
-  printf '%s\n' "$2" > "$d/.$1.rc.tmp" && mv -f "$d/.$1.rc.tmp" "$d/.$1.rc"
+  printf '%-7s\n' "$2" 1<> "$d/.$1.rc.tmp" && mv -f "$d/.$1.rc.tmp" "$d/.$1.rc"
   for w in "$d/.$g.wait."*; do
     [ -e "$w" ] && kill -USR1 "${w##*.wait.}" 2>/dev/null
   done
@@ -74,7 +76,8 @@ await() {
   : > "$d/.$g.wait.$self"
   for u in "$@"; do
     while [ ! -e "$d/.$u.rc" ]; do sleep 1 & sp=$!; wait "$sp"; sp=; done
-    if [ "$(cat "$d/.$u.rc")" != 0 ]; then
+    rc=; read -r rc < "$d/.$u.rc"
+    if [ "$rc" != 0 ]; then
       rm -f "$d/.$g.wait.$self"
       log "skip $a $u"; finish "$a" skip; return 1
     fi
@@ -137,6 +140,17 @@ pub fn driver_script(
     rm.push_str(" \"$d/.$g.wait.\"*");
     s.push_str(&rm);
     s.push('\n');
+    // Room for how each step ends, reserved before any runs: with the disk
+    // full, a step must still be able to publish its end, or its dependents
+    // would wait for it until the time limit.
+    s.push_str("for a in");
+    for st in steps {
+        s.push(' ');
+        s.push_str(st.asset);
+    }
+    s.push_str(
+        "; do printf '%-7s\\n' pending > \"$d/.$a.rc.tmp\" || { echo \"slurmbook: cannot write in $d (disk full?)\" >&2; exit 1; }; done\n",
+    );
     for st in steps {
         let a = st.asset;
         for u in st.after {
@@ -188,7 +202,7 @@ pub fn driver_script(
         s.push(' ');
         s.push_str(st.asset);
     }
-    s.push_str("; do [ \"$(cat \"$d/.$a.rc\" 2>/dev/null)\" = 0 ] || exit 1; done\nexit 0\n");
+    s.push_str("; do rc=; read -r rc < \"$d/.$a.rc\" 2>/dev/null; [ \"$rc\" = 0 ] || exit 1; done\nexit 0\n");
     Ok(s)
 }
 

@@ -15,10 +15,11 @@ pub fn failure_text(asset: &str, t: &Track, bundle_error: Option<&str>) -> Strin
     };
     let mut first = match (t.slurm_state.as_str(), t.exit_code, t.signal) {
         ("TIMEOUT", ..) => format!("{} reached (TIMEOUT)", limit("time limit", &t.time_limit)),
-        ("OUT_OF_MEMORY", ..) => match &t.mem_asked {
-            Some(m) => format!("out of memory (asked {m}) (OUT_OF_MEMORY)"),
-            None => "out of memory (OUT_OF_MEMORY)".to_string(),
-        },
+        ("OUT_OF_MEMORY", ..) => format!("{} (OUT_OF_MEMORY)", limit("out of memory", &memory(t))),
+        _ if killed_for_memory(t) => format!(
+            "{} (Slurm killed it: exceeded its memory limit)",
+            limit("out of memory", &memory(t))
+        ),
         ("NODE_FAIL", ..) => match (&t.node_note, &t.node) {
             (Some(note), _) => format!("node failure (NODE_FAIL): {note}"),
             (None, Some(node)) => format!("node failure (NODE_FAIL) on node {node}"),
@@ -62,9 +63,32 @@ pub fn failure_text(asset: &str, t: &Track, bundle_error: Option<&str>) -> Strin
     first + &more
 }
 
+/// "asked 200M": the memory the job asked for, as the message shows it.
+fn memory(t: &Track) -> Option<String> {
+    t.mem_asked.as_ref().map(|m| format!("asked {m}"))
+}
+
+/// Slurm killed the job for its memory without saying OUT_OF_MEMORY: a
+/// site without cgroups, where slurmstepd samples the job's memory
+/// (`JobAcctGatherParams=OverMemoryKill`) and ends it as FAILED, saying so
+/// only on the job's stderr.
+fn killed_for_memory(t: &Track) -> bool {
+    t.stderr_tail.lines().any(|l| {
+        l.contains("slurmstepd")
+            && (l.contains("Exceeded job memory limit")
+                || l.contains("Exceeded step memory limit")
+                || l.contains("exceeded memory limit"))
+    })
+}
+
 /// What to change when Slurm ended the job for one of its limits.
 fn limit_hint(asset: &str, t: &Track) -> Option<String> {
-    match t.slurm_state.as_str() {
+    let state = if killed_for_memory(t) {
+        "OUT_OF_MEMORY"
+    } else {
+        t.slurm_state.as_str()
+    };
+    match state {
         "TIMEOUT" => Some(format!(
             "the job ran out of its time limit{}; ask for more with `%%asset {asset} --time=HH:MM:SS` \
              (or `time` in the profile), within the partition's MaxTime (sinfo -o '%P %l')",

@@ -596,3 +596,46 @@ fn a_completed_job_takes_its_own_wall_time_over_slurms_whole_seconds() {
     // The queue wait is kept for the usage.
     assert_eq!(t.track(0).queue_ms, Some(1000));
 }
+
+#[test]
+fn a_job_slurm_killed_for_its_memory_without_cgroups_is_out_of_memory() {
+    // Recorded on the loopback cluster with JobAcctGatherParams=OverMemoryKill
+    // (SLURMBOOK_CLUSTER_MEMORY=enforce): FAILED, signal 9, and the reason
+    // only on the job's stderr.
+    let killed = scontrol("1", "FAILED", "JobLaunchFailure", "(null)", "Requeue=1 Restarts=0 BatchFlag=1 Reboot=0 ExitCode=0:9 RunTime=00:00:03 TimeLimit=00:02:00 MinMemoryNode=200M TimeMin=N/A SubmitTime=2026-11-26T21:28:09 EligibleTime=2026-11-26T21:28:09 AccrueTime=2026-11-26T21:28:09 StartTime=2026-11-26T21:28:09 EndTime=2026-11-26T21:28:12 Deadline=N/A SuspendTime=None SecsPreSuspend=0 LastSchedEval=2026-11-26T21:28:09 Scheduler=Main NodeList=vm BatchHost=vm");
+    let mut t = Tracker::new(&[job("hog", "1", &[]), job("after", "2", &["hog"])]);
+    poll(&mut t, "1|RUNNING|vm|None\n", &[], "");
+    let changes = poll(
+        &mut t,
+        "1|FAILED|vm|JobLaunchFailure\n",
+        &[killed, never_satisfied("2", "1")],
+        "slurmstepd-vm: error: StepId=1.batch exceeded memory limit (246120448 > 209715200), being killed\nslurmstepd-vm: error: Exceeded job memory limit\nslurmstepd-vm: error: *** JOB 1 ON vm CANCELLED AT 2026-11-26T21:28:12 ***",
+    );
+    let hog = changes
+        .iter()
+        .find(|(a, _)| a == "hog")
+        .map(|(_, s)| error_of(s))
+        .expect("hog changed");
+    assert!(
+        hog.starts_with("out of memory (asked 200M) (Slurm killed it: exceeded its memory limit)"),
+        "{hog}"
+    );
+    assert!(
+        hog.contains("\nhint: ask for more memory with `%%asset hog --mem=SIZE` (e.g. twice 200M)"),
+        "{hog}"
+    );
+    // A plain failure whose own output merely mentions memory is not one.
+    let plain = failed_9();
+    let mut t = Tracker::new(&[job("calc", "9", &[])]);
+    poll(&mut t, "9|RUNNING|vm|None\n", &[], "");
+    let changes = poll(
+        &mut t,
+        "9|FAILED|vm|NonZeroExitCode\n",
+        &[plain],
+        "error: exceeded memory limit of my own cache",
+    );
+    assert!(
+        error_of(&changes[0].1).starts_with("exit code 2"),
+        "{changes:?}"
+    );
+}
