@@ -62,6 +62,31 @@ pub fn binary_name(hash: &str) -> String {
 /// Functions the job runtime gives asset code (`report_metadata(json)`).
 pub const RUNTIME_NAMES: &[&str] = &["report_metadata"];
 
+/// The extra parameters of a partitioned asset's function.
+pub const PARTITION_PARAMS: &str = "partition: &str, partition_index: usize";
+
+/// Whether `asset` receives its upstream `up` as a map of all of `up`'s
+/// partitions (`up` is partitioned, and `asset` is not partitioned like it).
+pub fn receives_map(project: &Project, asset: &str, up: &str) -> bool {
+    let up_partitioned = project
+        .asset(up)
+        .is_some_and(|u| u.options.partitioning().is_some());
+    let like = project
+        .asset(asset)
+        .and_then(|a| a.options.partitions_like.as_deref());
+    up_partitioned && like != Some(up)
+}
+
+/// The type of `asset`'s parameter for its upstream `up` whose value (one
+/// partition's, when partitioned) has type `ty`.
+pub fn param_type(project: &Project, asset: &str, up: &str, ty: &str) -> String {
+    if receives_map(project, asset, up) {
+        format!("std::collections::BTreeMap<String, {ty}>")
+    } else {
+        ty.to_string()
+    }
+}
+
 /// Checks what would make a job fail before anything is submitted: free
 /// variables that are neither assets nor items (nor the runtime's).
 pub fn check_free_variables(project: &Project, assets: &[String]) -> Result<(), BundleError> {
@@ -145,13 +170,17 @@ pub fn generate(
             .map(|(d, _)| {
                 types
                     .get(d)
-                    .map(|t| (d.to_string(), t.clone()))
+                    .map(|t| (d.to_string(), param_type(project, asset, d, t)))
                     .ok_or_else(|| BundleError::UnknownType {
                         asset: d.to_string(),
                     })
             })
             .collect::<Result<_, _>>()?;
-        let params: Vec<String> = ups.iter().map(|(n, t)| format!("{n}: {t}")).collect();
+        let mut params: Vec<String> = ups.iter().map(|(n, t)| format!("{n}: {t}")).collect();
+        let partitioned = spec.options.partitioning().is_some();
+        if partitioned {
+            params.push(PARTITION_PARAMS.to_string());
+        }
         main.push_str(&format!(
             "// ---- asset {asset} ----\nfn asset_{asset}({}) -> {ty} {{\n{}\n}}\n\n",
             params.join(", "),
@@ -160,6 +189,9 @@ pub fn generate(
         let loads: Vec<String> = ups
             .iter()
             .map(|(n, t)| {
+                if receives_map(project, asset, n) {
+                    return format!("let {n}: {t} = slurmbook_load_map(&input_maps, \"{n}\");");
+                }
                 match project
                     .asset(n)
                     .map(|u| u.lang())
@@ -176,7 +208,14 @@ pub fn generate(
                 }
             })
             .collect();
-        let args: Vec<&str> = ups.iter().map(|(n, _)| n.as_str()).collect();
+        let mut args: Vec<&str> = ups.iter().map(|(n, _)| n.as_str()).collect();
+        let mut loads = loads;
+        if partitioned {
+            loads.push(format!(
+                "let (partition, partition_index) = slurmbook_partition(&task, \"{asset}\");"
+            ));
+            args.extend(["partition.as_str()", "partition_index"]);
+        }
         arms.push_str(&format!(
             "        \"{asset}\" => {{ {} let value = asset_{asset}({}); slurmbook_store(&output, &value) }}\n",
             loads.join(" "),
@@ -218,6 +257,49 @@ fn slurmbook_load<T: serde::de::DeserializeOwned>(inputs: &[(String, String)], n
     serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("decoding upstream {name} from {path}: {e}"))
 }
 
+fn slurmbook_load_map<T: serde::de::DeserializeOwned>(
+    maps: &[(String, std::collections::BTreeMap<String, String>)],
+    name: &str,
+) -> std::collections::BTreeMap<String, T> {
+    let map = &maps.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no --input-map for partitioned upstream {name}")).1;
+    map.iter()
+        .map(|(key, path)| {
+            let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("reading upstream {name}[{key}] from {path}: {e}"));
+            let value = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("decoding upstream {name}[{key}] from {path}: {e}"));
+            (key.clone(), value)
+        })
+        .collect()
+}
+
+fn slurmbook_partition(task: &Option<(String, usize)>, asset: &str) -> (String, usize) {
+    task.clone().unwrap_or_else(|| panic!("asset {asset} is partitioned: run it with --task-table FILE [--task I]"))
+}
+
+/// Entry `index` of a task table (`--task-table FILE`): the partition, where
+/// its value goes, and its inputs.
+fn slurmbook_task(
+    table: &str,
+    index: usize,
+) -> ((String, usize), String, Vec<(String, String)>, Vec<(String, std::collections::BTreeMap<String, String>)>) {
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        key: String,
+        index: usize,
+        output: String,
+        #[serde(default)]
+        inputs: std::collections::BTreeMap<String, String>,
+        #[serde(default)]
+        input_maps: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+    }
+    let bytes = std::fs::read(table).unwrap_or_else(|e| panic!("reading the task table {table}: {e}"));
+    let mut entries: Vec<Entry> = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("decoding the task table {table}: {e}"));
+    if index >= entries.len() {
+        panic!("task {index} is not in the task table {table} ({} tasks)", entries.len());
+    }
+    let e = entries.swap_remove(index);
+    ((e.key, e.index), e.output, e.inputs.into_iter().collect(), e.input_maps.into_iter().collect())
+}
+
 fn slurmbook_store<T: serde::Serialize>(output: &str, value: &T) -> u64 {
     let bytes = serde_json::to_vec(value).expect("serializing the value");
     if let Some(dir) = std::path::Path::new(output).parent() {
@@ -242,10 +324,26 @@ const MAIN: &str = r#"fn main() {
     let mut asset = None;
     let mut output = None;
     let mut inputs: Vec<(String, String)> = Vec::new();
+    let mut input_maps: Vec<(String, std::collections::BTreeMap<String, String>)> = Vec::new();
+    let mut table = None;
+    let mut task_index: Option<usize> = None;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
             "--output" => { output = args.get(i + 1).cloned(); i += 2; }
+            "--task-table" => { table = args.get(i + 1).cloned(); i += 2; }
+            "--task" => {
+                task_index = Some(args.get(i + 1).and_then(|t| t.parse().ok()).expect("--task I (an integer)"));
+                i += 2;
+            }
+            "--input-map" => {
+                let spec = args.get(i + 1).cloned().unwrap_or_default();
+                let (n, p) = spec.split_once('=').expect("--input-map NAME=FILE");
+                let bytes = std::fs::read(p).unwrap_or_else(|e| panic!("reading the input map {p}: {e}"));
+                let map = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("decoding the input map {p}: {e}"));
+                input_maps.push((n.to_string(), map));
+                i += 2;
+            }
             "--input" => {
                 let spec = args.get(i + 1).cloned().unwrap_or_default();
                 let (n, p) = spec.split_once('=').expect("--input NAME=PATH");
@@ -255,7 +353,19 @@ const MAIN: &str = r#"fn main() {
             other => { asset = Some(other.to_string()); i += 1; }
         }
     }
-    let asset = asset.expect("usage: slurmbook_job ASSET --output PATH [--input NAME=PATH]...");
+    let asset = asset.expect("usage: slurmbook_job ASSET (--output PATH [--input NAME=PATH]... [--input-map NAME=FILE]... | --task-table FILE [--task I])");
+    let mut task: Option<(String, usize)> = None;
+    if let Some(table) = &table {
+        let index = task_index.unwrap_or_else(|| {
+            std::env::var("SLURM_ARRAY_TASK_ID").ok().and_then(|t| t.parse().ok())
+                .expect("--task I, or SLURM_ARRAY_TASK_ID in the environment")
+        });
+        let (t, out, ins, maps) = slurmbook_task(table, index);
+        task = Some(t);
+        output = Some(out);
+        inputs.extend(ins);
+        input_maps.extend(maps);
+    }
     let output = output.expect("--output PATH");
     let before = slurmbook_rusage_now();
     let started = std::time::Instant::now();
@@ -444,6 +554,13 @@ pub fn probe_types(
     root: &Path,
 ) -> Result<HashMap<String, String>, BundleError> {
     let mut types = known.clone();
+    // What the session knows of a partitioned asset is its map of all
+    // partitions: its type here is one partition's.
+    types.retain(|a, _| {
+        project
+            .asset(a)
+            .is_none_or(|s| s.options.partitioning().is_none())
+    });
     let mut wanted: Vec<String> = Vec::new();
     for a in assets {
         for up in project.graph.upstream(a, None).unwrap_or_default() {
@@ -504,13 +621,16 @@ fn probe_layer(
             .ok_or_else(|| BundleError::UnknownType {
                 asset: asset.to_string(),
             })?;
-        let params: Vec<String> = project
+        let mut params: Vec<String> = project
             .graph
             .dependencies(asset)
             .into_iter()
             .filter(|(_, k)| k.carries_data())
-            .map(|(d, _)| format!("{d}: {}", types[d]))
+            .map(|(d, _)| format!("{d}: {}", param_type(project, asset, d, &types[d])))
             .collect();
+        if spec.options.partitioning().is_some() {
+            params.push(PARTITION_PARAMS.to_string());
+        }
         let start = main.lines().count() + 1;
         main.push_str(&format!(
             "fn probe_{asset}({}) -> () {{\n{}\n}}\n",

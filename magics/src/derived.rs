@@ -32,6 +32,8 @@ struct AssetKey {
     lang: Option<crate::model::Lang>,
     /// The `env:<name>` entry of its version.
     env_entry: Option<(String, String)>,
+    /// How it is partitioned (`--partitions-from`/`-like` are edges).
+    partitioning: Option<crate::model::PartitionSpec>,
 }
 
 impl AssetKey {
@@ -46,6 +48,7 @@ impl AssetKey {
             deps: a.options.deps.clone(),
             type_annotation: a.type_annotation.clone(),
             env: a.options.env.clone(),
+            partitioning: a.options.partitioning(),
         }
     }
 
@@ -54,6 +57,7 @@ impl AssetKey {
             && self.group == a.options.group
             && self.tags == a.options.tags
             && self.deps == a.options.deps
+            && self.partitioning == a.options.partitioning()
     }
 
     fn same_own(&self, a: &AssetSpec, envs: &EnvDigests) -> bool {

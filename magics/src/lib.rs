@@ -21,6 +21,7 @@ pub mod items;
 pub mod model;
 pub(crate) mod names;
 pub mod notebook;
+pub mod partitions;
 pub mod plan;
 pub mod policy;
 pub mod private_fs;

@@ -210,10 +210,15 @@ impl Project {
         if self.asset(asset).is_some_and(|a| a.lang().is_foreign()) {
             return Vec::new();
         }
+        // A partitioned asset's body has its partition in scope.
+        let partitioned = self
+            .asset(asset)
+            .is_some_and(|a| a.options.partitioning().is_some());
         self.free_identifiers(asset)
             .map(|free| {
                 free.iter()
                     .map(String::as_str)
+                    .filter(|n| !(partitioned && ["partition", "partition_index"].contains(n)))
                     .filter(|n| {
                         !self.by_name.contains_key(*n)
                             && !self.item_index.defines(n)

@@ -355,6 +355,9 @@ pub enum Reason {
     /// The lock file pins something else for the asset's environment (or it
     /// runs in another environment now).
     EnvironmentChanged,
+    /// A partitioned asset's partitions are not all fresh (the summary:
+    /// `97/100 fresh, 3 failed (7, 41, 88)`).
+    Partitions(String),
 }
 
 impl fmt::Display for Reason {
@@ -364,6 +367,7 @@ impl fmt::Display for Reason {
             Reason::UpstreamChanged(name) => write!(f, "upstream {name} changed"),
             Reason::NeverMaterialized => write!(f, "never materialized"),
             Reason::EnvironmentChanged => write!(f, "environment changed"),
+            Reason::Partitions(summary) => write!(f, "partitions {summary}"),
         }
     }
 }

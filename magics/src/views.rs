@@ -94,6 +94,8 @@ pub struct Snapshot {
     pub successes: HashMap<String, Materialization>,
     /// Freshness policy states of the assets that have a policy.
     pub policy: HashMap<String, PolicyStatus>,
+    /// The partitions of the partitioned assets whose keys are known.
+    pub partitions: HashMap<String, crate::partitions::Partitions>,
 }
 
 impl Snapshot {
@@ -127,11 +129,16 @@ impl Snapshot {
     }
 
     pub fn status(&self, asset: &str) -> AssetStatus {
-        asset_status(
+        let mut status = asset_status(
             self.freshness.get(asset),
             self.latest.get(asset),
             self.successes.get(asset),
-        )
+        );
+        if let Some(parts) = self.partitions.get(asset) {
+            // `97/100 fresh, 3 failed (7, 41, 88)`
+            status.why = parts.summary();
+        }
+        status
     }
 }
 
@@ -380,6 +387,14 @@ pub fn describe_asset(project: &Project, snap: &Snapshot, name: &str) -> Option<
                 .unwrap_or_default(),
         )),
         None => text.push_str("  last:       never materialized\n"),
+    }
+    if let Some(spec) = spec.options.partitioning() {
+        let now = snap
+            .partitions
+            .get(name)
+            .map(|p| format!(": {}", p.summary()))
+            .unwrap_or_default();
+        text.push_str(&format!("  partitions: {spec}{now}\n"));
     }
     if let Some(p) = snap.policy.get(name) {
         text.push_str(&format!(

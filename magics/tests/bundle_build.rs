@@ -160,6 +160,26 @@ fn types_are_inferred_by_a_compile_probe_layer_by_layer() {
     assert_eq!(types["listed"], "Vec<i32>");
 }
 
+/// A partitioned asset's type is one partition's (what the session knows of
+/// it, the map, does not count); its fan-in sees the map.
+#[test]
+fn partitioned_types_are_one_partitions() {
+    let p = project(&[
+        "%%asset sq --partitions 0..3\n(partition_index * partition_index, partition.to_string())",
+        "%%asset total\nsim_total(&sq)",
+        "fn sim_total(m: &std::collections::BTreeMap<String, (usize, String)>) -> usize { m.values().map(|v| v.0).sum() }",
+    ]);
+    let names: Vec<String> = ["total"].map(String::from).to_vec();
+    let mut known = HashMap::new();
+    known.insert(
+        "sq".to_string(),
+        "BTreeMap<String, (usize, String)>".to_string(),
+    );
+    let types = bundle::probe_types(&p, &names, &known, &build_root()).unwrap();
+    assert_eq!(types["sq"], "(usize, String)");
+    assert_eq!(types["total"], "usize");
+}
+
 /// The job binary's own measurement: a `usage` event before `materialized`
 /// (and before `failed`), with its peak memory, CPU and wall time.
 #[test]
@@ -218,4 +238,129 @@ fn a_bundle_measures_its_own_usage() {
         .map(|e| e["event"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(names, ["usage", "failed"]);
+}
+
+/// A partitioned asset runs one partition per process from a task table
+/// (`--task I`, or `SLURM_ARRAY_TASK_ID`); a panicking partition fails
+/// alone; a downstream partitioned like it gets the matching partition, a
+/// non-partitioned one the map of all of them.
+#[test]
+fn partitions_run_from_a_task_table() {
+    let p = project(&[
+        "%%asset sim --partitions 0..4\nif partition == \"2\" { panic!(\"boom in {partition}\") }\npartition_index as u64 * 10",
+        "%%asset doubled --partitions-like sim\nformat!(\"{partition}:{}\", sim * 2)",
+        "%%asset total\nsim.iter().map(|(k, v)| format!(\"{k}={v}\")).collect::<Vec<_>>().join(\",\")",
+    ]);
+    let t = types(&[("sim", "u64"), ("doubled", "String"), ("total", "String")]);
+    let names: Vec<String> = ["sim", "doubled", "total"].map(String::from).to_vec();
+    bundle::check_free_variables(&p, &names).expect("partition names are in scope");
+    let sources = bundle::generate(&p, &names, &t).unwrap();
+    assert!(sources
+        .main_rs
+        .contains("fn asset_sim(partition: &str, partition_index: usize) -> u64"));
+    assert!(sources
+        .main_rs
+        .contains("fn asset_total(sim: std::collections::BTreeMap<String, u64>) -> String"));
+    assert!(sources
+        .main_rs
+        .contains("fn asset_doubled(sim: u64, partition: &str, partition_index: usize) -> String"));
+    let exe = bundle::build(&sources, &build_root(), &t).expect("the bundle builds");
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = |k: &str| dir.path().join(format!("sim-{k}.json"));
+    let table: Vec<serde_json::Value> = ["0", "1", "2", "3"]
+        .iter()
+        .enumerate()
+        .map(|(i, k)| serde_json::json!({"key": k, "index": i, "output": out(k), "inputs": {}, "input_maps": {}}))
+        .collect();
+    let table_path = dir.path().join("sim.tasks.json");
+    std::fs::write(&table_path, serde_json::to_vec(&table).unwrap()).unwrap();
+    for task in ["0", "1", "2"] {
+        let run = Command::new(&exe)
+            .args(["sim", "--task-table"])
+            .arg(&table_path)
+            .args(["--task", task])
+            .output()
+            .unwrap();
+        assert_eq!(run.status.success(), task != "2", "task {task}");
+    }
+    // Without --task, Slurm's array index says which.
+    let run = Command::new(&exe)
+        .args(["sim", "--task-table"])
+        .arg(&table_path)
+        .env("SLURM_ARRAY_TASK_ID", "3")
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(out("1")).unwrap(), "10");
+    assert_eq!(std::fs::read_to_string(out("3")).unwrap(), "30");
+    assert!(!out("2").exists());
+    let stderr = Command::new(&exe)
+        .args(["sim", "--task-table"])
+        .arg(&table_path)
+        .args(["--task", "2"])
+        .output()
+        .unwrap()
+        .stderr;
+    assert!(String::from_utf8_lossy(&stderr).contains("boom in 2"));
+    // Out of the table: an error, no value.
+    let run = Command::new(&exe)
+        .args(["sim", "--task-table"])
+        .arg(&table_path)
+        .args(["--task", "9"])
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+
+    // Partitioned like sim: partition 3 gets sim's partition 3.
+    let doubled = dir.path().join("doubled-3.json");
+    let like = serde_json::json!([{"key": "3", "index": 3, "output": doubled, "inputs": {"sim": out("3")}}]);
+    let like_path = dir.path().join("doubled.tasks.json");
+    std::fs::write(&like_path, like.to_string()).unwrap();
+    let run = Command::new(&exe)
+        .args(["doubled", "--task-table"])
+        .arg(&like_path)
+        .args(["--task", "0"])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&doubled).unwrap(), "\"3:60\"");
+
+    // Not partitioned: the map, from --input-map (or a table's input_maps).
+    let map = serde_json::json!({"0": out("0"), "1": out("1"), "3": out("3")});
+    let map_path = dir.path().join("sim.map.json");
+    std::fs::write(&map_path, map.to_string()).unwrap();
+    let total = dir.path().join("total.json");
+    let run = Command::new(&exe)
+        .args(["total", "--output"])
+        .arg(&total)
+        .arg("--input-map")
+        .arg(format!("sim={}", map_path.display()))
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&total).unwrap(),
+        "\"0=0,1=10,3=30\""
+    );
+    // A partitioned asset run without a table says how to run it.
+    let run = Command::new(&exe)
+        .args(["sim", "--output"])
+        .arg(dir.path().join("x.json"))
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("--task-table"));
 }

@@ -209,3 +209,46 @@ fn lint_names_the_cell_and_line_and_test_runs_the_checks() {
     );
     assert!(text.contains("plain_test_in_an_item_cell ... ok"), "{text}");
 }
+
+/// Partitioned assets in the crate: the function takes `partition` and
+/// `partition_index`; the runtime computes every partition into the map
+/// its downstreams receive (`--partitions-like`: the matching partition;
+/// `--partitions-from`: the keys from the source's value).
+#[test]
+fn partitioned_assets_export_as_maps() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = dir.path().join("sweep.ipynb");
+    write_notebook(
+        &nb,
+        &[
+            "%%asset days\nvec![\"mon\".to_string(), \"tue\".to_string()]",
+            "%%asset hours: u32 --partitions-from days\n(partition_index as u32 + 1) * 8",
+            "%%asset sim: u64 --partitions 0..4\npartition_index as u64 * 10",
+            "%%asset doubled: u64 --partitions-like sim\nsim * 2",
+            "%%asset total\nsim.values().sum::<u64>() + doubled.values().sum::<u64>() + hours.values().map(|h| *h as u64).sum::<u64>()",
+            "%%check total\ntotal == 60 + 120 + 24",
+        ],
+    );
+    let out = dir.path().join("sweep-crate");
+    let l = loaded(&nb);
+    export::export(&l.project, &l.nb, &out, &l.edition).unwrap();
+    let assets = std::fs::read_to_string(out.join("src/assets.rs")).unwrap();
+    assert!(
+        assets.contains("pub fn doubled(sim: u64, partition: &str, partition_index: usize) -> u64"),
+        "{assets}"
+    );
+    assert!(
+        assets.contains("sim: std::collections::BTreeMap<String, u64>, doubled: "),
+        "{assets}"
+    );
+    let (ok, text) = cargo(&out, &["test"]);
+    assert!(ok, "{text}");
+    let (ok, text) = cargo(&out, &["run", "--quiet", "--", "--select", "total"]);
+    assert!(ok, "{text}");
+    let total: u64 =
+        serde_json::from_slice(&std::fs::read(out.join("values/total.json")).unwrap()).unwrap();
+    assert_eq!(total, 204);
+    let hours: std::collections::BTreeMap<String, u32> =
+        serde_json::from_slice(&std::fs::read(out.join("values/hours.json")).unwrap()).unwrap();
+    assert_eq!(hours["tue"], 16);
+}

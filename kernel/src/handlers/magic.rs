@@ -76,9 +76,9 @@ impl RustKernel {
             }
             LineMagic::Graph { selection } => self.graph_magic(selection, out),
             LineMagic::Materialize(args) => self.materialize(args, out).await,
-            LineMagic::Load { name } => {
+            LineMagic::Load { name, partition } => {
                 self.sync_schedules(out).await;
-                self.load_magic(&name, out).await
+                self.load_magic(&name, partition.as_deref(), out).await
             }
             LineMagic::Runs { run } => {
                 self.sync_schedules(out).await;

@@ -142,13 +142,24 @@ impl RustKernel {
     pub(super) async fn load_magic(
         &mut self,
         name: &str,
+        partition: Option<&str>,
         out: &CellOutput<'_>,
     ) -> Result<CellResult, ErrorInfo> {
         let magic = format!("%load {name}");
-        let (last, type_name) = self
-            .workspace
-            .stored_value(name)
-            .map_err(|e| run_error("%load", e))?;
+        let (last, type_name) = match partition {
+            Some(key) => self.workspace.stored_partition(name, key),
+            None => self.workspace.stored_value(name),
+        }
+        .map_err(|e| run_error("%load", e))?;
+        // One partition is bound as NAME_KEY (`sim[2024-01]`: `sim_2024_01`).
+        let (shown, name) = match partition {
+            Some(key) => (
+                format!("{name}[{key}]"),
+                format!("{name}_{}", key.replace(['.', '-'], "_")),
+            ),
+            None => (name.to_string(), name.to_string()),
+        };
+        let name = name.as_str();
         let path = self
             .workspace
             .value_file(&last)
@@ -167,7 +178,12 @@ impl RustKernel {
         out.stream(
             "stdout",
             &format!(
-                "loaded {name}: {type_name} (materialized {})\n",
+                "loaded {shown}{}: {type_name} (materialized {})\n",
+                if partition.is_some() {
+                    format!(" as {name}")
+                } else {
+                    String::new()
+                },
                 views::location(&last)
             ),
         );

@@ -1,8 +1,12 @@
 //! The in-kernel executor (laptop mode): each selected asset is evaluated in
 //! the kernel's own Rust session as a variable of its name, in topological
 //! order. A failing asset (or check) stops its dependents, which are reported
-//! as skipped because of it, while independent branches still run.
+//! as skipped because of it, while independent branches still run. A
+//! partitioned asset runs as processes of the job binary ([`super::sweep`]),
+//! its map of partitions then bound in the session; which fresh assets are
+//! loaded or computed again is in [`super::fresh`].
 
+use super::fresh::{fresh_to_rerun, load_fresh, needed_in_session};
 use super::usage::kernel_usage;
 use crate::events::{format_duration, AssetState, Emit, Event, RunSummary, Stream};
 use crate::exec::foreign;
@@ -128,6 +132,14 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
         cancel,
         settings,
     } = run;
+    let sweep = super::sweep::SweepRun {
+        project,
+        db,
+        store,
+        run_id,
+        emit,
+        cancel,
+    };
     let foreign_ctx = foreign::local::LocalForeign {
         project,
         settings,
@@ -223,9 +235,15 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
             summary.cancelled.push(name.to_owned());
             continue;
         }
-        if let Some(because) = step.after.iter().find_map(|u| blocked.get(u).map(|_| u)) {
+        // A failed upstream it is partitioned like blocks only the matching partitions.
+        let like = |u: &&String| super::sweep::is_like(step, u) && blocked[*u] == "failed";
+        if let Some(because) = step
+            .after
+            .iter()
+            .find(|u| blocked.contains_key(*u) && !like(u))
+        {
             let reason = blocked[because].clone();
-            let text = format!("upstream {because} {}", short_reason(&reason));
+            let text = format!("upstream {because} {reason}");
             blocked.insert(name.to_owned(), text.clone());
             let id = db.record_start(&start)?;
             db.record_result(
@@ -268,6 +286,10 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
                     message: f.message,
                     detail: vec![f.detail],
                 })
+        } else if step.partitions.is_some() {
+            super::sweep::run(&sweep, session, step, version)
+                .await
+                .map(|()| None)
         } else {
             match bind_foreign_upstreams(project, db, session, name, &mut foreign_values).await {
                 Err(e) => Err(e),
@@ -346,6 +368,10 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
                 }
                 metadata["type"] = serde_json::json!(type_name);
                 metadata["eval"] = serde_json::json!(format_duration(eval_ms));
+                if let Some(p) = &step.partitions {
+                    // How many partitions the stored map holds (see `partitions`).
+                    metadata["partitions"] = serde_json::json!(p.total);
+                }
                 let ms = t.elapsed().as_millis() as u64;
                 db.record_result(
                     id,
@@ -430,14 +456,6 @@ pub async fn materialize<S: Session>(run: LocalRun<'_, S>) -> Result<RunSummary,
     Ok(summary)
 }
 
-fn short_reason(reason: &str) -> &str {
-    if reason == "failed" {
-        "failed"
-    } else {
-        reason
-    }
-}
-
 /// Serializes a value in the session and stores it atomically.
 async fn store_value<S: Session>(
     session: &mut S,
@@ -461,125 +479,4 @@ async fn store_value<S: Session>(
         .write_bytes(name, version, "json", &bytes)
         .ok()
         .map(|p| p.display().to_string())
-}
-
-/// Whether a Rust step that runs (or a fresh asset computed again) needs
-/// `name`'s value in the session (Python and bash steps read its file).
-fn needed_in_session(
-    project: &Project,
-    plan: &Plan,
-    rerun: &HashMap<String, String>,
-    name: &str,
-) -> bool {
-    plan.steps
-        .iter()
-        .filter(|s| s.action == Action::Run || rerun.contains_key(&s.asset))
-        .filter(|s| {
-            project
-                .asset(&s.asset)
-                .is_some_and(|a| !a.lang().is_foreign())
-        })
-        .any(|s| {
-            project
-                .graph
-                .dependencies(&s.asset)
-                .iter()
-                .any(|(d, k)| *d == name && k.carries_data())
-        })
-}
-
-/// Whether a step that runs (or a fresh asset computed again) needs `name`'s value.
-fn needed_by_runs(
-    project: &Project,
-    plan: &Plan,
-    rerun: &HashMap<String, String>,
-    name: &str,
-) -> bool {
-    plan.steps
-        .iter()
-        .filter(|s| s.action == Action::Run || rerun.contains_key(&s.asset))
-        .any(|s| {
-            project
-                .graph
-                .dependencies(&s.asset)
-                .iter()
-                .any(|(d, k)| *d == name && k.carries_data())
-        })
-}
-
-/// Why a stored value cannot be loaded, if it cannot (checked without
-/// loading it: a recorded type and an existing file).
-fn unloadable(db: &StateDb, name: &str) -> Option<String> {
-    let last = match db.last_success(name) {
-        Ok(Some(m)) => m,
-        Ok(None) => return Some("no successful materialization".into()),
-        Err(e) => return Some(e.to_string()),
-    };
-    match (
-        last.value_path.as_deref(),
-        last.metadata.get("type").and_then(|t| t.as_str()),
-    ) {
-        (Some(path), Some(_)) if std::path::Path::new(path).is_file() => None,
-        (Some(path), Some(_)) => Some(format!("its stored file {path} is missing")),
-        _ => Some("its value was not stored: its type does not implement serde's Serialize".into()),
-    }
-}
-
-/// The fresh assets of the plan to compute again, with why: needed by a
-/// step that runs (or by another of them), not in the session, and their
-/// stored value cannot be loaded. Walks the plan from its end, so an
-/// upstream of an asset computed again is considered too.
-fn fresh_to_rerun(
-    project: &Project,
-    plan: &Plan,
-    db: &StateDb,
-    in_session: &HashSet<String>,
-) -> HashMap<String, String> {
-    let mut rerun = HashMap::new();
-    for step in plan.steps.iter().rev() {
-        let name = step.asset.as_str();
-        if step.action != Action::Skip || in_session.contains(name) {
-            continue;
-        }
-        if !needed_by_runs(project, plan, &rerun, name) {
-            continue;
-        }
-        if let Some(why) = unloadable(db, name) {
-            rerun.insert(name.to_owned(), why);
-        }
-    }
-    rerun
-}
-
-/// Brings a fresh asset's stored value into the session; the error if it cannot.
-async fn load_fresh<S: Session>(
-    session: &mut S,
-    db: &StateDb,
-    name: &str,
-    emit: &dyn Emit,
-) -> Option<String> {
-    let last = match db.last_success(name) {
-        Ok(Some(m)) => m,
-        Ok(None) => return Some("no successful materialization".into()),
-        Err(e) => return Some(e.to_string()),
-    };
-    let (Some(path), Some(type_name)) = (
-        last.value_path.as_deref(),
-        last.metadata.get("type").and_then(|t| t.as_str()),
-    ) else {
-        return Some(
-            "its value was not stored: its type does not implement serde's Serialize".into(),
-        );
-    };
-    match session
-        .run(
-            &load_code(name, type_name, std::path::Path::new(path)),
-            name,
-            emit,
-        )
-        .await
-    {
-        Ok(_) => None,
-        Err(e) => Some(e.message),
-    }
 }

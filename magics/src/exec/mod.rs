@@ -5,12 +5,14 @@
 pub mod cluster;
 pub mod connect;
 pub mod foreign;
+mod fresh;
 pub mod job_env;
 pub mod local;
 pub mod prebuilt;
 pub mod remote_build;
 pub mod session;
 pub mod slurm;
+pub mod sweep;
 pub mod usage;
 
 use crate::events::{AssetState, Emit, Event};

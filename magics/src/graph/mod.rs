@@ -68,9 +68,11 @@ pub enum GraphError {
         first: CellRef,
         second: CellRef,
     },
-    #[error("asset `{asset}` ({cell}) has `--deps {dep}`, but there is no asset `{dep}`")]
+    #[error("asset `{asset}` ({cell}) has `--{option} {dep}`, but there is no asset `{dep}`")]
     UnknownDep {
         asset: String,
+        /// The option naming it: `deps`, `partitions-from` or `partitions-like`.
+        option: &'static str,
         dep: String,
         cell: CellRef,
     },
@@ -138,11 +140,28 @@ impl AssetGraph {
                     }
                 }
             }
-            for d in &a.options.deps {
+            // `--partitions-from` and `--partitions-like` name an asset that
+            // must be materialized first, as `--deps` does.
+            let partition_source = a.options.partitioning();
+            let partition_source = partition_source.as_ref().and_then(|p| p.source());
+            for d in a
+                .options
+                .deps
+                .iter()
+                .map(String::as_str)
+                .chain(partition_source)
+            {
                 let Some(&u) = index.get(d) else {
                     return Err(GraphError::UnknownDep {
                         asset: a.name.clone(),
-                        dep: d.clone(),
+                        option: if a.options.deps.iter().any(|x| x == d) {
+                            "deps"
+                        } else if a.options.partitions_from.is_some() {
+                            "partitions-from"
+                        } else {
+                            "partitions-like"
+                        },
+                        dep: d.to_string(),
                         cell: a.cell.clone(),
                     });
                 };

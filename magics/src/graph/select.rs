@@ -184,6 +184,12 @@ impl AssetGraph {
                     (None, _) => false,
                 })
                 .collect(),
+            Selection::Partitions { name, .. } => {
+                let &one = self.index.get(name).ok_or_else(|| self.unknown(name))?;
+                let mut mark = vec![false; n];
+                mark[one.index()] = true;
+                mark
+            }
             Selection::Asset {
                 name,
                 upstream,

@@ -50,6 +50,24 @@ pub struct Step {
     pub after: Vec<String>,
     pub version: String,
     pub checks: Vec<String>,
+    /// A partitioned asset's partitions: how many, and which of them run.
+    #[serde(default)]
+    pub partitions: Option<StepPartitions>,
+}
+
+/// The partitions of a partitioned asset's step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepPartitions {
+    /// How many partitions the asset has.
+    pub total: usize,
+    /// The partitions to run, as (index in the full key list, key): the
+    /// missing, failed or stale ones (or the selected ones; all of them
+    /// when forced), in key order.
+    pub run: Vec<(usize, String)>,
+    /// At most this many at once (`--max-parallel`).
+    pub max_parallel: Option<u32>,
+    /// `--partitions-like NAME`: partition KEY gets NAME's partition KEY.
+    pub like: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,8 +156,20 @@ impl Plan {
             } else {
                 format!(" after {}", step.after.join(", "))
             };
+            let parts = match (&step.action, &step.partitions) {
+                (Action::Run, Some(p)) => {
+                    let keys: Vec<String> = p.run.iter().map(|(_, k)| k.clone()).collect();
+                    format!(
+                        " [{} of {} partitions: {}]",
+                        keys.len(),
+                        p.total,
+                        crate::model::partition::abbreviate(&keys, 10)
+                    )
+                }
+                _ => String::new(),
+            };
             let verb = match step.action {
-                Action::Run => format!("run on {} ({})", step.target.as_str(), step.why),
+                Action::Run => format!("run on {} ({}){parts}", step.target.as_str(), step.why),
                 Action::Skip => "skip (fresh)".to_string(),
                 Action::Refused => format!("not run: {}", step.why),
             };
@@ -233,6 +263,7 @@ pub fn cell_plan(project: &Project, name: &str) -> Plan {
                 .map(|v| v.version.clone())
                 .unwrap_or_default(),
             checks: project.checks_of(name).map(|c| c.name.clone()).collect(),
+            partitions: None,
         }],
         jobs: None,
         allocations: Vec::new(),
@@ -313,6 +344,7 @@ pub fn plan_steps_with(
                     .map(|v| v.version.clone())
                     .unwrap_or_default(),
                 checks: project.checks_of(name).map(|c| c.name.clone()).collect(),
+                partitions: None,
             }
         })
         .collect::<Vec<Step>>();

@@ -184,6 +184,7 @@ fn success(p: &Project, name: &str, t: DateTime<Utc>) -> (String, Materializatio
             metadata: serde_json::Value::Null,
             value_path: None,
             error: None,
+            partition: None,
         },
     )
 }

@@ -19,6 +19,8 @@ pub enum RunError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Plan(#[from] PlanError),
+    #[error(transparent)]
+    Partitions(#[from] crate::partitions::PartitionsError),
     #[error("this selection mixes targets ({local} in the kernel, the rest on Slurm); give --target, or materialize them separately")]
     MixedTargets { local: String },
     #[error(transparent)]
@@ -86,7 +88,12 @@ impl RunError {
             }
             RunError::Log(LogError::Write { .. }) => RunErrorKind::State,
             RunError::Project(_) => RunErrorKind::Asset,
-            RunError::State(_) | RunError::Store { .. } => RunErrorKind::State,
+            RunError::State(_)
+            | RunError::Store { .. }
+            | RunError::Partitions(crate::partitions::PartitionsError::State(_)) => {
+                RunErrorKind::State
+            }
+            RunError::Partitions(_) => RunErrorKind::Usage,
             RunError::Local(_) => RunErrorKind::Local,
             RunError::Cluster(_) | RunError::Fetch { .. } => RunErrorKind::Slurm,
         }

@@ -97,12 +97,16 @@ impl Workspace {
         db.sync_assets(&project.asset_rows())?;
         let successes = db.last_successes()?;
         let latest = db.latest_all()?;
+        let partitions = crate::partitions::all_status(project, db);
+        let mut freshness = project.freshness(&successes);
+        crate::partitions::adjust_freshness(&mut freshness, &partitions, &successes);
         let policy = self.check_policies(project, &successes, now).statuses;
         Ok(Snapshot {
-            freshness: project.freshness(&successes),
+            freshness,
             latest,
             successes,
             policy,
+            partitions,
         })
     }
 
@@ -115,8 +119,10 @@ impl Workspace {
         settings: Settings,
     ) -> Result<PlannedRun, RunError> {
         let mut run = PlannedRun::cell(project, name, settings);
-        let successes = self.db()?.last_successes()?;
+        let db = self.db()?;
+        let successes = db.last_successes()?;
         guard_upstream_age(&mut run.plan, &run.project, &successes, Utc::now());
+        crate::partitions::plan_partitions(&mut run.plan, &run.project, db, &[])?;
         Ok(run)
     }
 
@@ -139,6 +145,12 @@ impl Workspace {
             settings.target(),
         )?;
         guard_upstream_age(&mut plan, &project, &snap.successes, now);
+        let picks = args
+            .selection
+            .as_ref()
+            .map(|s| s.partition_picks())
+            .unwrap_or_default();
+        crate::partitions::plan_partitions(&mut plan, &project, self.db()?, &picks)?;
         let slurm = plan.slurm_runs().count();
         if slurm > 0 && slurm < plan.runs().count() {
             let local: Vec<&str> = plan

@@ -73,6 +73,33 @@ impl Workspace {
         }
     }
 
+    /// Partition `key` of `asset`: its last attempt, which succeeded, and
+    /// the type of its value (`%load "NAME[KEY]"`).
+    pub fn stored_partition(
+        &mut self,
+        asset: &str,
+        key: &str,
+    ) -> Result<(Materialization, String), RunError> {
+        let shown = format!("{asset}[{key}]");
+        let last = self
+            .db()?
+            .latest_partitions(asset)?
+            .remove(key)
+            .filter(|m| m.status == crate::model::MaterializationStatus::Ok)
+            .ok_or(RunError::NeverMaterialized {
+                asset: shown.clone(),
+            })?;
+        let type_name = last
+            .metadata
+            .get("type")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned);
+        match (&last.value_path, type_name) {
+            (Some(_), Some(t)) => Ok((last, t)),
+            _ => Err(RunError::NotStored { asset: shown }),
+        }
+    }
+
     /// The bytes of `path` on the cluster of run `run` (with that run's
     /// profile; the default profile when the run is not known).
     pub async fn fetch_from_run(

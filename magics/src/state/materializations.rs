@@ -33,6 +33,10 @@ pub struct Materialization {
     /// Where the value is (local path, or remote path for Slurm).
     pub value_path: Option<String>,
     pub error: Option<String>,
+    /// The partition's key, for an attempt at one partition of a
+    /// partitioned asset (its `version` is the partition's version).
+    #[serde(default)]
+    pub partition: Option<String>,
 }
 
 impl Materialization {
@@ -77,7 +81,7 @@ pub struct ResultRecord {
 
 pub(super) const MAT_COLUMNS: &str =
     "id, asset, version, own_hash, upstream_versions, run_id, target, status, \
-started_at, finished_at, duration_ms, job_id, node, metadata, value_path, error";
+started_at, finished_at, duration_ms, job_id, node, metadata, value_path, error, partition";
 
 /// The newest success first: by when it ended, then by id. Rows imported
 /// from a schedule's state on the cluster get ids after local rows that
@@ -105,6 +109,7 @@ struct MatRow {
     metadata: String,
     value_path: Option<String>,
     error: Option<String>,
+    partition: Option<String>,
 }
 
 impl MatRow {
@@ -126,6 +131,7 @@ impl MatRow {
             metadata: row.get(13)?,
             value_path: row.get(14)?,
             error: row.get(15)?,
+            partition: row.get(16)?,
         })
     }
 
@@ -155,6 +161,7 @@ impl MatRow {
             metadata: serde_json::from_str(&self.metadata).unwrap_or(serde_json::Value::Null),
             value_path: self.value_path,
             error: self.error,
+            partition: self.partition,
             asset: self.asset,
             version: self.version,
             own_hash: self.own_hash,
@@ -166,11 +173,29 @@ impl StateDb {
     /// Record that an asset started (status `running`); returns the id to
     /// pass to [`StateDb::record_result`].
     pub fn record_start(&self, start: &StartRecord<'_>) -> Result<MaterializationId, StateError> {
+        self.record_start_of(start, None)
+    }
+
+    /// Record that partition `key` of an asset started (`start.version` is
+    /// the partition's version).
+    pub fn record_partition_start(
+        &self,
+        start: &StartRecord<'_>,
+        key: &str,
+    ) -> Result<MaterializationId, StateError> {
+        self.record_start_of(start, Some(key))
+    }
+
+    fn record_start_of(
+        &self,
+        start: &StartRecord<'_>,
+        partition: Option<&str>,
+    ) -> Result<MaterializationId, StateError> {
         let ups = serde_json::to_string(start.upstream_versions).expect("a string map serializes");
         self.conn
             .prepare_cached(
-                "INSERT INTO materializations (asset, version, own_hash, upstream_versions, run_id, target, status, started_at, job_id, node)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7, ?8, ?9)",
+                "INSERT INTO materializations (asset, version, own_hash, upstream_versions, run_id, target, status, started_at, job_id, node, partition)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7, ?8, ?9, ?10)",
             )?
             .execute(params![
                 start.asset,
@@ -181,7 +206,8 @@ impl StateDb {
                 start.target.as_str(),
                 ts(now()),
                 start.job_id,
-                start.node
+                start.node,
+                partition
             ])?;
         Ok(self.conn.last_insert_rowid())
     }
@@ -277,7 +303,7 @@ impl StateDb {
     /// The last successful materialization of `asset`.
     pub fn last_success(&self, asset: &str) -> Result<Option<Materialization>, StateError> {
         let sql = format!(
-            "SELECT {MAT_COLUMNS} FROM materializations WHERE asset = ?1 AND status = 'ok' ORDER BY {SUCCESS_ORDER} LIMIT 1"
+            "SELECT {MAT_COLUMNS} FROM materializations WHERE asset = ?1 AND status = 'ok' AND partition IS NULL ORDER BY {SUCCESS_ORDER} LIMIT 1"
         );
         Ok(self.query_mats(&sql, [asset])?.pop())
     }
@@ -286,7 +312,8 @@ impl StateDb {
     pub fn last_successes(&self) -> Result<HashMap<String, Materialization>, StateError> {
         let sql = format!(
             "SELECT {MAT_COLUMNS} FROM (SELECT *, ROW_NUMBER() OVER
-               (PARTITION BY asset ORDER BY {SUCCESS_ORDER}) AS rn FROM materializations WHERE status = 'ok')
+               (PARTITION BY asset ORDER BY {SUCCESS_ORDER}) AS rn FROM materializations
+               WHERE status = 'ok' AND partition IS NULL)
              WHERE rn = 1"
         );
         Ok(self
@@ -300,7 +327,7 @@ impl StateDb {
     /// (`running`, `failed`, ...); skipped ones are not attempts and are ignored.
     pub fn latest(&self, asset: &str) -> Result<Option<Materialization>, StateError> {
         let sql = format!(
-            "SELECT {MAT_COLUMNS} FROM materializations WHERE asset = ?1 AND status != 'skipped' ORDER BY {ATTEMPT_ORDER} LIMIT 1"
+            "SELECT {MAT_COLUMNS} FROM materializations WHERE asset = ?1 AND status != 'skipped' AND partition IS NULL ORDER BY {ATTEMPT_ORDER} LIMIT 1"
         );
         Ok(self.query_mats(&sql, [asset])?.pop())
     }
@@ -309,7 +336,8 @@ impl StateDb {
     pub fn latest_all(&self) -> Result<HashMap<String, Materialization>, StateError> {
         let sql = format!(
             "SELECT {MAT_COLUMNS} FROM (SELECT *, ROW_NUMBER() OVER
-               (PARTITION BY asset ORDER BY {ATTEMPT_ORDER}) AS rn FROM materializations WHERE status != 'skipped')
+               (PARTITION BY asset ORDER BY {ATTEMPT_ORDER}) AS rn FROM materializations
+               WHERE status != 'skipped' AND partition IS NULL)
              WHERE rn = 1"
         );
         Ok(self
@@ -319,10 +347,43 @@ impl StateDb {
             .collect())
     }
 
-    /// Materializations of a run, in the order they started.
+    /// Materializations of a run, in the order they started (the assets'
+    /// own rows: a partitioned asset's partitions are in
+    /// [`StateDb::run_partitions`]).
     pub fn run_assets(&self, run: RunId) -> Result<Vec<Materialization>, StateError> {
-        let sql =
-            format!("SELECT {MAT_COLUMNS} FROM materializations WHERE run_id = ?1 ORDER BY id");
+        let sql = format!(
+            "SELECT {MAT_COLUMNS} FROM materializations WHERE run_id = ?1 AND partition IS NULL ORDER BY id"
+        );
         self.query_mats(&sql, [run])
+    }
+
+    /// The attempts at partitions of `asset` in a run, in the order they started.
+    pub fn run_partitions(
+        &self,
+        run: RunId,
+        asset: &str,
+    ) -> Result<Vec<Materialization>, StateError> {
+        let sql = format!(
+            "SELECT {MAT_COLUMNS} FROM materializations WHERE run_id = ?1 AND asset = ?2 AND partition IS NOT NULL ORDER BY id"
+        );
+        self.query_mats(&sql, rusqlite::params![run, asset])
+    }
+
+    /// The latest attempt (not skipped) at each partition of `asset`, by key.
+    pub fn latest_partitions(
+        &self,
+        asset: &str,
+    ) -> Result<HashMap<String, Materialization>, StateError> {
+        let sql = format!(
+            "SELECT {MAT_COLUMNS} FROM (SELECT *, ROW_NUMBER() OVER
+               (PARTITION BY partition ORDER BY {ATTEMPT_ORDER}) AS rn FROM materializations
+               WHERE asset = ?1 AND partition IS NOT NULL AND status != 'skipped')
+             WHERE rn = 1"
+        );
+        Ok(self
+            .query_mats(&sql, [asset])?
+            .into_iter()
+            .filter_map(|m| Some((m.partition.clone()?, m)))
+            .collect())
     }
 }

@@ -30,7 +30,7 @@ pub use liveness::{RunClaim, INTERRUPTED};
 pub use materializations::{Materialization, ResultRecord, StartRecord};
 pub use policy_states::PolicyRow;
 pub use runs::Run;
-use schema::{SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5};
+use schema::{SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6};
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -43,7 +43,7 @@ use crate::private_fs::create_private_dir;
 use thiserror::Error;
 
 /// The schema version this code writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Directory (beside the notebook) holding the state and the value store.
 pub const STATE_DIR: &str = ".slurmbook";
@@ -326,6 +326,9 @@ impl StateDb {
         }
         if found < 5 {
             tx.execute_batch(SCHEMA_V5)?;
+        }
+        if found < 6 {
+            tx.execute_batch(SCHEMA_V6)?;
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;

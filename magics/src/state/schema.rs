@@ -1,4 +1,4 @@
-//! The schema: version 1 tables and the migrations to versions 2 to 5.
+//! The schema: version 1 tables and the migrations to versions 2 to 6.
 
 pub(super) const SCHEMA_V1: &str = "
 CREATE TABLE assets (
@@ -115,4 +115,14 @@ CREATE TABLE IF NOT EXISTS imported_runs (
     local_id INTEGER NOT NULL REFERENCES runs(id),
     PRIMARY KEY (source, remote_id)
 );
+";
+
+/// Version 6: partitioned assets (sweeps). A partition's attempt is a row
+/// of `materializations` with its key in `partition` (and its partition
+/// version in `version`); `NULL` is an asset's own row (not partitioned,
+/// or the whole partitioned asset). `IF NOT EXISTS` for the index: the
+/// migration may be renumbered when migrations of other branches merge.
+pub(super) const SCHEMA_V6: &str = "
+ALTER TABLE materializations ADD COLUMN partition TEXT;
+CREATE INDEX IF NOT EXISTS materializations_by_partition ON materializations(asset, partition, id);
 ";

@@ -480,3 +480,70 @@ fn processes_opening_a_new_database_together_all_succeed() {
         }
     }
 }
+
+#[test]
+fn partitions_have_their_own_rows_apart_from_the_assets() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = StateDb::open(dir.path()).unwrap();
+    let u = ups(&[]);
+    let run = db.begin_run("sim", Target::Local, None).unwrap();
+    let whole = db.record_start(&start(run, "sim", "v1", &u)).unwrap();
+    for (key, ok) in [("0", true), ("1", false), ("2", true)] {
+        let id = db
+            .record_partition_start(&start(run, "sim", &format!("p{key}"), &u), key)
+            .unwrap();
+        db.record_result(
+            id,
+            &ResultRecord {
+                status: Some(if ok {
+                    MaterializationStatus::Ok
+                } else {
+                    MaterializationStatus::Failed
+                }),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    }
+    // The partitions' rows are not the asset's: it is still running, with
+    // no success.
+    assert_eq!(
+        db.latest("sim").unwrap().unwrap().status,
+        MaterializationStatus::Running
+    );
+    assert!(db.last_success("sim").unwrap().is_none());
+    assert!(!db.last_successes().unwrap().contains_key("sim"));
+    assert_eq!(db.run_assets(run).unwrap().len(), 1);
+    let parts = db.latest_partitions("sim").unwrap();
+    assert_eq!(parts.len(), 3);
+    assert_eq!(parts["1"].status, MaterializationStatus::Failed);
+    assert_eq!(parts["2"].version, "p2");
+    assert_eq!(parts["2"].partition.as_deref(), Some("2"));
+    // Partition 1 again: its latest attempt is the new one.
+    let id = db
+        .record_partition_start(&start(run, "sim", "p1", &u), "1")
+        .unwrap();
+    db.record_result(id, &ResultRecord::default()).unwrap();
+    assert_eq!(
+        db.latest_partitions("sim").unwrap()["1"].status,
+        MaterializationStatus::Ok
+    );
+    assert_eq!(db.run_partitions(run, "sim").unwrap().len(), 4);
+    db.record_result(whole, &ResultRecord::default()).unwrap();
+    assert_eq!(db.last_success("sim").unwrap().unwrap().partition, None);
+}
+
+#[test]
+fn version_5_databases_get_the_partition_column() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = StateDb::open(dir.path()).unwrap();
+        db.conn
+            .execute_batch("DROP INDEX materializations_by_partition; ALTER TABLE materializations DROP COLUMN partition;")
+            .unwrap();
+        db.conn.pragma_update(None, "user_version", 5).unwrap();
+    }
+    let db = StateDb::open(dir.path()).unwrap();
+    assert_eq!(db.user_version().unwrap(), SCHEMA_VERSION);
+    assert!(db.latest_partitions("sim").unwrap().is_empty());
+}

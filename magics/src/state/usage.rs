@@ -159,14 +159,14 @@ impl StateDb {
     /// The usage of the last successful materialization of every asset, by asset.
     pub fn last_success_usage(&self) -> Result<HashMap<String, Usage>, StateError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT asset, MAX(id) FROM materializations WHERE status = 'ok' GROUP BY asset",
+            "SELECT asset, MAX(id) FROM materializations WHERE status = 'ok' AND partition IS NULL GROUP BY asset",
         )?;
         let ids: Vec<(String, i64)> = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<_, _>>()?;
         let sql = format!(
             "SELECT {USAGE_COLUMNS} FROM usage WHERE materialization_id IN \
-             (SELECT MAX(id) FROM materializations WHERE status = 'ok' GROUP BY asset)"
+             (SELECT MAX(id) FROM materializations WHERE status = 'ok' AND partition IS NULL GROUP BY asset)"
         );
         let mut by_id = self.query_usage(&sql, [])?;
         Ok(ids
@@ -184,13 +184,13 @@ impl StateDb {
     ) -> Result<Vec<(Materialization, Option<Usage>)>, StateError> {
         let sql = format!(
             "SELECT {MAT_COLUMNS} FROM materializations WHERE asset = ?1 AND status != 'skipped' \
-             ORDER BY id DESC LIMIT ?2"
+             AND partition IS NULL ORDER BY id DESC LIMIT ?2"
         );
         let mats = self.query_mats(&sql, params![asset, limit as i64])?;
         let sql = format!(
             "SELECT {USAGE_COLUMNS} FROM usage WHERE materialization_id IN \
              (SELECT id FROM materializations WHERE asset = ?1 AND status != 'skipped' \
-              ORDER BY id DESC LIMIT ?2)"
+              AND partition IS NULL ORDER BY id DESC LIMIT ?2)"
         );
         let mut usage = self.query_usage(&sql, params![asset, limit as i64])?;
         Ok(mats

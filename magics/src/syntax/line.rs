@@ -59,6 +59,9 @@ pub enum LineMagic {
     Materialize(MaterializeArgs),
     Load {
         name: String,
+        /// `%load "sim[7]"`: one partition of a partitioned asset.
+        #[serde(default)]
+        partition: Option<String>,
     },
     /// `%runs` lists the runs; `%runs RUN` shows one: what each asset
     /// used and the run's timeline.
@@ -277,8 +280,28 @@ pub fn materialize(a: &Args<'_>) -> Result<LineMagic, MagicError> {
 }
 
 pub fn load(a: &Args<'_>) -> Result<LineMagic, MagicError> {
+    // `sim[7]`: one partition's value.
+    if let Some(w) = a.words.first().filter(|w| w.text.contains('[')) {
+        a.at_most(1, "one asset name")?;
+        let parsed = w
+            .text
+            .strip_suffix(']')
+            .and_then(|t| t.split_once('['))
+            .filter(|(name, key)| is_identifier(name) && crate::model::partition::is_safe_key(key));
+        let Some((name, key)) = parsed else {
+            return Err(a.bad(format!(
+                "`{}` at column {} is not NAME or NAME[KEY] (one partition's key: letters, digits, `.`, `_`, `-`)",
+                w.text, w.column
+            )));
+        };
+        return Ok(LineMagic::Load {
+            name: name.to_string(),
+            partition: Some(key.to_string()),
+        });
+    }
     Ok(LineMagic::Load {
         name: a.asset_name()?,
+        partition: None,
     })
 }
 

@@ -64,8 +64,8 @@ pub const LINE_MAGICS: &[MagicInfo] = &[
     },
     MagicInfo {
         name: "load",
-        args: "NAME",
-        summary: "bring a materialized asset's value into the session",
+        args: "NAME|\"NAME[KEY]\"",
+        summary: "bring a materialized asset's value into the session (a partitioned asset's: the map of all partitions; \"NAME[KEY]\": one partition's, as NAME_KEY)",
         options: &[],
         parse: line::load,
     },
@@ -317,9 +317,20 @@ mod tests {
         assert_eq!(
             ok("%load temperatures"),
             LineMagic::Load {
-                name: "temperatures".into()
+                name: "temperatures".into(),
+                partition: None,
             }
         );
+        assert_eq!(
+            ok("%load \"sim[2024-01.a]\""),
+            LineMagic::Load {
+                name: "sim".into(),
+                partition: Some("2024-01.a".into()),
+            }
+        );
+        assert!(parse_line_magic("%load \"sim[a b]\"").is_err());
+        assert!(parse_line_magic("%load \"sim[]\"").is_err());
+        assert!(parse_line_magic("%load \"sim[7]\" x").is_err());
         assert_eq!(ok("%attach"), LineMagic::Attach { run: None });
         assert_eq!(ok("%attach 12"), LineMagic::Attach { run: Some(12) });
         assert_eq!(ok("%cancel 3"), LineMagic::Cancel { run: Some(3) });

@@ -199,7 +199,10 @@ pub fn parse_asset_options(words: &[Word]) -> Result<AssetOptions, OptionError> 
         })
     };
     let options: AssetOptions = parse_options(words, unexpected)?;
-    if let Err((option, expected)) = options.check_freshness() {
+    if let Err((option, expected)) = options
+        .check_freshness()
+        .and_then(|()| options.check_partitions())
+    {
         let raw = scan_options(words, ASSET_OPTIONS, unexpected)?
             .into_iter()
             .find(|r| r.info.name == option);
@@ -488,5 +491,55 @@ mod tests {
         assert!(json.contains("\"1-00:00:00\""), "{json}");
         let back: AssetOptions = serde_json::from_str(&json).unwrap();
         assert_eq!(back, o);
+    }
+
+    #[test]
+    fn partition_options_and_their_rules() {
+        use crate::model::PartitionSpec;
+        let o = parse("--partitions 0..100 --max-parallel 8").unwrap();
+        assert_eq!(
+            o.partitioning(),
+            Some(PartitionSpec::Range { start: 0, end: 100 })
+        );
+        assert_eq!(o.max_parallel, Some(8));
+        let o = parse("--partitions=a,b,c").unwrap();
+        assert_eq!(
+            o.partitioning(),
+            Some(PartitionSpec::List(vec![
+                "a".into(),
+                "b".into(),
+                "c".into()
+            ]))
+        );
+        let o = parse("--partitions-from days").unwrap();
+        assert_eq!(o.partitioning(), Some(PartitionSpec::From("days".into())));
+        let o = parse("--partitions-like sim").unwrap();
+        assert_eq!(o.partitioning(), Some(PartitionSpec::Like("sim".into())));
+        assert_eq!(parse("--cpus 2").unwrap().partitioning(), None);
+
+        let e = parse("--cpus 2 --partitions a,b,a").unwrap_err();
+        assert!(
+            matches!(&e, OptionError::Invalid { option, column: 23, .. } if option == "partitions"),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("`a` is given twice"), "{e}");
+        let e = parse("--partitions 'a,b c'").unwrap_err();
+        assert!(e.to_string().contains("`b c`"), "{e}");
+        let e = parse("--partitions 3..3").unwrap_err();
+        assert!(e.to_string().contains("empty partition set"), "{e}");
+        let e = parse("--partitions 0..4 --partitions-like sim").unwrap_err();
+        assert!(
+            matches!(&e, OptionError::Invalid { option, .. } if option == "partitions-like"),
+            "{e:?}"
+        );
+        let e = parse("--max-parallel 4").unwrap_err();
+        assert!(
+            matches!(&e, OptionError::Invalid { option, .. } if option == "max-parallel"),
+            "{e:?}"
+        );
+        assert!(parse("--partitions 0..4 --max-parallel 0").is_err());
+        let e = parse("--lang python --partitions 0..4").unwrap_err();
+        assert!(e.to_string().contains("partitions are for Rust"), "{e}");
+        assert!(parse("--partitions-from 'a;b'").is_err());
     }
 }

@@ -183,6 +183,27 @@ fn rust_only(project: &Project) -> Result<(), ToolError> {
     }
 }
 
+/// The generated crate's expression for a partitioned asset's keys.
+fn keys_expr(project: &Project, asset: &str) -> String {
+    use crate::model::PartitionSpec;
+    match project.asset(asset).and_then(|a| a.options.partitioning()) {
+        Some(PartitionSpec::Range { start, end }) => {
+            format!("({start}u64..{end}).map(|i| i.to_string()).collect()")
+        }
+        // Keys are letters, digits, `.`, `_` and `-`: `{:?}` quotes them.
+        Some(PartitionSpec::List(keys)) => format!(
+            "vec![{}]",
+            keys.iter()
+                .map(|k| format!("{k:?}.to_string()"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Some(PartitionSpec::From(source)) => format!("keys_of(values, {source:?})?"),
+        Some(PartitionSpec::Like(up)) => keys_expr(project, &up),
+        None => "Vec::new()".into(),
+    }
+}
+
 /// Generates the crate of `project` (read from `nb`), named `name`.
 pub fn generate(
     project: &Project,
@@ -247,10 +268,17 @@ pub fn generate(
     for asset in &order {
         let spec = project.asset(asset).expect("assets of the graph");
         let ups = data_ups(asset);
-        let params: Vec<String> = ups
+        let mut params: Vec<String> = ups
             .iter()
-            .map(|u| Ok(format!("{u}: {}", type_of(u)?)))
+            .map(|u| {
+                let ty = crate::bundle::param_type(project, asset, u, &type_of(u)?);
+                Ok(format!("{u}: {ty}"))
+            })
             .collect::<Result<_, ToolError>>()?;
+        let partitioning = spec.options.partitioning();
+        if partitioning.is_some() {
+            params.push(crate::bundle::PARTITION_PARAMS.to_string());
+        }
         let depends = if ups.is_empty() {
             String::new()
         } else {
@@ -269,17 +297,36 @@ pub fn generate(
             format!("{} (asset `{asset}`)", cell_name(&spec.cell)),
         ));
         assets.push("}\n");
-        let quoted: Vec<String> = ups.iter().map(|u| format!("{u:?}")).collect();
+        let mut quoted: Vec<String> = ups.iter().map(|u| format!("{u:?}")).collect();
+        // `--partitions-from`/`-like`: the keys' asset is computed first.
+        if let Some(source) = partitioning.as_ref().and_then(|p| p.source()) {
+            if !ups.iter().any(|u| u == source) {
+                quoted.push(format!("{source:?}"));
+            }
+        }
         writeln!(table, "    ({asset:?}, &[{}]),", quoted.join(", ")).expect("string");
+        let like = spec.options.partitions_like.as_deref();
         let loads: String = ups
             .iter()
-            .map(|u| format!("let {u} = input(values, {u:?})?; "))
+            .map(|u| match like == Some(u.as_str()) {
+                true => format!("let {u} = input_partition(values, {u:?}, partition)?; "),
+                false => format!("let {u} = input(values, {u:?})?; "),
+            })
             .collect();
-        writeln!(
-            arms,
-            "        {asset:?} => {{ {loads}output(crate::assets::{asset}({})) }}",
-            ups.join(", ")
-        )
+        let call = format!("crate::assets::{asset}({})", ups.join(", "));
+        let mut args = ups.clone();
+        args.extend(["partition".to_string(), "partition_index".to_string()]);
+        let partition_call = format!("crate::assets::{asset}({})", args.join(", "));
+        match partitioning {
+            // Every partition, into the map a downstream receives.
+            Some(_) => writeln!(
+                arms,
+                "        {asset:?} => {{ let keys: Vec<String> = {}; let mut map = BTreeMap::new();                  for (partition_index, partition) in keys.iter().enumerate() {{ let partition = partition.as_str();                  {loads}map.insert(partition.to_string(), {}); }} output(map) }}",
+                keys_expr(project, asset),
+                partition_call
+            ),
+            None => writeln!(arms, "        {asset:?} => {{ {loads}output({call}) }}"),
+        }
         .expect("string");
     }
     let runtime = RUNTIME

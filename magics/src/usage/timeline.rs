@@ -185,6 +185,7 @@ mod tests {
             metadata: serde_json::Value::Null,
             value_path: None,
             error: None,
+            partition: None,
         }
     }
 

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auto::AutoCondition;
 use super::lang::Lang;
+use super::partition::PartitionSpec;
 use super::resources::{Gpus, MemSize, SlurmTime};
 use super::target::Target;
 use super::window::{CronSchedule, Window};
@@ -66,6 +67,23 @@ declare_options! {
         /// Run in a job of its own even when `%materialize --jobs grouped`.
         #[serde(default)]
         pub own_job: bool = flag("own-job", "always run in a Slurm job of its own"),
+        /// Partitions (a sweep): a range or a list of keys; part of no
+        /// version (each partition has its own, see `model::partition`).
+        pub partitions: Option<PartitionSpec> = option("partitions", "0..N|A,B,C",
+            "partitioned asset (a sweep): the body runs once per key, with `partition: &str` and `partition_index: usize` in scope",
+            values::partitions),
+        /// Partitions whose keys are another asset's value.
+        pub partitions_from: Option<String> = option("partitions-from", "NAME",
+            "partitioned by the keys NAME's value holds (a Vec<String> or a Vec of integers)",
+            values::asset_name),
+        /// Partitioned like another partitioned asset, partition by partition.
+        pub partitions_like: Option<String> = option("partitions-like", "NAME",
+            "partitioned like NAME: partition KEY gets NAME's partition KEY as its value",
+            values::asset_name),
+        /// At most this many partitions at once (Slurm's `--array=...%N`).
+        pub max_parallel: Option<u32> = option("max-parallel", "N",
+            "at most N partitions at once (default: the number of cores; on Slurm, the array's %N)",
+            values::positive),
         /// When `slurmbook tick` materializes it by itself (not part of the
         /// code version).
         pub auto: Option<AutoCondition> = option("auto", "eager|on-missing|\"on-cron CRON\"",
@@ -99,6 +117,51 @@ impl AssetOptions {
             .iter()
             .filter_map(|o| Some((o.sbatch?.name, self.sbatch_value(o.name)?)))
             .collect()
+    }
+
+    /// How the asset is partitioned, if it is (at most one of
+    /// `--partitions`, `--partitions-from`, `--partitions-like`: see
+    /// [`AssetOptions::check_partitions`]).
+    pub fn partitioning(&self) -> Option<PartitionSpec> {
+        self.partitions
+            .clone()
+            .or_else(|| self.partitions_from.clone().map(PartitionSpec::From))
+            .or_else(|| self.partitions_like.clone().map(PartitionSpec::Like))
+    }
+
+    /// The rules between the partition options: at most one way of
+    /// partitioning, and `--max-parallel` only with one. `Err` names the
+    /// option at fault and what it expected.
+    pub fn check_partitions(&self) -> Result<(), (&'static str, String)> {
+        let given = [
+            ("partitions", self.partitions.is_some()),
+            ("partitions-from", self.partitions_from.is_some()),
+            ("partitions-like", self.partitions_like.is_some()),
+        ];
+        let mut set = given.iter().filter(|(_, on)| *on).map(|(n, _)| *n);
+        let first = set.next();
+        if let Some(second) = set.next() {
+            return Err((
+                second,
+                format!(
+                    "no other partitioning than --{} (give one of --partitions, --partitions-from, --partitions-like)",
+                    first.unwrap_or_default()
+                ),
+            ));
+        }
+        if let (Some(first), Some(lang)) = (first, self.lang.filter(|l| l.is_foreign())) {
+            return Err((
+                first,
+                format!("a Rust asset: partitions are for Rust bodies, not --lang {lang}"),
+            ));
+        }
+        if first.is_none() && self.max_parallel.is_some() {
+            return Err((
+                "max-parallel",
+                "a partitioned asset (--partitions, --partitions-from or --partitions-like)".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// The rules between the freshness options (each value was validated

@@ -6,6 +6,7 @@
 
 use crate::model::ident::{is_identifier, positive_int, slurm_name_char, valid_chars};
 use crate::model::lang::Lang;
+use crate::model::partition::{self, PartitionSpec};
 use crate::model::target::{JobGrouping, Target};
 
 /// `value` if it is a word of characters passing `ok`, else `Err(expected)`.
@@ -130,4 +131,19 @@ pub fn deps(v: &str) -> Result<Vec<String>, String> {
             }
         })
         .collect()
+}
+
+/// `--partitions`: a range (`0..100`, `0..=99`) or a list of keys (`a,b,c`).
+pub fn partitions(v: &str) -> Result<PartitionSpec, String> {
+    partition::parse_spec(v)
+        .map_err(|e| format!("a range (0..100, 0..=99) or a list of keys (a,b,c), but {e}"))
+}
+
+/// One asset's name (a Rust identifier).
+pub fn asset_name(v: &str) -> Result<String, String> {
+    if is_identifier(v) {
+        Ok(v.to_string())
+    } else {
+        Err("an asset name (a Rust identifier)".to_string())
+    }
 }

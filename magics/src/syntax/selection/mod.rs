@@ -61,6 +61,9 @@ pub enum Selection {
         upstream: Option<Layers>,
         downstream: Option<Layers>,
     },
+    /// `name[3,7,10..20]`: partitions of a partitioned asset (the text
+    /// between the brackets, checked against its keys when planning).
+    Partitions { name: String, keys: String },
     /// `group:G`
     Group(String),
     /// `tag:K=V` or `tag:K` (any value).
@@ -85,6 +88,22 @@ impl Selection {
         }
     }
 
+    /// The partitions it selects: (asset, the text between the brackets)
+    /// of each `name[...]` in it.
+    pub fn partition_picks(&self) -> Vec<(&str, &str)> {
+        match self {
+            Selection::Partitions { name, keys } => vec![(name.as_str(), keys.as_str())],
+            Selection::Union(v) => v.iter().flat_map(Selection::partition_picks).collect(),
+            Selection::Or(a, b) | Selection::And(a, b) => {
+                let mut out = a.partition_picks();
+                out.extend(b.partition_picks());
+                out
+            }
+            Selection::Not(a) => a.partition_picks(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Every asset name the selection mentions, for validation.
     pub fn asset_names(&self) -> Vec<&str> {
         let mut out = Vec::new();
@@ -94,7 +113,7 @@ impl Selection {
 
     fn collect_names<'a>(&'a self, out: &mut Vec<&'a str>) {
         match self {
-            Selection::Asset { name, .. } => out.push(name),
+            Selection::Asset { name, .. } | Selection::Partitions { name, .. } => out.push(name),
             Selection::Union(v) => v.iter().for_each(|s| s.collect_names(out)),
             Selection::Or(a, b) | Selection::And(a, b) => {
                 a.collect_names(out);
@@ -127,6 +146,7 @@ impl Selection {
             Selection::Overdue => write!(f, "overdue"),
             Selection::Warn => write!(f, "warn"),
             Selection::Group(g) => write!(f, "group:{g}"),
+            Selection::Partitions { name, keys } => write!(f, "{name}[{keys}]"),
             Selection::Tag { key, value: None } => write!(f, "tag:{key}"),
             Selection::Tag {
                 key,

@@ -54,7 +54,16 @@ fn lex(text: &str, first_column: usize) -> Vec<Token> {
             ',' => Tok::Comma,
             _ => {
                 let start = i;
-                while i < chars.len() && !chars[i].is_whitespace() && !"(),".contains(chars[i]) {
+                let mut in_brackets = false;
+                while i < chars.len()
+                    && (in_brackets || !chars[i].is_whitespace() && !"(),".contains(chars[i]))
+                {
+                    // `sim[3,7]`: commas inside brackets belong to the word.
+                    match chars[i] {
+                        '[' => in_brackets = true,
+                        ']' => in_brackets = false,
+                        _ => {}
+                    }
                     i += 1;
                 }
                 out.push(Token {
@@ -180,6 +189,39 @@ fn err_at(column: usize, expected: &str, found: &str) -> SelectionParseError {
     }
 }
 
+/// `name[KEYS]`: partitions of one asset. The keys are checked against the
+/// asset's when planning; here only their characters.
+fn partitions_atom(
+    word: &str,
+    open: usize,
+    column: usize,
+) -> Result<Selection, SelectionParseError> {
+    let name = &word[..open];
+    if !is_identifier(name) {
+        return Err(err_at(column, "an asset name before `[`", name));
+    }
+    let keys_column = column + name.chars().count() + 1;
+    let Some(keys) = word[open + 1..].strip_suffix(']') else {
+        return Err(err_at(
+            keys_column,
+            "partition keys closed by `]` (as in sim[3,7,10..20])",
+            &word[open + 1..],
+        ));
+    };
+    let ok = |c: char| c.is_ascii_alphanumeric() || "._-=,".contains(c);
+    if keys.is_empty() || !keys.chars().all(ok) {
+        return Err(err_at(
+            keys_column,
+            "partition keys (KEY, A..B or A..=B, separated by `,`)",
+            keys,
+        ));
+    }
+    Ok(Selection::Partitions {
+        name: name.to_string(),
+        keys: keys.to_string(),
+    })
+}
+
 /// Parse one word (no whitespace, parentheses or commas in it).
 fn atom(word: &str, column: usize) -> Result<Selection, SelectionParseError> {
     match word {
@@ -227,6 +269,9 @@ fn atom(word: &str, column: usize) -> Result<Selection, SelectionParseError> {
             key: key.to_string(),
             value: value.map(str::to_string),
         });
+    }
+    if let Some(open) = word.find('[') {
+        return partitions_atom(word, open, column);
     }
     let chars: Vec<char> = word.chars().collect();
     let mut i = 0;
@@ -501,5 +546,27 @@ mod tests {
             p("a, +b and not c+, group:g").asset_names(),
             ["a", "b", "c"]
         );
+    }
+
+    #[test]
+    fn partitions_of_an_asset() {
+        let sel = p("sim[3,7,10..20]");
+        assert_eq!(
+            sel,
+            Selection::Partitions {
+                name: "sim".into(),
+                keys: "3,7,10..20".into()
+            }
+        );
+        assert_eq!(sel.to_string(), "sim[3,7,10..20]");
+        let sel = p("sim[a-1], report");
+        assert_eq!(sel.partition_picks(), [("sim", "a-1")]);
+        assert_eq!(sel.asset_names(), ["sim", "report"]);
+        assert_eq!(p(&sel.to_string()), sel);
+        for bad in ["sim[", "sim[]", "sim[a;b]", "1x[3]", "sim[3]x"] {
+            assert!(parse_selection(bad).is_err(), "{bad}");
+        }
+        let e = parse_selection("sim[3;rm]").unwrap_err();
+        assert_eq!(e.column, 5, "{e}");
     }
 }
