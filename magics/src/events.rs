@@ -50,6 +50,67 @@ pub enum AssetState {
     Cancelled {
         because: Option<String>,
     },
+    /// A job array under way: its tasks (partitions) counted, rather than
+    /// one row each.
+    Tasks {
+        job_id: Option<String>,
+        counts: TaskCounts,
+    },
+}
+
+/// How many tasks of a job array are where (see [`AssetState::Tasks`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskCounts {
+    pub total: usize,
+    pub queued: usize,
+    pub running: usize,
+    pub done: usize,
+    pub failed: usize,
+    /// Cancelled or not run.
+    #[serde(default)]
+    pub cancelled: usize,
+    /// The keys of the failed tasks, in task order.
+    #[serde(default)]
+    pub failed_keys: Vec<String>,
+}
+
+impl TaskCounts {
+    /// `80/100 done, 16 running, 3 queued, 1 failed (7)`.
+    pub fn describe(&self) -> String {
+        let mut s = format!("{}/{} done", self.done, self.total);
+        for (n, what) in [
+            (self.running, "running"),
+            (self.queued, "queued"),
+            (self.cancelled, "cancelled"),
+        ] {
+            if n > 0 {
+                s.push_str(&format!(", {n} {what}"));
+            }
+        }
+        if self.failed > 0 {
+            s.push_str(&format!(
+                ", {} failed ({})",
+                self.failed,
+                keys_text(&self.failed_keys)
+            ));
+        }
+        s
+    }
+}
+
+/// `7, 41, 88` (the first 20, then `... and N more`).
+pub fn keys_text(keys: &[String]) -> String {
+    const SHOWN: usize = 20;
+    let mut s = keys
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if keys.len() > SHOWN {
+        s.push_str(&format!(" ... and {} more", keys.len() - SHOWN));
+    }
+    s
 }
 
 impl AssetState {
@@ -72,6 +133,13 @@ impl AssetState {
             AssetState::Failed { .. } => "failed",
             AssetState::Skipped { .. } => "skipped",
             AssetState::Cancelled { .. } => "cancelled",
+            AssetState::Tasks { counts, .. } => {
+                if counts.queued == counts.total {
+                    "queued"
+                } else {
+                    "running"
+                }
+            }
         }
     }
 
@@ -110,11 +178,18 @@ impl AssetState {
             AssetState::Skipped { because } => format!("skipped: {because}"),
             AssetState::Cancelled { because: Some(b) } => format!("cancelled: {b}"),
             AssetState::Cancelled { because: None } => "cancelled".into(),
+            AssetState::Tasks { job_id, counts } => match job_id {
+                Some(j) => format!("array {j}: {}", counts.describe()),
+                None => counts.describe(),
+            },
         }
     }
 
     pub fn is_terminal(&self) -> bool {
-        !matches!(self, AssetState::Queued { .. } | AssetState::Running { .. })
+        !matches!(
+            self,
+            AssetState::Queued { .. } | AssetState::Running { .. } | AssetState::Tasks { .. }
+        )
     }
 }
 

@@ -44,8 +44,6 @@ pub enum PartitionsError {
     NotPartitioned { asset: String },
     #[error("`{asset}` is a {lang} asset: partitions are for Rust assets")]
     Foreign { asset: String, lang: String },
-    #[error("partitioned `{asset}` (or what reads its partitions) would run on Slurm: Slurm job arrays for partitioned assets are not supported yet; materialize them with --target local")]
-    SlurmNotYet { asset: String },
     #[error(transparent)]
     State(#[from] StateError),
 }
@@ -161,9 +159,12 @@ pub fn keys_of(
                 })?;
             let path = match (&last.value_path, last.target) {
                 (Some(p), Target::Local) => p.clone(),
-                (Some(p), Target::Slurm) => {
-                    return Err(unreadable(format!("it is on the cluster, {p}")))
-                }
+                // A value on the cluster is read from its copy in the local
+                // store (the run service fetches it before planning).
+                (Some(p), Target::Slurm) => match fetched_copy(project, &from, &last.version) {
+                    Some(copy) => copy,
+                    None => return Err(unreadable(format!("it is on the cluster, {p}"))),
+                },
                 (None, _) => return Err(unreadable("it was not stored as JSON".into())),
             };
             let bytes = std::fs::read(&path).map_err(|e| unreadable(format!("{path}: {e}")))?;
@@ -178,6 +179,15 @@ pub fn keys_of(
         }
         PartitionSpec::Range { .. } | PartitionSpec::List(_) => unreachable!("static keys above"),
     }
+}
+
+/// The local store's copy of a value fetched from the cluster, if any.
+fn fetched_copy(project: &Project, asset: &str, version: &str) -> Option<String> {
+    let dir = project.notebook_path.as_ref()?.parent()?;
+    let path = crate::store::ValueStore::new(dir)
+        .path_for(asset, version, "json")
+        .ok()?;
+    path.is_file().then(|| path.display().to_string())
 }
 
 /// The version of partition `key` of `asset` (for `--partitions-like up`,
@@ -350,36 +360,12 @@ pub fn plan_partitions(
             step.action = Action::Run;
             step.why = format!("partitions: {}", parts.summary());
         }
-        if step.action == Action::Run && step.target == Target::Slurm {
-            return Err(PartitionsError::SlurmNotYet {
-                asset: step.asset.clone(),
-            });
-        }
         step.partitions = Some(StepPartitions {
             total: parts.keys.len(),
             run,
             max_parallel: spec.options.max_parallel,
             like: spec.options.partitions_like.clone(),
         });
-    }
-    // A Slurm job would read a partitioned upstream's partitions, which the
-    // Slurm executor does not upload yet.
-    for step in plan.runs().filter(|s| s.target == Target::Slurm) {
-        let up = project
-            .graph
-            .dependencies(&step.asset)
-            .into_iter()
-            .find(|(d, k)| {
-                k.carries_data()
-                    && project
-                        .asset(d)
-                        .is_some_and(|a| a.options.partitioning().is_some())
-            });
-        if let Some((up, _)) = up {
-            return Err(PartitionsError::SlurmNotYet {
-                asset: up.to_string(),
-            });
-        }
     }
     // A downstream's version does not say which partitions its map held:
     // a selected downstream of partitions that run runs again too.
@@ -399,11 +385,6 @@ pub fn plan_partitions(
             .into_iter()
             .find(|(d, k)| k.carries_data() && reran.iter().any(|r| r == d));
         if let Some((up, _)) = up {
-            if step.target == Target::Slurm {
-                return Err(PartitionsError::SlurmNotYet {
-                    asset: up.to_string(),
-                });
-            }
             step.action = Action::Run;
             step.why = format!("partitions of upstream {up} run");
             if step.partitions.is_some() {

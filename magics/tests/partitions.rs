@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use slurmbook_magics::model::MaterializationStatus;
 use slurmbook_magics::partitions::{self, PartState};
 use slurmbook_magics::plan::Action;
-use slurmbook_magics::run::{RunError, Workspace};
+use slurmbook_magics::run::Workspace;
 use slurmbook_magics::state::{ResultRecord, StartRecord};
 use slurmbook_magics::{parse_selection, MaterializeArgs, Project, Target};
 
@@ -199,18 +199,28 @@ async fn only_missing_failed_or_stale_partitions_run() {
         .err()
         .unwrap();
     assert!(e.to_string().contains("not partitioned"), "{e}");
-    let mut on_slurm = args("sim", false);
+    // On Slurm, the partitions to run are ONE job array (its own job),
+    // run on the loopback cluster by tests/notebooks/test_partitions_slurm.py.
+    let mut on_slurm = args("+like", false);
     on_slurm.target = Some(Target::Slurm);
-    let e = ws.plan_materialize(&on_slurm).await.err().unwrap();
-    assert!(
-        matches!(&e, RunError::Partitions(_)) && e.to_string().contains("not supported yet"),
-        "{e}"
+    on_slurm.dry_run = true;
+    let run = ws.plan_materialize(&on_slurm).await.unwrap();
+    let a = |name: &str| {
+        run.plan
+            .allocations
+            .iter()
+            .find(|a| a.name == name)
+            .unwrap_or_else(|| panic!("{name}: {:?}", run.plan.allocations))
+    };
+    let sim = run.plan.step("sim").unwrap().partitions.clone().unwrap();
+    assert_eq!(
+        a("sim").sbatch.array.map(|x| x.count as usize),
+        Some(sim.run.len())
     );
-    // What reads the partitions cannot run on Slurm yet either.
-    let mut on_slurm = args("report", false);
-    on_slurm.target = Some(Target::Slurm);
-    let e = ws.plan_materialize(&on_slurm).await.err().unwrap();
-    assert!(e.to_string().contains("partitioned `sim`"), "{e}");
+    assert_eq!(a("like").sbatch.array.map(|x| x.count), Some(10));
+    let corr = sim.run.len() == 10;
+    assert_eq!(a("like").after_corr.is_empty(), !corr, "{:?}", a("like"));
+    assert!(run.plan.text().contains("job array"), "{}", run.plan.text());
 }
 
 #[tokio::test]

@@ -225,6 +225,7 @@ mod tests {
             step_times: (None, None),
             accounting: Vec::new(),
             job_usage: None,
+            task: None,
         }
     }
 

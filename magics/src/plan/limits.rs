@@ -21,6 +21,18 @@ pub struct ClusterLimits {
     pub node_mem_mb: Option<u64>,
 }
 
+/// The call whose output [`max_array_size`] reads.
+pub const CONFIG_ARGV: &[&str] = &["scontrol", "show", "config"];
+
+/// `MaxArraySize` of `scontrol show config` output (`MaxArraySize = 1001`):
+/// an array's indices must stay below it. `None` when not printed.
+pub fn max_array_size(config: &str) -> Option<u32> {
+    config.lines().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        (k.trim() == "MaxArraySize").then(|| v.trim().parse().ok())?
+    })
+}
+
 impl ClusterLimits {
     /// From `sinfo --noheader --format='%P|%l|%c|%m'` output (`debug*|1:00:00|2|22900`).
     pub fn from_sinfo(text: &str) -> ClusterLimits {
@@ -54,5 +66,15 @@ impl ClusterLimits {
             }
         }
         l
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn max_array_size_from_scontrol_config() {
+        let text = "MailProg                = /bin/mail\nMaxArraySize            = 1001\nMaxJobCount = 10000\n";
+        assert_eq!(super::max_array_size(text), Some(1001));
+        assert_eq!(super::max_array_size("MaxJobCount = 3\n"), None);
     }
 }

@@ -15,7 +15,7 @@ pub mod sbatch;
 
 pub use alloc::{plan_allocations, Allocation, StepRequest, StepResources};
 pub use limits::ClusterLimits;
-pub use sbatch::SbatchRequest;
+pub use sbatch::{ArraySpec, SbatchRequest};
 
 use crate::graph::StateAtom;
 use crate::model::JobGrouping;
@@ -196,7 +196,15 @@ impl Plan {
                     format!("  job {}", a.name)
                 };
                 if !a.after.is_empty() {
-                    line.push_str(&format!(", after {}", a.after.join(", ")));
+                    let after: Vec<String> = a
+                        .after
+                        .iter()
+                        .map(|x| match a.after_corr.contains(x) {
+                            true => format!("{x} (task by task)"),
+                            false => x.clone(),
+                        })
+                        .collect();
+                    line.push_str(&format!(", after {}", after.join(", ")));
                 }
                 let resources = a.sbatch.describe();
                 if !resources.is_empty() {
@@ -393,6 +401,12 @@ impl Plan {
             .filter(|s| slurm.contains(s.asset.as_str()))
             .filter_map(|s| {
                 let spec = project.asset(&s.asset)?;
+                let mut sbatch = SbatchRequest::for_asset(&spec.options, &ctx.defaults);
+                // A partitioned asset: one array job, a task per partition to run.
+                sbatch.array = s.partitions.as_ref().map(|p| ArraySpec {
+                    count: p.run.len() as u32,
+                    max_parallel: p.max_parallel,
+                });
                 Some(StepRequest {
                     asset: s.asset.clone(),
                     after: s
@@ -401,12 +415,39 @@ impl Plan {
                         .filter(|u| slurm.contains(u.as_str()))
                         .cloned()
                         .collect(),
-                    sbatch: SbatchRequest::for_asset(&spec.options, &ctx.defaults),
+                    sbatch,
                     own_job: spec.options.own_job,
                     env: (ctx.env_of)(spec),
                 })
             })
             .collect();
         self.allocations = plan_allocations(&requests, ctx.grouping, &ctx.limits);
+        self.chain_like_arrays();
+    }
+
+    /// A `--partitions-like up` array waits for `up`'s array task by task
+    /// (`aftercorr`) when both run the same partitions in the same order
+    /// (task `i` of both is the same key); otherwise for all of it.
+    fn chain_like_arrays(&mut self) {
+        let steps = &self.steps;
+        let run_of = |asset: &str| {
+            steps
+                .iter()
+                .find(|s| s.asset == asset)
+                .and_then(|s| s.partitions.as_ref())
+        };
+        for a in &mut self.allocations {
+            let [asset] = a.assets.as_slice() else {
+                continue;
+            };
+            let Some(p) = run_of(asset) else { continue };
+            let Some(up) = p.like.as_deref() else {
+                continue;
+            };
+            let same = run_of(up).is_some_and(|u| u.run == p.run);
+            if same && a.after.iter().any(|x| x == up) {
+                a.after_corr.push(up.to_string());
+            }
+        }
     }
 }

@@ -27,6 +27,87 @@ pub struct SbatchRequest {
     /// `None`: the cluster's `JobRequeue`.
     #[serde(default)]
     pub requeue: Option<bool>,
+    /// A job array (`--array=0-N%M`): one submission, one queue entry,
+    /// `count` tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub array: Option<ArraySpec>,
+}
+
+/// The tasks of a job array: indices `0..count`, at most `max_parallel`
+/// running at once (`--array=0-(count-1)%max_parallel`). Typed numbers:
+/// nothing else can reach the directive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArraySpec {
+    pub count: u32,
+    pub max_parallel: Option<u32>,
+}
+
+/// An array Slurm would refuse (or that cannot exist).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArrayError {
+    #[error("a job array needs at least one task")]
+    Empty,
+    #[error("--max-parallel must be at least 1")]
+    ZeroThrottle,
+    #[error(
+        "{count} array tasks are more than this cluster allows in one job array \
+         (MaxArraySize={max}: task indices 0..{last}); select at most {max} partitions at a time \
+         (e.g. `NAME[0..{max}]`) or ask the cluster's admins to raise MaxArraySize",
+        last = .max.saturating_sub(1)
+    )]
+    TooLarge { count: u32, max: u32 },
+}
+
+impl ArraySpec {
+    /// Check against the cluster's `MaxArraySize` (the largest index must
+    /// be below it), when known.
+    pub fn check(&self, max_array_size: Option<u32>) -> Result<(), ArrayError> {
+        if self.count == 0 {
+            return Err(ArrayError::Empty);
+        }
+        if self.max_parallel == Some(0) {
+            return Err(ArrayError::ZeroThrottle);
+        }
+        match max_array_size {
+            Some(max) if self.count > max => Err(ArrayError::TooLarge {
+                count: self.count,
+                max,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// `0-99%16`: the value of `--array`.
+    pub fn value(&self) -> String {
+        let mut s = format!("0-{}", self.count.saturating_sub(1));
+        if let Some(m) = self.max_parallel {
+            s.push_str(&format!("%{m}"));
+        }
+        s
+    }
+}
+
+impl std::str::FromStr for ArraySpec {
+    type Err = String;
+
+    /// `0-99` or `0-99%16` (indices from 0, as slurmbook submits them).
+    fn from_str(s: &str) -> Result<ArraySpec, String> {
+        let bad = || format!("`{s}`: expected an array as 0-LAST or 0-LAST%MAX_PARALLEL");
+        let (range, throttle) = match s.split_once('%') {
+            Some((r, t)) => (r, Some(t.parse::<u32>().map_err(|_| bad())?)),
+            None => (s, None),
+        };
+        let last = range
+            .strip_prefix("0-")
+            .and_then(|l| l.parse::<u32>().ok())
+            .ok_or_else(bad)?;
+        let spec = ArraySpec {
+            count: last.checked_add(1).ok_or_else(bad)?,
+            max_parallel: throttle,
+        };
+        spec.check(None).map_err(|e| e.to_string())?;
+        Ok(spec)
+    }
 }
 
 /// A value Slurm would not get verbatim (it was validated when parsed; this
@@ -57,6 +138,7 @@ impl SbatchRequest {
             mem: own.mem.or(defaults.mem),
             gpus: own.gpus.clone().or_else(|| defaults.gpus.clone()),
             requeue: own.requeue.or(defaults.requeue),
+            array: None,
         }
     }
 
@@ -80,6 +162,7 @@ impl SbatchRequest {
         push("cpus-per-task", self.cpus_per_task.map(|c| c.to_string()));
         push("mem", self.mem.map(|m| m.to_string()));
         push("gres", self.gpus.as_ref().map(|g| format!("gpu:{g}")));
+        push("array", self.array.map(|a| a.value()));
         out
     }
 
@@ -105,7 +188,10 @@ impl SbatchRequest {
     pub fn directives(&self) -> Result<String, SbatchValueError> {
         let mut s = String::new();
         for (name, value) in self.flags() {
-            check_value(name, &value)?;
+            // The array is typed numbers (its `%` is not in the alphabet).
+            if name != "array" {
+                check_value(name, &value)?;
+            }
             s.push_str(&format!("#SBATCH --{name}={value}\n"));
         }
         if let Some(flag) = self.requeue_flag() {
@@ -123,6 +209,10 @@ impl SbatchRequest {
                 .filter(|n| *n >= 1)
                 .ok_or_else(|| format!("`{v}` is not a count >= 1"))
         };
+        if name == "array" {
+            self.array = Some(value.parse()?);
+            return Ok(());
+        }
         let alphabet: &'static str = match name {
             "constraint" => "constraint",
             "gres" => "gres",
@@ -271,5 +361,43 @@ mod tests {
         assert!(r.set("wrap", "id").is_err());
         assert!(r.set("partition", "a;b").is_err());
         assert!(r.set("nodes", "0").is_err());
+    }
+
+    #[test]
+    fn an_array_renders_as_typed_numbers_and_is_checked_against_the_cluster() {
+        let mut r = SbatchRequest::default();
+        r.set("array", "0-99%16").unwrap();
+        assert_eq!(
+            r.array,
+            Some(ArraySpec {
+                count: 100,
+                max_parallel: Some(16)
+            })
+        );
+        assert_eq!(r.directives().unwrap(), "#SBATCH --array=0-99%16\n");
+        r.set("array", "0-0").unwrap();
+        assert_eq!(r.describe(), "array=0-0");
+        for bad in ["1-5", "0-x", "0-3%0", "0-3%", "0-5;id", "0-4294967295"] {
+            assert!(r.set("array", bad).is_err(), "{bad}");
+        }
+        let a = ArraySpec {
+            count: 1001,
+            max_parallel: None,
+        };
+        assert!(a.check(Some(1001)).is_ok());
+        assert!(a.check(None).is_ok());
+        let e = a.check(Some(1000)).unwrap_err().to_string();
+        assert!(
+            e.contains("1001 array tasks") && e.contains("MaxArraySize=1000"),
+            "{e}"
+        );
+        assert_eq!(
+            ArraySpec {
+                count: 0,
+                max_parallel: None
+            }
+            .check(None),
+            Err(ArrayError::Empty)
+        );
     }
 }

@@ -150,6 +150,7 @@ impl Workspace {
             .as_ref()
             .map(|s| s.partition_picks())
             .unwrap_or_default();
+        self.fetch_partition_sources(&project).await?;
         crate::partitions::plan_partitions(&mut plan, &project, self.db()?, &picks)?;
         let slurm = plan.slurm_runs().count();
         if slurm > 0 && slurm < plan.runs().count() {
@@ -200,6 +201,25 @@ impl Workspace {
             args: args.clone(),
             run_id: None,
         })
+    }
+
+    /// The values giving `--partitions-from` keys that are on the cluster,
+    /// fetched into the local store (once) so that planning can read them.
+    async fn fetch_partition_sources(&mut self, project: &Project) -> Result<(), RunError> {
+        for source in project
+            .assets
+            .iter()
+            .filter_map(|a| a.options.partitions_from.as_deref())
+        {
+            let last = self.db()?.last_success(source)?;
+            if let Some(m) = last.filter(|m| m.target == Target::Slurm && m.value_path.is_some()) {
+                // Not fetched: planning says the keys are unreadable, and why.
+                if let Err(e) = self.value_file(&m).await {
+                    tracing::warn!("fetching {source}, whose value gives partition keys: {e}");
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The partitions' limits and the node size, from one `sinfo`.

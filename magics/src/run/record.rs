@@ -21,13 +21,15 @@ impl<'a> DbRunLog<'a> {
 
 impl RunLog for DbRunLog<'_> {
     fn saved_offsets(&self, job: &WatchJob) -> Result<Option<(u64, u64)>, RunLogError> {
+        // An array's tasks have a row each: `asset[key]`.
+        let label = job.label();
         let saved = self
             .db
-            .offsets(self.run, &job.asset)
+            .offsets(self.run, &label)
             .map_err(RunLogError::new)?;
         if saved.is_none() {
             self.db
-                .upsert_job(self.run, &job.asset, Some(&job.job_id), "queued")
+                .upsert_job(self.run, &label, Some(&job.job_id), "queued")
                 .map_err(RunLogError::new)?;
         }
         Ok(saved)

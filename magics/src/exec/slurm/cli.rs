@@ -27,9 +27,13 @@ use crate::transport::{quote, words, CommandOutput, Transport, TransportError};
 /// Lines of a failed job's `.err` put in its error.
 pub const STDERR_TAIL_LINES: usize = 40;
 
-/// A Slurm job id: digits only.
+/// A Slurm job id: digits, or `ARRAYID_INDEX` for an array task.
 pub fn valid_job_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 20 && id.bytes().all(|b| b.is_ascii_digit())
+    let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
+    match id.split_once('_') {
+        Some((base, task)) => digits(base) && digits(task),
+        None => digits(id),
+    }
 }
 
 /// A state a job does not leave.
@@ -78,13 +82,23 @@ pub struct QueueRow {
     pub start: Option<String>,
 }
 
-/// The poll: the state of the jobs `ids` (validated job ids).
+/// The poll: the state of the jobs `ids` (validated job ids; an array
+/// task's `123_17` asks for its array `123`, listed one line per task with
+/// `--array`, each as `123_17`).
 pub fn squeue_argv(ids: &[&str]) -> Vec<String> {
+    let mut jobs: Vec<&str> = Vec::new();
+    for id in ids {
+        let base = super::jobs::base_job_id(id);
+        if !jobs.contains(&base) {
+            jobs.push(base);
+        }
+    }
     vec![
         "squeue".into(),
         "--noheader".into(),
         "--states=all".into(),
-        format!("--jobs={}", ids.join(",")),
+        "--array".into(),
+        format!("--jobs={}", jobs.join(",")),
         "--format=%i|%T|%N|%r|%S".into(),
     ]
 }
@@ -144,9 +158,12 @@ pub struct Detail {
 /// An asset whose job's details are asked for.
 #[derive(Debug, Clone, Copy)]
 pub struct DetailRequest<'a> {
-    /// An identifier (validated by the caller).
-    pub asset: &'a str,
-    /// Digits only (validated by the caller).
+    /// The job's file stem, and the key of its [`Detail`]: the asset, or
+    /// `asset_ARRAYID_INDEX` for an array task (see
+    /// [`super::WatchJob::stem`]); identifier characters only (validated by
+    /// the caller).
+    pub stem: &'a str,
+    /// Digits (`ARRAYID_INDEX` for a task; validated by the caller).
     pub job_id: &'a str,
     /// The allocation the asset runs in as a step.
     pub step_of: Option<&'a str>,
@@ -158,12 +175,12 @@ pub fn details_script(run_dir: &str, requests: &[DetailRequest<'_>], marker: &st
     let mut asked = HashSet::new();
     for r in requests {
         let id = r.job_id;
-        let out = quote(&format!("{run_dir}/{}.out", r.asset)).into_owned();
-        let err = quote(&format!("{run_dir}/{}.err", r.asset)).into_owned();
-        // asset: an identifier; the job's record once per script.
+        let out = quote(&format!("{run_dir}/{}.out", r.stem)).into_owned();
+        let err = quote(&format!("{run_dir}/{}.err", r.stem)).into_owned();
+        // stem: identifier characters; the job's record once per script.
         s.push_str(&format!(
             "printf '%s JOB %s %s\\n' \"$n\" {id} {}\n",
-            r.asset
+            r.stem
         ));
         if asked.insert(id) {
             s.push_str(&format!(
@@ -418,6 +435,17 @@ pub async fn query_details(
     Ok(parse_details(&out.stdout_text(), &marker))
 }
 
+/// The cluster's `MaxArraySize` (`scontrol show config`; `None` when it
+/// does not say).
+pub async fn max_array_size(t: &dyn Transport) -> Result<Option<u32>, TransportError> {
+    let argv = crate::plan::limits::CONFIG_ARGV;
+    let out = t.run(argv).await?;
+    if !out.success() {
+        return Err(failed(t, argv.join(" "), &out));
+    }
+    Ok(crate::plan::limits::max_array_size(&out.stdout_text()))
+}
+
 /// `scancel` all `job_ids` in one command. Jobs already finished are not an error.
 pub async fn cancel<S: AsRef<str>>(t: &dyn Transport, job_ids: &[S]) -> Result<(), TransportError> {
     if job_ids.is_empty() {
@@ -528,12 +556,12 @@ mod tests {
     fn details_script_asks_each_job_once() {
         let reqs = [
             DetailRequest {
-                asset: "a",
+                stem: "a",
                 job_id: "7",
                 step_of: Some("alloc_a"),
             },
             DetailRequest {
-                asset: "b",
+                stem: "b",
                 job_id: "7",
                 step_of: Some("alloc_a"),
             },

@@ -33,7 +33,11 @@
 use std::collections::{HashMap, HashSet};
 
 use super::jobs::WatchJob;
-use super::submit::{env_prelude, submit_script_with, JobEnv, JobSpec, SubmitError, ATTEMPT_MARK};
+#[cfg(test)]
+use super::submit::submit_script_with;
+use super::submit::{
+    env_prelude, submit_script_ext, JobEnv, JobSpec, SubmitError, SubmitExtras, ATTEMPT_MARK,
+};
 use crate::model::is_identifier;
 use crate::plan::sbatch::check_value;
 use crate::plan::{Allocation, StepResources};
@@ -218,8 +222,30 @@ pub async fn submit_allocations(
     jobs: &[JobSpec],
     allocations: &[Allocation],
 ) -> Result<Vec<WatchJob>, SubmitError> {
+    submit_allocations_with(remote, run_dir, run_tag, jobs, allocations, Vec::new()).await
+}
+
+/// [`submit_allocations`], writing `files` (name, content) into the run
+/// directory first (task tables, input maps), and chaining each
+/// allocation's `after_corr` task by task (`aftercorr`).
+pub async fn submit_allocations_with(
+    remote: &dyn Transport,
+    run_dir: &str,
+    run_tag: &str,
+    jobs: &[JobSpec],
+    allocations: &[Allocation],
+    files: Vec<(String, String)>,
+) -> Result<Vec<WatchJob>, SubmitError> {
     let (specs, scripts) = allocation_jobs(run_dir, jobs, allocations)?;
-    let script = submit_script_with(run_dir, run_tag, &specs, &scripts)?;
+    let extras = SubmitExtras {
+        corr: allocations
+            .iter()
+            .filter(|a| !a.after_corr.is_empty())
+            .map(|a| (a.name.clone(), a.after_corr.clone()))
+            .collect(),
+        files,
+    };
+    let script = submit_script_ext(run_dir, run_tag, &specs, &scripts, &extras)?;
     let out = remote.run_script(&script).await?;
     let ids = super::submit::parse_submit_output(
         &out.stdout_text(),
@@ -324,6 +350,7 @@ pub fn allocation_watch_jobs(
                     .map(|j| j.after.clone())
                     .unwrap_or_default(),
                 step_of: a.is_group().then(|| a.name.clone()),
+                task: None,
             });
         }
     }

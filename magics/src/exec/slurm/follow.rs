@@ -89,13 +89,21 @@ impl Follower {
         let mut files = Vec::new();
         for (i, j) in jobs.iter().enumerate() {
             let (o, e) = offsets[i];
-            files.push((i, Stream::Stdout, format!("{run_dir}/{}.out", j.asset), o));
-            files.push((i, Stream::Stderr, format!("{run_dir}/{}.err", j.asset), e));
+            let stem = j.stem();
+            files.push((i, Stream::Stdout, format!("{run_dir}/{stem}.out"), o));
+            files.push((i, Stream::Stderr, format!("{run_dir}/{stem}.err"), e));
         }
         // The `.steps` files come after the jobs' own: job index n + k.
         for (k, g) in groups.iter().enumerate() {
             files.push((jobs.len() + k, Stream::Stdout, steps_file(run_dir, g), 0));
         }
+        // An array's tasks are shown line by line, prefixed by task.
+        let tasks: std::collections::HashSet<usize> = jobs
+            .iter()
+            .enumerate()
+            .filter(|(_, j)| j.task.is_some())
+            .map(|(i, _)| i)
+            .collect();
         let anchor = format!("{run_dir}/{TAIL_ANCHOR}");
         let mut argv: Vec<String> = vec![
             "sh".into(),
@@ -106,7 +114,7 @@ impl Follower {
         ];
         argv.extend(files.iter().map(|f| f.2.clone()));
         let follower = Follower {
-            demux: Demux::new(files).ignore(anchor),
+            demux: Demux::new(files).ignore(anchor).whole_lines(&tasks),
             n_jobs: jobs.len(),
             step_bufs: HashMap::new(),
         };
@@ -297,6 +305,7 @@ mod tests {
             job_id: "7".into(),
             after: vec![],
             step_of: Some("alloc_a".into()),
+            task: None,
         }];
         let (mut f, argv) = Follower::new("/r", &jobs, &[(0, 0)], &["alloc_a".into()]);
         assert_eq!(

@@ -42,6 +42,7 @@
 //! ```
 
 pub mod accounting;
+pub mod array;
 pub mod cli;
 pub mod driver;
 pub mod follow;
@@ -57,14 +58,14 @@ pub mod tracker;
 pub mod watch;
 
 pub use cli::cancel;
-pub use driver::submit_allocations;
+pub use driver::{submit_allocations, submit_allocations_with};
 pub use gate::OutputGate;
-pub use jobs::WatchJob;
+pub use jobs::{ArrayTask, WatchJob};
 pub use protocol::{steps_file, BundleEvent, JobUsage, StepLine, StepStatus};
 pub use run_log::{NoRunLog, RunLog, RunLogError};
 pub use submit::{
-    env_prelude, job_script, submit_all, submit_script, submit_script_with, JobEnv, JobSpec,
-    SubmitError,
+    env_prelude, job_script, submit_all, submit_script, submit_script_ext, submit_script_with,
+    JobEnv, JobSpec, SubmitError, SubmitExtras,
 };
 pub use watch::{watch_jobs, watch_run, JobOutcome, SlurmJobsResult, WatchError, WatchRun};
 

@@ -74,6 +74,10 @@ pub struct FileTrack {
     line_start: u64,
     /// `line[0]` starts a line of the file.
     at_line_start: bool,
+    /// Show whole lines only: a partial line waits for its newline (or
+    /// the end of the watch), so that the lines of many files (an array's
+    /// tasks) shown prefixed never interleave mid-line.
+    whole_lines: bool,
 }
 
 impl FileTrack {
@@ -87,6 +91,7 @@ impl FileTrack {
             line: Vec::new(),
             line_start: 0,
             at_line_start: true,
+            whole_lines: false,
         }
     }
 
@@ -246,6 +251,16 @@ impl Demux {
         }
     }
 
+    /// Show only whole lines of the files of `jobs` (see
+    /// [`FileTrack`]'s `whole_lines`): partial lines are not shown when the
+    /// stream goes idle or breaks off, only when the tail ends.
+    pub fn whole_lines(mut self, jobs: &std::collections::HashSet<usize>) -> Demux {
+        for f in &mut self.files {
+            f.whole_lines = jobs.contains(&f.job);
+        }
+        self
+    }
+
     /// Also accept headers of `path`, whose content is ignored (the
     /// watcher's anchor file, see `follow.rs`).
     pub fn ignore(mut self, path: impl Into<String>) -> Demux {
@@ -373,9 +388,10 @@ impl Demux {
         }
     }
 
-    /// Nothing arrived for a while: show partial lines (progress bars).
+    /// Nothing arrived for a while: show partial lines (progress bars),
+    /// but of files showing whole lines only.
     pub fn flush_partials(&mut self, out: &mut Vec<Piece>) {
-        for f in &mut self.files {
+        for f in self.files.iter_mut().filter(|f| !f.whole_lines) {
             f.flush_partial(out, false);
         }
     }
@@ -389,7 +405,9 @@ impl Demux {
             self.at_line_start = false;
         }
         self.deliver_held(out);
-        self.flush_partials(out);
+        for f in &mut self.files {
+            f.flush_partial(out, false);
+        }
     }
 
     /// The stream broke off: show partial lines, but keep a held `\n`

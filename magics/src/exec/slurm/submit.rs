@@ -132,6 +132,7 @@ fn refusal_hint(stderr: &str) -> String {
         .unwrap_or_default()
 }
 
+/// What `sbatch --parsable` prints: the job's (or the array's) id, digits.
 fn check_job_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 20 && id.bytes().all(|b| b.is_ascii_digit())
 }
@@ -263,6 +264,45 @@ pub fn submit_script_with(
     jobs: &[JobSpec],
     scripts: &HashMap<String, String>,
 ) -> Result<String, SubmitError> {
+    submit_script_ext(run_dir, run_tag, jobs, scripts, &SubmitExtras::default())
+}
+
+/// What a submission may carry beyond its jobs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubmitExtras {
+    /// Per job, the upstream jobs (of its `after`) it waits for task by
+    /// task (`aftercorr`: job arrays) rather than as a whole (`afterok`).
+    pub corr: HashMap<String, Vec<String>>,
+    /// Files written into the run directory before any job is submitted
+    /// (name, content): task tables, input maps. Names are
+    /// `[A-Za-z0-9_.-]`, not starting with a dot.
+    pub files: Vec<(String, String)>,
+}
+
+fn check_file_name(name: &str) -> Result<(), SubmitError> {
+    let ok = !name.is_empty()
+        && name.len() <= 200
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(SubmitError::Invalid(format!(
+            "`{name}` is not a file name slurmbook writes"
+        )))
+    }
+}
+
+/// [`submit_script_with`] with [`SubmitExtras`].
+pub fn submit_script_ext(
+    run_dir: &str,
+    run_tag: &str,
+    jobs: &[JobSpec],
+    scripts: &HashMap<String, String>,
+    extras: &SubmitExtras,
+) -> Result<String, SubmitError> {
     check_abs_path(run_dir)?;
     if run_tag.is_empty()
         || run_tag.len() > 40
@@ -295,7 +335,18 @@ pub fn submit_script_with(
 mkdir -p "$d" || fail - ''
 "#,
     );
-    // All batch scripts first: a failing write submits nothing.
+    // All files and batch scripts first: a failing write submits nothing.
+    for (name, content) in &extras.files {
+        check_file_name(name)?;
+        let mut content = content.clone();
+        if !content.ends_with('\n') {
+            content.push('\n');
+        }
+        let delim = heredoc_delimiter(&content);
+        s.push_str(&format!(
+            "cat > \"$d/{name}\" <<'{delim}' || fail - ''\n{content}{delim}\n"
+        ));
+    }
     for j in &order {
         if let Some(env) = &j.env {
             env.check()?;
@@ -313,18 +364,36 @@ mkdir -p "$d" || fail - ''
     }
     for j in &order {
         let a = &j.asset;
+        // An array's tasks write files of their own: `a_ARRAYID_INDEX`.
+        let stem = match j.sbatch.array {
+            Some(_) => format!("{a}_%A_%a"),
+            None => a.clone(),
+        };
         let mut argv: Vec<String> = vec![
             "sbatch".into(),
             "--parsable".into(),
             quote(&format!("--job-name=sb-{run_tag}-{a}")).into_owned(),
-            format!("\"--output=$d/{a}.out\""),
-            format!("\"--error=$d/{a}.err\""),
+            format!("\"--output=$d/{stem}.out\""),
+            format!("\"--error=$d/{stem}.err\""),
             "--open-mode=append".into(),
             "--kill-on-invalid-dep=yes".into(),
         ];
         if !j.after.is_empty() {
-            let deps: Vec<String> = j.after.iter().map(|u| format!("${{J_{u}}}")).collect();
-            argv.push(format!("\"--dependency=afterok:{}\"", deps.join(":")));
+            let corr = extras.corr.get(a).map(Vec::as_slice).unwrap_or_default();
+            let ids = |corr_wanted: bool| -> Vec<String> {
+                j.after
+                    .iter()
+                    .filter(|u| corr.contains(u) == corr_wanted)
+                    .map(|u| format!("${{J_{u}}}"))
+                    .collect()
+            };
+            let mut deps = Vec::new();
+            for (kind, ids) in [("afterok", ids(false)), ("aftercorr", ids(true))] {
+                if !ids.is_empty() {
+                    deps.push(format!("{kind}:{}", ids.join(":")));
+                }
+            }
+            argv.push(format!("\"--dependency={}\"", deps.join(",")));
         }
         argv.push(format!("\"$d/{a}.sh\""));
         s.push_str(&format!(
@@ -455,6 +524,59 @@ mod tests {
             "{s}"
         );
         assert!(!s.contains("sbatch --partition"), "{s}");
+    }
+
+    #[test]
+    fn an_array_job_writes_a_file_pair_per_task() {
+        let mut j = job("sim", &[]);
+        j.sbatch.set("array", "0-99%16").unwrap();
+        let s = submit_script("/scratch/run1", "r1", &[j, job("report", &["sim"])]).unwrap();
+        assert!(s.contains("#SBATCH --array=0-99%16\n"), "{s}");
+        assert!(
+            s.contains("\"--output=$d/sim_%A_%a.out\" \"--error=$d/sim_%A_%a.err\""),
+            "{s}"
+        );
+        assert!(s.contains("\"--output=$d/report.out\""), "{s}");
+        assert!(s.contains("\"--dependency=afterok:${J_sim}\""), "{s}");
+    }
+
+    #[test]
+    fn extras_write_files_first_and_chain_arrays_task_by_task() {
+        let mut sim = job("sim", &[]);
+        sim.sbatch.set("array", "0-9").unwrap();
+        let mut post = job("post", &["sim"]);
+        post.sbatch.set("array", "0-9").unwrap();
+        let jobs = [sim, post, job("report", &["sim", "post"])];
+        let extras = SubmitExtras {
+            corr: HashMap::from([("post".to_string(), vec!["sim".to_string()])]),
+            files: vec![("sim.tasks.json".into(), "[{\"key\": \"$(id)\"}]".into())],
+        };
+        let s = submit_script_ext("/r", "t", &jobs, &HashMap::new(), &extras).unwrap();
+        assert!(s.contains("\"--dependency=aftercorr:${J_sim}\""), "{s}");
+        assert!(
+            s.contains("\"--dependency=afterok:${J_sim}:${J_post}\""),
+            "{s}"
+        );
+        let file = s
+            .find("cat > \"$d/sim.tasks.json\" <<'SLURMBOOK_EOF_")
+            .unwrap();
+        assert!(file < s.find("J_sim=$(sbatch").unwrap(), "{s}");
+        for bad in ["../x", ".hidden", "a b", "a;b", ""] {
+            let extras = SubmitExtras {
+                files: vec![(bad.into(), "x".into())],
+                ..SubmitExtras::default()
+            };
+            assert!(
+                submit_script_ext("/r", "t", &jobs, &HashMap::new(), &extras).is_err(),
+                "{bad}"
+            );
+        }
+        // The script is valid sh.
+        let out = std::process::Command::new("sh")
+            .args(["-n", "-c", &s])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
     }
 
     #[test]

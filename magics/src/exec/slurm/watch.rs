@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::accounting::AcctRow;
+use super::array;
 use super::cli::{self, valid_job_id, DetailRequest};
 use super::follow::{self, Deliver, Delivery, Follower};
 use super::gate::OutputGate;
@@ -95,6 +96,9 @@ pub struct JobOutcome {
     /// What the job measured of itself (`usage` event).
     #[serde(default)]
     pub job_usage: Option<JobUsage>,
+    /// The array task (partition) this is, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<super::jobs::ArrayTask>,
 }
 
 /// What [`watch_run`] returns once every job is terminal or the run was cancelled.
@@ -144,6 +148,7 @@ pub fn watch_jobs(specs: &[JobSpec], submitted: &[(String, String)]) -> Vec<Watc
                 .map(|s| s.after.clone())
                 .unwrap_or_default(),
             step_of: None,
+            task: None,
         })
         .collect()
 }
@@ -182,6 +187,7 @@ pub async fn watch_run(w: WatchRun<'_>) -> Result<SlurmJobsResult, WatchError> {
         tracker: Mutex::new(tracker),
         follower: Mutex::new(follower),
         saved: Mutex::new(offsets),
+        arrays: Mutex::default(),
     };
     let _final_save = SaveOnDrop(&watch);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -222,6 +228,7 @@ pub async fn watch_run(w: WatchRun<'_>) -> Result<SlurmJobsResult, WatchError> {
                 step_times: tracker.step_times(i),
                 accounting: t.accounting.clone(),
                 job_usage: p.usage.clone(),
+                task: j.task.clone(),
             }
         })
         .collect();
@@ -240,6 +247,8 @@ struct Watch<'a, 'w> {
     follower: Mutex<Follower>,
     /// Offsets last given to the run log.
     saved: Mutex<Vec<(u64, u64)>>,
+    /// The state last shown of each job array (by asset).
+    arrays: Mutex<HashMap<String, AssetState>>,
 }
 
 /// Saves the offsets reached when the watch ends or is dropped.
@@ -296,7 +305,7 @@ impl Watch<'_, '_> {
             v
         };
         for (i, o) in changed {
-            let asset = &self.w.jobs[i].asset;
+            let asset = &self.w.jobs[i].label();
             if let Err(err) = self.w.log.save_offsets(asset, o) {
                 tracing::warn!("saving output offsets of {asset}: {err}");
             }
@@ -308,11 +317,19 @@ impl Watch<'_, '_> {
         let emit = self.w.emit;
         for p in pieces {
             match p {
-                Piece::Output { job, stream, text } => emit.emit(Event::Output {
-                    asset: self.w.jobs[job].asset.clone(),
-                    stream,
-                    text,
-                }),
+                Piece::Output { job, stream, text } => {
+                    let j = &self.w.jobs[job];
+                    let mut text = text;
+                    // A task's lines are whole (its last one too).
+                    if j.task.is_some() && !text.ends_with('\n') {
+                        text.push('\n');
+                    }
+                    emit.emit(Event::Output {
+                        asset: j.label(),
+                        stream,
+                        text,
+                    })
+                }
                 Piece::Protocol { job, json, replay } => {
                     let asset = &self.w.jobs[job].asset;
                     let event = match parse_bundle_line(&json) {
@@ -366,16 +383,30 @@ impl Watch<'_, '_> {
         if changes.is_empty() {
             return true;
         }
+        let arrays = self.array_changes(&changes);
         self.w
             .gate
             .pass(|| {
+                let labels: Vec<String> = changes
+                    .iter()
+                    .map(|(i, _)| self.w.jobs[*i].label())
+                    .collect();
                 let pairs: Vec<(&str, &str)> = changes
                     .iter()
-                    .map(|(i, s)| (self.w.jobs[*i].asset.as_str(), s.label()))
+                    .zip(&labels)
+                    .map(|((_, s), l)| (l.as_str(), s.label()))
                     .collect();
                 for (i, state) in &changes {
+                    if self.w.jobs[*i].task.is_none() {
+                        self.w.emit.emit(Event::State {
+                            asset: self.w.jobs[*i].asset.clone(),
+                            state: state.clone(),
+                        });
+                    }
+                }
+                for (asset, state) in &arrays {
                     self.w.emit.emit(Event::State {
-                        asset: self.w.jobs[*i].asset.clone(),
+                        asset: asset.clone(),
                         state: state.clone(),
                     });
                 }
@@ -384,6 +415,14 @@ impl Watch<'_, '_> {
                 }
             })
             .is_some()
+    }
+
+    /// The arrays some of whose tasks changed, whose counted state changed.
+    fn array_changes(&self, changes: &[(usize, AssetState)]) -> Vec<(String, AssetState)> {
+        let touched: Vec<usize> = changes.iter().map(|(i, _)| *i).collect();
+        let t = self.tracker();
+        let mut shown = self.arrays.lock().expect("poisoned");
+        array::changed(self.w.jobs, &touched, |i| t.outcome_state(i), &mut shown)
     }
 
     /// Poll states until every job is terminal; returns warnings.
@@ -497,13 +536,18 @@ impl Watch<'_, '_> {
         if queue.need_detail.is_empty() {
             return Ok(queue.changed);
         }
+        let stems: HashMap<usize, String> = queue
+            .need_detail
+            .iter()
+            .map(|&i| (i, self.w.jobs[i].stem()))
+            .collect();
         let requests: Vec<DetailRequest<'_>> = queue
             .need_detail
             .iter()
             .map(|&i| {
                 let j = &self.w.jobs[i];
                 DetailRequest {
-                    asset: &j.asset,
+                    stem: &stems[&i],
                     job_id: &j.job_id,
                     step_of: j.step_of.as_deref(),
                 }

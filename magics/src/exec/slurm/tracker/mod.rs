@@ -364,7 +364,7 @@ impl Tracker {
         let mut changed = false;
         let mut ended = Vec::new();
         for &i in need {
-            let d = details.get(&self.jobs[i].asset);
+            let d = details.get(&self.jobs[i].stem());
             let t = &mut self.tracks[i];
             if self.jobs[i].step_of.is_some() {
                 if let Some(text) = d.and_then(|d| d.steps_text.as_deref()) {
@@ -420,7 +420,7 @@ impl Tracker {
     }
 
     /// The jobs are being cancelled at `now`: the ids to `scancel` (each
-    /// once, in order).
+    /// once, in order; a job array once, by its id).
     pub fn start_cancel(&mut self, now: Instant) -> Vec<String> {
         self.cancelled = true;
         self.cancel_deadline = Some(now + CANCEL_WAIT);
@@ -428,7 +428,7 @@ impl Tracker {
         let mut seen = HashSet::new();
         (0..self.jobs.len())
             .filter(|&i| !self.tracks[i].terminal)
-            .map(|i| self.jobs[i].job_id.clone())
+            .map(|i| self.jobs[i].base_id().to_string())
             .filter(|id| seen.insert(id.clone()))
             .collect()
     }
@@ -517,7 +517,7 @@ impl Tracker {
             },
             _ => AssetState::Failed {
                 error: failure_text(
-                    &self.jobs[i].asset,
+                    &self.jobs[i].label(),
                     t,
                     self.proto[i].bundle_error.as_deref(),
                 ),
@@ -550,8 +550,11 @@ impl Tracker {
             .failed_deps
             .iter()
             .filter_map(|id| {
-                // A grouped job holds several assets: name the one that failed.
-                let of_job = || (0..jobs.len()).filter(|&k| jobs[k].job_id == *id);
+                // A grouped job holds several assets, a job array several
+                // tasks: name the one that failed.
+                let of_job = || {
+                    (0..jobs.len()).filter(|&k| jobs[k].job_id == *id || jobs[k].base_id() == id)
+                };
                 of_job()
                     .find(|&k| tracks[k].terminal && tracks[k].slurm_state == "FAILED")
                     .or_else(|| {
@@ -573,7 +576,7 @@ impl Tracker {
         };
         if let Some(&k) = candidates.first() {
             let up = &tracks[k];
-            let asset = &jobs[k].asset;
+            let asset = &jobs[k].label();
             return Some(if up.slurm_state != "CANCELLED" {
                 format!("upstream {asset} failed")
             } else {

@@ -7,9 +7,13 @@ pub use super::connect::{local_platform, platform_name, ssh_target, transport_ta
 use crate::bundle::{self, BundleError};
 use crate::config::Settings;
 use crate::events::{AssetState, Emit, Event, RunSummary};
+pub mod jobs;
+
 use crate::exec::job_env;
 use crate::exec::prebuilt::{self, JobBinary, PrebuiltError};
-use crate::exec::slurm::{self, JobSpec, OutputGate, RunLog, WatchJob, WatchRun};
+use crate::exec::slurm::{
+    self, JobOutcome, JobSpec, OutputGate, RunLog, SlurmJobsResult, WatchJob, WatchRun,
+};
 use crate::model::RunId;
 use crate::model::Target;
 use crate::model::{MaterializationStatus, RunStatus};
@@ -17,6 +21,7 @@ use crate::plan::{Action, Plan, SbatchRequest};
 use crate::project::Project;
 use crate::state::{Materialization, ResultRecord, Run, StartRecord, StateDb, StateError};
 use crate::transport::{Transport, TransportError};
+use jobs::{remote_value, submit_planned, ArrayContext, ArrayValues};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
@@ -52,6 +57,13 @@ pub enum ClusterError {
     Saved { run: RunId, error: String },
     #[error("upstream `{upstream}` of `{asset}` has no value on the cluster (it was materialized in the kernel, or never); select it too (`+{asset}`) or run it with --target slurm")]
     UpstreamNotRemote { asset: String, upstream: String },
+    #[error("partitioned asset `{asset}`: {error}")]
+    Partitions { asset: String, error: String },
+    #[error("partitioned asset `{asset}`: {error}")]
+    Array {
+        asset: String,
+        error: crate::plan::sbatch::ArrayError,
+    },
 }
 
 /// Everything a cluster run needs.
@@ -132,6 +144,8 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
     if remote.location() == crate::transport::local::LOCATION {
         crate::transport::local::require_on_path("sbatch", &settings.profile)?;
     }
+    // An array larger than the cluster allows is refused before the build.
+    jobs::check_array_sizes(remote, plan).await?;
     // A job binary built ahead of time (a schedule's) spares the build.
     let prebuilt = prebuilt.filter(|p| p.covers(&to_run));
     let root = bundle::build_root();
@@ -187,38 +201,44 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
 
     let defaults = settings.sbatch_defaults();
     let running: HashSet<&str> = to_run.iter().map(String::as_str).collect();
+    let arrays_ctx = ArrayContext {
+        project,
+        db,
+        plan,
+        values: &layout.values,
+    };
+    // Task tables and input maps, written into the run directory by the submission.
+    let mut files: Vec<(String, String)> = Vec::new();
     let mut jobs = Vec::new();
     for asset in &to_run {
         let spec = project.asset(asset).expect("planned assets exist");
-        let version = &project.versions.get(asset).expect("versions").version;
-        let mut command = vec![
-            remote_binary.clone(),
-            asset.clone(),
-            "--output".into(),
-            format!("{}/{asset}-{version}.json", layout.values),
-        ];
-        let mut after = Vec::new();
-        // Python and bash assets get every upstream's value (`--deps` too).
-        let reads_all = spec.lang().is_foreign();
-        for (up, kind) in project.graph.dependencies(asset) {
+        let step = plan.step(asset).expect("planned assets have steps");
+        let upstream_value = |up: &str| -> Result<String, ClusterError> {
             if running.contains(up) {
-                after.push(up.to_owned());
-            }
-            if !kind.carries_data() && !reads_all {
-                continue;
-            }
-            let path = if running.contains(up) {
                 let v = &project.versions.get(up).expect("versions").version;
-                format!("{}/{up}-{v}.json", layout.values)
+                Ok(format!("{}/{up}-{v}.json", layout.values))
             } else {
                 remote_value(db, up).ok_or_else(|| ClusterError::UpstreamNotRemote {
                     asset: asset.clone(),
                     upstream: up.to_owned(),
-                })?
-            };
-            command.push("--input".into());
-            command.push(format!("{up}={path}"));
-        }
+                })
+            }
+        };
+        let mut after: Vec<String> = project
+            .graph
+            .dependencies(asset)
+            .into_iter()
+            .map(|(up, _)| up)
+            .filter(|up| running.contains(up))
+            .map(str::to_owned)
+            .collect();
+        after.dedup();
+        let command = arrays_ctx.command(
+            step,
+            [&remote_binary, &layout.run_dir],
+            &upstream_value,
+            &mut files,
+        )?;
         jobs.push(JobSpec {
             asset: asset.clone(),
             sbatch: SbatchRequest::for_asset(&spec.options, &defaults),
@@ -229,13 +249,23 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
                 .map(|e| e.job_env.clone()),
         });
     }
-    let watch_jobs = submit_planned(remote, &layout, plan, &jobs).await?;
+    let arrays: BTreeMap<String, ArrayValues> = plan
+        .runs()
+        .filter(|s| s.partitions.is_some())
+        .map(|s| Ok((s.asset.clone(), arrays_ctx.values_of(&s.asset)?)))
+        .collect::<Result<_, ClusterError>>()?;
+    let watch_jobs = submit_planned(remote, &layout, plan, &jobs, files).await?;
     let submitted: Vec<(String, String)> = watch_jobs
         .iter()
         .map(|w| (w.asset.clone(), w.job_id.clone()))
         .collect();
+    // An array is followed task by task.
+    let watch_jobs = jobs::array_watch_jobs(plan, watch_jobs);
     for (asset, job) in &submitted {
         let version = project.versions.get(asset).expect("versions");
+        if let Some(tasks) = plan.step(asset).and_then(|s| s.partitions.as_ref()) {
+            jobs::record_array_start(db, run_id, project, asset, job, tasks)?;
+        }
         db.record_start(&StartRecord {
             run_id: Some(run_id),
             asset,
@@ -266,6 +296,7 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
         values: layout.values.clone(),
         jobs: watch_jobs,
         types,
+        arrays,
     };
     db.set_run_remote(
         run_id,
@@ -287,8 +318,12 @@ pub struct RemoteRun {
     /// Remote directory of the values (`<asset>-<version>.json`).
     pub values: String,
     pub jobs: Vec<WatchJob>,
-    /// Asset -> Rust type of its value.
+    /// Asset -> Rust type of its value (one partition's, for a
+    /// partitioned asset).
     pub types: HashMap<String, String>,
+    /// The partitioned assets' values (see [`ArrayValues`]).
+    #[serde(default)]
+    pub arrays: BTreeMap<String, ArrayValues>,
 }
 
 impl RemoteRun {
@@ -370,10 +405,15 @@ pub async fn cancel_run(
     remote: &dyn Transport,
 ) -> Result<Vec<String>, ClusterError> {
     let saved = RemoteRun::load(db, run_id)?;
-    let ids: Vec<String> = saved.jobs.iter().map(|j| j.job_id.clone()).collect();
+    let mut ids: Vec<String> = saved.jobs.iter().map(|j| j.base_id().to_string()).collect();
+    ids.dedup();
     slurm::cancel(remote, &ids).await?;
     let mut cancelled = Vec::new();
-    for m in db.run_assets(run_id)? {
+    let mut rows = db.run_assets(run_id)?;
+    for asset in saved.arrays.keys() {
+        rows.extend(db.run_partitions(run_id, asset)?);
+    }
+    for m in rows {
         if m.status != MaterializationStatus::Running {
             continue;
         }
@@ -427,19 +467,25 @@ async fn follow(
         .into_iter()
         .map(|m| (m.asset.clone(), m))
         .collect();
-    for outcome in &result.jobs {
+    // An array's tasks are recorded per partition, then summed up per asset.
+    let (tasks, plain): (Vec<&JobOutcome>, Vec<&JobOutcome>) =
+        result.jobs.iter().partition(|o| o.task.is_some());
+    jobs::finish_arrays(
+        db,
+        remote,
+        run_id,
+        saved,
+        &tasks,
+        &started_rows,
+        &mut summary,
+    )
+    .await?;
+    for outcome in plain {
         let Some(row) = started_rows.get(&outcome.asset) else {
             tracing::warn!("run {run_id}: no materialization row for {}", outcome.asset);
             continue;
         };
-        let (status, error) = match &outcome.state {
-            AssetState::Done { .. } => (MaterializationStatus::Ok, None),
-            AssetState::Cancelled { because } => {
-                (MaterializationStatus::Cancelled, because.clone())
-            }
-            AssetState::Failed { error } => (MaterializationStatus::Failed, Some(error.clone())),
-            other => (MaterializationStatus::Cancelled, Some(other.describe())),
-        };
+        let (status, error) = jobs::outcome_status(&outcome.state);
         let mut metadata = outcome.metadata.clone();
         if !metadata.is_object() {
             metadata = serde_json::json!({});
@@ -470,6 +516,16 @@ async fn follow(
             _ => summary.cancelled.push(outcome.asset.clone()),
         }
     }
+    // Usage is an asset's: an array's tasks are not (yet) summed up.
+    let result = SlurmJobsResult {
+        jobs: result
+            .jobs
+            .iter()
+            .filter(|o| o.task.is_none())
+            .cloned()
+            .collect(),
+        ..result
+    };
     super::usage::record_slurm(db, &saved.plan, &result, &started_rows, emit)?;
     summary.duration_ms = started.elapsed().as_millis() as u64;
     emit.emit(Event::Finished {
@@ -517,33 +573,4 @@ async fn prepare_envs(
         tracing::info!(env = %env.name, key = %env.key, cached = env.cached, bytes_sent = env.bytes_sent, "job environment");
     }
     Ok(envs)
-}
-
-/// Submit the allocations the plan made (see `Plan::allocate`: the dry run
-/// showed exactly these) in one round trip.
-async fn submit_planned(
-    remote: &dyn Transport,
-    layout: &Layout,
-    plan: &Plan,
-    jobs: &[JobSpec],
-) -> Result<Vec<slurm::WatchJob>, ClusterError> {
-    for a in plan.allocations.iter().filter(|a| a.is_group()) {
-        tracing::info!(job = %a.name, steps = a.assets.len(), "grouped allocation");
-    }
-    Ok(slurm::submit_allocations(
-        remote,
-        &layout.run_dir,
-        &layout.run_tag,
-        jobs,
-        &plan.allocations,
-    )
-    .await?)
-}
-
-/// Where the last successful Slurm materialization of `asset` left its value.
-fn remote_value(db: &StateDb, asset: &str) -> Option<String> {
-    let m = db.last_success(asset).ok().flatten()?;
-    (m.target == Target::Slurm)
-        .then_some(m.value_path)
-        .flatten()
 }
