@@ -10,6 +10,7 @@
 use std::sync::Mutex;
 
 use super::tracker::Tracker;
+use crate::events::{Event, Stream};
 use crate::transport::{words, Transport};
 
 /// A node's state and reason as `sinfo` prints them.
@@ -99,6 +100,9 @@ pub(super) async fn explain(
     requeued: &[usize],
     ended: &[usize],
 ) -> Vec<String> {
+    if requeued.is_empty() && ended.is_empty() {
+        return Vec::new();
+    }
     let lost: Vec<(usize, bool, Option<String>)> = {
         let tr = tracker.lock().expect("poisoned");
         let node_fail = ended
@@ -165,6 +169,16 @@ pub fn requeue_notice(
     )
 }
 
+/// The output event of job `i`'s `attempt` line: the marker, saying
+/// "after node failure" when the watch saw its node fail.
+pub(super) fn attempt_output(tracker: &Tracker, i: usize, restart: u32) -> Event {
+    Event::Output {
+        asset: tracker.jobs()[i].asset.clone(),
+        stream: Stream::Stdout,
+        text: attempt_marker(restart, tracker.track(i).node_note.is_some()),
+    }
+}
+
 /// The line shown where attempt `restart + 1` of a requeued job starts.
 pub fn attempt_marker(restart: u32, node_failed: bool) -> String {
     let why = if node_failed {
@@ -178,7 +192,7 @@ pub fn attempt_marker(restart: u32, node_failed: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{AssetState, Stream};
+    use crate::events::AssetState;
     use crate::exec::slurm::cli::{parse_details, parse_squeue};
     use crate::exec::slurm::jobs::WatchJob;
     use crate::exec::slurm::protocol::{parse_bundle_line, BundleEvent, ProtocolLine, StepLine};
@@ -235,6 +249,7 @@ mod tests {
             job_id: id.into(),
             after: vec![],
             step_of: None,
+            task: None,
         }
     }
 

@@ -363,12 +363,7 @@ impl Watch<'_, '_> {
                             data: data.into_iter().collect(),
                         }),
                         BundleEvent::Attempt { restart } => {
-                            let failed = self.tracker().track(job).node_note.is_some();
-                            emit.emit(Event::Output {
-                                asset: asset.clone(),
-                                stream: Stream::Stdout,
-                                text: node_fail::attempt_marker(restart, failed),
-                            })
+                            emit.emit(node_fail::attempt_output(&self.tracker(), job, restart))
                         }
                         _ => {}
                     }
@@ -505,18 +500,6 @@ impl Watch<'_, '_> {
         Ok(warnings)
     }
 
-    /// Jobs Slurm requeued, or ended for a node failure: say what Slurm
-    /// says of their node (see [`node_fail::explain`]).
-    async fn explain_node_losses(&self, requeued: &[usize], ended: &[usize]) {
-        if requeued.is_empty() && ended.is_empty() {
-            return;
-        }
-        let notices = node_fail::explain(self.w.transport, &self.tracker, requeued, ended).await;
-        for n in notices {
-            self.notice(n);
-        }
-    }
-
     /// A word on the whole run (not recorded: the run's outcome is).
     fn notice(&self, text: String) {
         tracing::info!("{text}");
@@ -532,7 +515,10 @@ impl Watch<'_, '_> {
         }
         let listed = cli::query_queue(self.w.transport, &words(&ids)).await?;
         let queue = self.tracker().apply_queue(&listed);
-        self.explain_node_losses(&queue.requeued, &[]).await;
+        // Jobs Slurm requeued: what Slurm says of the node they lost.
+        for n in node_fail::explain(self.w.transport, &self.tracker, &queue.requeued, &[]).await {
+            self.notice(n);
+        }
         if queue.need_detail.is_empty() {
             return Ok(queue.changed);
         }
@@ -556,7 +542,9 @@ impl Watch<'_, '_> {
         let details: HashMap<String, cli::Detail> =
             cli::query_details(self.w.transport, run_dir, &requests).await?;
         let (changed, ended) = self.tracker().apply_details(&queue.need_detail, &details);
-        self.explain_node_losses(&[], &ended).await;
+        for n in node_fail::explain(self.w.transport, &self.tracker, &[], &ended).await {
+            self.notice(n);
+        }
         // Show the ended jobs' last output before their final state.
         self.wait_caught_up(&ended, Duration::from_secs(2)).await;
         Ok(queue.changed | changed)
