@@ -121,6 +121,31 @@ fn every_asset_option_refuses_shell_text_or_is_reviewed() {
 }
 
 #[test]
+fn every_flag_and_toggle_refuses_any_value_but_true_or_false() {
+    let mut checked = 0;
+    for option in ASSET_OPTIONS.iter().filter(|o| o.value.is_none()) {
+        let mut names = vec![option.name.to_string()];
+        if option.negatable {
+            names.push(format!("no-{}", option.name));
+        }
+        for name in &names {
+            for payload in PAYLOADS.iter().filter(|p| !p.contains(['\n', '\t'])) {
+                checked += 1;
+                let text = format!("--{name}={}", quoted(payload));
+                let words = split_words(&text, 1).unwrap();
+                match parse_asset_options(&words) {
+                    Err(e @ OptionError::Invalid { .. }) => {
+                        assert!(e.to_string().contains(&format!("`--{name}`")), "{e}")
+                    }
+                    other => panic!("--{name}={payload:?}: {other:?}"),
+                }
+            }
+        }
+    }
+    assert!(checked > 50, "only {checked} cases");
+}
+
+#[test]
 fn every_configuration_key_refuses_shell_text_or_is_reviewed() {
     let mut checked = 0;
     for key in config::keys() {

@@ -624,7 +624,7 @@ time = "00:30:00"
         assert_eq!((s.port(), s.host(), s.jobs()), (None, None, None));
         assert_eq!(s.source("remote_dir"), Some(&Source::Default));
         let toml = "[profiles.c]\nport = 2222\nidentity = \"/k/id\"\nbuild = \"remote\"\n\
-                    jobs = \"per-asset\"\ncpus = 4\ngpus = \"a100:2\"\n";
+                    jobs = \"per-asset\"\ncpus = 4\ngpus = \"a100:2\"\nrequeue = false\n";
         let file = ConfigFile::parse(toml, None).unwrap();
         let s = Settings::resolve(&file, Some("c"), &none, &BTreeMap::new()).unwrap();
         assert_eq!(s.port(), Some(2222));
@@ -635,9 +635,11 @@ time = "00:30:00"
             s.sbatch_defaults().sbatch_args(),
             [
                 ("cpus-per-task", "4".to_string()),
-                ("gres", "gpu:a100:2".to_string())
+                ("gres", "gpu:a100:2".to_string()),
+                ("requeue", "false".to_string())
             ]
         );
+        assert_eq!(s.sbatch_defaults().requeue, Some(false));
         assert!(s.render().contains("port       = 2222"), "{}", s.render());
     }
 

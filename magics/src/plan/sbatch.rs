@@ -23,6 +23,10 @@ pub struct SbatchRequest {
     pub mem: Option<MemSize>,
     /// Rendered as `--gres=gpu:[KIND:]N`.
     pub gpus: Option<Gpus>,
+    /// `--requeue` (true) or `--no-requeue` (false) when its node fails;
+    /// `None`: the cluster's `JobRequeue`.
+    #[serde(default)]
+    pub requeue: Option<bool>,
     /// A job array (`--array=0-N%M`): one submission, one queue entry,
     /// `count` tasks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -133,6 +137,7 @@ impl SbatchRequest {
             cpus_per_task: own.cpus.or(defaults.cpus),
             mem: own.mem.or(defaults.mem),
             gpus: own.gpus.clone().or_else(|| defaults.gpus.clone()),
+            requeue: own.requeue.or(defaults.requeue),
             array: None,
         }
     }
@@ -161,11 +166,18 @@ impl SbatchRequest {
         out
     }
 
-    /// `partition=debug time=00:10:00 cpus-per-task=2`, for plans.
+    /// `--requeue`/`--no-requeue`, when asked for (a flag without value).
+    pub fn requeue_flag(&self) -> Option<&'static str> {
+        self.requeue
+            .map(|r| if r { "requeue" } else { "no-requeue" })
+    }
+
+    /// `partition=debug time=00:10:00 cpus-per-task=2 requeue`, for plans.
     pub fn describe(&self) -> String {
         self.flags()
             .iter()
             .map(|(n, v)| format!("{n}={v}"))
+            .chain(self.requeue_flag().map(str::to_owned))
             .collect::<Vec<_>>()
             .join(" ")
     }
@@ -181,6 +193,9 @@ impl SbatchRequest {
                 check_value(name, &value)?;
             }
             s.push_str(&format!("#SBATCH --{name}={value}\n"));
+        }
+        if let Some(flag) = self.requeue_flag() {
+            s.push_str(&format!("#SBATCH --{flag}\n"));
         }
         Ok(s)
     }
@@ -214,6 +229,9 @@ impl SbatchRequest {
             "ntasks" => self.ntasks = Some(num(value)?),
             "cpus-per-task" => self.cpus_per_task = Some(num(value)?),
             "mem" => self.mem = Some(value.parse()?),
+            "requeue" => {
+                self.requeue = Some(crate::model::options::spec::flag(Some(value))?);
+            }
             "gres" => {
                 let g = value
                     .strip_prefix("gpu:")
@@ -266,6 +284,7 @@ mod tests {
             account: Some("proj_1".into()),
             qos: Some("high,normal".into()),
             constraint: Some("[rack1*2&rack2*4]|skylake".into()),
+            requeue: Some(false),
             ..AssetOptions::default()
         }
     }
@@ -279,8 +298,13 @@ mod tests {
             "#SBATCH --partition=gpu-a100.x\n#SBATCH --account=proj_1\n#SBATCH --qos=high,normal\n\
              #SBATCH --constraint=[rack1*2&rack2*4]|skylake\n#SBATCH --time=1-00:00:00\n\
              #SBATCH --nodes=2\n#SBATCH --ntasks=16\n#SBATCH --cpus-per-task=8\n#SBATCH --mem=16G\n\
-             #SBATCH --gres=gpu:a100:2\n"
+             #SBATCH --gres=gpu:a100:2\n#SBATCH --no-requeue\n"
         );
+        let mut r = SbatchRequest::default();
+        r.set("requeue", "true").unwrap();
+        assert_eq!(r.directives().unwrap(), "#SBATCH --requeue\n");
+        assert_eq!(r.describe(), "requeue");
+        assert!(r.set("requeue", "yes; id").is_err());
     }
 
     #[test]

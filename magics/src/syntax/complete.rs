@@ -93,9 +93,13 @@ fn option_words(options: &[OptionInfo], word: &str) -> Vec<String> {
         }
         None => options
             .iter()
-            .map(|o| match o.value {
-                Some(_) => format!("--{}=", o.name),
-                None => format!("--{}", o.name),
+            .flat_map(|o| {
+                let word = match o.value {
+                    Some(_) => format!("--{}=", o.name),
+                    None => format!("--{}", o.name),
+                };
+                let negated = o.negatable.then(|| format!("--no-{}", o.name));
+                std::iter::once(word).chain(negated)
             })
             .collect(),
     }
@@ -143,6 +147,14 @@ mod tests {
             Err(OptionError::Invalid { option, .. }) => option == o.name,
             Err(_) => false,
         }
+    }
+
+    #[test]
+    fn a_toggle_completes_both_ways() {
+        let words = offered("%%asset x: u64 --");
+        assert!(words.contains(&"--requeue".to_string()), "{words:?}");
+        assert!(words.contains(&"--no-requeue".to_string()), "{words:?}");
+        assert!(!words.contains(&"--no-own-job".to_string()), "{words:?}");
     }
 
     #[test]

@@ -101,6 +101,30 @@ fn scan_options<'w>(
             Some((n, v)) => (n, Some(v.to_string())),
             None => (body, None),
         };
+        // `--no-NAME` of a toggle is `--NAME=false`.
+        let negated = name.strip_prefix("no-").and_then(|n| {
+            table
+                .iter()
+                .find(|o| o.negatable && o.name == n)
+                .map(|o| (o, inline.clone()))
+        });
+        if let Some((info, given)) = negated {
+            if let Some(v) = given {
+                return Err(OptionError::Invalid {
+                    option: format!("no-{}", info.name),
+                    value: v,
+                    column: word.column + 3 + name.len(),
+                    expected: "no value".into(),
+                });
+            }
+            out.push(RawOption {
+                info,
+                value: Some("false".into()),
+                column: word.column,
+                value_column: word.column,
+            });
+            continue;
+        }
         let Some(info) = table.iter().find(|o| o.name == name) else {
             return Err(OptionError::Unknown {
                 option: format!("--{name}"),
@@ -242,6 +266,35 @@ mod tests {
         assert_eq!(o.tags.get("tier").map(String::as_str), Some("1"));
         assert_eq!(o.deps, ["a", "b"]);
         assert!(o.own_job);
+    }
+
+    #[test]
+    fn requeue_is_a_toggle() {
+        assert_eq!(parse("").unwrap().requeue, None);
+        assert_eq!(parse("--requeue").unwrap().requeue, Some(true));
+        assert_eq!(parse("--no-requeue").unwrap().requeue, Some(false));
+        assert_eq!(parse("--requeue=false").unwrap().requeue, Some(false));
+        let twice = parse("--requeue --no-requeue").unwrap_err();
+        assert!(
+            matches!(&twice, OptionError::Duplicate { option, column: 11 } if option == "requeue"),
+            "{twice}"
+        );
+        let valued = parse("--no-requeue=yes").unwrap_err();
+        assert!(
+            valued.to_string().contains("`--no-requeue`")
+                && valued.to_string().contains("no value"),
+            "{valued}"
+        );
+        // Only toggles have a `--no-` form.
+        assert!(matches!(
+            parse("--no-own-job"),
+            Err(OptionError::Unknown { .. })
+        ));
+        assert!(describe_options(ASSET_OPTIONS).contains("--requeue|--no-requeue"));
+        assert_eq!(
+            parse("--no-requeue").unwrap().sbatch_args(),
+            [("requeue", "false".to_string())]
+        );
     }
 
     #[test]

@@ -35,7 +35,9 @@ use std::collections::{HashMap, HashSet};
 use super::jobs::WatchJob;
 #[cfg(test)]
 use super::submit::submit_script_with;
-use super::submit::{env_prelude, submit_script_ext, JobEnv, JobSpec, SubmitError, SubmitExtras};
+use super::submit::{
+    env_prelude, submit_script_ext, JobEnv, JobSpec, SubmitError, SubmitExtras, ATTEMPT_MARK,
+};
 use crate::model::is_identifier;
 use crate::plan::sbatch::check_value;
 use crate::plan::{Allocation, StepResources};
@@ -91,6 +93,7 @@ await() {
 # step ASSET SRUN-ARGS...
 step() {
   a=$1; shift
+  sb_attempt "$d/$a.out"
   log "start $a $node $(date +%s.%N)"
   srun "$@"
   r=$?
@@ -129,6 +132,7 @@ pub fn driver_script(
         s.push_str(&format!("cd \"$d\"\n{}\n", env_prelude(env)));
     }
     s.push_str(DRIVER_PRELUDE);
+    s.push_str(ATTEMPT_MARK);
     // A requeued job starts from scratch.
     let mut rm = String::from("rm -f");
     for st in steps {

@@ -21,7 +21,9 @@
 //! * [`protocol`]: the jobs' typed protocol events (`\u{1e}SLURMBOOK`
 //!   lines, `.steps` lines).
 //! * [`accounting`]: `sacct`'s usage lines (clusters with accounting);
-//!   [`reasons`]: why a pending job waits, as the status table says it.
+//!   [`reasons`]: why a pending job waits, as the status table says it;
+//!   [`node_fail`]: what Slurm says of the node a job lost (requeued or
+//!   `NODE_FAIL`), and the marker where a requeued job's next attempt starts.
 //! * [`run_log`]: [`RunLog`], where a watch's progress is recorded;
 //!   [`gate`]: [`OutputGate`], output and its offsets as one step.
 //!
@@ -46,6 +48,7 @@ pub mod driver;
 pub mod follow;
 pub mod gate;
 pub mod jobs;
+pub mod node_fail;
 pub mod protocol;
 pub mod reasons;
 pub mod run_log;

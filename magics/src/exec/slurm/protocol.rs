@@ -47,6 +47,13 @@ pub enum BundleEvent {
     /// What the job used, measured by itself (sent before `materialized`
     /// or `failed`).
     Usage(JobUsage),
+    /// A requeued job starts again from scratch: written by its batch
+    /// script (`sb_attempt`, see the submit module) before anything else
+    /// of attempt `restart + 1`, after the output of the attempts before it.
+    Attempt {
+        #[serde(default)]
+        restart: u32,
+    },
     /// An event this version does not know (ignored).
     #[serde(other)]
     Unknown,
@@ -192,9 +199,13 @@ impl StepStatus {
     pub fn apply(map: &mut HashMap<String, StepStatus>, line: &StepLine) {
         match line {
             StepLine::Start { asset, node, at } => {
+                // Started again (its allocation was requeued): what an
+                // earlier attempt reported is over.
                 let s = map.entry(asset.clone()).or_default();
                 s.node = Some(node.clone());
                 s.started = Some(*at);
+                s.ended = None;
+                s.skipped_because = None;
             }
             StepLine::End { asset, code, at } => {
                 map.entry(asset.clone()).or_default().ended = Some((*code, *at));

@@ -35,6 +35,7 @@ use super::cli::{self, valid_job_id, DetailRequest};
 use super::follow::{self, Deliver, Delivery, Follower};
 use super::gate::OutputGate;
 use super::jobs::WatchJob;
+use super::node_fail;
 use super::protocol::{parse_bundle_line, BundleEvent, JobUsage, ProtocolLine};
 use super::run_log::{RunLog, RunLogError};
 use super::stream::Piece;
@@ -361,6 +362,9 @@ impl Watch<'_, '_> {
                             asset: asset.clone(),
                             data: data.into_iter().collect(),
                         }),
+                        BundleEvent::Attempt { restart } => {
+                            emit.emit(node_fail::attempt_output(&self.tracker(), job, restart))
+                        }
                         _ => {}
                     }
                 }
@@ -511,6 +515,10 @@ impl Watch<'_, '_> {
         }
         let listed = cli::query_queue(self.w.transport, &words(&ids)).await?;
         let queue = self.tracker().apply_queue(&listed);
+        // Jobs Slurm requeued: what Slurm says of the node they lost.
+        for n in node_fail::explain(self.w.transport, &self.tracker, &queue.requeued, &[]).await {
+            self.notice(n);
+        }
         if queue.need_detail.is_empty() {
             return Ok(queue.changed);
         }
@@ -534,6 +542,9 @@ impl Watch<'_, '_> {
         let details: HashMap<String, cli::Detail> =
             cli::query_details(self.w.transport, run_dir, &requests).await?;
         let (changed, ended) = self.tracker().apply_details(&queue.need_detail, &details);
+        for n in node_fail::explain(self.w.transport, &self.tracker, &[], &ended).await {
+            self.notice(n);
+        }
         // Show the ended jobs' last output before their final state.
         self.wait_caught_up(&ended, Duration::from_secs(2)).await;
         Ok(queue.changed | changed)

@@ -43,6 +43,10 @@ declare_options! {
             "Slurm quality of service", values::qos, sbatch "qos"),
         pub constraint: Option<String> = option("constraint", "FEATURES",
             "node features (sbatch --constraint)", values::constraint, sbatch "constraint"),
+        /// Whether Slurm requeues the job when its node fails (`None`: the
+        /// cluster's `JobRequeue` decides).
+        pub requeue: Option<bool> = toggle("requeue",
+            "requeue the job when its node fails (sbatch --requeue; --no-requeue: fail instead)", sbatch "requeue"),
         pub target: Option<Target> = option("target", "local|slurm",
             "where this asset runs", values::target),
         /// The pixi environment the asset runs in; part of the code version.

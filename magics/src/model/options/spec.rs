@@ -13,6 +13,9 @@
 //!   (optionally followed by a value prefix literal) marks an `sbatch`
 //!   option;
 //! - `pub f: bool = flag("name", "help")`: given bare, or `=true`/`=false`;
+//! - `pub f: Option<bool> = toggle("name", "help", sbatch "NAME")`: `--name`
+//!   or `--no-name` (`None`: neither; the `sbatch` option is rendered the
+//!   same way), `name = true|false` as a configuration key;
 //! - `pub f: T = value("name", "VALUE", "help", parser, default "TEXT")`: a
 //!   value that always has one; the default is declared as text and parsed
 //!   by the same parser;
@@ -45,6 +48,8 @@ pub struct OptionInfo {
     pub repeatable: bool,
     /// The `sbatch` option it sets, if any.
     pub sbatch: Option<Sbatch>,
+    /// A toggle: `--no-NAME` sets it to false.
+    pub negatable: bool,
 }
 
 impl OptionInfo {
@@ -52,6 +57,7 @@ impl OptionInfo {
     pub fn usage(&self) -> String {
         match self.value {
             Some(v) => format!("--{} {v}", self.name),
+            None if self.negatable => format!("--{0}|--no-{0}", self.name),
             None => format!("--{}", self.name),
         }
     }
@@ -236,6 +242,18 @@ macro_rules! option_info {
             default: None,
             repeatable: <$fty as $crate::model::options::spec::Slot>::REPEATABLE,
             sbatch: $crate::model::options::spec::option_info!(@sbatch $($sbatch $($prefix)?)?),
+            negatable: false,
+        }
+    };
+    ($fty:ty; toggle($name:literal, $help:literal $(, sbatch $sbatch:literal)? $(,)?)) => {
+        $crate::model::options::spec::OptionInfo {
+            name: $name,
+            value: None,
+            help: $help,
+            default: None,
+            repeatable: false,
+            sbatch: $crate::model::options::spec::option_info!(@sbatch $($sbatch)?),
+            negatable: true,
         }
     };
     ($fty:ty; flag($name:literal, $help:literal $(,)?)) => {
@@ -246,6 +264,7 @@ macro_rules! option_info {
             default: None,
             repeatable: false,
             sbatch: None,
+            negatable: false,
         }
     };
     ($fty:ty; value($name:literal, $form:literal, $help:literal, $parse:expr, default $default:literal $(,)?)) => {
@@ -256,6 +275,7 @@ macro_rules! option_info {
             default: Some($default),
             repeatable: false,
             sbatch: None,
+            negatable: false,
         }
     };
 }
@@ -275,6 +295,12 @@ macro_rules! option_apply {
             return Ok(());
         }
     };
+    ($slot:expr, $name:ident, $value:ident; toggle($oname:literal, $help:literal $(, $($rest:tt)*)?)) => {
+        if $name == $oname {
+            $slot = Some($crate::model::options::spec::flag($value)?);
+            return Ok(());
+        }
+    };
     ($slot:expr, $name:ident, $value:ident; value($oname:literal, $form:literal, $help:literal, $parse:expr, default $default:literal $(,)?)) => {
         if $name == $oname {
             let text = $value.ok_or_else(|| $crate::model::options::spec::missing($form))?;
@@ -289,6 +315,11 @@ macro_rules! option_sbatch {
     ($slot:expr, $name:ident; option($oname:literal, $form:literal, $help:literal, $parse:expr, sbatch $sbatch:literal $($prefix:literal)? $(,)?)) => {
         if $name == $oname {
             return $slot.as_ref().map(|v| format!("{}{v}", concat!("" $(, $prefix)?)));
+        }
+    };
+    ($slot:expr, $name:ident; toggle($oname:literal, $help:literal, sbatch $sbatch:literal $(,)?)) => {
+        if $name == $oname {
+            return $slot.map(|v: bool| v.to_string());
         }
     };
     ($slot:expr, $name:ident; $kind:ident($($spec:tt)*)) => {};

@@ -135,10 +135,11 @@ fn info(r: &StepRequest, limits: &ClusterLimits) -> Info {
             .or_else(|| limits.default_partition.clone())
             .unwrap_or_default();
         let key = format!(
-            "account={:?} qos={:?} constraint={:?} partition={partition} mem-given={} gpus={:?} env={:?}",
+            "account={:?} qos={:?} constraint={:?} requeue={:?} partition={partition} mem-given={} gpus={:?} env={:?}",
             sbatch.account,
             sbatch.qos,
             sbatch.constraint,
+            sbatch.requeue,
             res.mem_mb.is_some(),
             res.gpus.as_ref().map(|g| g.kind.clone().unwrap_or_default()),
             r.env
@@ -419,6 +420,7 @@ fn group_sbatch(
         cpus_per_task: Some(cpus as u32),
         mem,
         gpus,
+        requeue: lead.sbatch.requeue,
         array: None,
     }
 }

@@ -20,7 +20,11 @@ pub fn failure_text(asset: &str, t: &Track, bundle_error: Option<&str>) -> Strin
             "{} (Slurm killed it: exceeded its memory limit)",
             limit("out of memory", &memory(t))
         ),
-        ("NODE_FAIL", ..) => "node failure (NODE_FAIL)".to_string(),
+        ("NODE_FAIL", ..) => match (&t.node_note, &t.node) {
+            (Some(note), _) => format!("node failure (NODE_FAIL): {note}"),
+            (None, Some(node)) => format!("node failure (NODE_FAIL) on node {node}"),
+            (None, None) => "node failure (NODE_FAIL)".to_string(),
+        },
         ("UNKNOWN", ..) => format!("the job vanished from Slurm (reason: {})", t.reason),
         (_, _, Some(sig)) => format!("killed by signal {sig} ({})", t.slurm_state),
         (_, Some(code), None) => format!("exit code {code}"),
@@ -96,8 +100,9 @@ fn limit_hint(asset: &str, t: &Track) -> Option<String> {
             t.mem_asked.as_deref().unwrap_or("what it asked for")
         )),
         "NODE_FAIL" => Some(format!(
-            "the node it ran on failed, not the code; materialize {asset} again \
-             (Slurm requeues such jobs itself when they were submitted with --requeue)"
+            "the node it ran on failed, not the code: materialize {asset} again, or let \
+             Slurm rerun it by itself after a node failure with `%%asset {asset} --requeue` \
+             (or `requeue = true` in the profile)"
         )),
         _ => None,
     }

@@ -74,6 +74,10 @@ pub struct Track {
     pub missing_polls: u32,
     /// How often Slurm requeued the job (`Restarts=`).
     pub restarts: u32,
+    /// Requeues this watch saw (running, then pending again).
+    pub requeues_seen: u32,
+    /// What Slurm says of the node the job lost (`node vm is down (...)`).
+    pub node_note: Option<String>,
     /// The job's time limit as Slurm prints it (`TimeLimit=`).
     pub time_limit: Option<String>,
     /// The memory the job asked for (`MinMemoryNode=`).
@@ -102,6 +106,8 @@ impl Track {
             failed_deps: Vec::new(),
             missing_polls: 0,
             restarts: 0,
+            requeues_seen: 0,
+            node_note: None,
             time_limit: None,
             mem_asked: None,
             start_estimate: None,
@@ -183,6 +189,8 @@ pub struct Proto {
     pub bundle_error: Option<String>,
     /// What the job measured of itself.
     pub usage: Option<JobUsage>,
+    /// The attempt's restart count (`attempt` event of a requeued job).
+    pub restart: u32,
 }
 
 /// What one `squeue` listing asks for next.
@@ -191,6 +199,8 @@ pub struct QueueOutcome {
     pub changed: bool,
     /// Jobs whose details to fetch (ended, or no longer listed).
     pub need_detail: Vec<usize>,
+    /// Jobs that were running and are pending again: Slurm requeued them.
+    pub requeued: Vec<usize>,
 }
 
 /// The state of one watch (see the module docs).
@@ -230,6 +240,11 @@ impl Tracker {
         &self.tracks[i]
     }
 
+    /// What Slurm says of the node job `i` lost (see [`Track::node_note`]).
+    pub fn set_node_note(&mut self, i: usize, note: String) {
+        self.tracks[i].node_note = Some(note);
+    }
+
     pub fn proto(&self, i: usize) -> &Proto {
         &self.proto[i]
     }
@@ -264,6 +279,7 @@ impl Tracker {
             BundleEvent::Materialized { bytes } => p.materialized = Some(*bytes),
             BundleEvent::Failed { error } => p.bundle_error = Some(error.clone()),
             BundleEvent::Usage(u) => p.usage = Some(u.clone()),
+            BundleEvent::Attempt { restart } => p.restart = *restart,
             BundleEvent::Display { .. } | BundleEvent::Unknown => {}
         }
     }
@@ -295,7 +311,10 @@ impl Tracker {
 
     /// Take one `squeue` listing (by job id) of the live jobs.
     pub fn apply_queue(&mut self, listed: &HashMap<String, QueueRow>) -> QueueOutcome {
-        let mut out = QueueOutcome::default();
+        let mut out = QueueOutcome {
+            requeued: self.steps.requeued(&self.jobs, &mut self.tracks, listed),
+            ..QueueOutcome::default()
+        };
         for i in 0..self.jobs.len() {
             if self.tracks[i].terminal {
                 continue;
@@ -314,6 +333,8 @@ impl Tracker {
                         out.changed = true;
                         if is_pending_state(&r.state) && t.slurm_state == "RUNNING" {
                             tracing::info!(job = %self.jobs[i].job_id, state = %r.state, reason = %r.reason, "job requeued");
+                            t.requeues_seen += 1;
+                            out.requeued.push(i);
                         }
                     }
                     t.slurm_state = r.state.clone();

@@ -27,6 +27,8 @@ pub(super) struct Steps {
     status: HashMap<String, StepStatus>,
     /// A line arrived since the last poll (wakes the poll loop early).
     pub dirty: bool,
+    /// The last `squeue` state and node of each allocation (by job id).
+    alloc_state: HashMap<String, (String, Option<String>)>,
 }
 
 impl Steps {
@@ -65,6 +67,63 @@ impl Steps {
 
     pub fn get(&self, asset: &str) -> StepStatus {
         self.status.get(asset).cloned().unwrap_or_default()
+    }
+
+    /// Allocations `listed` pending that were running at the last listing:
+    /// Slurm requeued them (their driver starts every step again). Counts
+    /// the requeue on each live step of such an allocation and returns, per
+    /// allocation, the step to name in the notice (one that ran: its track
+    /// knows the node).
+    pub fn requeued(
+        &mut self,
+        jobs: &[WatchJob],
+        tracks: &mut [Track],
+        listed: &HashMap<String, QueueRow>,
+    ) -> Vec<usize> {
+        let mut ids: Vec<&str> = Vec::new();
+        for j in jobs.iter().filter(|j| j.step_of.is_some()) {
+            let Some(row) = listed.get(&j.job_id) else {
+                continue;
+            };
+            let last = self.alloc_state.get(&j.job_id);
+            let node = row.node.clone().or_else(|| last.and_then(|l| l.1.clone()));
+            let was = last.map(|l| l.0.clone());
+            self.alloc_state
+                .insert(j.job_id.clone(), (row.state.clone(), node));
+            if was.as_deref() == Some("RUNNING") && is_pending_state(&row.state) {
+                ids.push(&j.job_id);
+            }
+        }
+        let mut named = Vec::new();
+        for id in ids {
+            tracing::info!(job = %id, "allocation requeued");
+            let live: Vec<usize> = (0..jobs.len())
+                .filter(|&k| jobs[k].job_id == id && !tracks[k].terminal)
+                .collect();
+            // The node it lost: from the `.steps` lines, else the last listing
+            // (a poll may not have seen the step running yet).
+            let alloc_node = self.alloc_state.get(id).and_then(|l| l.1.clone());
+            for &k in &live {
+                let t = &mut tracks[k];
+                t.requeues_seen += 1;
+                if let Some(n) = self.get(&jobs[k].asset).node {
+                    t.node = Some(n);
+                }
+                if t.node.is_none() {
+                    t.node = alloc_node.clone();
+                }
+            }
+            // Name the step that was running (it lost its work), else one that ran.
+            let running = live.iter().find(|&&k| {
+                let st = self.get(&jobs[k].asset);
+                st.started.is_some() && st.ended.is_none()
+            });
+            let ran = live.iter().find(|&&k| tracks[k].node.is_some());
+            if let Some(&k) = running.or(ran).or(live.first()) {
+                named.push(k);
+            }
+        }
+        named
     }
 }
 
