@@ -58,6 +58,33 @@ def test_a_locked_state_db_waits_with_a_message_then_fails_clearly(tmp_path):
     assert db_rows(path, "PRAGMA integrity_check") == [("ok",)]
 
 
+def test_a_kernel_waiting_for_a_locked_state_db_says_so_in_the_cell(tmp_path, monkeypatch):
+    """In a kernel the wait is said in the cell that waits (not only in the
+    kernel's log); released within the 10 s, the materialization goes on."""
+    from jupyter_client.manager import start_new_kernel
+
+    path = small_notebook(tmp_path)
+    assert cli("run", path, "--dry-run").returncode == 0
+    monkeypatch.setenv("JPY_SESSION_NAME", str(path))
+    km, kc = start_new_kernel(kernel_name="slurmbook", cwd=str(tmp_path), startup_timeout=120)
+    holder = sqlite3.connect(state_db(path), isolation_level=None, timeout=1)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # another process writing
+        msg = kc.execute("%materialize")
+        said = streamed(kc, msg, until=lambda t: "waiting up to 10 s" in t, timeout=120)
+        assert "the state database is locked by another process; waiting up to 10 s" in said, said
+        holder.execute("ROLLBACK")
+        said += streamed(kc, msg, timeout=300)
+        reply = reply_of(kc, msg)
+        assert reply["status"] == "ok", (reply, said)
+        assert db_rows(path, "SELECT asset, status FROM materializations ORDER BY asset") == [
+            ("one", "ok"), ("two", "ok")], said
+    finally:
+        holder.close()
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
 def test_a_corrupted_state_db_names_the_file_and_how_to_recover(tmp_path):
     path = small_notebook(tmp_path)
     assert cli("run", path, "--dry-run").returncode == 0

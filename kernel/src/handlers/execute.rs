@@ -51,6 +51,8 @@ impl RustKernel {
             io,
             silent: req.silent,
         };
+        // A wait for the state database another process holds shows in this cell.
+        let _lock_notices = (!req.silent).then(|| LockNotices::install(io, request));
         // JupyterLab sends the cell's nbformat id in the request metadata.
         let cell_id = request.metadata.get("cellId").and_then(Value::as_str);
         let outcome = self
@@ -158,5 +160,32 @@ impl RustKernel {
             results.insert(name.clone(), value);
         }
         results
+    }
+}
+
+/// While a cell runs, "the state database is locked ...; waiting" goes to
+/// its stderr (not only to the log); cleared when the cell ends.
+struct LockNotices;
+
+impl LockNotices {
+    fn install(io: &Io, parent: &Message) -> LockNotices {
+        let iopub = io.iopub.clone();
+        let parent = parent.clone();
+        let listener: slurmbook_magics::state::LockListener =
+            std::sync::Arc::new(move |text: &str| {
+                iopub.send(
+                    Some(&parent),
+                    "stream",
+                    crate::protocol::stream("stderr", &format!("{text}\n")),
+                )
+            });
+        slurmbook_magics::state::set_lock_listener(Some(listener));
+        LockNotices
+    }
+}
+
+impl Drop for LockNotices {
+    fn drop(&mut self) {
+        slurmbook_magics::state::set_lock_listener(None);
     }
 }

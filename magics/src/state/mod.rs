@@ -114,15 +114,36 @@ impl StateError {
     }
 }
 
+/// Who is told, besides the log, that the state database is locked: a
+/// kernel shows it in the cell that is waiting ([`set_lock_listener`]).
+pub type LockListener = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
+
+static LOCK_LISTENER: std::sync::RwLock<Option<LockListener>> = std::sync::RwLock::new(None);
+
+/// Sets (or with `None` clears) who hears that the state database is locked
+/// and being waited for; returns the one it replaces.
+pub fn set_lock_listener(listener: Option<LockListener>) -> Option<LockListener> {
+    let mut slot = LOCK_LISTENER.write().unwrap_or_else(|e| e.into_inner());
+    std::mem::replace(&mut *slot, listener)
+}
+
 /// SQLite's busy handler: waits [`LOCK_WAIT`] for another process's write,
 /// saying so once.
 fn wait_for_lock(attempt: i32) -> bool {
     const STEP: Duration = Duration::from_millis(50);
     if attempt == 0 {
-        tracing::warn!(
+        let text = format!(
             "the state database is locked by another process; waiting up to {} s",
             LOCK_WAIT.as_secs()
         );
+        tracing::warn!("{text}");
+        let listener = LOCK_LISTENER
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(listener) = listener {
+            listener(&text);
+        }
     }
     if STEP * attempt.max(0) as u32 >= LOCK_WAIT {
         return false;
