@@ -19,8 +19,13 @@ kc = km.client()
 kc.start_channels()
 kc.wait_for_ready(timeout=120)
 pid = km.provisioner.process.pid
-children = [int(p) for p in os.listdir("/proc") if p.isdigit()
-            and open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[1] == str(pid)]
+def parent_of(p):
+    try:  # a process may end between listing /proc and reading its stat
+        with open(f"/proc/{p}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[1]
+    except OSError:
+        return None
+children = [int(p) for p in os.listdir("/proc") if p.isdigit() and parent_of(p) == str(pid)]
 print(json.dumps({"kernel": pid, "children": children}), flush=True)
 time.sleep(600)
 """
