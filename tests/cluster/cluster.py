@@ -24,6 +24,20 @@ removes /etc/slurm/slurm.conf if it is our symlink, and removes DIR.
 `status` prints the facts plus the liveness of each daemon as one JSON line;
 exit 0 when everything is up, 3 when it is not running, 1 when it is broken.
 
+Environment switches read by `up` (they shape slurm.conf; the facts say which
+was used):
+  SLURMBOOK_CLUSTER_SCRONTAB=disable   no `ScronParameters=enable` (facts
+                                       "scrontab": false)
+  SLURMBOOK_CLUSTER_MEMORY=enforce     slurmstepd kills a step over its --mem
+  SLURMBOOK_CLUSTER_SCHEDULER=default  no `SchedulerParameters` line: Slurm's
+                                       default scheduling (what most sites run:
+                                       a main pass every 60 s, backfill every
+                                       30 s, batched submit-triggered passes),
+                                       still sched/backfill; anything else or
+                                       unset: the harness's tuned, prompt
+                                       settings.  Facts "scheduler": "default"
+                                       or "tuned".
+
 Must run as root.  Standard library only (python >= 3.9).
 """
 from __future__ import annotations
@@ -82,6 +96,12 @@ SCRONTAB_ENV = "SLURMBOOK_CLUSTER_SCRONTAB"
 # every second and kills a step over its --mem (OUT_OF_MEMORY), as sites
 # without cgroups do; otherwise memory is not watched (no cgroups here).
 MEMORY_ENV = "SLURMBOOK_CLUSTER_MEMORY"
+# SLURMBOOK_CLUSTER_SCHEDULER=default: slurm.conf has no SchedulerParameters
+# line (Slurm's defaults, what most sites run); otherwise the tuned line of
+# TUNED_SCHEDULER_PARAMETERS (prompt scheduling for fast tests).
+SCHEDULER_ENV = "SLURMBOOK_CLUSTER_SCHEDULER"
+TUNED_SCHEDULER_PARAMETERS = ("sched_interval=2,sched_min_interval=0,bf_interval=1,batch_sched_delay=0,"
+                              "default_queue_depth=1000")
 # Debian ships no `scrontab` client: `up` builds it from Debian's source package
 # of the installed Slurm (same version as the installed libslurmfull) once.
 SCRONTAB_BIN = Path("/usr/local/bin/scrontab")
@@ -487,6 +507,21 @@ def scrontab_enabled() -> bool:
     return os.environ.get(SCRONTAB_ENV, "enable") != "disable"
 
 
+def scheduler_setting() -> str:
+    """"default" (Slurm's scheduler defaults) or "tuned" (see SCHEDULER_ENV)."""
+    return "default" if os.environ.get(SCHEDULER_ENV) == "default" else "tuned"
+
+
+def scheduler_parameters() -> str:
+    """slurm.conf's scheduling lines after SchedulerType (see SCHEDULER_ENV)."""
+    if scheduler_setting() == "default":
+        return ("# Slurm's default scheduling (SLURMBOOK_CLUSTER_SCHEDULER=default): no SchedulerParameters")
+    return ("# prompt scheduling: event-driven scheduling without throttling, frequent periodic passes.\n"
+            "# (slurmctld still batches event-triggered scheduling into ~1 s ticks: an afterok\n"
+            "# dependent starts ~1 s after its parent ends.)\n"
+            f"SchedulerParameters={TUNED_SCHEDULER_PARAMETERS}")
+
+
 def ensure_scrontab() -> None:
     """Install a `scrontab` client when none is on PATH: Debian's slurm-client
     leaves it out, so it is compiled from Debian's source package of the
@@ -626,11 +661,8 @@ MinJobAge=3600
 MaxJobCount=100000
 # Slurm's cron (scrontab); off only when the environment of `up` says so
 {"ScronParameters=enable" if scrontab_enabled() else "# ScronParameters: scrontab disabled for this run"}
-# prompt scheduling: event-driven scheduling without throttling, frequent periodic passes.
-# (slurmctld still batches event-triggered scheduling into ~1 s ticks: an afterok
-# dependent starts ~1 s after its parent ends.)
 SchedulerType=sched/backfill
-SchedulerParameters=sched_interval=2,sched_min_interval=0,bf_interval=1,batch_sched_delay=0,default_queue_depth=1000
+{scheduler_parameters()}
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU={def_mem}
@@ -734,6 +766,7 @@ def build_facts(layout: Layout, node: str, ports: dict, hw: dict, slurm_version:
         "real_memory_mb": hw["RealMemory"],
         "cluster_name": CLUSTER_NAME,
         "scrontab": scrontab_enabled(),
+        "scheduler": scheduler_setting(),
         "slurm_version": slurm_version,
         "slurm_conf": str(layout.slurm_conf),
         "etc_slurm_conf_symlink": etc_link,
@@ -962,6 +995,9 @@ def cmd_up(layout: Layout) -> int:
             log(f"already running in {layout.root}")
             facts = load_facts(layout)
             facts["pids"] = daemon_pids(layout)
+            if facts.get("scheduler", "tuned") != scheduler_setting():
+                log(f"note: this run has scheduler {facts.get('scheduler', 'tuned')!r}, not the "
+                    f"{scheduler_setting()!r} {SCHEDULER_ENV} asks for; `down` it first to change it")
             print(json.dumps(facts, sort_keys=True), flush=True)
             return 0
         log(f"existing run in {layout.root} is not healthy ({why}); restarting it cleanly")
