@@ -154,8 +154,9 @@ def timed_run(binary, nb, env):
         out = subprocess.run(cmd, capture_output=True, text=True, env=env)
         wall = time.perf_counter() - t
         if out.returncode != 0:
-            raise ModeFailed(f"{'timed' if timed else 'first'} run exited {out.returncode}:\n"
-                             + (out.stdout + out.stderr)[-2000:])
+            lines = [line[:400] for line in (out.stdout + out.stderr).splitlines() if line.strip()] or [""]
+            raise ModeFailed(f"{'timed' if timed else 'first'} run exited {out.returncode}: {lines[-1][:160]}\n"
+                             + "\n".join(lines[-12:]))
     m = re.search(r"ssh: (\d+) connection\(s\), (\d+) remote command\(s\)", out.stdout)
     up = re.search(r"(\d+) byte\(s\) uploaded", out.stdout)
     return wall, out.stdout, {"ssh connections": int(m[1]) if m else None,
