@@ -22,6 +22,7 @@ import os
 import pathlib
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -94,8 +95,11 @@ def _cluster_py(command, d, setting=None):
 
 @contextlib.contextmanager
 def clusters(ap, args):
-    """Yields [(label, facts)]; with --up, brings them up first and down after."""
+    """Yields [(label, facts)]; with --up, brings them up first and down after (also on
+    Ctrl-C or SIGTERM)."""
     started = []
+    if args.up:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally below
     try:
         out = []
         for label, d in parse_clusters(ap, args):
