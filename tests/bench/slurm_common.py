@@ -90,14 +90,15 @@ def _cluster_py(command, d, setting=None):
     r = subprocess.run([sys.executable, str(CLUSTER_PY), command, "--dir", str(d)], env=env,
                        capture_output=True, text=True)
     if r.returncode != 0:
-        raise SystemExit(f"cluster.py {command} --dir {d} failed ({r.returncode}):\n{r.stderr[-3000:]}")
+        return f"cluster.py {command} --dir {d} failed ({r.returncode}):\n{r.stderr[-3000:]}"
+    return None
 
 
 @contextlib.contextmanager
 def clusters(ap, args):
     """Yields [(label, facts)]; with --up, brings them up first and down after (also on
     Ctrl-C or SIGTERM)."""
-    started = []
+    started, temp_parents = [], []
     if args.up:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally below
     try:
@@ -107,11 +108,14 @@ def clusters(ap, args):
                 if d is None:
                     parent = pathlib.Path(tempfile.mkdtemp(prefix=f"sb-bench-{label}-"))
                     parent.chmod(0o755)  # munged wants world-searchable dirs above its socket
+                    temp_parents.append(parent)
                     d = parent / "cluster"
                 fresh = not (d / "cluster.json").exists()
-                _cluster_py("up", d, label)
-                if fresh:
+                error = _cluster_py("up", d, label)
+                if fresh and not error:
                     started.append(d)
+                if error:
+                    raise SystemExit(error)
             try:
                 facts = json.loads((d / "cluster.json").read_text())
             except (OSError, ValueError) as e:
@@ -126,9 +130,12 @@ def clusters(ap, args):
         yield out
     finally:
         for d in started:
-            _cluster_py("down", d)
+            error = _cluster_py("down", d)
+            if error:
+                print(error, file=sys.stderr, flush=True)
+        for parent in temp_parents:
             with contextlib.suppress(OSError):
-                d.parent.rmdir()  # the mkdtemp dir around a --up cluster without a named dir
+                parent.rmdir()  # empty unless a failed `up` left its logs there
 
 
 def write_notebook(path, sources):
