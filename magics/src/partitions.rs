@@ -280,6 +280,20 @@ pub fn adjust_freshness(
     }
 }
 
+/// The median run time (ms) of `asset`'s partitions at their latest
+/// attempts that succeeded on Slurm (their `elapsed_ms`), if any: what
+/// `--per-task auto` bundles by (see `plan::array_tasks`).
+pub fn typical_ms(db: &StateDb, asset: &str) -> Result<Option<u64>, StateError> {
+    let mut ms: Vec<u64> = db
+        .latest_partitions(asset)?
+        .into_values()
+        .filter(|m| m.status == MaterializationStatus::Ok && m.target == Target::Slurm)
+        .filter_map(|m| m.metadata.get("elapsed_ms")?.as_u64())
+        .collect();
+    ms.sort_unstable();
+    Ok(ms.get(ms.len() / 2).copied())
+}
+
 /// Fills in the partitions of the plan's partitioned steps: which of them
 /// run (the missing, failed or stale ones; with `--force` all; the
 /// selected ones of a `name[...]` selection, with the same rule), and
@@ -365,6 +379,8 @@ pub fn plan_partitions(
             run,
             max_parallel: spec.options.max_parallel,
             like: spec.options.partitions_like.clone(),
+            per_task: spec.options.per_task,
+            typical_ms: typical_ms(db, &step.asset)?,
         });
     }
     // A downstream's version does not say which partitions its map held:

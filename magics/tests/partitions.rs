@@ -347,3 +347,107 @@ async fn fewer_keys_than_stored_make_the_asset_and_its_selected_downstream_run()
     assert_eq!(report.action, Action::Run);
     assert_eq!(report.why, "partitions of upstream sim run");
 }
+
+/// Records a success of partition `key` of `asset` on Slurm that ran for
+/// `elapsed_ms` (what `--per-task auto` bundles by).
+fn record_slurm(ws: &mut Workspace, p: &Project, asset: &str, key: &str, elapsed_ms: u64) {
+    let v = p.versions.get(asset).unwrap();
+    let pv = partitions::version_of(p, asset, key);
+    let db = ws.db().unwrap();
+    let start = StartRecord {
+        run_id: None,
+        asset,
+        version: &pv,
+        own_hash: &v.own_hash,
+        upstream_versions: &v.upstreams,
+        target: Target::Slurm,
+        job_id: Some("9_0"),
+        node: None,
+    };
+    let id = db.record_partition_start(&start, key).unwrap();
+    let result = ResultRecord {
+        status: Some(MaterializationStatus::Ok),
+        metadata: serde_json::json!({ "elapsed_ms": elapsed_ms }),
+        ..ResultRecord::default()
+    };
+    db.record_result(id, &result).unwrap();
+}
+
+#[tokio::test]
+async fn short_partitions_are_bundled_into_fewer_array_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ws = Workspace::for_notebook(write_notebook(dir.path(), NOTEBOOK));
+    let p = ws.project().unwrap();
+    let mut on_slurm = args("+like", true);
+    on_slurm.target = Some(Target::Slurm);
+    on_slurm.dry_run = true;
+    // Never measured: one partition per task.
+    let run = ws.plan_materialize(&on_slurm).await.unwrap();
+    let array = |run: &slurmbook_magics::run::PlannedRun, name: &str| {
+        let a = run.plan.allocations.iter().find(|a| a.name == name);
+        a.and_then(|a| a.sbatch.array)
+            .unwrap_or_else(|| panic!("{name}: {:?}", run.plan.allocations))
+    };
+    assert_eq!(
+        (array(&run, "sim").count, array(&run, "sim").per_task),
+        (10, 1)
+    );
+    // Measured short (the median of the latest successes on Slurm).
+    for (k, ms) in [(0, 20), (1, 25), (2, 900_000), (3, 10), (4, 30)] {
+        record_slurm(&mut ws, &p, "sim", &k.to_string(), ms);
+    }
+    let db = ws.db().unwrap();
+    assert_eq!(partitions::typical_ms(db, "sim").unwrap(), Some(25));
+    assert_eq!(partitions::typical_ms(db, "report").unwrap(), None);
+    let mut plan = ws.plan_materialize(&on_slurm).await.unwrap().plan;
+    // The cluster is unknown here: without its CPUs, auto stays at one.
+    assert_eq!(
+        plan.step("sim")
+            .unwrap()
+            .partitions
+            .as_ref()
+            .unwrap()
+            .typical_ms,
+        Some(25)
+    );
+    // With them (what a real run reads from sinfo): `--max-parallel 4`
+    // slots, so 3 partitions per task in 4 tasks, and `like` (same
+    // partitions) bundles alike and chains task by task.
+    let limits =
+        slurmbook_magics::plan::ClusterLimits::from_sinfo("debug*|1:00:00|2|1000|0/8/0/8\n");
+    plan.allocate(
+        &p,
+        &slurmbook_magics::plan::AllocationContext {
+            limits,
+            ..Default::default()
+        },
+    );
+    let a = |name: &str| {
+        plan.allocations
+            .iter()
+            .find(|a| a.name == name)
+            .unwrap()
+            .clone()
+    };
+    let sim = a("sim");
+    let arr = sim.sbatch.array.unwrap();
+    assert_eq!((arr.count, arr.per_task, arr.max_parallel), (4, 3, Some(4)));
+    let note = sim.note.clone().unwrap();
+    assert!(
+        note.contains("3 partitions per task")
+            && note.contains("auto: the last run's partitions took 25 ms each, 4 run at once"),
+        "{note}"
+    );
+    let like = a("like");
+    assert_eq!(
+        like.sbatch.array.map(|x| (x.count, x.per_task)),
+        Some((4, 3))
+    );
+    assert_eq!(like.after_corr, ["sim"]);
+    assert!(like.note.unwrap().contains("like sim"));
+    assert!(
+        plan.text().contains("3 partitions per task"),
+        "{}",
+        plan.text()
+    );
+}

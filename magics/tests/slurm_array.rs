@@ -176,16 +176,24 @@ async fn arrays_chained_aftercorr_wait_task_by_task() {
         plan_allocations(&requests, JobGrouping::Grouped, &ClusterLimits::default());
     assert_eq!(allocations.len(), 2, "each array is its own job");
     allocations[1].after_corr = vec!["up".into()];
-    let submitted = submit_allocations_with(remote, &dir, "corr", &specs, &allocations, Vec::new())
-        .await
-        .unwrap();
+    let submitted = submit_allocations_with(
+        remote,
+        &dir,
+        "corr",
+        &specs,
+        &allocations,
+        Default::default(),
+    )
+    .await
+    .unwrap();
     let keys: Vec<String> = (0..4).map(|i| format!("k{i}")).collect();
-    let mut jobs = WatchJob::array_tasks("up", &submitted[0].job_id, &[], &keys);
+    let mut jobs = WatchJob::array_tasks("up", &submitted[0].job_id, &[], &keys, 1);
     jobs.extend(WatchJob::array_tasks(
         "down",
         &submitted[1].job_id,
         &["up".into()],
         &keys,
+        1,
     ));
     let rec = records(remote, &submitted[1].job_id).await;
     assert!(
@@ -240,7 +248,7 @@ async fn array_tasks_stream_whole_prefixed_lines_and_a_failed_task_is_named(via:
     let ids = submit_all(remote, &dir, "arr10", &specs).await.unwrap();
     assert_eq!(ids.len(), 2, "one submission for the array: {ids:?}");
     let keys: Vec<String> = (0..10).map(|i| format!("k{i}")).collect();
-    let mut jobs = WatchJob::array_tasks("sim", &ids[0].1, &[], &keys);
+    let mut jobs = WatchJob::array_tasks("sim", &ids[0].1, &[], &keys, 1);
     jobs.push(WatchJob {
         asset: "report".into(),
         job_id: ids[1].1.clone(),
@@ -324,7 +332,7 @@ async fn one_hundred_tasks_are_one_array_job() {
     )];
     let ids = submit_all(remote, &dir, "arr100", &specs).await.unwrap();
     let keys: Vec<String> = (0..100).map(|i| i.to_string()).collect();
-    let jobs = WatchJob::array_tasks("sweep", &ids[0].1, &[], &keys);
+    let jobs = WatchJob::array_tasks("sweep", &ids[0].1, &[], &keys, 1);
     let run = watch(remote, "arr100", &dir, &jobs).await;
     let recs = records(remote, &ids[0].1).await;
     assert_eq!(recs.len(), 100);

@@ -5,8 +5,10 @@ into the cell prefixed by partition, a failing partition leaves 99 done and
 is reported by its key (its dependents do not run), re-running
 materializes only that key, a fan-in gets the map of all partitions, a
 --partitions-like asset runs as an array chained task by task (aftercorr),
---partitions-from takes its keys from another asset's value, and %load
-gives the map and one key."""
+--partitions-from takes its keys from another asset's value, %load
+gives the map and one key, and short partitions run several per array
+task (--per-task, measured short: auto) with their own output, state and
+value each."""
 import json
 import re
 
@@ -117,8 +119,19 @@ partition_index as u64 * 10""",
     remote = json.loads(db_rows(path, "SELECT remote FROM runs WHERE id = ?", run_ids[2])[0][0])
     allocs = {a["name"]: a for a in remote["plan"]["allocations"]}
     assert allocs["doubled"]["after_corr"] == ["sim"], allocs
-    assert allocs["doubled"]["sbatch"]["array"] == {"count": 100, "max_parallel": None}, allocs
-    assert len(partition_rows(path, "doubled", run_ids[2])) == 100
+    # sim's partitions were measured short in the first run: `--per-task
+    # auto` runs 4 per task (100 over its 25 slots, --max-parallel), and
+    # doubled, partitioned like it, bundles alike to chain task by task.
+    assert allocs["sim"]["sbatch"]["array"] == {"count": 25, "max_parallel": 25, "per_task": 4}, allocs
+    assert allocs["doubled"]["sbatch"]["array"] == {"count": 25, "max_parallel": None, "per_task": 4}, allocs
+    assert "job array: 4 partitions per task, one after another (auto: the last run's partitions took" \
+        in text_of(out[9]), text_of(out[9])
+    doubled_rows = partition_rows(path, "doubled", run_ids[2])
+    assert len(doubled_rows) == 100
+    assert all(r[1] == "ok" for r in doubled_rows), doubled_rows
+    # Partition i ran in task i // 4 of the array.
+    key_task = {r[0]: r[2].split("_")[1] for r in doubled_rows}
+    assert all(key_task[str(i)] == str(i // 4) for i in range(100)), key_task
     assert not errors_of(out[10]), out[10]
     assert out[11][0]["data"]["text/plain"] == "100"
 
@@ -129,10 +142,73 @@ partition_index as u64 * 10""",
     assert out[15][0]["data"]["text/plain"] == '"south-2#1"'
 
 
+def test_several_partitions_per_array_task(tmp_path, ssh_transport):
+    """--per-task 4: 10 partitions in 3 tasks (4, 4, 2), each partition with
+    its own prefixed output, state and value; a failing one leaves the
+    others of its task done and is named; re-running runs only it."""
+    (tmp_path / "slurmbook.toml").write_text(ssh_transport.slurmbook_toml())
+    marker = tmp_path / "fail-5"
+    marker.write_text("")
+    path = write_notebook(tmp_path / "bundled.ipynb", [
+        f"""%%asset sq: u64 --partitions 0..10 --per-task 4
+println!("square of {{partition}}");
+if partition == "5" && std::path::Path::new({json.dumps(str(marker))}).exists() {{
+    panic!("bad five");
+}}
+(partition_index * partition_index) as u64""",
+        "%%asset sum_sq\nsq.values().sum::<u64>()",
+    ])
+    cells = [
+        "%materialize +sum_sq",                                            # 0: 5 fails
+        "%assets",                                                         # 1
+        f"std::fs::remove_file({json.dumps(str(marker))}).unwrap();",      # 2
+        "%materialize +sum_sq",                                            # 3: only 5
+        "%load sum_sq",                                                    # 4
+        "sum_sq",                                                          # 5
+        '%load "sq[9]"',                                                   # 6
+        "sq_9",                                                            # 7
+    ]
+    nb = execute(path, cells=cells, allow_errors=True, timeout=600)
+    out = [c.outputs for c in nb.cells]
+    run_ids = runs(path)
+    first = out[0]
+    assert "job array: 4 partitions per task, one after another (--per-task 4)" in text_of(first), text_of(first)
+    assert "1 of 10 partitions failed: 5" in str(first), first
+    assert "bad five" in str(first), first
+    stdout = text_of(first)
+    for k in range(10):
+        assert re.search(rf"^\[sq\[{k}\]\] square of {k}$", stdout, re.M), stdout[-2000:]
+    rows = partition_rows(path, "sq", run_ids[0])
+    assert sorted(r[0] for r in rows if r[1] == "ok") == [str(k) for k in range(10) if k != 5], rows
+    assert [r[0] for r in rows if r[1] == "failed"] == ["5"], rows
+    (array,) = {r[2].split("_")[0] for r in rows}
+    assert {r[0]: r[2] for r in rows} == {str(k): f"{array}_{k // 4}" for k in range(10)}, rows
+    records = ssh_transport.shell(f"scontrol show job -o {int(array)}").stdout.splitlines()
+    assert len(records) == 3, records
+    states = sorted(re.search(r"JobState=(\S+)", r)[1] for r in records)
+    assert states == ["COMPLETED", "COMPLETED", "FAILED"], states
+    assert db_rows(path, "SELECT status FROM materializations WHERE asset = 'sum_sq' ORDER BY id")[0][0] \
+        in ("cancelled", "skipped"), first
+    assert "9/10 fresh, 1 failed (5)" in str(out[1]), out[1]
+    # Re-running runs only partition 5 (one task of one), then the fan-in.
+    assert not errors_of(out[3]), out[3]
+    again = text_of(out[3])
+    assert "square of 5" in again and "square of 4" not in again, again
+    assert [r[:2] for r in partition_rows(path, "sq", run_ids[1])] == [("5", "ok")]
+    assert not errors_of(out[4]), out[4]
+    assert out[5][0]["data"]["text/plain"] == str(sum(k * k for k in range(10)))
+    assert not errors_of(out[6]), out[6]
+    assert out[7][0]["data"]["text/plain"] == "81"
+
+
 def test_more_partitions_than_max_array_size_are_refused_before_anything_runs(tmp_path, ssh_transport):
     (tmp_path / "slurmbook.toml").write_text(ssh_transport.slurmbook_toml())
-    path = write_notebook(tmp_path / "big.ipynb", ["%%asset huge: u64 --partitions 0..1002\npartition_index as u64"])
-    nb = execute(path, cells=['%materialize huge', '%materialize "huge[0..1001]" --dry-run'], allow_errors=True)
+    path = write_notebook(tmp_path / "big.ipynb", [
+        "%%asset huge: u64 --partitions 0..1002\npartition_index as u64",
+        "%%asset bundled: u64 --partitions 0..1002 --per-task 2\npartition_index as u64",
+    ])
+    nb = execute(path, cells=['%materialize huge', '%materialize "huge[0..1001]" --dry-run',
+                              '%materialize bundled --dry-run'], allow_errors=True)
     (err,) = errors_of(nb.cells[0].outputs)
     assert "1002 array tasks are more than this cluster allows in one job array (MaxArraySize=1001" \
         in err["evalue"], err
@@ -140,3 +216,6 @@ def test_more_partitions_than_max_array_size_are_refused_before_anything_runs(tm
     # The way out: a selection of at most MaxArraySize partitions plans one array.
     assert not errors_of(nb.cells[1].outputs), nb.cells[1].outputs
     assert "array=0-1000" in text_of(nb.cells[1].outputs), text_of(nb.cells[1].outputs)
+    # Or several partitions per task: 1002 partitions in 501 tasks.
+    assert not errors_of(nb.cells[2].outputs), nb.cells[2].outputs
+    assert "array=0-500" in text_of(nb.cells[2].outputs), text_of(nb.cells[2].outputs)

@@ -24,7 +24,7 @@ pub use ident::{is_identifier, is_keyword, is_simple_name};
 pub use lang::Lang;
 pub use options::spec::{OptionInfo, Options};
 pub use options::AssetOptions;
-pub use partition::{PartitionError, PartitionSpec};
+pub use partition::{PartitionError, PartitionSpec, PerTask};
 pub use resources::{Gpus, MemSize, MemUnit, SlurmTime};
 pub use run::{MaterializationId, MaterializationStatus, RunId, RunStatus};
 pub use target::{JobGrouping, Target};

@@ -64,6 +64,44 @@ impl fmt::Display for PartitionSpec {
     }
 }
 
+/// How many partitions one Slurm array task runs, one after another
+/// (`--per-task N|auto`). Short partitions bundled into fewer tasks spare
+/// Slurm a job start each; see `plan::array_tasks` for `auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PerTask {
+    /// One partition per task, or several when the last run's partitions
+    /// were short (see `plan::array_tasks`).
+    #[default]
+    Auto,
+    /// Exactly this many (the last task may run fewer).
+    Fixed(u32),
+}
+
+impl fmt::Display for PerTask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PerTask::Auto => f.write_str("auto"),
+            PerTask::Fixed(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+impl std::str::FromStr for PerTask {
+    type Err = String;
+
+    /// `auto` or an integer >= 1.
+    fn from_str(s: &str) -> Result<PerTask, String> {
+        if s == "auto" {
+            return Ok(PerTask::Auto);
+        }
+        match crate::model::ident::positive_int(s) {
+            Some(n) => Ok(PerTask::Fixed(n)),
+            None => Err("`auto` or an integer >= 1".to_string()),
+        }
+    }
+}
+
 /// Why a partition key or key set is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PartitionError {

@@ -1,13 +1,14 @@
 //! What the cluster allows, from `sinfo`: partitions' time limits, the
-//! default partition, one node's CPUs and memory. The allocation planner
-//! splits and caps with it.
+//! default partition, one node's CPUs and memory, each partition's CPUs.
+//! The allocation planner splits and caps with it; the array planner
+//! bundles short partitions by the CPUs (see `super::array_tasks`).
 
 use std::collections::HashMap;
 
 use crate::model::SlurmTime;
 
 /// The `sinfo` call whose output [`ClusterLimits::from_sinfo`] reads.
-pub const SINFO_ARGV: &[&str] = &["sinfo", "--noheader", "--format=%P|%l|%c|%m"];
+pub const SINFO_ARGV: &[&str] = &["sinfo", "--noheader", "--format=%P|%l|%c|%m|%C"];
 
 /// What the cluster allows; everything optional (unknown = no cap).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -19,6 +20,8 @@ pub struct ClusterLimits {
     pub node_cpus: Option<u32>,
     /// Memory of one node in MB.
     pub node_mem_mb: Option<u64>,
+    /// Partition -> its CPUs (all its nodes', whatever their state).
+    pub partition_cpus: HashMap<String, u32>,
 }
 
 /// The call whose output [`max_array_size`] reads.
@@ -34,7 +37,9 @@ pub fn max_array_size(config: &str) -> Option<u32> {
 }
 
 impl ClusterLimits {
-    /// From `sinfo --noheader --format='%P|%l|%c|%m'` output (`debug*|1:00:00|2|22900`).
+    /// From `sinfo --noheader --format='%P|%l|%c|%m|%C'` output
+    /// (`debug*|1:00:00|2|22900|0/2/0/2`; a partition may have several
+    /// lines, one per kind of node, whose CPUs add up).
     pub fn from_sinfo(text: &str) -> ClusterLimits {
         let mut l = ClusterLimits::default();
         for line in text.lines() {
@@ -64,6 +69,11 @@ impl ClusterLimits {
             if let Some(m) = num(f[3]) {
                 l.node_mem_mb = Some(l.node_mem_mb.map_or(m, |o| o.min(m)));
             }
+            // Allocated/idle/other/total.
+            let total = f.get(4).and_then(|c| c.rsplit('/').next()).and_then(num);
+            if let Some(t) = total.and_then(|t| u32::try_from(t).ok()) {
+                *l.partition_cpus.entry(name.to_string()).or_default() += t;
+            }
         }
         l
     }
@@ -76,5 +86,17 @@ mod tests {
         let text = "MailProg                = /bin/mail\nMaxArraySize            = 1001\nMaxJobCount = 10000\n";
         assert_eq!(super::max_array_size(text), Some(1001));
         assert_eq!(super::max_array_size("MaxJobCount = 3\n"), None);
+    }
+
+    #[test]
+    fn partition_cpus_add_up_over_their_lines() {
+        let l = super::ClusterLimits::from_sinfo(
+            "debug*|1:00:00|2|22900|0/2/0/2\nbig|infinite|64+|1000|10/100/18/128\nbig|infinite|32|500|0/32/0/32\nold|2:00|4|100\n",
+        );
+        assert_eq!(l.partition_cpus["debug"], 2);
+        assert_eq!(l.partition_cpus["big"], 160);
+        assert!(!l.partition_cpus.contains_key("old"));
+        assert_eq!(l.default_partition.as_deref(), Some("debug"));
+        assert_eq!(l.node_cpus, Some(2));
     }
 }

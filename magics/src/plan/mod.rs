@@ -5,10 +5,12 @@
 //! * [`sbatch`]: [`SbatchRequest`], a job's typed Slurm request, rendered
 //!   to `#SBATCH` lines only at submission;
 //! * [`alloc`]: the allocation planner (which assets share one job);
+//! * [`array_tasks`]: how many partitions each array task runs;
 //! * [`limits`]: what the cluster allows, from `sinfo`;
 //! * [`order`]: topological order of jobs and steps.
 
 pub mod alloc;
+pub mod array_tasks;
 pub mod limits;
 pub mod order;
 pub mod sbatch;
@@ -73,6 +75,13 @@ pub struct StepPartitions {
     pub max_parallel: Option<u32>,
     /// `--partitions-like NAME`: partition KEY gets NAME's partition KEY.
     pub like: Option<String>,
+    /// `--per-task` (`None`: auto; see [`array_tasks`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_task: Option<crate::model::PerTask>,
+    /// Median run time (ms) of the asset's latest successful partitions on
+    /// Slurm, when measured (what `auto` bundles by).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub typical_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -454,6 +463,7 @@ impl Plan {
     pub fn allocate(&mut self, project: &Project, ctx: &AllocationContext<'_>) {
         let slurm: std::collections::HashSet<&str> =
             self.slurm_runs().map(|s| s.asset.as_str()).collect();
+        let bundles = array_tasks::plan_bundles(self, project, ctx);
         let requests: Vec<StepRequest> = self
             .steps
             .iter()
@@ -461,11 +471,18 @@ impl Plan {
             .filter_map(|s| {
                 let spec = project.asset(&s.asset)?;
                 let mut sbatch = SbatchRequest::for_asset(&spec.options, &ctx.defaults);
-                // A partitioned asset: one array job, a task per partition to run.
-                sbatch.array = s.partitions.as_ref().map(|p| ArraySpec {
-                    count: p.run.len() as u32,
-                    max_parallel: p.max_parallel,
-                });
+                // A partitioned asset: one array job, each task running one
+                // or several partitions (see `array_tasks`).
+                if let (Some(p), Some(b)) = (&s.partitions, bundles.get(&s.asset)) {
+                    sbatch.array = Some(ArraySpec {
+                        count: b.tasks(p.run.len() as u32),
+                        max_parallel: p.max_parallel,
+                        per_task: b.per_task,
+                    });
+                    if let Some(t) = sbatch.time.as_mut() {
+                        t.seconds *= u64::from(b.per_task);
+                    }
+                }
                 Some(StepRequest {
                     asset: s.asset.clone(),
                     after: s
@@ -481,12 +498,24 @@ impl Plan {
             })
             .collect();
         self.allocations = plan_allocations(&requests, ctx.grouping, &ctx.limits);
+        for a in &mut self.allocations {
+            let ([asset], Some(array)) = (a.assets.as_slice(), a.sbatch.array) else {
+                continue;
+            };
+            if let Some(why) = bundles.get(asset).and_then(|b| b.why.as_deref()) {
+                a.note = Some(format!(
+                    "job array: {} partitions per task, one after another ({why})",
+                    array.per_task
+                ));
+            }
+        }
         self.chain_like_arrays();
     }
 
     /// A `--partitions-like up` array waits for `up`'s array task by task
-    /// (`aftercorr`) when both run the same partitions in the same order
-    /// (task `i` of both is the same key); otherwise for all of it.
+    /// (`aftercorr`) when both run the same partitions in the same order,
+    /// as many per task (task `i` of both runs the same keys); otherwise
+    /// for all of it.
     fn chain_like_arrays(&mut self) {
         let steps = &self.steps;
         let run_of = |asset: &str| {
@@ -495,6 +524,12 @@ impl Plan {
                 .find(|s| s.asset == asset)
                 .and_then(|s| s.partitions.as_ref())
         };
+        // Task by task needs the same partitions in the same tasks.
+        let a_tasks: Vec<(Vec<String>, u32)> = self
+            .allocations
+            .iter()
+            .filter_map(|a| Some((a.assets.clone(), a.sbatch.array?.per_task)))
+            .collect();
         for a in &mut self.allocations {
             let [asset] = a.assets.as_slice() else {
                 continue;
@@ -504,7 +539,14 @@ impl Plan {
                 continue;
             };
             let same = run_of(up).is_some_and(|u| u.run == p.run);
-            if same && a.after.iter().any(|x| x == up) {
+            let per_task = |x: &[String]| {
+                a_tasks
+                    .iter()
+                    .find(|(assets, _)| assets.as_slice() == x)
+                    .map(|(_, k)| *k)
+            };
+            let aligned = per_task(std::slice::from_ref(asset)) == per_task(&[up.to_string()]);
+            if same && aligned && a.after.iter().any(|x| x == up) {
                 a.after_corr.push(up.to_string());
             }
         }

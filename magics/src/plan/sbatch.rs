@@ -38,8 +38,21 @@ pub struct SbatchRequest {
 /// nothing else can reach the directive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArraySpec {
+    /// Array tasks (not partitions: see `per_task`).
     pub count: u32,
     pub max_parallel: Option<u32>,
+    /// Partitions each task runs one after another (the last task may run
+    /// fewer); 1: task `i` is the `i`-th partition to run.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub per_task: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 /// An array Slurm would refuse (or that cannot exist).
@@ -52,7 +65,8 @@ pub enum ArrayError {
     #[error(
         "{count} array tasks are more than this cluster allows in one job array \
          (MaxArraySize={max}: task indices 0..{last}); select at most {max} partitions at a time \
-         (e.g. `NAME[0..{max}]`) or ask the cluster's admins to raise MaxArraySize",
+         (e.g. `NAME[0..{max}]`), run several partitions per task (`--per-task N`) \
+         or ask the cluster's admins to raise MaxArraySize",
         last = .max.saturating_sub(1)
     )]
     TooLarge { count: u32, max: u32 },
@@ -104,6 +118,7 @@ impl std::str::FromStr for ArraySpec {
         let spec = ArraySpec {
             count: last.checked_add(1).ok_or_else(bad)?,
             max_parallel: throttle,
+            per_task: 1,
         };
         spec.check(None).map_err(|e| e.to_string())?;
         Ok(spec)
@@ -371,7 +386,8 @@ mod tests {
             r.array,
             Some(ArraySpec {
                 count: 100,
-                max_parallel: Some(16)
+                max_parallel: Some(16),
+                per_task: 1,
             })
         );
         assert_eq!(r.directives().unwrap(), "#SBATCH --array=0-99%16\n");
@@ -383,6 +399,7 @@ mod tests {
         let a = ArraySpec {
             count: 1001,
             max_parallel: None,
+            per_task: 1,
         };
         assert!(a.check(Some(1001)).is_ok());
         assert!(a.check(None).is_ok());
@@ -394,7 +411,8 @@ mod tests {
         assert_eq!(
             ArraySpec {
                 count: 0,
-                max_parallel: None
+                max_parallel: None,
+                per_task: 1,
             }
             .check(None),
             Err(ArrayError::Empty)

@@ -169,9 +169,11 @@ impl Workspace {
                 .jobs
                 .or_else(|| settings.jobs())
                 .unwrap_or(JobGrouping::Grouped);
-            let limits = match grouping {
-                JobGrouping::PerAsset => ClusterLimits::default(),
-                JobGrouping::Grouped => match self.cluster_limits(&settings).await {
+            // Arrays bundle short partitions by the partitions' CPUs.
+            let arrays = plan.slurm_runs().any(|s| s.partitions.is_some());
+            let limits = match (grouping, arrays) {
+                (JobGrouping::PerAsset, false) => ClusterLimits::default(),
+                _ => match self.cluster_limits(&settings).await {
                     Ok(limits) => limits,
                     Err(e) if args.dry_run => {
                         plan.warnings.push(format!(

@@ -22,6 +22,7 @@ use super::{ClusterError, Layout, RemoteRun};
 use crate::bundle;
 use crate::events::{keys_text, AssetState, RunSummary};
 use crate::exec::slurm;
+use crate::exec::slurm::task_bundle::bundled_scripts;
 use crate::exec::slurm::JobSpec;
 use crate::exec::slurm::{JobOutcome, WatchJob};
 use crate::model::{MaterializationStatus, RunId, Target};
@@ -333,7 +334,8 @@ pub(super) fn array_watch_jobs(plan: &Plan, jobs: Vec<WatchJob>) -> Vec<WatchJob
             {
                 Some(p) => {
                     let keys: Vec<String> = p.run.iter().map(|(_, k)| k.clone()).collect();
-                    WatchJob::array_tasks(&w.asset, &w.job_id, &w.after, &keys)
+                    let per_task = per_task(plan, &w.asset);
+                    WatchJob::array_tasks(&w.asset, &w.job_id, &w.after, &keys, per_task)
                 }
                 None => vec![w],
             }
@@ -341,8 +343,18 @@ pub(super) fn array_watch_jobs(plan: &Plan, jobs: Vec<WatchJob>) -> Vec<WatchJob
         .collect()
 }
 
+/// Partitions per task of `asset`'s array in the plan (1 when not bundled).
+pub(super) fn per_task(plan: &Plan, asset: &str) -> u32 {
+    plan.allocations
+        .iter()
+        .find(|a| a.assets.len() == 1 && a.assets[0] == asset)
+        .and_then(|a| a.sbatch.array)
+        .map_or(1, |a| a.per_task.max(1))
+}
+
 /// Record that the partitions of `asset` to run started as tasks of the
-/// array job `array_id` (each at its partition version).
+/// array job `array_id` (each at its partition version; partition `i` in
+/// task `i / per_task`).
 pub(super) fn record_array_start(
     db: &StateDb,
     run_id: RunId,
@@ -350,11 +362,12 @@ pub(super) fn record_array_start(
     asset: &str,
     array_id: &str,
     parts: &StepPartitions,
+    per_task: u32,
 ) -> Result<(), ClusterError> {
     let version = project.versions.get(asset).expect("versions");
     for (i, (_, key)) in parts.run.iter().enumerate() {
         let pv = partitions::version_of(project, asset, key);
-        let job = format!("{array_id}_{i}");
+        let job = format!("{array_id}_{}", i / per_task.max(1) as usize);
         db.record_partition_start(
             &StartRecord {
                 run_id: Some(run_id),
@@ -553,13 +566,21 @@ pub(super) async fn submit_planned(
     for a in plan.allocations.iter().filter(|a| a.is_group()) {
         tracing::info!(job = %a.name, steps = a.assets.len(), "grouped allocation");
     }
+    let keys_of = |asset: &str| {
+        let p = plan.step(asset)?.partitions.as_ref()?;
+        Some(p.run.iter().map(|(_, k)| k.clone()).collect())
+    };
+    let extras = slurm::AllocationExtras {
+        files,
+        scripts: bundled_scripts(&layout.run_dir, jobs, &plan.allocations, keys_of)?,
+    };
     Ok(slurm::submit_allocations_with(
         remote,
         &layout.run_dir,
         &layout.run_tag,
         jobs,
         &plan.allocations,
-        files,
+        extras,
     )
     .await?)
 }

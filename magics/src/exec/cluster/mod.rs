@@ -264,7 +264,8 @@ pub async fn materialize(run: ClusterRun<'_>) -> Result<RunSummary, ClusterError
     for (asset, job) in &submitted {
         let version = project.versions.get(asset).expect("versions");
         if let Some(tasks) = plan.step(asset).and_then(|s| s.partitions.as_ref()) {
-            jobs::record_array_start(db, run_id, project, asset, job, tasks)?;
+            let per_task = jobs::per_task(plan, asset);
+            jobs::record_array_start(db, run_id, project, asset, job, tasks, per_task)?;
         }
         db.record_start(&StartRecord {
             run_id: Some(run_id),

@@ -124,7 +124,7 @@ pub fn array_state(array_id: &str, tasks: &[(&str, &AssetState)]) -> AssetState 
     }
     AssetState::Done {
         duration_ms: longest,
-        location: format!("array {array_id} ({} tasks)", c.total),
+        location: format!("array {array_id} ({} partitions)", c.total),
     }
 }
 
@@ -177,7 +177,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let ok = array_state("9", &[("0", &done()), ("1", &done())]);
-        assert_eq!(ok.describe(), "done in 5 ms on array 9 (2 tasks)");
+        assert_eq!(ok.describe(), "done in 5 ms on array 9 (2 partitions)");
         let c = AssetState::Cancelled {
             because: Some("interrupted".into()),
         };
@@ -191,7 +191,7 @@ mod tests {
     #[test]
     fn arrays_group_tasks_in_index_order() {
         let keys: Vec<String> = ["x", "y", "z"].map(String::from).to_vec();
-        let mut jobs = WatchJob::array_tasks("sim", "12", &[], &keys);
+        let mut jobs = WatchJob::array_tasks("sim", "12", &[], &keys, 1);
         jobs.reverse();
         jobs.push(WatchJob {
             asset: "report".into(),

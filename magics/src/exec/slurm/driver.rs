@@ -222,11 +222,23 @@ pub async fn submit_allocations(
     jobs: &[JobSpec],
     allocations: &[Allocation],
 ) -> Result<Vec<WatchJob>, SubmitError> {
-    submit_allocations_with(remote, run_dir, run_tag, jobs, allocations, Vec::new()).await
+    let extras = AllocationExtras::default();
+    submit_allocations_with(remote, run_dir, run_tag, jobs, allocations, extras).await
 }
 
-/// [`submit_allocations`], writing `files` (name, content) into the run
-/// directory first (task tables, input maps), and chaining each
+/// What a submission of allocations carries besides its jobs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AllocationExtras {
+    /// Files (name, content) written into the run directory first: task
+    /// tables, input maps.
+    pub files: Vec<(String, String)>,
+    /// Batch scripts of single-asset jobs other than the job script of
+    /// their command: arrays whose tasks run several partitions (see
+    /// [`super::task_bundle`]). Validated when made.
+    pub scripts: HashMap<String, String>,
+}
+
+/// [`submit_allocations`] with [`AllocationExtras`], chaining each
 /// allocation's `after_corr` task by task (`aftercorr`).
 pub async fn submit_allocations_with(
     remote: &dyn Transport,
@@ -234,9 +246,21 @@ pub async fn submit_allocations_with(
     run_tag: &str,
     jobs: &[JobSpec],
     allocations: &[Allocation],
-    files: Vec<(String, String)>,
+    extras: AllocationExtras,
 ) -> Result<Vec<WatchJob>, SubmitError> {
-    let (specs, scripts) = allocation_jobs(run_dir, jobs, allocations)?;
+    let (specs, mut scripts) = allocation_jobs(run_dir, jobs, allocations)?;
+    let AllocationExtras {
+        files,
+        scripts: own,
+    } = extras;
+    for (name, script) in own {
+        if scripts.contains_key(&name) || !allocations.iter().any(|a| a.name == name) {
+            return Err(SubmitError::Invalid(format!(
+                "a batch script for `{name}`, which is not a job of its own"
+            )));
+        }
+        scripts.insert(name, script);
+    }
     let extras = SubmitExtras {
         corr: allocations
             .iter()

@@ -46,11 +46,12 @@ impl WatchJob {
     }
 
     /// The name of its `.out`/`.err` files in the run directory: the
-    /// asset, or `asset_ARRAYID_INDEX` for an array task (what the array's
-    /// `--output=asset_%A_%a.out` makes of it).
+    /// asset, or `asset_ARRAYID_INDEX` for a partition of an array (what
+    /// the array's `--output=asset_%A_%a.out` makes of it, or what a task
+    /// running several partitions writes for each).
     pub fn stem(&self) -> String {
         match &self.task {
-            Some(_) => format!("{}_{}", self.asset, self.job_id),
+            Some(t) => format!("{}_{}_{}", self.asset, self.base_id(), t.index),
             None => self.asset.clone(),
         }
     }
@@ -61,20 +62,25 @@ impl WatchJob {
     }
 
     /// The jobs following the array job `array_id` of `asset`, one per
-    /// task, indices in order of `keys`.
+    /// partition, indices in order of `keys`. With several partitions per
+    /// task (`per_task` > 1), partition `i` is a step of task
+    /// `i / per_task`, its progress in that task's `.steps` file
+    /// ([`task_group`]).
     pub fn array_tasks(
         asset: &str,
         array_id: &str,
         after: &[String],
         keys: &[String],
+        per_task: u32,
     ) -> Vec<WatchJob> {
+        let per_task = per_task.max(1) as usize;
         keys.iter()
             .enumerate()
             .map(|(i, key)| WatchJob {
                 asset: asset.to_string(),
-                job_id: format!("{array_id}_{i}"),
+                job_id: format!("{array_id}_{}", i / per_task),
                 after: after.to_vec(),
-                step_of: None,
+                step_of: (per_task > 1).then(|| task_group(asset, array_id, i / per_task)),
                 task: Some(ArrayTask {
                     index: i as u32,
                     key: key.clone(),
@@ -82,6 +88,12 @@ impl WatchJob {
             })
             .collect()
     }
+}
+
+/// The step group (its `.steps` file's stem) of task `task` of the array
+/// `array_id` of `asset`, when its tasks run several partitions.
+pub fn task_group(asset: &str, array_id: &str, task: usize) -> String {
+    format!("{asset}_{array_id}_t{task}")
 }
 
 /// `123` of `123_17` (and of `123`).

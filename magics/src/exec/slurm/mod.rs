@@ -7,7 +7,7 @@
 //!
 //! * [`submit`]: [`submit_all`], the whole subgraph in one round trip;
 //!   [`group`] and [`driver`]: several assets as `srun` steps of one
-//!   allocation.
+//!   allocation; [`task_bundle`]: several partitions per array task.
 //! * [`jobs`]: [`WatchJob`], a submitted job as the watcher follows it.
 //! * [`watch`]: [`watch_run`], one `tail -F` for all output plus one
 //!   batched `squeue` per poll; it runs the parts below.
@@ -54,11 +54,12 @@ pub mod reasons;
 pub mod run_log;
 pub mod stream;
 pub mod submit;
+pub mod task_bundle;
 pub mod tracker;
 pub mod watch;
 
 pub use cli::cancel;
-pub use driver::{submit_allocations, submit_allocations_with};
+pub use driver::{submit_allocations, submit_allocations_with, AllocationExtras};
 pub use gate::OutputGate;
 pub use jobs::{ArrayTask, WatchJob};
 pub use protocol::{steps_file, BundleEvent, JobUsage, StepLine, StepStatus};

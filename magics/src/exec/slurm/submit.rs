@@ -364,8 +364,11 @@ mkdir -p "$d" || fail - ''
     }
     for j in &order {
         let a = &j.asset;
-        // An array's tasks write files of their own: `a_ARRAYID_INDEX`.
+        // An array's tasks write files of their own: `a_ARRAYID_INDEX`;
+        // a task running several partitions writes theirs itself, and its
+        // own (Slurm's messages) to `a_ARRAYID_tINDEX`.
         let stem = match j.sbatch.array {
+            Some(array) if array.per_task > 1 => format!("{a}_%A_t%a"),
             Some(_) => format!("{a}_%A_%a"),
             None => a.clone(),
         };

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auto::AutoCondition;
 use super::lang::Lang;
-use super::partition::PartitionSpec;
+use super::partition::{PartitionSpec, PerTask};
 use super::resources::{Gpus, MemSize, SlurmTime};
 use super::target::Target;
 use super::window::{CronSchedule, Window};
@@ -84,6 +84,10 @@ declare_options! {
         pub max_parallel: Option<u32> = option("max-parallel", "N",
             "at most N partitions at once (default: the number of cores; on Slurm, the array's %N)",
             values::positive),
+        /// Partitions per Slurm array task (`auto`: one, or several short ones).
+        pub per_task: Option<PerTask> = option("per-task", "N|auto",
+            "on Slurm, partitions run one after another in each array task (default auto: one per task, or several once a run measured them short)",
+            values::per_task),
         /// When `slurmbook tick` materializes it by itself (not part of the
         /// code version).
         pub auto: Option<AutoCondition> = option("auto", "eager|on-missing|\"on-cron CRON\"",
@@ -153,6 +157,12 @@ impl AssetOptions {
             return Err((
                 first,
                 format!("a Rust asset: partitions are for Rust bodies, not --lang {lang}"),
+            ));
+        }
+        if first.is_none() && self.per_task.is_some() {
+            return Err((
+                "per-task",
+                "a partitioned asset (--partitions, --partitions-from or --partitions-like)".into(),
             ));
         }
         if first.is_none() && self.max_parallel.is_some() {

@@ -6,7 +6,7 @@
 
 use crate::model::ident::{is_identifier, positive_int, slurm_name_char, valid_chars};
 use crate::model::lang::Lang;
-use crate::model::partition::{self, PartitionSpec};
+use crate::model::partition::{self, PartitionSpec, PerTask};
 use crate::model::target::{JobGrouping, Target};
 
 /// `value` if it is a word of characters passing `ok`, else `Err(expected)`.
@@ -137,6 +137,11 @@ pub fn deps(v: &str) -> Result<Vec<String>, String> {
 pub fn partitions(v: &str) -> Result<PartitionSpec, String> {
     partition::parse_spec(v)
         .map_err(|e| format!("a range (0..100, 0..=99) or a list of keys (a,b,c), but {e}"))
+}
+
+/// `--per-task`: `auto` or an integer >= 1.
+pub fn per_task(v: &str) -> Result<PerTask, String> {
+    v.parse()
 }
 
 /// One asset's name (a Rust identifier).

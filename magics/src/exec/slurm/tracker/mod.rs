@@ -259,7 +259,7 @@ impl Tracker {
         if self.jobs[i].step_of.is_none() {
             return (None, None);
         }
-        let s = self.steps.get(&self.jobs[i].asset);
+        let s = self.steps.get(&self.jobs[i].label());
         (s.started, s.ended.map(|(_, at)| at))
     }
 
@@ -321,7 +321,7 @@ impl Tracker {
             }
             let row = listed.get(&self.jobs[i].job_id);
             if self.jobs[i].step_of.is_some() {
-                let status = self.steps.get(&self.jobs[i].asset);
+                let status = self.steps.get(&self.jobs[i].label());
                 let t = &mut self.tracks[i];
                 out.changed |= steps::poll_step(&status, t, row, i, &mut out.need_detail);
                 continue;
@@ -370,7 +370,7 @@ impl Tracker {
                 if let Some(text) = d.and_then(|d| d.steps_text.as_deref()) {
                     self.steps.feed_text(text);
                 }
-                let status = self.steps.get(&self.jobs[i].asset);
+                let status = self.steps.get(&self.jobs[i].label());
                 if steps::step_detail(&status, t, d) {
                     ended.push(i);
                     changed = true;

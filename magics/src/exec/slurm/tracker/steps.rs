@@ -106,7 +106,7 @@ impl Steps {
             for &k in &live {
                 let t = &mut tracks[k];
                 t.requeues_seen += 1;
-                if let Some(n) = self.get(&jobs[k].asset).node {
+                if let Some(n) = self.get(&jobs[k].label()).node {
                     t.node = Some(n);
                 }
                 if t.node.is_none() {
@@ -115,7 +115,7 @@ impl Steps {
             }
             // Name the step that was running (it lost its work), else one that ran.
             let running = live.iter().find(|&&k| {
-                let st = self.get(&jobs[k].asset);
+                let st = self.get(&jobs[k].label());
                 st.started.is_some() && st.ended.is_none()
             });
             let ran = live.iter().find(|&&k| tracks[k].node.is_some());

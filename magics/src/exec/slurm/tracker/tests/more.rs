@@ -183,7 +183,7 @@ fn a_job_slurm_killed_for_its_memory_without_cgroups_is_out_of_memory() {
 #[test]
 fn array_tasks_are_followed_by_task_and_cancelled_by_array() {
     let keys: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
-    let mut jobs = WatchJob::array_tasks("sim", "40", &[], &keys);
+    let mut jobs = WatchJob::array_tasks("sim", "40", &[], &keys, 1);
     jobs.push(job("report", "41", &["sim"]));
     let mut t = Tracker::new(&jobs);
     assert_eq!(t.live_job_ids(), ["40_0", "40_1", "40_2", "41"]);
@@ -233,6 +233,6 @@ fn array_tasks_are_followed_by_task_and_cancelled_by_array() {
     assert_eq!(changes["report"], cancelled("upstream sim[b] failed"));
     // Cancelling asks for the array once, by its id.
     let keys: Vec<String> = ["x", "y"].map(String::from).to_vec();
-    let mut t = Tracker::new(&WatchJob::array_tasks("sim", "50", &[], &keys));
+    let mut t = Tracker::new(&WatchJob::array_tasks("sim", "50", &[], &keys, 1));
     assert_eq!(t.start_cancel(Instant::now()), ["50"]);
 }
