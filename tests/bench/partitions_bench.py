@@ -88,9 +88,10 @@ def main():
     modes = common.parse_modes(ap, "--modes", args.modes, MODES)
     if args.n < 1:
         ap.error("--n: at least 1")
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix="sb-partitions-"))
     rows = {}
     with common.clusters(ap, args) as clusters:
+        tmp = pathlib.Path(tempfile.mkdtemp(prefix="sb-partitions-"))
+        print(f"  projects (kept, with their state db) in {tmp}", flush=True)
         labels = [label for label, _ in clusters]
         # every mode against each cluster in turn, so a change of the machine's load
         # weighs on all clusters alike

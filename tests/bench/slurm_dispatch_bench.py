@@ -85,9 +85,10 @@ def main():
     kinds = common.parse_modes(ap, "--kinds", args.kinds, KINDS)
     if not common.TIME.fullmatch(args.time):
         ap.error(f"--time {args.time!r}: a Slurm time such as 00:02:00")
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix="sb-dispatch-"))
     rows = {}
     with common.clusters(ap, args) as clusters:
+        tmp = pathlib.Path(tempfile.mkdtemp(prefix="sb-dispatch-"))
+        print(f"  projects (kept, with their state db) in {tmp}", flush=True)
         labels = [label for label, _ in clusters]
         for kind in kinds:
             for mode in modes:
