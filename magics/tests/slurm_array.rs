@@ -348,7 +348,7 @@ async fn one_hundred_tasks_are_one_array_job() {
     }
     assert!(matches!(
         run.states("sweep").last(),
-        Some(AssetState::Done { location, .. }) if location.contains("100 tasks")
+        Some(AssetState::Done { location, .. }) if location.contains("100 partitions")
     ));
 }
 

@@ -538,6 +538,28 @@ mod tests {
             "{e:?}"
         );
         assert!(parse("--partitions 0..4 --max-parallel 0").is_err());
+        use crate::model::PerTask;
+        assert_eq!(
+            parse("--partitions 0..4 --per-task 3").unwrap().per_task,
+            Some(PerTask::Fixed(3))
+        );
+        assert_eq!(
+            parse("--partitions 0..4 --per-task=auto").unwrap().per_task,
+            Some(PerTask::Auto)
+        );
+        for bad in ["0", "-1", "two", "3;id", ""] {
+            let e = parse(&format!("--partitions 0..4 --per-task '{bad}'")).unwrap_err();
+            assert!(
+                matches!(&e, OptionError::Invalid { option, .. } if option == "per-task")
+                    && e.to_string().contains("`auto` or an integer >= 1"),
+                "{bad}: {e:?}"
+            );
+        }
+        let e = parse("--per-task 4").unwrap_err();
+        assert!(
+            matches!(&e, OptionError::Invalid { option, .. } if option == "per-task"),
+            "{e:?}"
+        );
         let e = parse("--lang python --partitions 0..4").unwrap_err();
         assert!(e.to_string().contains("partitions are for Rust"), "{e}");
         assert!(parse("--partitions-from 'a;b'").is_err());
