@@ -36,7 +36,6 @@ import os
 import pathlib
 import sqlite3
 import sys
-import tempfile
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import slurm_common as common  # noqa: E402
@@ -89,9 +88,7 @@ def main():
     if args.n < 1:
         ap.error("--n: at least 1")
     rows = {}
-    with common.clusters(ap, args) as clusters:
-        tmp = pathlib.Path(tempfile.mkdtemp(prefix="sb-partitions-"))
-        print(f"  projects (kept, with their state db) in {tmp}", flush=True)
+    with common.clusters(ap, args, "sb-partitions-") as (clusters, tmp):
         labels = [label for label, _ in clusters]
         # every mode against each cluster in turn, so a change of the machine's load
         # weighs on all clusters alike

@@ -95,8 +95,9 @@ def _cluster_py(command, d, setting=None):
 
 
 @contextlib.contextmanager
-def clusters(ap, args):
-    """Yields [(label, facts)]; with --up, brings them up first and down after (also on
+def clusters(ap, args, projects_prefix):
+    """Yields ([(label, facts)], a fresh temp dir for the benchmark's projects, kept for a
+    look at their state); with --up, brings the clusters up first and down after (also on
     Ctrl-C or SIGTERM)."""
     started, temp_parents = [], []
     if args.up:
@@ -127,7 +128,9 @@ def clusters(ap, args):
             elif label in SETTINGS and label != scheduler:
                 raise SystemExit(f"--clusters: {label}={d} but that cluster's scheduler is {scheduler!r}")
             out.append((label, facts))
-        yield out
+        projects = pathlib.Path(tempfile.mkdtemp(prefix=projects_prefix))
+        print(f"  projects (kept, with their state db) in {projects}", flush=True)
+        yield out, projects
     finally:
         for d in started:
             error = _cluster_py("down", d)

@@ -24,7 +24,6 @@ import os
 import pathlib
 import sqlite3
 import sys
-import tempfile
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import slurm_common as common  # noqa: E402
@@ -86,9 +85,7 @@ def main():
     if not common.TIME.fullmatch(args.time):
         ap.error(f"--time {args.time!r}: a Slurm time such as 00:02:00")
     rows = {}
-    with common.clusters(ap, args) as clusters:
-        tmp = pathlib.Path(tempfile.mkdtemp(prefix="sb-dispatch-"))
-        print(f"  projects (kept, with their state db) in {tmp}", flush=True)
+    with common.clusters(ap, args, "sb-dispatch-") as (clusters, tmp):
         labels = [label for label, _ in clusters]
         for kind in kinds:
             for mode in modes:
