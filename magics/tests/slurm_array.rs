@@ -9,7 +9,7 @@
 
 #[macro_use]
 mod common;
-use common::{transport, unique, Via};
+use common::{sh_job as job, transport, unique, Via};
 use std::collections::HashMap;
 
 use std::sync::atomic::AtomicBool;
@@ -28,21 +28,6 @@ use slurmbook_magics::JobGrouping;
 use slurmbook_magics::{StateDb, Target};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn job(asset: &str, after: &[&str], cmd: &str) -> JobSpec {
-    JobSpec {
-        asset: asset.into(),
-        sbatch: SbatchRequest {
-            time: Some("00:05:00".parse().unwrap()),
-            cpus_per_task: Some(1),
-            mem: Some("50M".parse().unwrap()),
-            ..SbatchRequest::default()
-        },
-        command: vec!["sh".into(), "-c".into(), cmd.into()],
-        after: after.iter().map(|s| s.to_string()).collect(),
-        env: None,
-    }
-}
 
 fn array_job(asset: &str, array: &str, after: &[&str], cmd: &str) -> JobSpec {
     let mut j = job(asset, after, cmd);

@@ -11,7 +11,7 @@
 
 #[macro_use]
 mod common;
-use common::{transport, unique, Via};
+use common::{sh_job as job, transport, unique, Via};
 use std::collections::HashMap;
 
 use std::sync::atomic::AtomicBool;
@@ -23,29 +23,12 @@ use slurmbook_magics::exec::slurm::{
     steps_file, submit_allocations, watch_run, JobSpec, OutputGate, SlurmJobsResult, StepLine,
     WatchJob, WatchRun,
 };
-use slurmbook_magics::plan::{
-    plan_allocations, Allocation, ClusterLimits, SbatchRequest, StepRequest,
-};
+use slurmbook_magics::plan::{plan_allocations, Allocation, ClusterLimits, StepRequest};
 use slurmbook_magics::run::DbRunLog;
 use slurmbook_magics::transport::Transport;
 use slurmbook_magics::{JobGrouping, StateDb, Target};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn job(asset: &str, after: &[&str], cmd: &str) -> JobSpec {
-    JobSpec {
-        asset: asset.into(),
-        sbatch: SbatchRequest {
-            time: Some("00:05:00".parse().unwrap()),
-            cpus_per_task: Some(1),
-            mem: Some("100M".parse().unwrap()),
-            ..SbatchRequest::default()
-        },
-        command: vec!["sh".into(), "-c".into(), cmd.into()],
-        after: after.iter().map(|s| s.to_string()).collect(),
-        env: None,
-    }
-}
 
 type Log = Arc<Mutex<Vec<Event>>>;
 

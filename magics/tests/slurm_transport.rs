@@ -28,7 +28,6 @@ use slurmbook_magics::exec::slurm::{
     cancel, submit_all, watch_jobs, watch_run, JobSpec, NoRunLog, OutputGate, Remote, RunLog,
     SlurmJobsResult, SshError, SshTarget, SubmitError, WatchJob, WatchRun,
 };
-use slurmbook_magics::plan::SbatchRequest;
 use slurmbook_magics::run::DbRunLog;
 use slurmbook_magics::transport::{self, Transport, TransportError};
 use slurmbook_magics::{StateDb, Target};
@@ -67,24 +66,11 @@ fn target(c: &Cluster) -> SshTarget {
     }
 }
 
-fn sh(cmd: &str) -> Vec<String> {
-    vec!["sh".into(), "-c".into(), cmd.into()]
-}
-
+/// [`common::sh_job`] on the `debug` partition.
 fn job(asset: &str, after: &[&str], cmd: &str) -> JobSpec {
-    JobSpec {
-        asset: asset.into(),
-        sbatch: SbatchRequest {
-            partition: Some("debug".into()),
-            time: Some("00:05:00".parse().unwrap()),
-            cpus_per_task: Some(1),
-            mem: Some("100M".parse().unwrap()),
-            ..SbatchRequest::default()
-        },
-        command: sh(cmd),
-        after: after.iter().map(|s| s.to_string()).collect(),
-        env: None,
-    }
+    let mut j = common::sh_job(asset, after, cmd);
+    j.sbatch.partition = Some("debug".into());
+    j
 }
 
 type Log = Arc<Mutex<Vec<(Instant, Event)>>>;

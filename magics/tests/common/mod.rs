@@ -93,3 +93,21 @@ macro_rules! over_both_transports {
         }
     )*};
 }
+
+/// A job running `sh -c CMD` after the assets `after`, asking for one CPU,
+/// 100 MB and 5 minutes (what the loopback cluster's tests submit).
+#[allow(dead_code)]
+pub fn sh_job(asset: &str, after: &[&str], cmd: &str) -> slurmbook_magics::exec::slurm::JobSpec {
+    slurmbook_magics::exec::slurm::JobSpec {
+        asset: asset.into(),
+        sbatch: slurmbook_magics::plan::SbatchRequest {
+            time: Some("00:05:00".parse().unwrap()),
+            cpus_per_task: Some(1),
+            mem: Some("100M".parse().unwrap()),
+            ..Default::default()
+        },
+        command: vec!["sh".into(), "-c".into(), cmd.into()],
+        after: after.iter().map(|s| s.to_string()).collect(),
+        env: None,
+    }
+}
