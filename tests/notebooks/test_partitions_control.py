@@ -13,7 +13,7 @@ import nbformat
 import pytest
 
 from nbrun import db_rows
-from test_slurm_control import BINARY, reply_of, start_kernel, streamed
+from test_slurm_control import BINARY, reply_of, run_killed_at, start_kernel, streamed
 from test_slurm_notebook import project_dir
 
 
@@ -86,20 +86,7 @@ def test_headless_attach_follows_a_job_array_to_its_end(tmp_path, ssh_transport,
         "}\n"
         "partition_index as u64",
     ])
-    proc = subprocess.Popen([BINARY, "run", path, "--profile", "cluster"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    before = ""
-    try:
-        for line in proc.stdout:
-            before += line
-            if "[sweep[0]] line 1" in line:
-                break
-        proc.kill()  # no chance to clean up
-        proc.wait(timeout=30)
-        before += proc.stdout.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    before = run_killed_at(path, "[sweep[0]] line 1")
     assert db_rows(path, "SELECT status FROM runs") == [("running",)]
     attach = subprocess.run([BINARY, "attach", path], capture_output=True, text=True, timeout=300)
     assert attach.returncode == 0, attach.stdout + attach.stderr

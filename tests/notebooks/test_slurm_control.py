@@ -212,23 +212,29 @@ def test_killing_the_ssh_master_mid_run_reconnects_and_finishes(tmp_path, ssh_tr
     assert db_rows(path, "SELECT status FROM runs") == [("ok",)]
 
 
-def test_headless_attach_after_the_cli_was_killed(tmp_path, transport):
-    path = ticker_notebook(tmp_path, transport, seconds_per_line=0.15)
+def run_killed_at(path, marker):
+    """`slurmbook run PATH --profile cluster`, SIGKILLed once a line holds
+    `marker` (like a closed laptop: no chance to clean up); what it printed."""
     proc = subprocess.Popen([BINARY, "run", path, "--profile", "cluster"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     before = ""
     try:
         for line in proc.stdout:
             before += line
-            if "[ticker] line 5" in line:
+            if marker in line:
                 break
-        # Like a closed laptop: no chance to clean up.
         proc.kill()
         proc.wait(timeout=30)
         before += proc.stdout.read()
     finally:
         if proc.poll() is None:
             proc.kill()
+    return before
+
+
+def test_headless_attach_after_the_cli_was_killed(tmp_path, transport):
+    path = ticker_notebook(tmp_path, transport, seconds_per_line=0.15)
+    before = run_killed_at(path, "[ticker] line 5")
     assert db_rows(path, "SELECT status FROM runs") == [("running",)]
     attach = subprocess.run([BINARY, "attach", path], capture_output=True, text=True, timeout=300)
     assert attach.returncode == 0, attach.stdout + attach.stderr

@@ -38,6 +38,11 @@ pub const TASK_TARGET_MS: u64 = 10 * 60_000;
 pub struct BundlingInput {
     /// `--per-task` (`None`: auto).
     pub option: Option<PerTask>,
+    /// For a `--partitions-like` array running the same partitions as its
+    /// upstream in this run: the upstream and its partitions per task,
+    /// which it takes unless `option` says otherwise (so that the two chain
+    /// task by task).
+    pub like: Option<(String, u32)>,
     /// Partitions to run.
     pub partitions: u32,
     /// Median run time of the asset's latest successful partitions on
@@ -72,8 +77,9 @@ impl Bundling {
 /// See the module docs.
 pub fn bundling(i: &BundlingInput) -> Bundling {
     let n = i.partitions.max(1);
-    let (wanted, mut why) = match i.option {
-        Some(PerTask::Fixed(k)) => (k, Some(format!("--per-task {k}"))),
+    let (wanted, mut why) = match (i.option, &i.like) {
+        (Some(PerTask::Fixed(k)), _) => (k, Some(format!("--per-task {k}"))),
+        (None, Some((up, k))) => (*k, Some(format!("like {up}"))),
         _ => auto(i, n),
     };
     let mut per_task = wanted.clamp(1, n);
@@ -127,39 +133,30 @@ pub(super) fn plan_bundles(
             continue;
         };
         let sbatch = SbatchRequest::for_asset(&spec.options, &ctx.defaults);
-        let partition = sbatch
-            .partition
-            .clone()
-            .or_else(|| ctx.limits.default_partition.clone());
+        let asked = sbatch.partition.as_deref();
         let cpus = sbatch.cpus_per_task.unwrap_or(1).max(1);
         let like = p.like.as_deref().and_then(|up| {
             let same = plan
                 .slurm_runs()
                 .any(|u| u.asset == up && u.partitions.as_ref().is_some_and(|q| q.run == p.run));
-            same.then(|| out.get(up)).flatten()
+            let k = out.get(up).filter(|_| same)?.per_task;
+            Some((up.to_string(), k))
         });
-        let option = match (p.per_task, like) {
-            (None, Some(up)) => Some(crate::model::PerTask::Fixed(up.per_task)),
-            (o, _) => o,
-        };
         let input = BundlingInput {
-            option,
+            option: p.per_task,
+            like,
             partitions: p.run.len() as u32,
             typical_ms: p.typical_ms,
             max_parallel: p.max_parallel,
-            slots: partition
-                .as_ref()
-                .and_then(|x| ctx.limits.partition_cpus.get(x))
+            slots: ctx
+                .limits
+                .partition_of(asked)
+                .and_then(|x| ctx.limits.partition_cpus.get(&x).copied())
                 .map(|c| (c / cpus).max(1)),
             time_s: sbatch.time.map(|t| t.seconds),
-            max_time_s: partition
-                .as_ref()
-                .and_then(|x| ctx.limits.max_time.get(x).copied().flatten()),
+            max_time_s: ctx.limits.max_time_of(asked),
         };
-        let mut b = bundling(&input);
-        if p.per_task.is_none() && like.is_some() && b.per_task > 1 {
-            b.why = Some(format!("like {}", p.like.as_deref().unwrap_or_default()));
-        }
+        let b = bundling(&input);
         out.insert(s.asset.clone(), b);
     }
     out
@@ -240,6 +237,33 @@ mod tests {
             ..short
         };
         assert_eq!(bundling(&few).per_task, 3);
+    }
+
+    #[test]
+    fn a_like_array_bundles_as_its_upstream_unless_it_says_otherwise() {
+        let like = BundlingInput {
+            like: Some(("sim".into(), 4)),
+            ..input()
+        };
+        let b = bundling(&like);
+        assert_eq!((b.per_task, b.why.as_deref()), (4, Some("like sim")));
+        // An unbundled upstream: one per task, nothing to say.
+        let one = BundlingInput {
+            like: Some(("sim".into(), 1)),
+            ..input()
+        };
+        assert_eq!(
+            bundling(&one),
+            Bundling {
+                per_task: 1,
+                why: None
+            }
+        );
+        let own = BundlingInput {
+            option: Some(PerTask::Fixed(2)),
+            ..like
+        };
+        assert_eq!(bundling(&own).per_task, 2);
     }
 
     #[test]

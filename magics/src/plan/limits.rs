@@ -37,6 +37,21 @@ pub fn max_array_size(config: &str) -> Option<u32> {
 }
 
 impl ClusterLimits {
+    /// The partition a job asking for `asked` runs in: it, else the
+    /// cluster's default partition.
+    pub fn partition_of(&self, asked: Option<&str>) -> Option<String> {
+        asked
+            .map(str::to_string)
+            .or_else(|| self.default_partition.clone())
+    }
+
+    /// The MaxTime (seconds) of the partition a job asking for `asked`
+    /// runs in; `None`: unlimited or unknown.
+    pub fn max_time_of(&self, asked: Option<&str>) -> Option<u64> {
+        let p = self.partition_of(asked)?;
+        self.max_time.get(&p).copied().flatten()
+    }
+
     /// From `sinfo --noheader --format='%P|%l|%c|%m|%C'` output
     /// (`debug*|1:00:00|2|22900|0/2/0/2`; a partition may have several
     /// lines, one per kind of node, whose CPUs add up).

@@ -84,6 +84,13 @@ pub struct StepPartitions {
     pub typical_ms: Option<u64>,
 }
 
+impl StepPartitions {
+    /// The keys of the partitions to run, in order.
+    pub fn run_keys(&self) -> Vec<String> {
+        self.run.iter().map(|(_, k)| k.clone()).collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     /// The selection's text as given (`*` when none).
@@ -172,7 +179,7 @@ impl Plan {
             };
             let parts = match (&step.action, &step.partitions) {
                 (Action::Run, Some(p)) => {
-                    let keys: Vec<String> = p.run.iter().map(|(_, k)| k.clone()).collect();
+                    let keys = p.run_keys();
                     format!(
                         " [{} of {} partitions: {}]",
                         keys.len(),

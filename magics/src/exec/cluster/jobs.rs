@@ -333,7 +333,7 @@ pub(super) fn array_watch_jobs(plan: &Plan, jobs: Vec<WatchJob>) -> Vec<WatchJob
                 .filter(|_| w.step_of.is_none())
             {
                 Some(p) => {
-                    let keys: Vec<String> = p.run.iter().map(|(_, k)| k.clone()).collect();
+                    let keys = p.run_keys();
                     let per_task = per_task(plan, &w.asset);
                     WatchJob::array_tasks(&w.asset, &w.job_id, &w.after, &keys, per_task)
                 }
@@ -566,10 +566,7 @@ pub(super) async fn submit_planned(
     for a in plan.allocations.iter().filter(|a| a.is_group()) {
         tracing::info!(job = %a.name, steps = a.assets.len(), "grouped allocation");
     }
-    let keys_of = |asset: &str| {
-        let p = plan.step(asset)?.partitions.as_ref()?;
-        Some(p.run.iter().map(|(_, k)| k.clone()).collect())
-    };
+    let keys_of = |asset: &str| Some(plan.step(asset)?.partitions.as_ref()?.run_keys());
     let extras = slurm::AllocationExtras {
         files,
         scripts: bundled_scripts(&layout.run_dir, jobs, &plan.allocations, keys_of)?,

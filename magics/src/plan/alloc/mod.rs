@@ -129,10 +129,8 @@ fn info(r: &StepRequest, limits: &ClusterLimits) -> Info {
     } else if nodes > 1 || ntasks > 1 {
         (None, Some("more than one node or task".to_string()))
     } else {
-        let partition = sbatch
-            .partition
-            .clone()
-            .or_else(|| limits.default_partition.clone())
+        let partition = limits
+            .partition_of(sbatch.partition.as_deref())
             .unwrap_or_default();
         let key = format!(
             "account={:?} qos={:?} constraint={:?} requeue={:?} partition={partition} mem-given={} gpus={:?} env={:?}",
@@ -206,7 +204,7 @@ pub fn plan_allocations(
         let cap = infos[v]
             .key
             .as_ref()
-            .and_then(|_| partition_cap(&infos[v].sbatch, limits));
+            .and_then(|_| limits.max_time_of(infos[v].sbatch.partition.as_deref()));
         let mut chosen: Vec<usize> = Vec::new();
         for g in candidates {
             let mut trial = chosen.clone();
@@ -303,14 +301,6 @@ pub fn plan_allocations(
             }
         })
         .collect()
-}
-
-fn partition_cap(sbatch: &SbatchRequest, limits: &ClusterLimits) -> Option<u64> {
-    let p = sbatch
-        .partition
-        .clone()
-        .or_else(|| limits.default_partition.clone())?;
-    limits.max_time.get(&p).copied().flatten()
 }
 
 /// The steps' topological order (see [`super::order`]).
